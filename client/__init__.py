@@ -1,0 +1,1 @@
+"""The participant's Flower ClientApp: local training, data loading and update signing."""

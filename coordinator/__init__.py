@@ -1,0 +1,1 @@
+"""The coordinator's Flower ServerApp: the ledger strategy, validation and round commits."""

@@ -1,0 +1,23 @@
+"""The ``fedledger`` command line."""
+
+import typer
+
+from fedledger.cli import chain, contracts, participants
+from fedledger.cli.common import ReportingGroup
+
+app = typer.Typer(
+    name="fedledger",
+    cls=ReportingGroup,
+    help="Federated learning whose every round is recorded on an EVM chain and can be audited.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(contracts.app, name="contracts")
+app.add_typer(chain.app, name="chain")
+app.add_typer(participants.app, name="participants")
+
+
+def main() -> None:
+    """Entry point of the ``fedledger`` console script."""
+    app()

@@ -1,0 +1,5 @@
+"""``python -m fedledger.cli`` runs the command line."""
+
+from fedledger.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""Options and helpers shared by the ``fedledger`` commands."""
+
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from typer.core import TyperGroup
+
+from fedledger.chain import Chain, Registry
+from fedledger.deployment import Deployment
+from fedledger.errors import FedLedgerError
+from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
+
+console = Console()
+error_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def show_table(table: Table) -> None:
+    """Print ``table`` without wrapping cells: addresses and hashes must stay whole to be usable."""
+    natural_width = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    Console(width=max(console.width, natural_width)).print(table)
+
+
+class ReportingGroup(TyperGroup):
+    """A command group that reports FedLedger errors as one unwrapped line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except FedLedgerError as error:
+            error_console.print(f"error: {error}", style="red", markup=False)
+            raise click.exceptions.Exit(1) from error
+
+
+RpcUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc-url",
+        envvar="FEDLEDGER_RPC_URL",
+        help="JSON-RPC URL of the Ethereum node. Default: the one in the deployment file.",
+    ),
+]
+RegistryAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        envvar="FEDLEDGER_REGISTRY",
+        help="Address of the FedLedger registry contract. Default: the one in the deployment file.",
+    ),
+]
+DeploymentFile = Annotated[
+    Path,
+    typer.Option(
+        "--deployment",
+        envvar="FEDLEDGER_DEPLOYMENT",
+        help="Deployment file written by `fedledger chain deploy` (node URL and registry address).",
+    ),
+]
+Keystore = Annotated[
+    Path | None,
+    typer.Option(
+        "--keystore",
+        help=f"Encrypted keystore of the account that sends transactions; its password comes from "
+        f"${KEYSTORE_PASSWORD_ENV} or a prompt. Without it, the key in ${PRIVATE_KEY_ENV} is used.",
+    ),
+]
+
+
+def locate_registry(rpc_url: str | None, registry: str | None, deployment_file: Path) -> tuple[str, str]:
+    """The node URL and registry address: as given, else from the deployment file."""
+    if rpc_url is not None and registry is not None:
+        return rpc_url, registry
+    if not deployment_file.exists():
+        missing = " and ".join(
+            option for option, value in (("--rpc-url", rpc_url), ("--registry", registry)) if value is None
+        )
+        raise FedLedgerError(f"no deployment file at {deployment_file}: pass {missing}, or deploy first")
+    deployment = Deployment.load(deployment_file)
+    return rpc_url or deployment.rpc_url, registry or deployment.registry
+
+
+def open_registry(
+    rpc_url: str | None, registry: str | None, deployment_file: Path, keystore: Path | None = None
+) -> Registry:
+    """Connect to the registry; with a sending key (keystore or environment) when one is set."""
+    url, address = locate_registry(rpc_url, registry, deployment_file)
+    chain = Chain.connect(url)
+    sender = load_sender(keystore)
+    if sender is None:
+        return Registry(chain, address)
+    return Registry(chain, address, chain.add_signer(sender))
+
+
+def require_sender(registry: Registry) -> None:
+    """Fail with a clear message when a write is asked for and no key was given."""
+    if registry.sender is None:
+        raise FedLedgerError(f"this command sends a transaction: pass --keystore or set ${PRIVATE_KEY_ENV}")

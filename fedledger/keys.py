@@ -1,0 +1,77 @@
+"""Ethereum keys for sending transactions and signing updates, from a keystore or the environment.
+
+Keys never appear in code or on the command line: an encrypted JSON keystore (Web3 Secret
+Storage) whose password comes from an environment variable or a prompt, or a raw private key in
+an environment variable for automated setups.
+"""
+
+import getpass
+import json
+import os
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from fedledger.errors import FedLedgerError
+
+PRIVATE_KEY_ENV = "FEDLEDGER_PRIVATE_KEY"
+KEYSTORE_PASSWORD_ENV = "FEDLEDGER_KEYSTORE_PASSWORD"
+
+
+class KeyLoadError(FedLedgerError):
+    """A key could not be loaded; the message says where from and why."""
+
+
+def load_keystore(path: Path, password: str | None = None) -> LocalAccount:
+    """Decrypt the keystore at ``path``.
+
+    The password is ``password`` if given, else ``$FEDLEDGER_KEYSTORE_PASSWORD``, else a prompt.
+    """
+    try:
+        encrypted = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KeyLoadError(f"keystore {path} does not exist") from None
+    except json.JSONDecodeError as error:
+        raise KeyLoadError(f"keystore {path} is not JSON: {error}") from None
+    if password is None:
+        password = os.environ.get(KEYSTORE_PASSWORD_ENV)
+    if password is None:
+        password = getpass.getpass(f"Password for {path}: ")
+    try:
+        return Account.from_key(Account.decrypt(encrypted, password))
+    except ValueError as error:
+        raise KeyLoadError(f"cannot decrypt keystore {path}: {error}") from None
+
+
+def create_keystore(path: Path, password: str) -> LocalAccount:
+    """Create a new random key and write it, encrypted with ``password``, to ``path``.
+
+    Raises:
+        KeyLoadError: ``path`` already exists (keys are never overwritten) or the password is empty.
+    """
+    if path.exists():
+        raise KeyLoadError(f"{path} already exists; refusing to overwrite a key")
+    if not password:
+        raise KeyLoadError("a keystore password must not be empty")
+    account = Account.create()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        json.dump(Account.encrypt(account.key, password), handle)
+    return account
+
+
+def load_sender(keystore: Path | None) -> LocalAccount | None:
+    """The account to send transactions from: ``keystore`` if given, else ``$FEDLEDGER_PRIVATE_KEY``.
+
+    Returns ``None`` when neither is set.
+    """
+    if keystore is not None:
+        return load_keystore(keystore)
+    raw = os.environ.get(PRIVATE_KEY_ENV)
+    if raw is None:
+        return None
+    try:
+        return Account.from_key(raw.strip())
+    except ValueError as error:
+        raise KeyLoadError(f"${PRIVATE_KEY_ENV} is not a valid private key: {error}") from None

@@ -1,0 +1,127 @@
+"""EIP-712 signatures over model updates.
+
+A participant signs, with its Ethereum key, a typed message that binds its update to one chain,
+one registry contract, one run, one round and the model it trained from. The registry contract
+computes the same digest (``updateDigest``), so a signature checked here is checked on-chain too.
+Moving a signature to another round, run, chain or registry changes the digest, so the signature
+recovers to a different address and verification fails.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_keys.exceptions import BadSignature
+from eth_typing import ChecksumAddress
+from eth_utils import to_checksum_address
+
+from fedledger.errors import FedLedgerError
+from fedledger.hashing import HASH_SIZE
+
+DOMAIN_NAME = "FedLedger"
+DOMAIN_VERSION = "1"
+SIGNATURE_SIZE = 65
+
+UPDATE_TYPES = {
+    "Update": [
+        {"name": "runId", "type": "uint256"},
+        {"name": "round", "type": "uint32"},
+        {"name": "baseModelHash", "type": "bytes32"},
+        {"name": "updateHash", "type": "bytes32"},
+        {"name": "numExamples", "type": "uint64"},
+    ]
+}
+
+
+class InvalidSignature(FedLedgerError, ValueError):
+    """A signature is malformed and recovers to no address."""
+
+
+@dataclass(frozen=True)
+class SigningDomain:
+    """The EIP-712 domain of one registry contract on one chain."""
+
+    chain_id: int
+    registry: str
+
+    def as_eip712(self) -> dict[str, Any]:
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": to_checksum_address(self.registry),
+        }
+
+
+@dataclass(frozen=True)
+class UpdateMessage:
+    """What a participant vouches for when it sends an update.
+
+    Attributes:
+        run_id: the registry's id of the training run.
+        round: the round the update answers, counted from 1.
+        base_model_hash: hash of the global model the participant trained from.
+        update_hash: hash of the canonical encoding of the participant's model update.
+        num_examples: number of local training examples behind the update.
+    """
+
+    run_id: int
+    round: int
+    base_model_hash: bytes
+    update_hash: bytes
+    num_examples: int
+
+    def __post_init__(self) -> None:
+        for field in ("base_model_hash", "update_hash"):
+            if len(getattr(self, field)) != HASH_SIZE:
+                raise ValueError(f"{field} must be {HASH_SIZE} bytes, got {len(getattr(self, field))}")
+        if not 0 <= self.round < 2**32:
+            raise ValueError(f"round must fit in uint32, got {self.round}")
+        if not 0 <= self.num_examples < 2**64:
+            raise ValueError(f"num_examples must fit in uint64, got {self.num_examples}")
+        if self.run_id < 0:
+            raise ValueError(f"run_id must not be negative, got {self.run_id}")
+
+    def as_eip712(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "round": self.round,
+            "baseModelHash": self.base_model_hash,
+            "updateHash": self.update_hash,
+            "numExamples": self.num_examples,
+        }
+
+
+def signable_update(domain: SigningDomain, message: UpdateMessage) -> SignableMessage:
+    """The EIP-712 encoding of ``message`` in ``domain``, ready to sign or recover."""
+    return encode_typed_data(
+        domain_data=domain.as_eip712(), message_types=UPDATE_TYPES, message_data=message.as_eip712()
+    )
+
+
+def sign_update(domain: SigningDomain, message: UpdateMessage, private_key: bytes | str) -> bytes:
+    """Sign ``message`` with ``private_key``; returns the 65-byte signature (r, s, v)."""
+    return bytes(Account.sign_message(signable_update(domain, message), private_key).signature)
+
+
+def recover_update_signer(domain: SigningDomain, message: UpdateMessage, signature: bytes) -> ChecksumAddress:
+    """The address whose key produced ``signature`` over ``message`` in ``domain``.
+
+    Raises:
+        InvalidSignature: the signature is not 65 bytes or is not a valid secp256k1 signature.
+    """
+    if len(signature) != SIGNATURE_SIZE:
+        raise InvalidSignature(f"a signature is {SIGNATURE_SIZE} bytes, got {len(signature)}")
+    try:
+        return Account.recover_message(signable_update(domain, message), signature=signature)
+    except (BadSignature, ValueError) as error:
+        raise InvalidSignature(f"malformed signature: {error}") from error
+
+
+def verify_update(domain: SigningDomain, message: UpdateMessage, signature: bytes, signer: str) -> bool:
+    """Whether ``signature`` is ``signer``'s signature over ``message`` in ``domain``."""
+    try:
+        return recover_update_signer(domain, message, signature) == to_checksum_address(signer)
+    except InvalidSignature:
+        return False

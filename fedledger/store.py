@@ -1,0 +1,96 @@
+"""A content-addressed artifact store: bytes filed under their Keccak-256 hash.
+
+Updates, global models and round manifests are stored here. A local directory by default;
+any fsspec URL (``memory://``, ``s3://``, ...) for a store shared between machines. Every read
+re-hashes the bytes, so a file altered after it was written is reported, never returned.
+"""
+
+import uuid
+from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from fedledger.errors import FedLedgerError
+from fedledger.hashing import HASH_SIZE, keccak256, to_hex
+
+
+class ArtifactError(FedLedgerError):
+    """An artifact could not be read as stored."""
+
+    def __init__(self, digest: bytes, message: str) -> None:
+        self.digest = digest
+        super().__init__(message)
+
+
+class ArtifactMissing(ArtifactError):
+    """No artifact is stored under the hash."""
+
+
+class ArtifactTampered(ArtifactError):
+    """The bytes stored under a hash do not hash to it."""
+
+
+class ArtifactStore:
+    """Bytes filed under their Keccak-256 hash at ``location`` (a directory or an fsspec URL).
+
+    Files live at ``<location>/<first two hex digits>/<64 hex digits>``.
+    """
+
+    def __init__(self, location: str | Path) -> None:
+        self.location = str(location)
+        self._fs, root = fsspec.core.url_to_fs(self.location)
+        self._root = root.rstrip("/")
+        self._fs.makedirs(self._root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.location!r})"
+
+    def path_of(self, digest: bytes) -> str:
+        """Where the artifact with hash ``digest`` is (or would be) stored."""
+        if len(digest) != HASH_SIZE:
+            raise ValueError(f"an artifact hash is {HASH_SIZE} bytes, got {len(digest)}")
+        name = digest.hex()
+        return f"{self._root}/{name[:2]}/{name}"
+
+    def put(self, data: bytes) -> bytes:
+        """Store ``data`` and return its hash; an intact copy already stored is kept as it is."""
+        digest = keccak256(data)
+        path = self.path_of(digest)
+        if self._fs.exists(path) and keccak256(self._fs.cat_file(path)) == digest:
+            return digest
+        self._fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        if isinstance(self._fs, LocalFileSystem):
+            # Write beside and rename, so a crash never leaves a partial file under the hash.
+            partial = f"{path}.{uuid.uuid4().hex}.partial"
+            self._fs.pipe_file(partial, data)
+            self._fs.mv(partial, path)
+        else:
+            self._fs.pipe_file(path, data)
+        return digest
+
+    def get(self, digest: bytes) -> bytes:
+        """The bytes stored under ``digest``, re-hashed before they are returned.
+
+        Raises:
+            ArtifactMissing: nothing is stored under ``digest``.
+            ArtifactTampered: the stored bytes hash to something else.
+        """
+        path = self.path_of(digest)
+        try:
+            data = self._fs.cat_file(path)
+        except FileNotFoundError:
+            raise ArtifactMissing(
+                digest, f"artifact {to_hex(digest)} is missing from {self.location}"
+            ) from None
+        actual = keccak256(data)
+        if actual != digest:
+            raise ArtifactTampered(
+                digest,
+                f"artifact {to_hex(digest)} in {self.location} is corrupted: "
+                f"its bytes hash to {to_hex(actual)}",
+            )
+        return data
+
+    def __contains__(self, digest: object) -> bool:
+        return isinstance(digest, bytes) and self._fs.exists(self.path_of(digest))

@@ -1,0 +1,1 @@
+"""Scenarios, demo data, the one-machine runner and benchmarks. Nothing imports this package."""

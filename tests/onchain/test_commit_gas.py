@@ -1,0 +1,22 @@
+"""commitRound costs the same whatever the number of clients behind its roots, and under 150,000 gas."""
+
+from fedledger.chain import Chain
+from simulations.benchmarks.gas import CLIENT_COUNTS, calldata_gas, measure
+
+COMMIT_GAS_CEILING = 150_000
+
+
+def test_commit_round_gas_does_not_depend_on_the_number_of_clients(chain: Chain):
+    commits = [item for item in measure(chain, chain.signers[0]) if item.operation == "commitRound"]
+
+    assert [item.clients for item in commits] == list(CLIENT_COUNTS)
+    assert len({item.execution_gas for item in commits}) == 1, commits
+    assert all(item.gas_used < COMMIT_GAS_CEILING for item in commits), commits
+    # What remains is calldata, which depends on the bytes of the hashes sent, not on the clients.
+    assert max(item.gas_used for item in commits) - min(item.gas_used for item in commits) <= 12 * 4 * 32
+
+
+def test_calldata_gas_follows_the_yellow_paper():
+    assert calldata_gas(b"") == 0
+    assert calldata_gas(b"\x00\x00") == 8
+    assert calldata_gas(b"\x01\x00\xff") == 36

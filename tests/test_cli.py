@@ -1,0 +1,178 @@
+"""The ``fedledger`` command line, against the in-process chain and a real anvil node."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+from web3 import Web3
+
+from fedledger.chain.anvil import AnvilNode, free_port
+from fedledger.cli import app
+from fedledger.keys import PRIVATE_KEY_ENV
+
+from helpers import participant_key
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, list(args), env=env)
+
+
+@pytest.fixture
+def deployed(anvil: AnvilNode, tmp_path: Path):
+    """A registry deployed on anvil by the CLI; returns (deployment file, admin env)."""
+    env = {PRIVATE_KEY_ENV: anvil.dev_accounts()[0].key.to_0x_hex()}
+    deployment = tmp_path / "deployment.json"
+    result = invoke("chain", "deploy", "--rpc-url", anvil.rpc_url, "--deployment", str(deployment), env=env)
+    assert result.exit_code == 0, result.output
+    return deployment, env
+
+
+def test_help_explains_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("contracts", "chain", "participants"):
+        assert command in result.output
+    for group, commands in {
+        "chain": ("deploy", "node", "status"),
+        "participants": ("add", "list", "deactivate"),
+    }.items():
+        output = invoke(group, "--help").output
+        assert all(command in output for command in commands)
+
+
+def test_deploy_without_a_node_is_a_dry_run_on_the_in_process_chain():
+    result = invoke("chain", "deploy")
+    assert result.exit_code == 0, result.output
+    assert "registry  0x" in result.output
+    assert "in-process chain, gone when this command exits" in result.output
+
+
+@pytest.mark.anvil
+def test_deploy_writes_the_deployment_file(anvil: AnvilNode, deployed):
+    deployment, _ = deployed
+    record = json.loads(deployment.read_text())
+    assert record["rpc_url"] == anvil.rpc_url
+    assert record["chain_id"] == 31337
+    assert record["admin"] == record["coordinator"] == anvil.dev_accounts()[0].address
+    w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+    assert w3.eth.get_code(record["registry"])
+
+
+@pytest.mark.anvil
+def test_participants_add_list_deactivate(deployed, tmp_path: Path):
+    deployment, env = deployed
+    address = participant_key(0).address
+    metadata = tmp_path / "site.json"
+    metadata.write_text('{"site": "hospital A"}')
+
+    added = invoke(
+        "participants", "add", address, "--metadata", str(metadata), "--deployment", str(deployment), env=env
+    )
+    assert added.exit_code == 0, added.output
+    assert Web3.keccak(metadata.read_bytes()).to_0x_hex() in added.output
+
+    listed = invoke("participants", "list", "--deployment", str(deployment))
+    assert address in listed.output and "active" in listed.output
+
+    removed = invoke("participants", "deactivate", address, "--deployment", str(deployment), env=env)
+    assert removed.exit_code == 0, removed.output
+    assert "deactivated" in invoke("participants", "list", "--deployment", str(deployment)).output
+
+    again = invoke("participants", "deactivate", address, "--deployment", str(deployment), env=env)
+    assert again.exit_code == 1
+    assert f"ParticipantNotActive(participant={address})" in again.output
+
+
+@pytest.mark.anvil
+def test_a_non_admin_is_refused_by_the_contract_with_the_named_error(anvil: AnvilNode, deployed):
+    deployment, _ = deployed
+    outsider = anvil.dev_accounts()[1]
+    result = invoke(
+        "participants", "add", participant_key(0).address, "--deployment", str(deployment),
+        env={PRIVATE_KEY_ENV: outsider.key.to_0x_hex()},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert f"AccessControlUnauthorizedAccount(account={outsider.address}" in result.output
+
+
+@pytest.mark.anvil
+def test_writes_without_a_key_say_how_to_give_one(deployed, monkeypatch):
+    deployment, _ = deployed
+    monkeypatch.delenv(PRIVATE_KEY_ENV, raising=False)
+    result = invoke("participants", "add", participant_key(0).address, "--deployment", str(deployment))
+    assert result.exit_code == 1
+    assert "pass --keystore or set $FEDLEDGER_PRIVATE_KEY" in result.output
+
+
+@pytest.mark.anvil
+def test_status_shows_registry_participants_and_runs(deployed):
+    deployment, env = deployed
+    invoke("participants", "add", participant_key(0).address, "--deployment", str(deployment), env=env)
+    result = invoke("chain", "status", "--deployment", str(deployment))
+    assert result.exit_code == 0, result.output
+    assert json.loads(deployment.read_text())["registry"] in result.output
+    assert "participants 1 active of 1 registered" in result.output
+
+
+def test_commands_without_a_deployment_say_what_is_missing(tmp_path: Path):
+    result = invoke("participants", "list", "--deployment", str(tmp_path / "absent.json"))
+    assert result.exit_code == 1
+    assert "pass --rpc-url and --registry, or deploy first" in result.output
+
+
+def test_an_unreachable_node_is_reported(tmp_path: Path):
+    url = f"http://127.0.0.1:{free_port()}"
+    result = invoke("participants", "list", "--rpc-url", url, "--registry", "0x" + "11" * 20)
+    assert result.exit_code == 1
+    assert f"no Ethereum JSON-RPC node answers at {url}" in result.output
+
+
+@pytest.mark.solc
+def test_contracts_build_check_confirms_the_shipped_artifacts():
+    result = invoke("contracts", "build", "--check")
+    assert result.exit_code == 0, result.output
+    assert "match a fresh build byte for byte" in result.output
+
+
+@pytest.mark.anvil
+def test_chain_node_serves_and_saves_its_chain_on_ctrl_c(tmp_path: Path):
+    port = free_port()
+    state_dir = tmp_path / "node"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fedledger.cli",
+            "chain",
+            "node",
+            "--state-dir",
+            str(state_dir),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
+        deadline = time.monotonic() + 30
+        while not w3.is_connected():
+            assert time.monotonic() < deadline, "the node did not start"
+            assert process.poll() is None, process.stdout.read().decode()
+            time.sleep(0.2)
+        assert w3.eth.chain_id == 31337
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0].decode()
+    assert "anvil stopped; chain saved" in output
+    assert (state_dir / "state.json").is_file()
+    assert (state_dir / "anvil.json").is_file()
