@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 .PHONY: run test clean
 
 run: $(INSTALLED)
-	$(PYTHON) -m simulations.benchmarks.gas
+	$(VENV)/bin/fedledger simulate
 
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -35,8 +35,6 @@ class Deployment:
         try:
             return cls(**json.loads(path.read_text()))
         except FileNotFoundError:
-            raise FedLedgerError(
-                f"no deployment file at {path}: deploy with `fedledger chain deploy`"
-            ) from None
+            raise FedLedgerError(f"no deployment file at {path}: deploy with `fedledger chain deploy`") from None
         except (json.JSONDecodeError, TypeError) as error:
             raise FedLedgerError(f"{path} is not a FedLedger deployment file: {error}") from None

@@ -154,9 +154,7 @@ class _Reader:
 
     def take(self, size: int) -> memoryview:
         if size > self.remaining:
-            raise EncodingError(
-                f"truncated: needed {size} bytes at offset {self._offset}, {self.remaining} left"
-            )
+            raise EncodingError(f"truncated: needed {size} bytes at offset {self._offset}, {self.remaining} left")
         chunk = self._buffer[self._offset : self._offset + size]
         self._offset += size
         return chunk

@@ -26,15 +26,15 @@ def to_hex(digest: bytes) -> str:
     return "0x" + digest.hex()
 
 
-def from_hex(text: str, *, what: str = "hash") -> bytes:
-    """Parse a 32-byte hash written as hex, with or without ``0x``.
+def from_hex(text: str, *, what: str = "hash", size: int | None = HASH_SIZE) -> bytes:
+    """Parse hex, with or without ``0x``: a 32-byte hash by default, ``size`` bytes, or any length if ``None``.
 
     Raises:
-        ValueError: naming ``what`` when the text is not 64 hex digits.
+        ValueError: naming ``what`` when the text is not hex of the expected length.
     """
     digits = text[2:] if text[:2].lower() == "0x" else text
-    if len(digits) != 2 * HASH_SIZE:
-        raise ValueError(f"{what} must be 32 bytes (64 hex digits), got {len(digits)} digits: {text!r}")
+    if size is not None and len(digits) != 2 * size:
+        raise ValueError(f"{what} must be {size} bytes ({2 * size} hex digits), got {len(digits)} digits: {text!r}")
     try:
         return bytes.fromhex(digits)
     except ValueError:

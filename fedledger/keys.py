@@ -14,9 +14,11 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from fedledger.errors import FedLedgerError
+from fedledger.hashing import keccak256
 
 PRIVATE_KEY_ENV = "FEDLEDGER_PRIVATE_KEY"
 KEYSTORE_PASSWORD_ENV = "FEDLEDGER_KEYSTORE_PASSWORD"
+KEYSTORE_ENV = "FEDLEDGER_KEYSTORE"
 
 
 class KeyLoadError(FedLedgerError):
@@ -62,10 +64,10 @@ def create_keystore(path: Path, password: str) -> LocalAccount:
 
 
 def load_sender(keystore: Path | None) -> LocalAccount | None:
-    """The account to send transactions from: ``keystore`` if given, else ``$FEDLEDGER_PRIVATE_KEY``.
-
-    Returns ``None`` when neither is set.
+    """The account to send transactions from: the keystore at ``keystore`` or ``$FEDLEDGER_KEYSTORE``,
+    else the key in ``$FEDLEDGER_PRIVATE_KEY``; ``None`` when none is set.
     """
+    keystore = keystore or (Path(os.environ[KEYSTORE_ENV]) if os.environ.get(KEYSTORE_ENV) else None)
     if keystore is not None:
         return load_keystore(keystore)
     raw = os.environ.get(PRIVATE_KEY_ENV)
@@ -75,3 +77,9 @@ def load_sender(keystore: Path | None) -> LocalAccount | None:
         return Account.from_key(raw.strip())
     except ValueError as error:
         raise KeyLoadError(f"${PRIVATE_KEY_ENV} is not a valid private key: {error}") from None
+
+
+def simulated_participant(key_seed: int, partition_id: int) -> LocalAccount:
+    """The key of simulated participant ``partition_id``: derived from the seed, so a simulation's
+    coordinator can register the same addresses its simulated clients sign with. Never for real sites."""
+    return Account.from_key(keccak256(f"fedledger simulated participant {key_seed} {partition_id}".encode()))

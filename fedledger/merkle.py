@@ -23,9 +23,7 @@ def abi_leaf(types: Sequence[str], values: Sequence[object]) -> bytes:
     return keccak256(keccak256(encode(list(types), list(values))))
 
 
-def update_leaf(
-    run_id: int, round_number: int, participant: str, update_hash: bytes, num_examples: int
-) -> bytes:
+def update_leaf(run_id: int, round_number: int, participant: str, update_hash: bytes, num_examples: int) -> bytes:
     """The leaf of an accepted update in a round's ``updatesRoot``."""
     return abi_leaf(
         ("uint256", "uint32", "address", "bytes32", "uint64"),

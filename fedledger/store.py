@@ -80,15 +80,12 @@ class ArtifactStore:
         try:
             data = self._fs.cat_file(path)
         except FileNotFoundError:
-            raise ArtifactMissing(
-                digest, f"artifact {to_hex(digest)} is missing from {self.location}"
-            ) from None
+            raise ArtifactMissing(digest, f"artifact {to_hex(digest)} is missing from {self.location}") from None
         actual = keccak256(data)
         if actual != digest:
             raise ArtifactTampered(
                 digest,
-                f"artifact {to_hex(digest)} in {self.location} is corrupted: "
-                f"its bytes hash to {to_hex(actual)}",
+                f"artifact {to_hex(digest)} in {self.location} is corrupted: its bytes hash to {to_hex(actual)}",
             )
         return data
 

@@ -96,9 +96,13 @@ def test_a_non_admin_is_refused_by_the_contract_with_the_named_error(anvil: Anvi
     deployment, _ = deployed
     outsider = anvil.dev_accounts()[1]
     result = invoke(
-        "participants", "add", participant_key(0).address, "--deployment", str(deployment),
+        "participants",
+        "add",
+        participant_key(0).address,
+        "--deployment",
+        str(deployment),
         env={PRIVATE_KEY_ENV: outsider.key.to_0x_hex()},
-    )  # fmt: skip
+    )
     assert result.exit_code == 1
     assert f"AccessControlUnauthorizedAccount(account={outsider.address}" in result.output
 

@@ -83,14 +83,20 @@ class AnvilNode:
     def command(self) -> list[str]:
         return [
             str(find_anvil()),
-            "--host", self.host,
-            "--port", str(self.port),
-            "--chain-id", str(self.chain_id),
-            "--state", str(self.state_file),
-            "--state-interval", str(self.save_interval),
-            "--config-out", str(self.accounts_file),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
+            "--state",
+            str(self.state_file),
+            "--state-interval",
+            str(self.save_interval),
+            "--config-out",
+            str(self.accounts_file),
             "--silent",
-        ]  # fmt: skip
+        ]
 
     def start(self) -> "AnvilNode":
         """Start anvil and wait until it answers JSON-RPC.

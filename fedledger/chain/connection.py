@@ -43,9 +43,7 @@ class Chain:
         self.w3 = w3
         self.description = description
         self._signers: dict[ChecksumAddress, LocalAccount] = {}
-        self._errors = ErrorDecoder(
-            load_artifact(name).abi for name in ("FedLedgerRegistry", "ContributionToken")
-        )
+        self._errors = ErrorDecoder(load_artifact(name).abi for name in ("FedLedgerRegistry", "ContributionToken"))
 
     @classmethod
     def in_process(cls) -> "Chain":

@@ -80,13 +80,9 @@ class Registry:
         if not chain.w3.eth.get_code(self.address):
             raise ChainError(f"no contract at {self.address} on {chain.description}")
         self.sender = Web3.to_checksum_address(sender) if sender else None
-        self.contract = chain.w3.eth.contract(
-            address=self.address, abi=load_artifact("FedLedgerRegistry").abi
-        )
+        self.contract = chain.w3.eth.contract(address=self.address, abi=load_artifact("FedLedgerRegistry").abi)
         self.token_address: ChecksumAddress = self._read(self.contract.functions.token())
-        self.token = chain.w3.eth.contract(
-            address=self.token_address, abi=load_artifact("ContributionToken").abi
-        )
+        self.token = chain.w3.eth.contract(address=self.token_address, abi=load_artifact("ContributionToken").abi)
 
     @classmethod
     def deploy(
@@ -124,15 +120,11 @@ class Registry:
         return self._read(self.contract.functions.hasRole(ADMIN_ROLE, Web3.to_checksum_address(address)))
 
     def is_coordinator(self, address: str) -> bool:
-        return self._read(
-            self.contract.functions.hasRole(COORDINATOR_ROLE, Web3.to_checksum_address(address))
-        )
+        return self._read(self.contract.functions.hasRole(COORDINATOR_ROLE, Web3.to_checksum_address(address)))
 
     def grant_coordinator(self, address: str) -> Receipt:
         """Grant the coordinator role to ``address``. Admin only."""
-        return self._send(
-            self.contract.functions.grantRole(COORDINATOR_ROLE, Web3.to_checksum_address(address))
-        )
+        return self._send(self.contract.functions.grantRole(COORDINATOR_ROLE, Web3.to_checksum_address(address)))
 
     # Participants ------------------------------------------------------------------------
 
@@ -165,9 +157,7 @@ class Registry:
 
     # Runs and rounds ---------------------------------------------------------------------
 
-    def start_run(
-        self, config_hash: bytes, initial_model_hash: bytes, reward_per_round: int
-    ) -> tuple[int, Receipt]:
+    def start_run(self, config_hash: bytes, initial_model_hash: bytes, reward_per_round: int) -> tuple[int, Receipt]:
         """Start a run; returns its id and the receipt. Coordinator only."""
         call = self.contract.functions.startRun(config_hash, initial_model_hash, reward_per_round)
         receipt = self._send(call)
@@ -197,18 +187,14 @@ class Registry:
         config, initial, reward, coordinator, start_block, next_round = self._read(
             self.contract.functions.getRun(run_id)
         )
-        return RunRecord(
-            run_id, bytes(config), bytes(initial), reward, coordinator, start_block, next_round - 1
-        )
+        return RunRecord(run_id, bytes(config), bytes(initial), reward, coordinator, start_block, next_round - 1)
 
     def committed_round(self, run_id: int, round_number: int) -> CommittedRound:
         """The record of a committed round; raises ``ContractRevert(RoundNotCommitted)`` otherwise."""
         model, updates, rewards, manifest, accepted, rejected, block = self._read(
             self.contract.functions.getRound(run_id, round_number)
         )
-        commitment = RoundCommitment(
-            bytes(model), bytes(updates), bytes(rewards), bytes(manifest), accepted, rejected
-        )
+        commitment = RoundCommitment(bytes(model), bytes(updates), bytes(rewards), bytes(manifest), accepted, rejected)
         return CommittedRound(run_id, round_number, commitment, block)
 
     def is_update_included(
@@ -246,9 +232,7 @@ class Registry:
 
     def signing_domain(self) -> SigningDomain:
         """The EIP-712 domain participants sign updates in, as the contract reports it."""
-        _, name, version, chain_id, verifying_contract, _, _ = self._read(
-            self.contract.functions.eip712Domain()
-        )
+        _, name, version, chain_id, verifying_contract, _, _ = self._read(self.contract.functions.eip712Domain())
         if (name, version) != (DOMAIN_NAME, DOMAIN_VERSION):
             raise ChainError(f"registry uses EIP-712 domain {name!r} v{version}, expected {DOMAIN_NAME!r} v1")
         return SigningDomain(chain_id=chain_id, registry=verifying_contract)

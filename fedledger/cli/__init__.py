@@ -1,5 +1,7 @@
 """The ``fedledger`` command line."""
 
+from importlib.metadata import entry_points
+
 import typer
 
 from fedledger.cli import chain, contracts, participants
@@ -16,6 +18,11 @@ app = typer.Typer(
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(chain.app, name="chain")
 app.add_typer(participants.app, name="participants")
+
+# Commands that need the training stack (``simulate``) live outside this package; they are found
+# through entry points, so the core, and an auditor's install, never import them.
+for command in entry_points(group="fedledger.commands"):
+    app.command(command.name)(command.load())
 
 
 def main() -> None:

@@ -22,9 +22,7 @@ from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
 from fedledger.keys import PRIVATE_KEY_ENV, load_sender
 
-app = typer.Typer(
-    help="Deploy the registry, run a local node, show the on-chain record.", no_args_is_help=True
-)
+app = typer.Typer(help="Deploy the registry, run a local node, show the on-chain record.", no_args_is_help=True)
 
 
 @app.command()
@@ -105,9 +103,7 @@ def node(
     finally:
         anvil.stop()
     if exit_code is not None:
-        raise FedLedgerError(
-            f"anvil exited with code {exit_code}; its output is in {state_dir / 'anvil.log'}"
-        )
+        raise FedLedgerError(f"anvil exited with code {exit_code}; its output is in {state_dir / 'anvil.log'}")
     console.print("anvil stopped; chain saved")
 
 
@@ -134,7 +130,5 @@ def status(
             if run.committed_rounds
             else run.initial_model_hash
         )
-        runs.add_row(
-            str(run_id), run.coordinator, str(run.start_block), str(run.committed_rounds), to_hex(latest)
-        )
+        runs.add_row(str(run_id), run.coordinator, str(run.start_block), str(run.committed_rounds), to_hex(latest))
     show_table(runs)

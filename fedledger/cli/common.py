@@ -15,7 +15,7 @@ from fedledger.deployment import Deployment
 from fedledger.errors import FedLedgerError
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
 
-console = Console()
+console = Console(soft_wrap=True)
 error_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 

@@ -20,13 +20,9 @@ from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import ZERO_HASH, from_hex, keccak256, to_hex
 
-app = typer.Typer(
-    help="Manage the allow-list of participants (admin only for changes).", no_args_is_help=True
-)
+app = typer.Typer(help="Manage the allow-list of participants (admin only for changes).", no_args_is_help=True)
 
-Address = Annotated[
-    str, typer.Argument(help="The participant's Ethereum address (the key that signs its updates).")
-]
+Address = Annotated[str, typer.Argument(help="The participant's Ethereum address (the key that signs its updates).")]
 
 
 @app.command()
@@ -39,9 +35,7 @@ def add(
             "Put no personal data in it that must not be linkable."
         ),
     ] = None,
-    metadata_hash: Annotated[
-        str | None, typer.Option(help="The metadata hash itself, as 0x-prefixed hex.")
-    ] = None,
+    metadata_hash: Annotated[str | None, typer.Option(help="The metadata hash itself, as 0x-prefixed hex.")] = None,
     rpc_url: RpcUrl = None,
     registry: RegistryAddress = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,

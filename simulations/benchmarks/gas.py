@@ -58,9 +58,7 @@ def measure(chain: Chain, sender: str, client_counts: tuple[int, ...] = CLIENT_C
     claimant = Account.from_key(keccak256(b"gas benchmark claimant"))
     chain.add_signer(claimant)
     chain.send_value(sender, claimant.address, 10**17)
-    figures.append(
-        figure(chain, "addParticipant", registry.add_participant(claimant.address, keccak256(b"meta")))
-    )
+    figures.append(figure(chain, "addParticipant", registry.add_participant(claimant.address, keccak256(b"meta"))))
 
     run_id, receipt = registry.start_run(keccak256(b"config"), keccak256(b"initial model"), REWARD_PER_ROUND)
     figures.append(figure(chain, "startRun", receipt))
@@ -71,10 +69,7 @@ def measure(chain: Chain, sender: str, client_counts: tuple[int, ...] = CLIENT_C
         ]
         amount = REWARD_PER_ROUND // clients
         updates = MerkleTree(
-            [
-                update_leaf(run_id, round_number, address, keccak256(address.encode()), 100)
-                for address in addresses
-            ]
+            [update_leaf(run_id, round_number, address, keccak256(address.encode()), 100) for address in addresses]
         )
         rewards = MerkleTree([reward_leaf(run_id, round_number, address, amount) for address in addresses])
         commitment = RoundCommitment(
@@ -85,9 +80,7 @@ def measure(chain: Chain, sender: str, client_counts: tuple[int, ...] = CLIENT_C
             accepted=clients,
             rejected=0,
         )
-        figures.append(
-            figure(chain, "commitRound", registry.commit_round(run_id, round_number, commitment), clients)
-        )
+        figures.append(figure(chain, "commitRound", registry.commit_round(run_id, round_number, commitment), clients))
         proof = rewards.proof(reward_leaf(run_id, round_number, claimant.address, amount))
         receipt = registry.as_sender(claimant.address).claim(run_id, round_number, amount, proof)
         figures.append(figure(chain, "claim", receipt, clients))

@@ -41,6 +41,11 @@ def test_a_rebuild_reproduces_the_shipped_bytecode_byte_for_byte():
 
 def test_the_openzeppelin_building_blocks_are_used():
     units = collect_sources()
-    for library in ("access/AccessControl.sol", "token/ERC20/ERC20.sol", "utils/cryptography/MerkleProof.sol",
-                    "utils/cryptography/EIP712.sol", "utils/cryptography/ECDSA.sol"):  # fmt: skip
+    for library in (
+        "access/AccessControl.sol",
+        "token/ERC20/ERC20.sol",
+        "utils/cryptography/MerkleProof.sol",
+        "utils/cryptography/EIP712.sol",
+        "utils/cryptography/ECDSA.sol",
+    ):
         assert f"@openzeppelin/contracts/{library}" in units

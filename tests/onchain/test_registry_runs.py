@@ -37,8 +37,7 @@ def test_non_coordinator_cannot_start_a_run(registry: Registry, actors):
 def test_rounds_commit_in_sequence_and_are_stored(coordinator: Registry):
     run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
     receipts = [
-        coordinator.commit_round(run_id, round_number, sample_commitment(round_number))
-        for round_number in (1, 2, 3)
+        coordinator.commit_round(run_id, round_number, sample_commitment(round_number)) for round_number in (1, 2, 3)
     ]
 
     assert coordinator.run(run_id).committed_rounds == 3
@@ -58,9 +57,7 @@ def test_non_coordinator_cannot_commit(registry: Registry, coordinator: Registry
     assert coordinator.run(run_id).committed_rounds == 0
 
 
-def test_only_the_coordinator_that_started_a_run_commits_it(
-    registry: Registry, coordinator: Registry, actors
-):
+def test_only_the_coordinator_that_started_a_run_commits_it(registry: Registry, coordinator: Registry, actors):
     run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
     registry.grant_coordinator(actors.outsider)
     with reverts("NotRunCoordinator", runId=run_id, caller=actors.outsider):
@@ -69,9 +66,7 @@ def test_only_the_coordinator_that_started_a_run_commits_it(
 
 def test_a_revoked_coordinator_can_no_longer_commit(registry: Registry, coordinator: Registry, actors):
     run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
-    registry.chain.transact(
-        registry.contract.functions.revokeRole(COORDINATOR_ROLE, actors.coordinator), actors.admin
-    )
+    registry.chain.transact(registry.contract.functions.revokeRole(COORDINATOR_ROLE, actors.coordinator), actors.admin)
     with reverts("AccessControlUnauthorizedAccount", account=actors.coordinator):
         coordinator.commit_round(run_id, 1, sample_commitment(1))
 

@@ -45,11 +45,14 @@ def test_the_layout_is_the_one_the_spec_describes():
 
     def entry(name: str, array: np.ndarray) -> bytes:
         return (
-            struct.pack("<I", len(name)) + name.encode()
-            + struct.pack("<B", 7) + b"float32"
-            + struct.pack("<B", array.ndim) + b"".join(struct.pack("<Q", dim) for dim in array.shape)
+            struct.pack("<I", len(name))
+            + name.encode()
+            + struct.pack("<B", 7)
+            + b"float32"
+            + struct.pack("<B", array.ndim)
+            + b"".join(struct.pack("<Q", dim) for dim in array.shape)
             + b"".join(struct.pack("<f", value) for value in array.ravel())
-        )  # fmt: skip
+        )
 
     expected = b"FLMODEL1" + struct.pack("<I", 2) + entry("bias", bias) + entry("weight", weight)
     assert encode_model({"weight": weight, "bias": bias}) == expected
@@ -106,13 +109,7 @@ def test_malformed_encodings_are_refused(data, message):
 def test_non_canonical_encodings_are_refused():
     def raw_entry(name: bytes, dtype: bytes) -> bytes:
         return (
-            struct.pack("<I", len(name))
-            + name
-            + bytes([len(dtype)])
-            + dtype
-            + b"\x01"
-            + struct.pack("<Q", 1)
-            + b"\x00"
+            struct.pack("<I", len(name)) + name + bytes([len(dtype)]) + dtype + b"\x01" + struct.pack("<Q", 1) + b"\x00"
         )
 
     out_of_order = b"FLMODEL1" + struct.pack("<I", 2) + raw_entry(b"b", b"uint8") + raw_entry(b"a", b"uint8")

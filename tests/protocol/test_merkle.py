@@ -90,15 +90,11 @@ def test_openzeppelin_merkle_proof_accepts_our_update_proofs(coordinator: Regist
     rounds = OnChainRounds(coordinator)
     round_number = rounds.round + 1
     participants = [f"0x{index + 1:040x}" for index in range(count)]
-    entries = [
-        (address, keccak256(address.encode()), 10 + index) for index, address in enumerate(participants)
-    ]
+    entries = [(address, keccak256(address.encode()), 10 + index) for index, address in enumerate(participants)]
     tree = MerkleTree([update_leaf(rounds.run_id, round_number, *entry) for entry in entries])
     rounds.commit(tree.root)
 
     address, update_hash, examples = data.draw(st.sampled_from(entries))
     proof = tree.proof(update_leaf(rounds.run_id, round_number, address, update_hash, examples))
     assert coordinator.is_update_included(rounds.run_id, round_number, address, update_hash, examples, proof)
-    assert not coordinator.is_update_included(
-        rounds.run_id, round_number, address, update_hash, examples + 1, proof
-    )
+    assert not coordinator.is_update_included(rounds.run_id, round_number, address, update_hash, examples + 1, proof)

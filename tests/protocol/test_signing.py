@@ -108,9 +108,7 @@ def test_the_registry_computes_the_same_digest_and_signer(registry: Registry):
     domain = registry.signing_domain()
     assert domain == SigningDomain(chain_id=registry.chain.chain_id, registry=registry.address)
     signable = signable_update(domain, MESSAGE)
-    assert registry.update_digest(MESSAGE) == keccak256(
-        b"\x19" + signable.version + signable.header + signable.body
-    )
+    assert registry.update_digest(MESSAGE) == keccak256(b"\x19" + signable.version + signable.header + signable.body)
 
     signature = sign_update(domain, MESSAGE, SIGNER.key)
     on_chain = registry.contract.functions.recoverUpdateSigner(

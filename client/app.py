@@ -1,0 +1,139 @@
+"""The participant's Flower ClientApp: train on local records, sign the update, evaluate.
+
+Node config of a real install: ``data-path`` (CSV or Parquet), ``schema-path`` (see
+``client.schema``) and ``keystore`` (password in ``$FEDLEDGER_KEYSTORE_PASSWORD``). In a
+simulation, each virtual node finds its data file and key from its ``partition-id``.
+"""
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from client.identity import participant_key
+from client.models import TabularClassifier, model_arrays
+from client.site import LocalSite, data_paths, load_site
+from client.training import TrainingSettings, evaluate, train
+from fedledger import messages
+from fedledger.encoding import model_hash
+from fedledger.hashing import keccak256
+from fedledger.signing import SigningDomain, UpdateMessage, sign_update
+
+app = ClientApp()
+
+
+def _site(context: Context, config: ConfigRecord) -> LocalSite:
+    torch.set_num_threads(1)
+    data_path, schema_path = data_paths(context.node_config, config)
+    return load_site(
+        data_path,
+        schema_path,
+        float(config[messages.CONFIG_TEST_FRACTION]),
+        int(config[messages.CONFIG_SPLIT_SEED]),
+    )
+
+
+def _received_arrays(message: Message) -> dict[str, np.ndarray]:
+    return {name: array.numpy() for name, array in message.content[messages.ARRAYS_RECORD].items()}
+
+
+def _as_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
+    return ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
+
+
+@app.query()
+def initial_model(message: Message, context: Context) -> Message:
+    """A freshly initialised model: its weights depend only on the schema and ``model-seed``."""
+    config = message.content[messages.CONFIG_RECORD]
+    site = _site(context, config)
+    model = TabularClassifier.initialised(
+        site.schema.num_features,
+        int(config[messages.CONFIG_HIDDEN_UNITS]),
+        int(config[messages.CONFIG_MODEL_SEED]),
+    )
+    return Message(RecordDict({messages.ARRAYS_RECORD: _as_record(model_arrays(model))}), reply_to=message)
+
+
+def training_update(message: Message, context: Context) -> tuple[dict[str, np.ndarray], int, float]:
+    """Train the received model on this site's rows; returns the arrays (in the dtypes received),
+    the number of training examples and the training loss."""
+    config = message.content[messages.CONFIG_RECORD]
+    site = _site(context, config)
+    received = _received_arrays(message)
+    model = TabularClassifier.from_arrays(received)
+    settings = TrainingSettings(
+        local_epochs=int(config[messages.CONFIG_LOCAL_EPOCHS]),
+        batch_size=int(config[messages.CONFIG_BATCH_SIZE]),
+        learning_rate=float(config[messages.CONFIG_LEARNING_RATE]),
+        momentum=float(config[messages.CONFIG_MOMENTUM]),
+        proximal_mu=float(config.get(messages.CONFIG_PROXIMAL_MU, 0.0)),
+    )
+    seed_text = f"{config[messages.CONFIG_SPLIT_SEED]} {config[messages.CONFIG_ROUND]} {site.source}"
+    seed = int.from_bytes(keccak256(seed_text.encode())[:4], "big")
+    loss = train(model, site.train_inputs, site.train_labels, settings, seed)
+    trained = {name: value.astype(received[name].dtype) for name, value in model_arrays(model).items()}
+    return trained, len(site.train_labels), loss
+
+
+def signed_reply(
+    message: Message, context: Context, arrays: dict[str, np.ndarray], num_examples: int, loss: float
+) -> Message:
+    """The reply to a training request; signed when the coordinator runs a ledger."""
+    config = message.content[messages.CONFIG_RECORD]
+    content = RecordDict(
+        {
+            messages.ARRAYS_RECORD: _as_record(arrays),
+            messages.METRICS_RECORD: MetricRecord({messages.NUM_EXAMPLES: num_examples, messages.TRAIN_LOSS: loss}),
+        }
+    )
+    if messages.CONFIG_RUN_ID in config:
+        account = participant_key(context.node_config, config)
+        domain = SigningDomain(int(config[messages.CONFIG_CHAIN_ID]), str(config[messages.CONFIG_REGISTRY]))
+        update = UpdateMessage(
+            run_id=int(config[messages.CONFIG_RUN_ID]),
+            round=int(config[messages.CONFIG_ROUND]),
+            base_model_hash=model_hash(_received_arrays(message)),
+            update_hash=model_hash(arrays),
+            num_examples=num_examples,
+        )
+        content[messages.LEDGER_RECORD] = ConfigRecord(
+            {
+                messages.PARTICIPANT: account.address,
+                messages.SIGNATURE: sign_update(domain, update, account.key),
+                messages.SIGNED_RUN_ID: update.run_id,
+                messages.SIGNED_ROUND: update.round,
+                messages.SIGNED_BASE_MODEL_HASH: update.base_model_hash,
+                messages.SIGNED_UPDATE_HASH: update.update_hash,
+            }
+        )
+    return Message(content, reply_to=message)
+
+
+@app.train()
+def train_round(message: Message, context: Context) -> Message:
+    """Train on local rows and reply with the signed update."""
+    arrays, num_examples, loss = training_update(message, context)
+    return signed_reply(message, context, arrays, num_examples, loss)
+
+
+@app.evaluate()
+def evaluate_round(message: Message, context: Context) -> Message:
+    """Evaluate the received model on this site's test rows."""
+    config = message.content[messages.CONFIG_RECORD]
+    site = _site(context, config)
+    result = evaluate(TabularClassifier.from_arrays(_received_arrays(message)), site.test_inputs, site.test_labels)
+    content = RecordDict(
+        {
+            messages.METRICS_RECORD: MetricRecord(
+                {
+                    messages.NUM_EXAMPLES: result.examples,
+                    messages.EVAL_LOSS: result.loss,
+                    messages.EVAL_ACCURACY: result.accuracy,
+                }
+            )
+        }
+    )
+    if messages.CONFIG_RUN_ID in config:
+        address = participant_key(context.node_config, config).address
+        content[messages.LEDGER_RECORD] = ConfigRecord({messages.PARTICIPANT: address})
+    return Message(content, reply_to=message)

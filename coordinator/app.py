@@ -1,0 +1,211 @@
+"""The coordinator's Flower ServerApp.
+
+``app`` reads its settings from the run config (``[tool.flwr.app.config]`` or ``flwr run -c``);
+``make_server_app`` builds one around given settings and, optionally, an existing chain — the
+one-machine runner uses it to share its in-process chain with the coordinator.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from logging import INFO
+from pathlib import Path
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid, ServerApp
+from flwr.supercore import log
+
+from coordinator.ledger import LedgerStrategy, canonical_arrays
+from coordinator.recorder import RoundRecorder, RoundReport
+from coordinator.session import LedgerSession
+from coordinator.settings import FederationSettings
+from coordinator.strategies import build_strategy, describe_strategy
+from fedledger import messages
+from fedledger.canonical import canonical_json
+from fedledger.chain import Chain
+from fedledger.encoding import encode_model, model_hash
+from fedledger.errors import FedLedgerError
+from fedledger.hashing import to_hex
+
+SUMMARY_FILE = "federation.json"
+
+
+@dataclass(frozen=True)
+class FederationSummary:
+    """Where a finished federation's record is, and what each round did."""
+
+    chain_id: int | None
+    rpc_url: str
+    registry: str | None
+    run_id: int | None
+    store: str
+    initial_model_hash: str
+    final_model_hash: str
+    wall_time_seconds: float
+    rounds: list[RoundReport]
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / SUMMARY_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+
+def log_round(report: RoundReport) -> None:
+    """One line per committed round."""
+    accuracy = f"{report.eval_accuracy:.3f}" if report.eval_accuracy is not None else "  -  "
+    loss = f"{report.eval_loss:.4f}" if report.eval_loss is not None else "  -   "
+    log(
+        INFO,
+        "round %3d | accepted %3d rejected %3d | loss %s acc %s | gas %s | model %s",
+        report.round,
+        report.accepted,
+        report.rejected,
+        loss,
+        accuracy,
+        f"{report.gas_used:,}",
+        report.model_hash[:12],
+    )
+
+
+def client_config(settings: FederationSettings) -> ConfigRecord:
+    """What every client needs to know to train and evaluate like the others."""
+    config = ConfigRecord(
+        {
+            messages.CONFIG_LOCAL_EPOCHS: settings.local_epochs,
+            messages.CONFIG_BATCH_SIZE: settings.batch_size,
+            messages.CONFIG_LEARNING_RATE: settings.learning_rate,
+            messages.CONFIG_MOMENTUM: settings.momentum,
+            messages.CONFIG_HIDDEN_UNITS: settings.hidden_units,
+            messages.CONFIG_MODEL_SEED: settings.model_seed,
+            messages.CONFIG_TEST_FRACTION: settings.test_fraction,
+            messages.CONFIG_SPLIT_SEED: settings.split_seed,
+        }
+    )
+    if settings.data_dir:
+        config[messages.CONFIG_SIMULATION_DATA_DIR] = settings.data_dir
+        config[messages.CONFIG_SIMULATION_KEY_SEED] = settings.key_seed
+    return config
+
+
+def request_initial_model(grid: Grid, settings: FederationSettings) -> ArrayRecord:
+    """Ask one node for a freshly initialised model.
+
+    Its weights depend only on the model's shape and ``model-seed``, so any participant can
+    re-create it and check the initial model hash recorded on-chain.
+    """
+    deadline = time.monotonic() + settings.round_timeout
+    while not (nodes := sorted(grid.get_node_ids())):
+        if time.monotonic() > deadline:
+            raise FedLedgerError("no node connected: cannot obtain the initial model")
+        time.sleep(1)
+    query = Message(RecordDict({messages.CONFIG_RECORD: client_config(settings)}), nodes[0], MessageType.QUERY)
+    (reply,) = grid.send_and_receive([query], timeout=settings.round_timeout)
+    if reply.has_error():
+        raise FedLedgerError(f"node {nodes[0]} could not create the initial model: {reply.error.reason}")
+    return canonical_arrays(reply.content[messages.ARRAYS_RECORD])
+
+
+def run_configuration(settings: FederationSettings, strategy: dict, initial_model_hash: bytes) -> bytes:
+    """The run configuration whose hash ``startRun`` records: what decides the computation."""
+    return canonical_json(
+        {
+            "strategy": strategy,
+            "num_server_rounds": settings.num_server_rounds,
+            "min_accepted": settings.min_accepted,
+            "model": {
+                "architecture": "TabularClassifier",
+                "hidden_units": settings.hidden_units,
+                "seed": settings.model_seed,
+                "initial_model_hash": to_hex(initial_model_hash),
+            },
+            "training": {
+                "local_epochs": settings.local_epochs,
+                "batch_size": settings.batch_size,
+                "learning_rate": settings.learning_rate,
+                "momentum": settings.momentum,
+                "test_fraction": settings.test_fraction,
+                "split_seed": settings.split_seed,
+            },
+            "rewards": settings.rewards.to_json(),
+        }
+    )
+
+
+def run_federation(
+    grid: Grid,
+    settings: FederationSettings,
+    chain: Chain | None = None,
+    on_round: Callable[[RoundReport], None] = log_round,
+) -> FederationSummary:
+    """Run the federation on ``grid``: with the ledger, every round is recorded; without, it is
+    plain Flower (used to measure what the ledger costs)."""
+    started = time.perf_counter()
+    initial = request_initial_model(grid, settings)
+    initial_hash = model_hash({name: array.numpy() for name, array in initial.items()})
+    strategy = build_strategy(settings)
+    train_config = client_config(settings)
+    evaluate_config = client_config(settings)
+    if not settings.ledger:
+        result = strategy.start(
+            grid, initial, settings.num_server_rounds, settings.round_timeout, train_config, evaluate_config
+        )
+        final = {name: array.numpy() for name, array in result.arrays.items()}
+        return FederationSummary(
+            None, "", None, None, "", to_hex(initial_hash), to_hex(model_hash(final)), time.perf_counter() - started, []
+        )
+
+    session = LedgerSession.open(settings, chain)
+    session.store.put(encode_model({name: array.numpy() for name, array in initial.items()}))
+    description = describe_strategy(strategy)
+    configuration = run_configuration(settings, description, initial_hash)
+    run_id, _ = session.start_run(configuration, initial_hash, settings.rewards.budget)
+    log(
+        INFO,
+        "run %d started on registry %s (chain %d)",
+        run_id,
+        session.registry.address,
+        session.domain.chain_id,
+    )
+    recorder = RoundRecorder(session, run_id, description, settings.rewards)
+    ledger = LedgerStrategy(strategy, session, recorder, settings.min_accepted, on_round)
+    result = ledger.start(
+        grid, initial, settings.num_server_rounds, settings.round_timeout, train_config, evaluate_config
+    )
+    final = {name: array.numpy() for name, array in canonical_arrays(result.arrays).items()} if result.arrays else {}
+    summary = FederationSummary(
+        chain_id=session.domain.chain_id,
+        rpc_url=settings.rpc_url,
+        registry=session.registry.address,
+        run_id=run_id,
+        store=session.store.location,
+        initial_model_hash=to_hex(initial_hash),
+        final_model_hash=to_hex(model_hash(final)) if final else to_hex(initial_hash),
+        wall_time_seconds=time.perf_counter() - started,
+        rounds=ledger.reports,
+    )
+    summary.save(Path(settings.output_dir))
+    return summary
+
+
+def make_server_app(
+    settings: FederationSettings | None = None,
+    chain: Chain | None = None,
+    on_round: Callable[[RoundReport], None] = log_round,
+    on_finish: Callable[[FederationSummary], None] | None = None,
+) -> ServerApp:
+    """A ServerApp running the federation with ``settings`` (default: from the run config)."""
+    server_app = ServerApp()
+
+    @server_app.main()
+    def main(grid: Grid, context: Context) -> None:
+        resolved = settings or FederationSettings.from_run_config(context.run_config)
+        summary = run_federation(grid, resolved, chain, on_round)
+        if on_finish is not None:
+            on_finish(summary)
+
+    return server_app
+
+
+app = make_server_app()

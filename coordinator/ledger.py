@@ -1,0 +1,173 @@
+"""The ledger strategy: any Flower strategy, with every round checked, hashed, stored and committed."""
+
+from collections.abc import Callable, Iterable
+from logging import INFO
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+from flwr.supercore import log
+
+from coordinator.recorder import JudgedRound, RoundRecorder, RoundReport
+from coordinator.session import LedgerSession
+from coordinator.validation import CheckedReply, RoundContext, check_reply, reject_duplicates
+from fedledger import messages
+from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
+from fedledger.encoding import decode_model, encode_model, model_hash
+from fedledger.hashing import to_hex
+
+
+def canonical_arrays(record: ArrayRecord) -> ArrayRecord:
+    """The same arrays, ordered by name: the order the canonical encoding and the auditor use."""
+    return ArrayRecord({name: record[name] for name in sorted(record)})
+
+
+class LedgerStrategy(Strategy):
+    """Wraps a Flower strategy without changing it, and records every round it runs.
+
+    For each round it checks every training reply (``coordinator.validation``), stores every
+    update it can read, hands only the accepted ones to the wrapped strategy (sorted by
+    participant, arrays sorted by name, so the aggregate can be re-derived), hashes and stores the
+    aggregate, re-derives it to confirm that an auditor can, and — once the round's evaluation is
+    in — stores the manifest and commits the round on-chain. A round with fewer than
+    ``min_accepted`` valid updates is not aggregated; it is committed as failed, with the global
+    model unchanged.
+
+    Hashing happens before the wrapped strategy sees the replies, because some strategies
+    (FedMedian, FedTrimmedAvg, Bulyan) consume the arrays of the replies they are given.
+    """
+
+    def __init__(
+        self,
+        inner: Strategy,
+        session: LedgerSession,
+        recorder: RoundRecorder,
+        min_accepted: int,
+        on_round: Callable[[RoundReport], None],
+    ) -> None:
+        self.inner = inner
+        self.session = session
+        self.recorder = recorder
+        self.min_accepted = min_accepted
+        self.on_round = on_round
+        self.reports: list[RoundReport] = []
+        self._base: dict | None = None
+        self._base_hash = b""
+        self._judged: JudgedRound | None = None
+        try:
+            self._aggregator: Aggregator | None = aggregator_for(recorder.strategy)
+            self._unsupported = ""
+        except UnsupportedStrategy as error:
+            self._aggregator, self._unsupported = None, str(error)
+
+    def summary(self) -> None:
+        log(INFO, "\t├──> Ledger: registry %s, run %d", self.session.registry.address, self.recorder.run_id)
+        log(INFO, "\t│\t└── store %s", self.session.store.location)
+        self.inner.summary()
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        arrays = canonical_arrays(arrays)
+        self._base = {name: array.numpy() for name, array in arrays.items()}
+        self._base_hash = model_hash(self._base)
+        self._bind(config)
+        return self.inner.configure_train(server_round, arrays, config, grid)
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self._bind(config)
+        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+
+    def _bind(self, config: ConfigRecord) -> None:
+        """Tell clients which chain, registry and run to sign for."""
+        config[messages.CONFIG_CHAIN_ID] = self.session.domain.chain_id
+        config[messages.CONFIG_REGISTRY] = self.session.domain.registry
+        config[messages.CONFIG_RUN_ID] = self.recorder.run_id
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        assert self._base is not None, "configure_train runs before aggregate_train"
+        context = RoundContext(self.session.domain, self.recorder.run_id, server_round, self._base_hash, self._base)
+        checked = reject_duplicates([check_reply(reply, context, self.session.participant_status) for reply in replies])
+        for reply in checked:
+            if reply.encoding is not None:
+                self.session.store.put(reply.encoding)
+        accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
+        if len(accepted) < self.min_accepted:
+            return self._fail(
+                server_round, checked, f"{len(accepted)} valid updates, at least {self.min_accepted} needed"
+            )
+
+        for reply in accepted:
+            assert reply.message is not None
+            content = reply.message.content
+            key = next(iter(content.array_records))
+            content[key] = canonical_arrays(content.array_records[key])
+        aggregate, metrics = self.inner.aggregate_train(server_round, [reply.message for reply in accepted])
+        if aggregate is None:
+            return self._fail(server_round, checked, f"{type(self.inner).__name__} produced no aggregate")
+
+        aggregate = canonical_arrays(aggregate)
+        arrays = {name: array.numpy() for name, array in aggregate.items()}
+        aggregate_hash = self.session.store.put(encode_model(arrays))
+        self._judged = JudgedRound(
+            round=server_round,
+            base_model_hash=self._base_hash,
+            model_hash=aggregate_hash,
+            replies=checked,
+            reproduction=self._reproduce(server_round, accepted, aggregate_hash),
+            train_metrics=dict(metrics or {}),
+        )
+        return aggregate, metrics
+
+    def _fail(
+        self, server_round: int, checked: list[CheckedReply], failure: str
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        log(INFO, "round %d failed: %s; the global model stays as it was", server_round, failure)
+        self._judged = JudgedRound(
+            round=server_round,
+            base_model_hash=self._base_hash,
+            model_hash=self._base_hash,
+            replies=[reply.rejected("round-failed", failure) if reply.accepted else reply for reply in checked],
+            reproduction="not aggregated",
+            failure=failure,
+        )
+        return None, None
+
+    def _reproduce(self, server_round: int, accepted: list[CheckedReply], aggregate_hash: bytes) -> str:
+        """Re-derive the aggregate from the stored encodings, as an auditor will."""
+        if self._aggregator is None:
+            return f"unsupported: {self._unsupported}"
+        assert self._base is not None
+        updates = [WeightedUpdate(decode_model(reply.encoding), reply.num_examples) for reply in accepted]
+        derived = model_hash(self._aggregator.aggregate(server_round, self._base, updates))
+        if derived != aggregate_hash:
+            return f"mismatch: re-derived {to_hex(derived)}"
+        return "verified"
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        replies = list(replies)
+        metrics = self.inner.aggregate_evaluate(server_round, replies)
+        judged, self._judged = self._judged, None
+        if judged is None:
+            return metrics
+        report = self.recorder.commit(judged, _evaluation(replies, metrics))
+        self.reports.append(report)
+        self.on_round(report)
+        return metrics
+
+
+def _evaluation(replies: list[Message], aggregate: MetricRecord | None) -> dict:
+    """The evaluation part of a manifest: the aggregate and each participant's own figures."""
+    participants = {}
+    for reply in replies:
+        if reply.has_error() or messages.LEDGER_RECORD not in reply.content.config_records:
+            continue
+        participant = reply.content.config_records[messages.LEDGER_RECORD].get(messages.PARTICIPANT)
+        record = next(iter(reply.content.metric_records.values()), None)
+        if isinstance(participant, str) and record is not None:
+            participants[participant] = dict(record)
+    return {"aggregate": dict(aggregate or {}), "participants": participants}

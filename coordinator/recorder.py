@@ -1,0 +1,130 @@
+"""Turning a judged round into its record: rewards, Merkle roots, the manifest, the on-chain commit."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from coordinator.session import LedgerSession
+from coordinator.validation import CheckedReply
+from fedledger.chain import RoundCommitment
+from fedledger.hashing import to_hex
+from fedledger.manifest import RoundManifest, UpdateEntry
+from fedledger.merkle import MerkleTree, reward_leaf, update_leaf
+from fedledger.rewards import RewardRule
+
+
+@dataclass(frozen=True)
+class JudgedRound:
+    """A training round after validation and aggregation, waiting to be committed.
+
+    ``model_hash`` is the aggregate's hash, or the base model's when the round failed.
+    """
+
+    round: int
+    base_model_hash: bytes
+    model_hash: bytes
+    replies: list[CheckedReply]
+    reproduction: str
+    failure: str | None = None
+    train_metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> list[CheckedReply]:
+        return [reply for reply in self.replies if reply.accepted]
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """What a committed round did, for progress lines and summaries."""
+
+    round: int
+    accepted: int
+    rejected: int
+    rejections: dict[int, str]
+    model_hash: str
+    manifest_hash: str
+    gas_used: int
+    block_number: int
+    outcome: str
+    reproduction: str
+    eval_loss: float | None
+    eval_accuracy: float | None
+    site_accuracy: dict[str, float]
+
+
+class RoundRecorder:
+    """Commits judged rounds of one run: grants rewards, builds the roots and the manifest, stores
+    the manifest and commits the round on-chain."""
+
+    def __init__(self, session: LedgerSession, run_id: int, strategy: dict[str, Any], rewards: RewardRule) -> None:
+        self.session = session
+        self.run_id = run_id
+        self.strategy = strategy
+        self.rewards = rewards
+
+    def commit(self, judged: JudgedRound, evaluation: dict[str, Any]) -> RoundReport:
+        accepted = judged.accepted
+        amounts = self.rewards.amounts({reply.participant: reply.num_examples for reply in accepted})
+        update_tree = MerkleTree(
+            [update_leaf(self.run_id, judged.round, r.participant, r.update_hash, r.num_examples) for r in accepted]
+        )
+        reward_tree = MerkleTree(
+            [reward_leaf(self.run_id, judged.round, who, amount) for who, amount in amounts.items() if amount > 0]
+        )
+        manifest = RoundManifest(
+            chain_id=self.session.domain.chain_id,
+            registry=self.session.registry.address,
+            run_id=self.run_id,
+            round=judged.round,
+            base_model_hash=to_hex(judged.base_model_hash),
+            model_hash=to_hex(judged.model_hash),
+            outcome="failed" if judged.failure else "aggregated",
+            failure=judged.failure,
+            strategy=self.strategy,
+            reproduction=judged.reproduction,
+            updates=tuple(_entry(reply, amounts.get(reply.participant or "", 0)) for reply in judged.replies),
+            updates_root=to_hex(update_tree.root),
+            rewards_root=to_hex(reward_tree.root),
+            metrics={"train": judged.train_metrics, "evaluate": evaluation},
+        )
+        manifest_hash = self.session.store.put(manifest.to_bytes())
+        commitment = RoundCommitment(
+            model_hash=judged.model_hash,
+            updates_root=update_tree.root,
+            rewards_root=reward_tree.root,
+            manifest_hash=manifest_hash,
+            accepted=len(manifest.accepted),
+            rejected=len(manifest.rejected),
+        )
+        receipt = self.session.registry.commit_round(self.run_id, judged.round, commitment)
+        sites = evaluation.get("participants", {})
+        return RoundReport(
+            round=judged.round,
+            accepted=commitment.accepted,
+            rejected=commitment.rejected,
+            rejections={reply.node_id: reply.reason for reply in judged.replies if reply.reason},
+            model_hash=manifest.model_hash,
+            manifest_hash=to_hex(manifest_hash),
+            gas_used=receipt.gas_used,
+            block_number=receipt.block_number,
+            outcome=manifest.outcome,
+            reproduction=judged.reproduction,
+            eval_loss=evaluation.get("aggregate", {}).get("eval-loss"),
+            eval_accuracy=evaluation.get("aggregate", {}).get("eval-accuracy"),
+            site_accuracy={who: metrics["eval-accuracy"] for who, metrics in sites.items()},
+        )
+
+
+def _entry(reply: CheckedReply, reward: int) -> UpdateEntry:
+    return UpdateEntry(
+        node_id=reply.node_id,
+        status="accepted" if reply.accepted else "rejected",
+        participant=reply.participant,
+        update_hash=to_hex(reply.update_hash) if reply.update_hash else None,
+        num_examples=reply.num_examples if isinstance(reply.num_examples, int) else None,
+        signature=to_hex(reply.signature) if reply.signature else None,
+        signed=reply.signed,
+        reason=reply.reason,
+        detail=reply.detail,
+        reward=reward if reply.accepted else 0,
+        train_loss=reply.train_loss,
+    )

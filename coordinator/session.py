@@ -1,0 +1,70 @@
+"""The coordinator's hold on the ledger: chain, registry, artifact store, and the run it records."""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from eth_account.signers.local import LocalAccount
+
+from coordinator.settings import FederationSettings
+from fedledger.chain import Chain, ChainError, Receipt, Registry
+from fedledger.hashing import ZERO_HASH
+from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
+from fedledger.signing import SigningDomain
+from fedledger.store import ArtifactStore
+
+
+@dataclass
+class LedgerSession:
+    """A connection to the registry as its coordinator, and the store beside it."""
+
+    chain: Chain
+    registry: Registry
+    store: ArtifactStore
+
+    @classmethod
+    def open(cls, settings: FederationSettings, chain: Chain | None = None) -> "LedgerSession":
+        """Connect (or use ``chain``), then attach to ``settings.registry`` or deploy a new registry.
+
+        On the in-process chain the coordinator is its first development account; on any other
+        node its key comes from ``$FEDLEDGER_PRIVATE_KEY`` or ``$FEDLEDGER_KEYSTORE``.
+        """
+        chain = chain or Chain.open(settings.rpc_url or None)
+        coordinator = chain.signers[0] if chain.signers else chain.add_signer(_coordinator_key())
+        if settings.registry:
+            registry = Registry(chain, settings.registry, coordinator)
+            if not registry.is_coordinator(coordinator):
+                raise ChainError(f"{coordinator} does not hold the coordinator role on registry {registry.address}")
+        else:
+            registry, _ = Registry.deploy(chain, coordinator)
+        session = cls(chain, registry, ArtifactStore(settings.store))
+        for partition_id in range(settings.simulated_participants):
+            session.ensure_registered(simulated_participant(settings.key_seed, partition_id).address)
+        return session
+
+    @cached_property
+    def domain(self) -> SigningDomain:
+        return self.registry.signing_domain()
+
+    def ensure_registered(self, address: str) -> None:
+        """Add ``address`` to the allow-list unless it is already on it (admin only)."""
+        if self.registry.participant(address) is None:
+            self.registry.add_participant(address, ZERO_HASH)
+
+    def participant_status(self, address: str) -> str | None:
+        """``None`` if ``address`` is registered and active now, else ``unregistered`` or ``inactive``."""
+        record = self.registry.participant(address)
+        if record is None:
+            return "unregistered"
+        return None if record.active else "inactive"
+
+    def start_run(self, configuration: bytes, initial_model_hash: bytes, reward_per_round: int) -> tuple[int, Receipt]:
+        """Store the run configuration and start the run on-chain; the configuration hash is its store key."""
+        config_hash = self.store.put(configuration)
+        return self.registry.start_run(config_hash, initial_model_hash, reward_per_round)
+
+
+def _coordinator_key() -> LocalAccount:
+    account = load_sender(None)
+    if account is None:
+        raise ChainError(f"the coordinator needs its key on this node: set ${PRIVATE_KEY_ENV} or ${KEYSTORE_ENV}")
+    return account

@@ -1,0 +1,76 @@
+"""``fedledger simulate``: a whole federation on one machine, recorded on-chain.
+
+This module is loaded by the ``fedledger`` command through the ``fedledger.commands`` entry point,
+so it imports only typer at the top: torch and Flower load when a simulation actually runs.
+"""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedledger.cli.common import console
+from fedledger.errors import FedLedgerError
+
+STRATEGIES = "FedAvg, FedProx, FedAdam, FedYogi, FedAdagrad, FedAvgM, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan"
+
+
+def simulate(
+    scenario: Annotated[
+        str,
+        typer.Option(help="hospitals (UCI heart disease, 4 hospitals), banks (HMDA mortgages), synthetic"),
+    ] = "hospitals",
+    rounds: Annotated[int | None, typer.Option(help="Federated rounds. Default: the scenario's.")] = None,
+    strategy: Annotated[str, typer.Option(help=f"Flower strategy: {STRATEGIES}.")] = "FedAvg",
+    clients: Annotated[
+        int | None, typer.Option(help="Number of sites (banks and synthetic). Default: the scenario's.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for data splits, model initialisation and simulated keys.")] = 0,
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-url",
+            help="Record on this node (e.g. `fedledger chain node`) instead of the in-process chain; "
+            "the coordinator key comes from $FEDLEDGER_PRIVATE_KEY.",
+        ),
+    ] = None,
+    fraction_train: Annotated[float, typer.Option(help="Share of sites sampled to train each round.")] = 1.0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Directory for the store and summary. Default: .fedledger/simulations/<scenario>-<time>."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")] = False,
+) -> None:
+    """Run a federation on Flower's Simulation Engine; every round is checked, stored and committed on-chain."""
+    try:
+        from simulations.report import RoundPrinter, print_summary
+        from simulations.runner import SimulationRequest, prepare_data, simulate_federation
+    except ImportError as error:
+        raise FedLedgerError(
+            f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
+        ) from None
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    output_dir = out or Path(".fedledger") / "simulations" / f"{scenario}-{stamp}"
+    request = SimulationRequest(
+        scenario=scenario,
+        output_dir=output_dir,
+        clients=clients,
+        rounds=rounds,
+        strategy=strategy,
+        seed=seed,
+        rpc_url=rpc_url,
+        fraction_train=fraction_train,
+    )
+    scenario_spec, data = prepare_data(request)
+    chain = rpc_url or "an in-process chain"
+    console.print(
+        f"[bold]{scenario_spec.name}[/bold]: {scenario_spec.description}\n"
+        f"{len(data.sites)} sites, {rounds or scenario_spec.default_rounds} rounds, {strategy}, recorded on {chain}",
+        highlight=False,
+    )
+    printer = RoundPrinter(console, data, seed)
+    printer.header()
+    result = simulate_federation(request, printer, quiet=not verbose)
+    print_summary(console, result)

@@ -1,0 +1,92 @@
+"""What ``fedledger simulate`` prints: a line per round as it is committed, then a summary."""
+
+import math
+import statistics
+
+from rich.console import Console
+from rich.table import Table
+
+from coordinator.recorder import RoundReport
+from fedledger.cli.common import show_table
+from fedledger.keys import simulated_participant
+from simulations.runner import SimulationResult
+from simulations.scenarios import PreparedData
+
+MAX_SITE_COLUMNS = 6
+MAX_SITE_ROWS = 12
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+
+class RoundPrinter:
+    """Prints one row per committed round: accepted and rejected updates, global and per-site
+    accuracy, gas and the model hash."""
+
+    def __init__(self, console: Console, data: PreparedData, key_seed: int) -> None:
+        self.console = console
+        self.site_of = {
+            simulated_participant(key_seed, index).address: site.name for index, site in enumerate(data.sites)
+        }
+        self.names = [site.name for site in data.sites]
+        self.per_site = len(self.names) <= MAX_SITE_COLUMNS
+
+    def header(self) -> None:
+        sites = "  ".join(f"{name[:11]:>11}" for name in self.names) if self.per_site else "site acc min / median / max"
+        self.console.print(f"[bold]round  acc/rej  global acc  {sites}        gas  model[/bold]", highlight=False)
+
+    def __call__(self, report: RoundReport) -> None:
+        by_name = {self.site_of.get(address, address): value for address, value in report.site_accuracy.items()}
+        if self.per_site:
+            sites = "  ".join(f"{_percent(by_name.get(name)):>11}" for name in self.names)
+        else:
+            values = sorted(by_name.values())
+            sites = (
+                f"{_percent(values[0])} / {_percent(statistics.median(values))} / {_percent(values[-1])}"
+                if values
+                else "-"
+            )
+            sites = f"{sites:>27}"
+        status = f"{report.accepted:>3}/{report.rejected:<3}"
+        failed = "  [red]failed[/red]" if report.outcome == "failed" else ""
+        self.console.print(
+            f"{report.round:>5}  {status}  {_percent(report.eval_accuracy):>10}  {sites}  "
+            f"{report.gas_used:>9,}  {report.model_hash[:14]}…{failed}",
+            highlight=False,
+        )
+
+
+def print_summary(console: Console, result: SimulationResult) -> None:
+    """The final model's figures per site and pooled, and where the record is."""
+    summary = result.summary
+    if result.sites:
+        table = Table("site", "participant", "test rows", "accuracy %", "ROC-AUC", title="final global model")
+        for site in result.sites[:MAX_SITE_ROWS]:
+            table.add_row(site.name, site.address, str(site.examples), _percent(site.accuracy), f"{site.auc:.3f}")
+        if len(result.sites) > MAX_SITE_ROWS:
+            accuracies = sorted(site.accuracy for site in result.sites)
+            spread = f"min {_percent(accuracies[0])}, median {_percent(statistics.median(accuracies))}"
+            table.add_row(
+                f"… {len(result.sites) - MAX_SITE_ROWS} more", "", "", f"{spread}, max {_percent(accuracies[-1])}", ""
+            )
+        table.add_row(
+            "all sites",
+            "",
+            str(sum(site.examples for site in result.sites)),
+            _percent(result.pooled_accuracy),
+            f"{result.pooled_auc:.3f}",
+            style="bold",
+        )
+        show_table(table)
+    gas = [report.gas_used for report in summary.rounds]
+    if gas:
+        console.print(f"gas per round   {min(gas):,} to {max(gas):,} (commitRound)")
+    console.print(f"wall time       {result.wall_time_seconds:.1f} s")
+    if summary.registry:
+        chain = "in-process chain" if not summary.rpc_url else summary.rpc_url
+        console.print(
+            f"registry        {summary.registry} (chain id {summary.chain_id}, {chain}), run {summary.run_id}"
+        )
+        console.print(f"store           {summary.store}")
+        console.print(f"final model     {summary.final_model_hash}")

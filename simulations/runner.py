@@ -1,0 +1,172 @@
+"""The one-machine runner: a whole federation on Flower's Simulation Engine, recorded on a chain.
+
+By default the chain is an in-process EVM shared with the coordinator; with ``rpc_url`` it is
+any node (``fedledger chain node`` starts a local one).
+"""
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from flwr.clientapp import ClientApp
+from flwr.simulation import run_simulation
+
+from client.app import app as honest_client_app
+from client.metrics import accuracy, roc_auc
+from client.models import TabularClassifier
+from client.site import load_site
+from client.training import evaluate
+from coordinator.app import FederationSummary, make_server_app
+from coordinator.recorder import RoundReport
+from coordinator.settings import FederationSettings
+from fedledger.chain import Chain
+from fedledger.encoding import decode_model
+from fedledger.hashing import from_hex
+from fedledger.keys import simulated_participant
+from fedledger.store import ArtifactStore
+from simulations.faults import faulty_client_app
+from simulations.scenarios import SCENARIOS, PreparedData, Scenario
+
+
+@dataclass(frozen=True)
+class SimulationRequest:
+    """What to simulate. ``None`` means the scenario's default."""
+
+    scenario: str
+    output_dir: Path
+    clients: int | None = None
+    rounds: int | None = None
+    strategy: str = "FedAvg"
+    seed: int = 0
+    rpc_url: str | None = None
+    ledger: bool = True
+    fraction_train: float = 1.0
+    faults: Mapping[int, str] = field(default_factory=dict)
+    overrides: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SiteResult:
+    """How the final global model does on one site's test rows."""
+
+    name: str
+    address: str
+    examples: int
+    accuracy: float
+    auc: float
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """A finished simulation: its settings, data, record and the final model's figures.
+
+    ``chain`` is the in-process chain the run was recorded on (``None`` on a node).
+    """
+
+    scenario: Scenario
+    settings: FederationSettings
+    data: PreparedData
+    summary: FederationSummary
+    sites: list[SiteResult]
+    pooled_accuracy: float
+    pooled_auc: float
+    wall_time_seconds: float
+    chain: Chain | None
+
+
+def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedData) -> FederationSettings:
+    """Federation settings for ``request``: the scenario's defaults, then the request's choices."""
+    clients = len(data.sites)
+    settings = FederationSettings(
+        num_server_rounds=request.rounds or scenario.default_rounds,
+        strategy=request.strategy,
+        fraction_train=request.fraction_train,
+        fraction_evaluate=request.fraction_train,
+        min_nodes=min(2, clients),
+        min_accepted=min(2, clients),
+        local_epochs=scenario.training.local_epochs,
+        batch_size=scenario.training.batch_size,
+        learning_rate=scenario.training.learning_rate,
+        momentum=scenario.training.momentum,
+        hidden_units=scenario.hidden_units,
+        model_seed=request.seed,
+        split_seed=request.seed,
+        data_dir=str(data.directory.resolve()),
+        simulated_participants=clients,
+        key_seed=request.seed,
+        ledger=request.ledger,
+        rpc_url=request.rpc_url or "",
+        store=str((request.output_dir / "store").resolve()),
+        output_dir=str(request.output_dir.resolve()),
+    )
+    return settings.with_changes(**request.overrides)
+
+
+def prepare_data(request: SimulationRequest) -> tuple[Scenario, PreparedData]:
+    if request.scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {request.scenario!r}; choose one of {', '.join(SCENARIOS)}")
+    scenario = SCENARIOS[request.scenario]
+    clients = request.clients or scenario.default_clients
+    directory = request.output_dir.parent / "data" / f"{scenario.name}-{clients}-seed{request.seed}"
+    return scenario, scenario.prepare(directory, clients, request.seed)
+
+
+def simulate_federation(
+    request: SimulationRequest, on_round: Callable[[RoundReport], None], quiet: bool = True
+) -> SimulationResult:
+    """Run the federation of ``request`` on the Simulation Engine and evaluate its final model."""
+    scenario, data = prepare_data(request)
+    settings = settings_for(request, scenario, data)
+    chain = Chain.in_process() if settings.in_process_chain and settings.ledger else None
+    finished: list[FederationSummary] = []
+    server_app = make_server_app(settings, chain, on_round, on_finish=finished.append)
+    client_app: ClientApp = faulty_client_app(request.faults) if request.faults else honest_client_app
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a Ray notice about GPUs
+    if quiet:
+        logging.getLogger("flwr").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    run_simulation(
+        server_app=server_app,
+        client_app=client_app,
+        num_supernodes=len(data.sites),
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {"logging_level": "ERROR", "log_to_driver": not quiet},
+        },
+    )
+    wall_time = time.perf_counter() - started
+    if not finished:
+        raise RuntimeError("the federation did not finish; run with --verbose to see Flower's log")
+    summary = finished[0]
+    final = _final_model(settings, summary) if settings.ledger else None
+    sites, pooled_accuracy, pooled_auc = evaluate_sites(settings, data, final) if final else ([], np.nan, np.nan)
+    return SimulationResult(scenario, settings, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain)
+
+
+def _final_model(settings: FederationSettings, summary: FederationSummary) -> TabularClassifier:
+    arrays = decode_model(ArtifactStore(settings.store).get(from_hex(summary.final_model_hash)))
+    return TabularClassifier.from_arrays(dict(arrays))
+
+
+def evaluate_sites(
+    settings: FederationSettings, data: PreparedData, model: TabularClassifier
+) -> tuple[list[SiteResult], float, float]:
+    """The model on every site's test rows (each preprocessed by its own site), and on all of them."""
+    results, labels, probabilities = [], [], []
+    for partition_id, site in enumerate(data.sites):
+        local = load_site(data.site_path(partition_id), data.schema_path, settings.test_fraction, settings.split_seed)
+        outcome = evaluate(model, local.test_inputs, local.test_labels)
+        address = simulated_participant(settings.key_seed, partition_id).address
+        results.append(SiteResult(site.name, address, outcome.examples, outcome.accuracy, outcome.auc))
+        labels.append(local.test_labels)
+        probabilities.append(outcome.probabilities)
+    pooled_labels, pooled_probabilities = np.concatenate(labels), np.concatenate(probabilities)
+    return (
+        results,
+        accuracy(pooled_labels, pooled_probabilities),
+        roc_auc(pooled_labels, pooled_probabilities),
+    )

@@ -1,0 +1,10 @@
+"""The demo federations ``fedledger simulate`` can run."""
+
+from simulations.scenarios.banks import Banks
+from simulations.scenarios.base import PreparedData, Scenario, Site
+from simulations.scenarios.hospitals import Hospitals
+from simulations.scenarios.synthetic import Synthetic
+
+SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (Hospitals(), Banks(), Synthetic())}
+
+__all__ = ["SCENARIOS", "PreparedData", "Scenario", "Site"]

@@ -1,0 +1,103 @@
+"""The same apps under `flwr run`: the Simulation Engine behind a SuperLink, and the Deployment
+Engine with a SuperLink and two SuperNodes on 127.0.0.1, each recording on a real anvil node."""
+
+import json
+from pathlib import Path
+
+import pytest
+from flower_processes import FlowerProcesses
+
+from fedledger.chain import Chain, Registry
+from fedledger.chain.anvil import AnvilNode, free_port
+from fedledger.hashing import keccak256
+from fedledger.keys import PRIVATE_KEY_ENV, create_keystore
+from fedledger.manifest import RoundManifest
+from fedledger.store import ArtifactStore
+from simulations.scenarios import SCENARIOS
+
+pytestmark = [pytest.mark.anvil, pytest.mark.deployment]
+
+KEYSTORE_PASSWORD = "site password"
+
+
+def committed_manifests(registry: Registry, store: ArtifactStore, run_id: int) -> list[RoundManifest]:
+    run = registry.run(run_id)
+    manifests = []
+    for number in range(1, run.committed_rounds + 1):
+        committed = registry.committed_round(run_id, number).commitment
+        data = store.get(committed.manifest_hash)
+        assert keccak256(data) == committed.manifest_hash
+        manifests.append(RoundManifest.from_bytes(data))
+    return manifests
+
+
+def test_flwr_run_on_the_simulation_engine(anvil: AnvilNode, tmp_path: Path):
+    data = SCENARIOS["hospitals"].prepare(tmp_path / "data", 4, 0)
+    coordinator = anvil.dev_accounts()[0]
+    port = free_port()
+    with FlowerProcesses(tmp_path) as flower:
+        flower.superlink(port, simulation=True, env={PRIVATE_KEY_ENV: coordinator.key.to_0x_hex()})
+        flower.connection("local-sim", port, num_supernodes=4)
+        flower.flwr_run(
+            "local-sim",
+            {
+                "data-dir": str(data.directory),
+                "simulated-participants": 4,
+                "num-server-rounds": 2,
+                "rpc-url": anvil.rpc_url,
+                "store": str(tmp_path / "store"),
+                "output-dir": str(tmp_path / "run"),
+            },
+            timeout=600,
+        )
+    summary = json.loads((tmp_path / "run" / "federation.json").read_text())
+    registry = Registry(Chain.connect(anvil.rpc_url), summary["registry"])
+    manifests = committed_manifests(registry, ArtifactStore(tmp_path / "store"), summary["run_id"])
+    assert [manifest.round for manifest in manifests] == [1, 2]
+    assert all(len(manifest.accepted) == 4 and manifest.reproduction == "verified" for manifest in manifests)
+    assert manifests[-1].model_hash == summary["final_model_hash"]
+
+
+def test_flwr_run_on_the_deployment_engine_with_two_supernodes(anvil: AnvilNode, tmp_path: Path):
+    data = SCENARIOS["hospitals"].prepare(tmp_path / "data", 4, 0)
+    chain = Chain.connect(anvil.rpc_url)
+    coordinator = anvil.dev_accounts()[0]
+    registry, _ = Registry.deploy(chain, chain.add_signer(coordinator))
+    sites = []
+    for index in (0, 1):
+        keystore = tmp_path / f"site-{index}" / "keystore.json"
+        account = create_keystore(keystore, KEYSTORE_PASSWORD)
+        registry.add_participant(account.address, keccak256(f"site {index}".encode()))
+        sites.append((account.address, keystore, data.site_path(index)))
+
+    superlink_port = free_port()
+    with FlowerProcesses(tmp_path) as flower:
+        flower.superlink(superlink_port, env={PRIVATE_KEY_ENV: coordinator.key.to_0x_hex()})
+        for index, (_, keystore, data_path) in enumerate(sites):
+            flower.supernode(
+                f"supernode-{index}",
+                superlink_port,
+                free_port(),
+                {"data-path": str(data_path), "schema-path": str(data.schema_path), "keystore": str(keystore)},
+                env={"FEDLEDGER_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD},
+            )
+        flower.connection("deployment", superlink_port)
+        flower.flwr_run(
+            "deployment",
+            {
+                "rpc-url": anvil.rpc_url,
+                "registry": registry.address,
+                "num-server-rounds": 2,
+                "store": str(tmp_path / "store"),
+                "output-dir": str(tmp_path / "run"),
+            },
+            timeout=900,
+        )
+
+    manifests = committed_manifests(registry, ArtifactStore(tmp_path / "store"), 1)
+    assert [manifest.round for manifest in manifests] == [1, 2]
+    addresses = sorted(address for address, _, _ in sites)
+    for manifest in manifests:
+        assert [entry.participant for entry in manifest.accepted] == addresses
+        assert manifest.rejected == ()
+        assert manifest.reproduction == "verified"

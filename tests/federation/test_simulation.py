@@ -1,0 +1,161 @@
+"""Federations on Flower's Simulation Engine, checked against what the chain and the store hold."""
+
+from pathlib import Path
+
+import pytest
+
+from fedledger.chain import Registry
+from fedledger.encoding import decode_model, model_hash
+from fedledger.hashing import from_hex, keccak256, to_hex
+from fedledger.manifest import RoundManifest
+from fedledger.merkle import MerkleTree, reward_leaf, update_leaf
+from fedledger.signing import UpdateMessage, verify_update
+from fedledger.store import ArtifactStore
+from simulations.runner import SimulationRequest, SimulationResult, simulate_federation
+
+pytestmark = pytest.mark.simulation
+
+FAULTS = {
+    2: "nan",
+    3: "wrong-shape",
+    4: "bad-signature",
+    5: "unregistered-key",
+    6: "stale-base",
+    7: "replay",
+    8: "duplicate",
+}
+
+
+def run(tmp_path_factory, name: str, **request) -> SimulationResult:
+    output_dir = tmp_path_factory.mktemp(name) / "run"
+    return simulate_federation(SimulationRequest(output_dir=output_dir, **request), on_round=lambda report: None)
+
+
+def manifests(result: SimulationResult) -> list[tuple[bytes, RoundManifest]]:
+    """Each committed round's manifest, fetched by the hash the chain holds."""
+    registry = Registry(result.chain, result.summary.registry)
+    store = ArtifactStore(result.settings.store)
+    found = []
+    for round_number in range(1, registry.run(result.summary.run_id).committed_rounds + 1):
+        committed = registry.committed_round(result.summary.run_id, round_number).commitment
+        data = store.get(committed.manifest_hash)
+        found.append((data, RoundManifest.from_bytes(data)))
+    return found
+
+
+@pytest.fixture(scope="module")
+def hospitals(tmp_path_factory) -> SimulationResult:
+    return run(tmp_path_factory, "hospitals", scenario="hospitals", rounds=2)
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory) -> SimulationResult:
+    return run(tmp_path_factory, "faulty", scenario="synthetic", clients=10, rounds=2, faults=FAULTS)
+
+
+def test_rounds_are_committed_in_order_and_chain_the_models(hospitals: SimulationResult):
+    registry = Registry(hospitals.chain, hospitals.summary.registry)
+    run = registry.run(hospitals.summary.run_id)
+    assert run.committed_rounds == 2
+    rounds = [registry.committed_round(run.run_id, number) for number in (1, 2)]
+    assert rounds[0].committed_at_block < rounds[1].committed_at_block
+    events = registry.contract.events.RoundCommitted().get_logs(from_block=0)
+    assert [event["args"]["round"] for event in events] == [1, 2]
+    (_, first), (_, second) = manifests(hospitals)
+    assert first.base_model_hash == to_hex(run.initial_model_hash)
+    assert second.base_model_hash == first.model_hash == to_hex(rounds[0].commitment.model_hash)
+
+
+def test_the_on_chain_model_hash_is_the_hash_of_the_final_model(hospitals: SimulationResult):
+    registry = Registry(hospitals.chain, hospitals.summary.registry)
+    final_on_chain = registry.committed_round(hospitals.summary.run_id, 2).commitment.model_hash
+    assert to_hex(final_on_chain) == hospitals.summary.final_model_hash
+    stored = ArtifactStore(hospitals.settings.store).get(final_on_chain)
+    assert model_hash(decode_model(stored)) == final_on_chain
+
+
+def test_manifests_are_stored_and_match_their_committed_hashes(hospitals: SimulationResult):
+    registry = Registry(hospitals.chain, hospitals.summary.registry)
+    store = ArtifactStore(hospitals.settings.store)
+    domain = registry.signing_domain()
+    for data, manifest in manifests(hospitals):
+        committed = registry.committed_round(manifest.run_id, manifest.round).commitment
+        assert keccak256(data) == committed.manifest_hash == manifest.manifest_hash
+        assert (committed.accepted, committed.rejected) == (4, 0)
+        assert manifest.reproduction == "verified"
+        assert manifest.strategy["name"] == "FedAvg"
+        accepted = manifest.accepted
+        assert [entry.participant for entry in accepted] == sorted(entry.participant for entry in accepted)
+        for entry in accepted:
+            update = from_hex(entry.update_hash)
+            assert model_hash(decode_model(store.get(update))) == update
+            message = UpdateMessage(
+                manifest.run_id, manifest.round, from_hex(manifest.base_model_hash), update, entry.num_examples
+            )
+            assert verify_update(domain, message, from_hex(entry.signature, size=None), entry.participant)
+        leaves = [
+            update_leaf(manifest.run_id, manifest.round, e.participant, from_hex(e.update_hash), e.num_examples)
+            for e in accepted
+        ]
+        assert MerkleTree(leaves).root == committed.updates_root
+        rewards = [reward_leaf(manifest.run_id, manifest.round, e.participant, e.reward) for e in accepted]
+        assert MerkleTree(rewards).root == committed.rewards_root
+        assert 0 < sum(entry.reward for entry in accepted) <= hospitals.settings.rewards.budget
+
+
+def test_the_summary_reports_every_round_and_the_site_figures(hospitals: SimulationResult):
+    assert [report.round for report in hospitals.summary.rounds] == [1, 2]
+    assert all(report.gas_used < 150_000 for report in hospitals.summary.rounds)
+    assert [site.name for site in hospitals.sites] == ["Cleveland", "Hungary", "Switzerland", "VA Long Beach"]
+    assert 0.5 < hospitals.pooled_accuracy <= 1.0
+    assert Path(hospitals.settings.output_dir, "federation.json").is_file()
+
+
+def test_each_bad_reply_is_rejected_with_its_reason_and_the_round_goes_on(faulty: SimulationResult):
+    (_, first), (_, second) = manifests(faulty)
+    expected = {
+        "non-finite": 1,
+        "wrong-arrays": 1,
+        "bad-signature": 1,
+        "unregistered": 1,
+        "stale-base-model": 1,
+        "duplicate-participant": 2,
+    }
+    for manifest, extra in ((first, {}), (second, {"wrong-round": 1})):
+        reasons: dict[str, int] = {}
+        for entry in manifest.rejected:
+            reasons[entry.reason] = reasons.get(entry.reason, 0) + 1
+            assert entry.detail
+        assert reasons == {**expected, **extra}, manifest.round
+        assert manifest.outcome == "aggregated"
+        assert manifest.reproduction == "verified"
+    assert len(first.accepted) == 3  # partitions 0, 1 and the replaying 7, which had nothing to replay yet
+    assert len(second.accepted) == 2
+    replayed = next(entry for entry in second.rejected if entry.reason == "wrong-round")
+    assert replayed.detail == "signed for round 1, this is round 2"
+
+
+def test_rejected_updates_are_kept_in_the_store(faulty: SimulationResult):
+    store = ArtifactStore(faulty.settings.store)
+    (_, first), _ = manifests(faulty)
+    for entry in first.rejected:
+        assert entry.update_hash is not None
+        assert from_hex(entry.update_hash) in store
+
+
+def test_a_round_with_too_few_valid_updates_fails_cleanly(tmp_path_factory):
+    result = run(
+        tmp_path_factory,
+        "failing",
+        scenario="synthetic",
+        clients=3,
+        rounds=1,
+        faults={2: "nan"},
+        overrides={"min_accepted": 3},
+    )
+    ((_, manifest),) = manifests(result)
+    assert manifest.outcome == "failed"
+    assert manifest.failure == "2 valid updates, at least 3 needed"
+    assert manifest.model_hash == manifest.base_model_hash
+    assert sorted(entry.reason for entry in manifest.rejected) == ["non-finite", "round-failed", "round-failed"]
+    assert result.summary.final_model_hash == result.summary.initial_model_hash

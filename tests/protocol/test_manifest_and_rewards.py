@@ -1,0 +1,102 @@
+"""Round manifests are canonical JSON that round-trips; reward splits are exact and within budget."""
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fedledger.canonical import canonical_json
+from fedledger.hashing import keccak256
+from fedledger.manifest import RoundManifest, SignedFields, UpdateEntry
+from fedledger.rewards import RewardRule, split_budget
+
+ACCEPTED = UpdateEntry(
+    node_id=7,
+    status="accepted",
+    participant="0x" + "11" * 20,
+    update_hash="0x" + "22" * 32,
+    num_examples=10,
+    signature="0x" + "33" * 65,
+    signed=SignedFields(1, 2, "0x" + "44" * 32),
+    reward=10**18,
+    train_loss=0.25,
+)
+REJECTED = UpdateEntry(node_id=3, status="rejected", reason="non-finite", detail="array 'w' holds NaN")
+
+
+def manifest(**changes) -> RoundManifest:
+    values = {
+        "chain_id": 31337,
+        "registry": "0x" + "55" * 20,
+        "run_id": 1,
+        "round": 2,
+        "base_model_hash": "0x" + "66" * 32,
+        "model_hash": "0x" + "77" * 32,
+        "outcome": "aggregated",
+        "strategy": {"name": "FedAvg", "params": {"fraction_train": 1.0}},
+        "updates": (REJECTED, ACCEPTED),
+        "updates_root": "0x" + "88" * 32,
+        "rewards_root": "0x" + "99" * 32,
+        "reproduction": "verified",
+        "metrics": {"evaluate": {"aggregate": {"eval-accuracy": 0.8, "eval-auc": float("nan")}}},
+    }
+    values.update(changes)
+    return RoundManifest(**values)
+
+
+def test_a_manifest_round_trips_through_its_bytes():
+    data = manifest().to_bytes()
+    parsed = RoundManifest.from_bytes(data)
+    assert parsed.to_bytes() == data
+    assert parsed.accepted == (ACCEPTED,)
+    assert parsed.rejected == (REJECTED,)
+    assert manifest().manifest_hash == keccak256(data)
+
+
+def test_manifest_bytes_are_canonical():
+    data = manifest().to_bytes()
+    assert b" " not in data.replace(b"array 'w' holds NaN", b"")
+    assert data == canonical_json(manifest().to_json())
+    assert b'"eval-auc":null' in data
+    reordered = manifest(updates=(ACCEPTED, REJECTED))
+    assert reordered.to_bytes() == data, "entries are stored in one order, accepted first"
+
+
+def test_any_change_changes_the_hash():
+    original = manifest().manifest_hash
+    assert manifest(updates=(ACCEPTED,)).manifest_hash != original
+    assert manifest(reproduction="mismatch").manifest_hash != original
+
+
+@pytest.mark.parametrize("data", [b"not json", b"{}", b'{"version": 2}', b'{"version": 1}'])
+def test_what_is_not_a_manifest_is_refused(data):
+    with pytest.raises(ValueError):
+        RoundManifest.from_bytes(data)
+
+
+def test_budgets_split_in_proportion_rounding_down():
+    assert split_budget(100, {"a": 1, "b": 1, "c": 1}) == {"a": 33, "b": 33, "c": 33}
+    assert split_budget(10**18, {"a": 3, "b": 1}) == {"a": 75 * 10**16, "b": 25 * 10**16}
+    assert split_budget(100, {"a": 0, "b": 0}) == {"a": 0, "b": 0}
+    assert split_budget(100, {}) == {}
+    with pytest.raises(ValueError, match="negative"):
+        split_budget(100, {"a": -1})
+
+
+@given(st.integers(0, 10**24), st.dictionaries(st.text(max_size=4), st.floats(0, 1e6), max_size=12))
+def test_a_split_never_exceeds_the_budget_and_is_exact(budget, weights):
+    amounts = split_budget(budget, weights)
+    assert sum(amounts.values()) <= budget
+    total = sum((Fraction(weight) for weight in weights.values()), Fraction(0))
+    for participant, weight in weights.items():
+        exact = budget * Fraction(weight) / total if total else Fraction(0)
+        assert exact - 1 < amounts[participant] <= exact
+
+
+def test_reward_rules_are_checked_and_round_trip():
+    rule = RewardRule("examples", 5 * 10**18)
+    assert RewardRule.from_json(rule.to_json()) == rule
+    assert rule.amounts({"a": 30, "b": 10}) == {"a": 375 * 10**16, "b": 125 * 10**16}
+    with pytest.raises(ValueError, match="unknown reward rule"):
+        RewardRule("votes", 1)
