@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,8 +30,10 @@ class FlowerProcesses:
         self._processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """This environment, with the Python environment's scripts (flwr, flower-*) first on the PATH."""
         return {
             **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "FLWR_HOME": str(self.flwr_home),
             "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
             "FLWR_DISABLE_UPDATE_CHECK": "1",
