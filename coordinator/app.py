@@ -22,24 +22,22 @@ from coordinator.session import LedgerSession
 from coordinator.settings import FederationSettings
 from coordinator.strategies import build_strategy, describe_strategy
 from fedledger import messages
-from fedledger.canonical import canonical_json
-from fedledger.chain import Chain
+from fedledger.chain import IN_PROCESS, Chain
+from fedledger.deployment import LedgerLocation
 from fedledger.encoding import encode_model, model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
+from fedledger.runconfig import RunConfiguration
 
 SUMMARY_FILE = "federation.json"
+CHAIN_FILE = "chain.json"
 
 
 @dataclass(frozen=True)
 class FederationSummary:
-    """Where a finished federation's record is, and what each round did."""
+    """What a finished federation did, round by round, and where its record is (``None`` without a ledger)."""
 
-    chain_id: int | None
-    rpc_url: str
-    registry: str | None
-    run_id: int | None
-    store: str
+    ledger: LedgerLocation | None
     initial_model_hash: str
     final_model_hash: str
     wall_time_seconds: float
@@ -107,11 +105,12 @@ def request_initial_model(grid: Grid, settings: FederationSettings) -> ArrayReco
     return canonical_arrays(reply.content[messages.ARRAYS_RECORD])
 
 
-def run_configuration(settings: FederationSettings, strategy: dict, initial_model_hash: bytes) -> bytes:
+def run_configuration(settings: FederationSettings, strategy: dict, initial_model_hash: bytes) -> RunConfiguration:
     """The run configuration whose hash ``startRun`` records: what decides the computation."""
-    return canonical_json(
-        {
-            "strategy": strategy,
+    return RunConfiguration(
+        strategy=strategy,
+        rewards=settings.rewards,
+        details={
             "num_server_rounds": settings.num_server_rounds,
             "min_accepted": settings.min_accepted,
             "model": {
@@ -128,8 +127,7 @@ def run_configuration(settings: FederationSettings, strategy: dict, initial_mode
                 "test_fraction": settings.test_fraction,
                 "split_seed": settings.split_seed,
             },
-            "rewards": settings.rewards.to_json(),
-        }
+        },
     )
 
 
@@ -153,14 +151,18 @@ def run_federation(
         )
         final = {name: array.numpy() for name, array in result.arrays.items()}
         return FederationSummary(
-            None, "", None, None, "", to_hex(initial_hash), to_hex(model_hash(final)), time.perf_counter() - started, []
+            ledger=None,
+            initial_model_hash=to_hex(initial_hash),
+            final_model_hash=to_hex(model_hash(final)),
+            wall_time_seconds=time.perf_counter() - started,
+            rounds=[],
         )
 
     session = LedgerSession.open(settings, chain)
     session.store.put(encode_model({name: array.numpy() for name, array in initial.items()}))
     description = describe_strategy(strategy)
     configuration = run_configuration(settings, description, initial_hash)
-    run_id, _ = session.start_run(configuration, initial_hash, settings.rewards.budget)
+    run_id, _ = session.start_run(configuration.to_bytes(), initial_hash, settings.rewards.budget)
     log(
         INFO,
         "run %d started on registry %s (chain %d)",
@@ -174,18 +176,28 @@ def run_federation(
         grid, initial, settings.num_server_rounds, settings.round_timeout, train_config, evaluate_config
     )
     final = {name: array.numpy() for name, array in canonical_arrays(result.arrays).items()} if result.arrays else {}
-    summary = FederationSummary(
+    output_dir = Path(settings.output_dir)
+    saved_chain = None
+    if session.chain.description == IN_PROCESS:
+        saved_chain = output_dir / CHAIN_FILE
+        session.chain.save(saved_chain)
+    ledger_location = LedgerLocation(
         chain_id=session.domain.chain_id,
-        rpc_url=settings.rpc_url,
         registry=session.registry.address,
         run_id=run_id,
         store=session.store.location,
+        rpc_url=settings.rpc_url or None,
+        saved_chain=str(saved_chain) if saved_chain else None,
+    )
+    ledger_location.save(output_dir)
+    summary = FederationSummary(
+        ledger=ledger_location,
         initial_model_hash=to_hex(initial_hash),
         final_model_hash=to_hex(model_hash(final)) if final else to_hex(initial_hash),
         wall_time_seconds=time.perf_counter() - started,
         rounds=ledger.reports,
     )
-    summary.save(Path(settings.output_dir))
+    summary.save(output_dir)
     return summary
 
 

@@ -5,11 +5,10 @@ from typing import Any
 
 from coordinator.session import LedgerSession
 from coordinator.validation import CheckedReply
-from fedledger.chain import RoundCommitment
 from fedledger.hashing import to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
-from fedledger.merkle import MerkleTree, reward_leaf, update_leaf
 from fedledger.rewards import RewardRule
+from fedledger.rounds import seal
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,8 @@ class RoundReport:
 
 
 class RoundRecorder:
-    """Commits judged rounds of one run: grants rewards, builds the roots and the manifest, stores
-    the manifest and commits the round on-chain."""
+    """Commits judged rounds of one run: seals each (rewards, roots, manifest), stores the manifest
+    and commits the round on-chain."""
 
     def __init__(self, session: LedgerSession, run_id: int, strategy: dict[str, Any], rewards: RewardRule) -> None:
         self.session = session
@@ -62,15 +61,7 @@ class RoundRecorder:
         self.rewards = rewards
 
     def commit(self, judged: JudgedRound, evaluation: dict[str, Any]) -> RoundReport:
-        accepted = judged.accepted
-        amounts = self.rewards.amounts({reply.participant: reply.num_examples for reply in accepted})
-        update_tree = MerkleTree(
-            [update_leaf(self.run_id, judged.round, r.participant, r.update_hash, r.num_examples) for r in accepted]
-        )
-        reward_tree = MerkleTree(
-            [reward_leaf(self.run_id, judged.round, who, amount) for who, amount in amounts.items() if amount > 0]
-        )
-        manifest = RoundManifest(
+        draft = RoundManifest(
             chain_id=self.session.domain.chain_id,
             registry=self.session.registry.address,
             run_id=self.run_id,
@@ -81,20 +72,13 @@ class RoundRecorder:
             failure=judged.failure,
             strategy=self.strategy,
             reproduction=judged.reproduction,
-            updates=tuple(_entry(reply, amounts.get(reply.participant or "", 0)) for reply in judged.replies),
-            updates_root=to_hex(update_tree.root),
-            rewards_root=to_hex(reward_tree.root),
+            updates=tuple(_entry(reply) for reply in judged.replies),
+            updates_root="",
+            rewards_root="",
             metrics={"train": judged.train_metrics, "evaluate": evaluation},
         )
-        manifest_hash = self.session.store.put(manifest.to_bytes())
-        commitment = RoundCommitment(
-            model_hash=judged.model_hash,
-            updates_root=update_tree.root,
-            rewards_root=reward_tree.root,
-            manifest_hash=manifest_hash,
-            accepted=len(manifest.accepted),
-            rejected=len(manifest.rejected),
-        )
+        manifest, commitment = seal(draft, self.rewards)
+        self.session.store.put(manifest.to_bytes())
         receipt = self.session.registry.commit_round(self.run_id, judged.round, commitment)
         sites = evaluation.get("participants", {})
         return RoundReport(
@@ -103,7 +87,7 @@ class RoundRecorder:
             rejected=commitment.rejected,
             rejections={reply.node_id: reply.reason for reply in judged.replies if reply.reason},
             model_hash=manifest.model_hash,
-            manifest_hash=to_hex(manifest_hash),
+            manifest_hash=to_hex(commitment.manifest_hash),
             gas_used=receipt.gas_used,
             block_number=receipt.block_number,
             outcome=manifest.outcome,
@@ -114,7 +98,7 @@ class RoundRecorder:
         )
 
 
-def _entry(reply: CheckedReply, reward: int) -> UpdateEntry:
+def _entry(reply: CheckedReply) -> UpdateEntry:
     return UpdateEntry(
         node_id=reply.node_id,
         status="accepted" if reply.accepted else "rejected",
@@ -125,6 +109,5 @@ def _entry(reply: CheckedReply, reward: int) -> UpdateEntry:
         signed=reply.signed,
         reason=reply.reason,
         detail=reply.detail,
-        reward=reward if reply.accepted else 0,
         train_loss=reply.train_loss,
     )

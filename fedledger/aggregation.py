@@ -23,7 +23,7 @@ exactly; a mismatch is reported, never hidden.
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,7 +45,13 @@ class WeightedUpdate:
 
 
 class Aggregator(ABC):
-    """Re-derives one strategy's aggregates, round after round."""
+    """Re-derives one strategy's aggregates, round after round.
+
+    A ``stateful`` aggregator (a server optimiser) carries state from round to round, so it must
+    see every aggregated round, in order.
+    """
+
+    stateful: ClassVar[bool] = False
 
     @abstractmethod
     def aggregate(self, round_number: int, base: Mapping[str, np.ndarray], updates: Sequence[WeightedUpdate]) -> Arrays:
@@ -144,6 +150,8 @@ class Bulyan(Aggregator):
 class _ServerOptimiser(Aggregator):
     """The FedOpt family: FedAvg of the updates, then a server optimiser step from the base model."""
 
+    stateful = True
+
     def __init__(self, eta: float, beta_1: float, beta_2: float, tau: float) -> None:
         self.eta, self.beta_1, self.beta_2, self.tau = eta, beta_1, beta_2, tau
         self.m_t: Arrays | None = None
@@ -200,6 +208,8 @@ class FedAdagrad(_ServerOptimiser):
 
 class FedAvgM(Aggregator):
     """FedAvg with server momentum (and a server learning rate)."""
+
+    stateful = True
 
     def __init__(self, server_learning_rate: float, server_momentum: float) -> None:
         self.server_learning_rate = server_learning_rate

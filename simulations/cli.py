@@ -45,7 +45,7 @@ def simulate(
     """Run a federation on Flower's Simulation Engine; every round is checked, stored and committed on-chain."""
     try:
         from simulations.report import RoundPrinter, print_summary
-        from simulations.runner import SimulationRequest, prepare_data, simulate_federation
+        from simulations.runner import SimulationRequest, audit_result, prepare_data, simulate_federation
     except ImportError as error:
         raise FedLedgerError(
             f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
@@ -74,3 +74,12 @@ def simulate(
     printer.header()
     result = simulate_federation(request, printer, quiet=not verbose)
     print_summary(console, result)
+    audit = audit_result(result)
+    checked = len(audit.findings)
+    verdict = "[green]PASS[/green]" if audit.passed else "[red]FAIL[/red]"
+    console.print(f"audit           {verdict}: {checked - len(audit.problems())} of {checked} checks passed")
+    for finding in audit.problems():
+        console.print(str(finding), style="red", markup=False, highlight=False)
+    console.print(f"audit it again  fedledger audit --simulation {output_dir}", highlight=False)
+    if not audit.passed:
+        raise typer.Exit(1)

@@ -83,10 +83,9 @@ def print_summary(console: Console, result: SimulationResult) -> None:
     if gas:
         console.print(f"gas per round   {min(gas):,} to {max(gas):,} (commitRound)")
     console.print(f"wall time       {result.wall_time_seconds:.1f} s")
-    if summary.registry:
-        chain = "in-process chain" if not summary.rpc_url else summary.rpc_url
-        console.print(
-            f"registry        {summary.registry} (chain id {summary.chain_id}, {chain}), run {summary.run_id}"
-        )
-        console.print(f"store           {summary.store}")
+    if summary.ledger is not None:
+        ledger = summary.ledger
+        chain = ledger.rpc_url or f"in-process chain, saved to {ledger.saved_chain}"
+        console.print(f"registry        {ledger.registry} (chain id {ledger.chain_id}, {chain}), run {ledger.run_id}")
+        console.print(f"store           {ledger.store}")
         console.print(f"final model     {summary.final_model_hash}")

@@ -23,7 +23,8 @@ from client.training import evaluate
 from coordinator.app import FederationSummary, make_server_app
 from coordinator.recorder import RoundReport
 from coordinator.settings import FederationSettings
-from fedledger.chain import Chain
+from fedledger.audit import Auditor, AuditReport
+from fedledger.chain import Chain, Registry
 from fedledger.encoding import decode_model
 from fedledger.hashing import from_hex
 from fedledger.keys import simulated_participant
@@ -145,6 +146,15 @@ def simulate_federation(
     final = _final_model(settings, summary) if settings.ledger else None
     sites, pooled_accuracy, pooled_auc = evaluate_sites(settings, data, final) if final else ([], np.nan, np.nan)
     return SimulationResult(scenario, settings, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain)
+
+
+def audit_result(result: SimulationResult) -> AuditReport:
+    """Audit the run the simulation just recorded, from its chain and store."""
+    ledger = result.summary.ledger
+    if ledger is None:
+        raise ValueError("a simulation without the ledger has nothing to audit")
+    chain = result.chain or Chain.connect(ledger.rpc_url or "")
+    return Auditor(Registry(chain, ledger.registry), ArtifactStore(ledger.store)).audit([ledger.run_id])
 
 
 def _final_model(settings: FederationSettings, summary: FederationSummary) -> TabularClassifier:

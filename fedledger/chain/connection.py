@@ -1,6 +1,8 @@
 """A connection to an EVM chain and the local keys that sign transactions on it."""
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -17,6 +19,7 @@ from fedledger.chain.artifacts import load_artifact
 from fedledger.chain.errors import ChainError, ErrorDecoder
 
 IN_PROCESS = "in-process"
+JOURNAL_FORMAT = "fedledger-in-process-chain/1"
 _RECEIPT_TIMEOUT_SECONDS = 120
 
 
@@ -43,6 +46,7 @@ class Chain:
         self.w3 = w3
         self.description = description
         self._signers: dict[ChecksumAddress, LocalAccount] = {}
+        self._journal: list[bytes] | None = [] if description == IN_PROCESS else None
         self._errors = ErrorDecoder(load_artifact(name).abi for name in ("FedLedgerRegistry", "ContributionToken"))
 
     @classmethod
@@ -52,6 +56,47 @@ class Chain:
         chain = cls(Web3(EthereumTesterProvider(EthereumTester(backend))), IN_PROCESS)
         for key in backend.account_keys:
             chain.add_signer(Account.from_key(key.to_bytes()))
+        return chain
+
+    def save(self, path: Path) -> None:
+        """Save the in-process chain so that :meth:`restore` can bring it back after this process ends.
+
+        What is saved is every transaction, signed, in the order it was mined: replayed on a fresh
+        in-process chain (same genesis, same development keys) they rebuild the same state.
+        """
+        if self._journal is None:
+            raise ChainError(f"only the in-process chain is saved this way; {self.description} keeps its own state")
+        document = {
+            "format": JOURNAL_FORMAT,
+            "chain_id": self.chain_id,
+            "transactions": [transaction.hex() for transaction in self._journal],
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document) + "\n")
+
+    @classmethod
+    def restore(cls, path: Path) -> "Chain":
+        """An in-process chain rebuilt from a file written by :meth:`save`.
+
+        Raises:
+            ChainError: the file is missing, of another format, or a transaction does not replay.
+        """
+        try:
+            document = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ChainError(f"no saved chain at {path}") from None
+        except json.JSONDecodeError as error:
+            raise ChainError(f"{path} is not a saved chain: {error}") from None
+        if document.get("format") != JOURNAL_FORMAT:
+            raise ChainError(f"{path} is not a saved in-process chain ({JOURNAL_FORMAT})")
+        chain = cls.in_process()
+        for index, transaction in enumerate(document["transactions"]):
+            tx_hash = chain.w3.eth.send_raw_transaction(bytes.fromhex(transaction))
+            if chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] != 1:
+                raise ChainError(f"{path}: transaction {index} failed on replay")
+            chain._journal.append(bytes.fromhex(transaction))
+        if chain.chain_id != document["chain_id"]:
+            raise ChainError(f"{path} was saved from chain {document['chain_id']}, not {chain.chain_id}")
         return chain
 
     @classmethod
@@ -149,6 +194,8 @@ class Chain:
         except (ContractLogicError, TransactionFailed) as error:
             raise self._errors.from_exception(error) from None
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT_SECONDS)
+        if self._journal is not None:
+            self._journal.append(bytes(signed.raw_transaction))
         if receipt["status"] != 1:
             raise ChainError(f"transaction {tx_hash.to_0x_hex()} was mined but failed (status 0)")
         return Receipt(

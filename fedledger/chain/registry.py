@@ -29,6 +29,12 @@ class ParticipantRecord:
     def active(self) -> bool:
         return self.deactivated_at_block == 0
 
+    def active_at(self, block_number: int) -> bool:
+        """Whether the participant was registered and active in ``block_number`` (the contract's ``isActiveAt``)."""
+        return self.registered_at_block <= block_number and (
+            self.deactivated_at_block == 0 or block_number < self.deactivated_at_block
+        )
+
 
 @dataclass(frozen=True)
 class RunRecord:

@@ -4,7 +4,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from fedledger.cli import chain, contracts, participants
+from fedledger.cli import audit, chain, client, contracts, participants
 from fedledger.cli.common import ReportingGroup
 
 app = typer.Typer(
@@ -18,6 +18,8 @@ app = typer.Typer(
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(chain.app, name="chain")
 app.add_typer(participants.app, name="participants")
+app.add_typer(client.app, name="client")
+app.command("audit")(audit.audit)
 
 # Commands that need the training stack (``simulate``) live outside this package; they are found
 # through entry points, so the core, and an auditor's install, never import them.

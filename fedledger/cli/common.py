@@ -1,5 +1,6 @@
 """Options and helpers shared by the ``fedledger`` commands."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +12,10 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from fedledger.chain import Chain, Registry
-from fedledger.deployment import Deployment
+from fedledger.deployment import Deployment, LedgerLocation
 from fedledger.errors import FedLedgerError
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
+from fedledger.store import ArtifactStore
 
 console = Console(soft_wrap=True)
 error_console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -93,6 +95,54 @@ def open_registry(
     if sender is None:
         return Registry(chain, address)
     return Registry(chain, address, chain.add_signer(sender))
+
+
+Simulation = Annotated[
+    Path | None,
+    typer.Option(
+        "--simulation",
+        help="Output directory of a finished run (`fedledger simulate`, `flwr run`): its chain (node or saved "
+        "in-process chain), registry, run and store are read from its ledger.json.",
+    ),
+]
+Store = Annotated[
+    str | None, typer.Option("--store", help="The artifact store: a directory or an fsspec URL (e.g. s3://bucket/x).")
+]
+
+
+@dataclass(frozen=True)
+class History:
+    """A registry and the artifact store beside it, and the runs asked about (``None``: all)."""
+
+    registry: Registry
+    store: ArtifactStore
+    run_ids: list[int] | None
+
+
+def open_history(
+    simulation: Path | None,
+    rpc_url: str | None,
+    registry: str | None,
+    store: str | None,
+    deployment_file: Path,
+    run_ids: list[int] | None,
+) -> History:
+    """The record to read: a finished run's directory, or a node, registry and store given directly."""
+    if simulation is not None:
+        location = LedgerLocation.load(simulation)
+        if location.saved_chain:
+            chain = Chain.restore(Path(location.saved_chain))
+        else:
+            chain = Chain.connect(rpc_url or location.rpc_url or "")
+        return History(
+            Registry(chain, registry or location.registry),
+            ArtifactStore(store or location.store),
+            run_ids or [location.run_id],
+        )
+    if store is None:
+        raise FedLedgerError("pass --store (the artifact store), or --simulation with a finished run's directory")
+    url, address = locate_registry(rpc_url, registry, deployment_file)
+    return History(Registry(Chain.connect(url), address), ArtifactStore(store), run_ids or None)
 
 
 def require_sender(registry: Registry) -> None:

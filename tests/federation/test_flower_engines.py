@@ -51,8 +51,8 @@ def test_flwr_run_on_the_simulation_engine(anvil: AnvilNode, tmp_path: Path):
             timeout=600,
         )
     summary = json.loads((tmp_path / "run" / "federation.json").read_text())
-    registry = Registry(Chain.connect(anvil.rpc_url), summary["registry"])
-    manifests = committed_manifests(registry, ArtifactStore(tmp_path / "store"), summary["run_id"])
+    registry = Registry(Chain.connect(anvil.rpc_url), summary["ledger"]["registry"])
+    manifests = committed_manifests(registry, ArtifactStore(tmp_path / "store"), summary["ledger"]["run_id"])
     assert [manifest.round for manifest in manifests] == [1, 2]
     assert all(len(manifest.accepted) == 4 and manifest.reproduction == "verified" for manifest in manifests)
     assert manifests[-1].model_hash == summary["final_model_hash"]

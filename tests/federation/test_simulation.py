@@ -3,15 +3,17 @@
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from fedledger.chain import Registry
+from fedledger.cli import app
 from fedledger.encoding import decode_model, model_hash
 from fedledger.hashing import from_hex, keccak256, to_hex
 from fedledger.manifest import RoundManifest
 from fedledger.merkle import MerkleTree, reward_leaf, update_leaf
 from fedledger.signing import UpdateMessage, verify_update
 from fedledger.store import ArtifactStore
-from simulations.runner import SimulationRequest, SimulationResult, simulate_federation
+from simulations.runner import SimulationRequest, SimulationResult, audit_result, simulate_federation
 
 pytestmark = pytest.mark.simulation
 
@@ -33,11 +35,11 @@ def run(tmp_path_factory, name: str, **request) -> SimulationResult:
 
 def manifests(result: SimulationResult) -> list[tuple[bytes, RoundManifest]]:
     """Each committed round's manifest, fetched by the hash the chain holds."""
-    registry = Registry(result.chain, result.summary.registry)
+    registry = Registry(result.chain, result.summary.ledger.registry)
     store = ArtifactStore(result.settings.store)
     found = []
-    for round_number in range(1, registry.run(result.summary.run_id).committed_rounds + 1):
-        committed = registry.committed_round(result.summary.run_id, round_number).commitment
+    for round_number in range(1, registry.run(result.summary.ledger.run_id).committed_rounds + 1):
+        committed = registry.committed_round(result.summary.ledger.run_id, round_number).commitment
         data = store.get(committed.manifest_hash)
         found.append((data, RoundManifest.from_bytes(data)))
     return found
@@ -54,8 +56,8 @@ def faulty(tmp_path_factory) -> SimulationResult:
 
 
 def test_rounds_are_committed_in_order_and_chain_the_models(hospitals: SimulationResult):
-    registry = Registry(hospitals.chain, hospitals.summary.registry)
-    run = registry.run(hospitals.summary.run_id)
+    registry = Registry(hospitals.chain, hospitals.summary.ledger.registry)
+    run = registry.run(hospitals.summary.ledger.run_id)
     assert run.committed_rounds == 2
     rounds = [registry.committed_round(run.run_id, number) for number in (1, 2)]
     assert rounds[0].committed_at_block < rounds[1].committed_at_block
@@ -67,15 +69,15 @@ def test_rounds_are_committed_in_order_and_chain_the_models(hospitals: Simulatio
 
 
 def test_the_on_chain_model_hash_is_the_hash_of_the_final_model(hospitals: SimulationResult):
-    registry = Registry(hospitals.chain, hospitals.summary.registry)
-    final_on_chain = registry.committed_round(hospitals.summary.run_id, 2).commitment.model_hash
+    registry = Registry(hospitals.chain, hospitals.summary.ledger.registry)
+    final_on_chain = registry.committed_round(hospitals.summary.ledger.run_id, 2).commitment.model_hash
     assert to_hex(final_on_chain) == hospitals.summary.final_model_hash
     stored = ArtifactStore(hospitals.settings.store).get(final_on_chain)
     assert model_hash(decode_model(stored)) == final_on_chain
 
 
 def test_manifests_are_stored_and_match_their_committed_hashes(hospitals: SimulationResult):
-    registry = Registry(hospitals.chain, hospitals.summary.registry)
+    registry = Registry(hospitals.chain, hospitals.summary.ledger.registry)
     store = ArtifactStore(hospitals.settings.store)
     domain = registry.signing_domain()
     for data, manifest in manifests(hospitals):
@@ -159,3 +161,16 @@ def test_a_round_with_too_few_valid_updates_fails_cleanly(tmp_path_factory):
     assert manifest.model_hash == manifest.base_model_hash
     assert sorted(entry.reason for entry in manifest.rejected) == ["non-finite", "round-failed", "round-failed"]
     assert result.summary.final_model_hash == result.summary.initial_model_hash
+
+
+def test_the_finished_simulation_passes_the_audit_from_its_saved_chain(hospitals: SimulationResult):
+    result = CliRunner().invoke(app, ["audit", "--simulation", hospitals.settings.output_dir])
+    assert result.exit_code == 0, result.output
+    assert "PASS: " in result.output
+
+
+def test_a_run_with_rejected_updates_passes_the_audit(faulty: SimulationResult):
+    report = audit_result(faulty)
+    assert report.passed, [str(finding) for finding in report.problems()]
+    checked = {finding.participant for finding in report.findings if finding.check == "update-hash"}
+    assert len(checked) >= 9, "rejected updates are checked in the store too"

@@ -1,0 +1,395 @@
+"""Verifying a registry's round history from the chain and the artifact store alone.
+
+The auditor trusts neither the coordinator nor its summaries: everything starts from what the
+registry holds in storage (runs, rounds, participants, claims), and every artifact is re-hashed
+as it is read. Each check yields a finding; a check that cannot be done (an artifact missing, a
+strategy that cannot be re-derived) is a failure or ``unsupported``, never a pass.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
+from fedledger.audit.findings import AuditReport, Finding, RoundAudit, RunAudit, Status
+from fedledger.chain import CommittedRound, Registry, RunRecord
+from fedledger.encoding import EncodingError, decode_model, model_hash
+from fedledger.hashing import from_hex, to_hex
+from fedledger.manifest import RoundManifest, UpdateEntry
+from fedledger.rounds import grant_rewards, rewards_tree, updates_tree
+from fedledger.runconfig import RunConfiguration
+from fedledger.signing import InvalidSignature, SigningDomain, UpdateMessage, recover_update_signer
+from fedledger.store import ArtifactError, ArtifactMissing, ArtifactStore
+
+Arrays = dict[str, np.ndarray]
+
+
+class _Abort(Exception):
+    """A check failed in a way that makes the rest of the round uncheckable."""
+
+
+@dataclass
+class _RunState:
+    """What carries from one round of a run to the next."""
+
+    config: RunConfiguration | None
+    aggregator: Aggregator | None
+    unsupported: str
+    model_hash: bytes
+    model: Arrays | None
+
+
+class Auditor:
+    """Audits the runs of one registry against one artifact store."""
+
+    def __init__(self, registry: Registry, store: ArtifactStore) -> None:
+        self.registry = registry
+        self.store = store
+        self.domain: SigningDomain = registry.signing_domain()
+        self._participants = {record.address: record for record in registry.participants()}
+
+    def audit(self, run_ids: list[int] | None = None) -> AuditReport:
+        """Audit ``run_ids`` (default: every run of the registry)."""
+        ids = run_ids if run_ids is not None else list(range(1, self.registry.run_count() + 1))
+        return AuditReport(
+            chain=self.registry.chain.description,
+            chain_id=self.domain.chain_id,
+            registry=self.registry.address,
+            store=self.store.location,
+            runs=[self.audit_run(run_id) for run_id in ids],
+        )
+
+    def audit_run(self, run_id: int) -> RunAudit:
+        run = self.registry.run(run_id)
+        audit = RunAudit(run_id)
+        state = self._start(run, audit)
+        gas = self._gas_by_round(run_id)
+        for round_number in range(1, run.committed_rounds + 1):
+            committed = self.registry.committed_round(run_id, round_number)
+            round_audit = RoundAudit(run_id, round_number, gas_used=gas.get(round_number))
+            self._audit_round(run, committed, state, round_audit)
+            audit.rounds.append(round_audit)
+            state.model_hash = committed.commitment.model_hash
+        return audit
+
+    # Run level -------------------------------------------------------------------------------
+
+    def _start(self, run: RunRecord, audit: RunAudit) -> _RunState:
+        state = _RunState(None, None, "the run configuration could not be read", run.initial_model_hash, None)
+        try:
+            state.config = RunConfiguration.from_bytes(self.store.get(run.config_hash))
+        except (ArtifactError, ValueError) as error:
+            audit.findings.append(_fail("run-config", run.run_id, None, str(error)))
+        else:
+            audit.findings.append(_pass("run-config", run.run_id, None, f"strategy {state.config.strategy['name']}"))
+            try:
+                state.aggregator = aggregator_for(state.config.strategy)
+            except UnsupportedStrategy as error:
+                state.unsupported = str(error)
+        state.model = self._model(run.run_id, 0, run.initial_model_hash, audit.findings)
+        return state
+
+    def _model(self, run_id: int, round_number: int, digest: bytes, findings: list[Finding]) -> Arrays | None:
+        """Read and decode a committed model; the finding says whether it is there and intact."""
+        what = "the initial model" if round_number == 0 else f"the model of round {round_number}"
+        try:
+            arrays = decode_model(self.store.get(digest))
+        except (ArtifactError, EncodingError) as error:
+            findings.append(_fail("model-artifact", run_id, round_number, f"{what}: {error}"))
+            return None
+        findings.append(_pass("model-artifact", run_id, round_number, f"{what} {to_hex(digest)[:18]}… is intact"))
+        return arrays
+
+    def _gas_by_round(self, run_id: int) -> dict[int, int]:
+        """Gas of each commit, from the RoundCommitted index; empty where the node keeps no logs."""
+        events = self.registry.contract.events.RoundCommitted().get_logs(
+            from_block=0, argument_filters={"runId": run_id}
+        )
+        w3 = self.registry.chain.w3
+        return {
+            event["args"]["round"]: w3.eth.get_transaction_receipt(event["transactionHash"])["gasUsed"]
+            for event in events
+        }
+
+    # Round level -----------------------------------------------------------------------------
+
+    def _audit_round(self, run: RunRecord, committed: CommittedRound, state: _RunState, audit: RoundAudit) -> None:
+        record = _Recorder(audit)
+        commitment = committed.commitment
+        audit.accepted, audit.rejected = commitment.accepted, commitment.rejected
+        next_model = self._model(run.run_id, committed.round, commitment.model_hash, audit.findings)
+        try:
+            manifest = self._manifest(committed, record)
+            audit.outcome = manifest.outcome
+            audit.accuracy = manifest.metrics.get("evaluate", {}).get("aggregate", {}).get("eval-accuracy")
+            audit.rewards = {entry.participant: entry.reward for entry in manifest.accepted if entry.participant}
+            self._binding(manifest, committed, state, record)
+            updates = self._updates(manifest, committed, record)
+            self._roots(manifest, committed, record)
+            self._rewards(manifest, state, record)
+            self._reaggregation(manifest, committed, state, updates, record)
+        except _Abort:
+            pass
+        self._claims(run, committed, audit, record)
+        state.model = next_model
+
+    def _manifest(self, committed: CommittedRound, record: "_Recorder") -> RoundManifest:
+        manifest_hash = committed.commitment.manifest_hash
+        try:
+            data = self.store.get(manifest_hash)
+        except ArtifactMissing as error:
+            record.fail("manifest-hash", str(error), expected=to_hex(manifest_hash), found="nothing stored")
+            raise _Abort from None
+        except ArtifactError as error:
+            record.fail("manifest-hash", str(error), expected=to_hex(manifest_hash))
+            raise _Abort from None
+        record.ok("manifest-hash", f"manifest {to_hex(manifest_hash)[:18]}… matches the commit")
+        try:
+            manifest = RoundManifest.from_bytes(data)
+        except ValueError as error:
+            record.fail("manifest-canonical", str(error))
+            raise _Abort from None
+        if manifest.to_bytes() != data:
+            record.fail("manifest-canonical", "the manifest is not in canonical form (entry order or JSON layout)")
+        else:
+            record.ok("manifest-canonical", "canonical")
+        return manifest
+
+    def _binding(
+        self, manifest: RoundManifest, committed: CommittedRound, state: _RunState, record: "_Recorder"
+    ) -> None:
+        commitment = committed.commitment
+        expected = {
+            "chain id": (self.domain.chain_id, manifest.chain_id),
+            "registry": (self.registry.address.lower(), manifest.registry.lower()),
+            "run": (committed.run_id, manifest.run_id),
+            "round": (committed.round, manifest.round),
+            "model hash": (to_hex(commitment.model_hash), manifest.model_hash),
+            "accepted count": (commitment.accepted, len(manifest.accepted)),
+            "rejected count": (commitment.rejected, len(manifest.rejected)),
+        }
+        if state.config is not None:
+            expected["strategy"] = (state.config.strategy, manifest.strategy)
+        mismatched = [name for name, (want, have) in expected.items() if want != have]
+        for name in mismatched:
+            want, have = expected[name]
+            record.fail("manifest-binding", f"the manifest's {name} differs from the chain's", str(want), str(have))
+        if not mismatched:
+            record.ok("manifest-binding", "chain, registry, run, round, model hash and counts match")
+        if manifest.base_model_hash != to_hex(state.model_hash):
+            source = "the run's initial model" if committed.round == 1 else f"round {committed.round - 1}'s model"
+            record.fail(
+                "model-chain",
+                f"the round did not start from {source}",
+                to_hex(state.model_hash),
+                manifest.base_model_hash,
+            )
+        else:
+            record.ok("model-chain", f"starts from {manifest.base_model_hash[:18]}…")
+
+    def _updates(self, manifest: RoundManifest, committed: CommittedRound, record: "_Recorder") -> list[Arrays] | None:
+        """Check every listed update; return the accepted ones' arrays, or ``None`` if any is unusable."""
+        accepted: list[Arrays] | None = []
+        for entry in manifest.updates:
+            if entry.update_hash is None:
+                continue
+            try:
+                arrays = decode_model(self.store.get(from_hex(entry.update_hash)))
+            except ArtifactMissing as error:
+                record.fail("update-hash", str(error), entry.update_hash, "nothing stored", entry.participant)
+                arrays = None
+            except (ArtifactError, EncodingError) as error:
+                record.fail("update-hash", str(error), entry.update_hash, None, entry.participant)
+                arrays = None
+            else:
+                record.ok("update-hash", f"{entry.status} update is intact", participant=entry.participant)
+            if entry.status == "accepted":
+                self._signed(manifest, committed, entry, record)
+                accepted = None if accepted is None or arrays is None else [*accepted, arrays]
+        return accepted
+
+    def _signed(
+        self, manifest: RoundManifest, committed: CommittedRound, entry: UpdateEntry, record: "_Recorder"
+    ) -> None:
+        try:
+            message = UpdateMessage(
+                manifest.run_id,
+                manifest.round,
+                from_hex(manifest.base_model_hash),
+                from_hex(entry.update_hash or ""),
+                entry.num_examples or 0,
+            )
+            signer = recover_update_signer(self.domain, message, from_hex(entry.signature or "", size=None))
+        except (InvalidSignature, ValueError) as error:
+            record.fail("signature", f"the signature cannot be checked: {error}", participant=entry.participant)
+            return
+        if signer != entry.participant:
+            record.fail("signature", "the signature is by someone else", entry.participant, signer, entry.participant)
+        else:
+            record.ok("signature", "signed by the participant", participant=entry.participant)
+        block = committed.committed_at_block
+        registration = self._participants.get(signer)
+        if registration is not None and registration.active_at(block):
+            record.ok("registration", f"registered and active at block {block}", participant=signer)
+        else:
+            if registration is None:
+                state = "not registered"
+            elif registration.registered_at_block > block:
+                state = f"registered only at block {registration.registered_at_block}"
+            else:
+                state = f"deactivated at block {registration.deactivated_at_block}"
+            record.fail(
+                "registration", f"the signer was not active at block {block}", "registered and active", state, signer
+            )
+
+    def _roots(self, manifest: RoundManifest, committed: CommittedRound, record: "_Recorder") -> None:
+        commitment = committed.commitment
+        try:
+            rebuilt_updates = updates_tree(manifest.run_id, manifest.round, manifest.accepted).root
+        except (ValueError, TypeError) as error:
+            record.fail("updates-root", f"the accepted entries cannot form a tree: {error}")
+        else:
+            record.compare(
+                "updates-root",
+                to_hex(commitment.updates_root),
+                to_hex(rebuilt_updates),
+                "rebuilds from the accepted updates",
+                "the accepted updates do not rebuild the committed root",
+            )
+        rewards = {entry.participant: entry.reward for entry in manifest.accepted if entry.participant}
+        rebuilt_rewards = rewards_tree(manifest.run_id, manifest.round, rewards).root
+        record.compare(
+            "rewards-root",
+            to_hex(commitment.rewards_root),
+            to_hex(rebuilt_rewards),
+            "rebuilds from the rewards",
+            "the manifest's rewards do not rebuild the committed root",
+        )
+
+    def _rewards(self, manifest: RoundManifest, state: _RunState, record: "_Recorder") -> None:
+        if state.config is None:
+            record.fail("rewards", "the reward rule is in the run configuration, which could not be read")
+            return
+        granted = grant_rewards(state.config.rewards, manifest)
+        for entry in manifest.updates:
+            expected = granted.get(entry.participant or "", 0) if entry.status == "accepted" else 0
+            if entry.reward != expected:
+                record.fail(
+                    "rewards",
+                    "the reward is not what the rule grants",
+                    str(expected),
+                    str(entry.reward),
+                    entry.participant,
+                )
+        total = sum(entry.reward for entry in manifest.updates)
+        if total > state.config.rewards.budget:
+            record.fail(
+                "rewards", "the round grants more than its budget", str(state.config.rewards.budget), str(total)
+            )
+        elif all(entry.reward == granted.get(entry.participant or "", 0) for entry in manifest.accepted):
+            record.ok("rewards", f"{state.config.rewards.rule} rule, {total} granted of {state.config.rewards.budget}")
+
+    def _reaggregation(
+        self,
+        manifest: RoundManifest,
+        committed: CommittedRound,
+        state: _RunState,
+        updates: list[Arrays] | None,
+        record: "_Recorder",
+    ) -> None:
+        committed_hash = to_hex(committed.commitment.model_hash)
+        if manifest.outcome == "failed":
+            record.compare(
+                "reaggregation",
+                to_hex(state.model_hash),
+                committed_hash,
+                "a failed round keeps the model",
+                "a failed round changed the model",
+            )
+            return
+        if state.aggregator is None:
+            record.unsupported("reaggregation", f"cannot re-derive the aggregate: {state.unsupported}")
+            return
+        if updates is None or (state.aggregator.stateful and state.model is None):
+            if state.aggregator.stateful:
+                state.aggregator = None
+                state.unsupported = f"the server optimiser's state is lost at round {manifest.round}"
+            record.fail("reaggregation", "cannot re-derive the aggregate: an update or the base model is unusable")
+            return
+        weighted = [
+            WeightedUpdate(arrays, entry.num_examples) for arrays, entry in zip(updates, manifest.accepted, strict=True)
+        ]
+        derived = to_hex(model_hash(state.aggregator.aggregate(manifest.round, state.model or {}, weighted)))
+        record.compare(
+            "reaggregation",
+            committed_hash,
+            derived,
+            f"{manifest.strategy['name']} of the accepted updates reproduces the committed model",
+            "the committed model is not the aggregate of the accepted updates",
+        )
+
+    def _claims(self, run: RunRecord, committed: CommittedRound, audit: RoundAudit, record: "_Recorder") -> None:
+        total = self.registry.claimed_total(run.run_id, committed.round)
+        excessive = False
+        for participant in self._participants if total else ():
+            claimed = self.registry.claimed_amount(run.run_id, committed.round, participant)
+            granted = audit.rewards.get(participant, 0)
+            if claimed > granted:
+                excessive = True
+                record.fail("claims", "claimed more than the manifest grants", str(granted), str(claimed), participant)
+        if total > run.reward_per_round:
+            excessive = True
+            record.fail("claims", "claims exceed the round's budget", str(run.reward_per_round), str(total))
+        if not excessive:
+            record.ok("claims", f"{total} claimed, within every grant")
+
+
+class _Recorder:
+    """Appends findings for one round."""
+
+    def __init__(self, audit: RoundAudit) -> None:
+        self.audit = audit
+
+    def _add(
+        self,
+        check: str,
+        status: Status,
+        message: str,
+        expected: str | None = None,
+        found: str | None = None,
+        participant: str | None = None,
+    ) -> None:
+        self.audit.findings.append(
+            Finding(check, status, self.audit.run_id, self.audit.round, participant, message, expected, found)
+        )
+
+    def ok(self, check: str, message: str, participant: str | None = None) -> None:
+        self._add(check, "pass", message, participant=participant)
+
+    def fail(
+        self,
+        check: str,
+        message: str,
+        expected: str | None = None,
+        found: str | None = None,
+        participant: str | None = None,
+    ) -> None:
+        self._add(check, "fail", message, expected, found, participant)
+
+    def unsupported(self, check: str, message: str) -> None:
+        self._add(check, "unsupported", message)
+
+    def compare(self, check: str, expected: str, found: str, holds: str, fails: str) -> None:
+        """Pass with ``holds`` when ``found == expected``, else fail with ``fails``."""
+        if expected == found:
+            self.ok(check, holds)
+        else:
+            self.fail(check, fails, expected, found)
+
+
+def _pass(check: str, run_id: int, round_number: int | None, message: str) -> Finding:
+    return Finding(check, "pass", run_id, round_number, message=message)
+
+
+def _fail(check: str, run_id: int, round_number: int | None, message: str) -> Finding:
+    return Finding(check, "fail", run_id, round_number, message=message)

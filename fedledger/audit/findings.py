@@ -1,0 +1,124 @@
+"""The outcome of an audit: one finding per check, grouped by round and run."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["pass", "fail", "unsupported"]
+
+#: Every check the auditor runs, and what it establishes.
+CHECKS = {
+    "run-config": "the run configuration is stored and hashes to the configHash recorded by startRun",
+    "model-artifact": "the model a round committed (or the run's initial model) is stored and intact",
+    "manifest-hash": "the stored manifest hashes to the committed manifestHash",
+    "manifest-canonical": "the manifest is in canonical form (entries in order, canonical JSON)",
+    "manifest-binding": "the manifest names this chain, registry, run, round, model and counts",
+    "model-chain": "the round trained from the previous round's committed model (round 1: the initial model)",
+    "update-hash": "every listed update is stored and hashes to its listed hash",
+    "signature": "every accepted update's EIP-712 signature recovers to its listed participant",
+    "registration": "every accepted participant was registered and active at the commit's block",
+    "updates-root": "updatesRoot rebuilds from the manifest's accepted updates",
+    "rewards-root": "rewardsRoot rebuilds from the manifest's rewards",
+    "rewards": "the rewards are what the run's reward rule grants",
+    "reaggregation": "aggregating the accepted updates reproduces the committed modelHash bit for bit",
+    "claims": "no claim on-chain exceeds the manifest's amount or the round's budget",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one check found for one run, round and (where it applies) participant."""
+
+    check: str
+    status: Status
+    run_id: int
+    round: int | None = None
+    participant: str | None = None
+    message: str = ""
+    expected: str | None = None
+    found: str | None = None
+
+    def __str__(self) -> str:
+        where = f"run {self.run_id}" + (f" round {self.round}" if self.round is not None else "")
+        if self.participant:
+            where += f" participant {self.participant}"
+        text = f"{where} [{self.check}] {self.status.upper()}: {self.message}"
+        if self.expected is not None or self.found is not None:
+            text += f" (expected {self.expected}, found {self.found})"
+        return text
+
+
+@dataclass
+class RoundAudit:
+    """A committed round: its checks and the figures the report plots."""
+
+    run_id: int
+    round: int
+    findings: list[Finding] = field(default_factory=list)
+    outcome: str | None = None
+    accepted: int = 0
+    rejected: int = 0
+    accuracy: float | None = None
+    gas_used: int | None = None
+    rewards: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(finding.status == "pass" for finding in self.findings)
+
+
+@dataclass
+class RunAudit:
+    run_id: int
+    findings: list[Finding] = field(default_factory=list)
+    rounds: list[RoundAudit] = field(default_factory=list)
+
+    @property
+    def all_findings(self) -> list[Finding]:
+        return self.findings + [finding for audit in self.rounds for finding in audit.findings]
+
+    @property
+    def passed(self) -> bool:
+        return all(finding.status == "pass" for finding in self.all_findings)
+
+
+@dataclass
+class AuditReport:
+    """The verdict on a registry's history: passed only if every check of every round passed."""
+
+    chain: str
+    chain_id: int
+    registry: str
+    store: str
+    runs: list[RunAudit]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for run in self.runs for finding in run.all_findings]
+
+    @property
+    def passed(self) -> bool:
+        return all(run.passed for run in self.runs) and bool(self.runs)
+
+    def problems(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.status != "pass"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": "pass" if self.passed else "fail",
+            "chain": self.chain,
+            "chain_id": self.chain_id,
+            "registry": self.registry,
+            "store": self.store,
+            "checks": CHECKS,
+            "runs": [
+                {
+                    "run_id": run.run_id,
+                    "verdict": "pass" if run.passed else "fail",
+                    "findings": [asdict(finding) for finding in run.findings],
+                    "rounds": [
+                        {**asdict(audit), "verdict": "pass" if audit.passed else "fail"} for audit in run.rounds
+                    ],
+                }
+                for run in self.runs
+            ],
+        }

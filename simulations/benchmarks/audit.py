@@ -1,0 +1,91 @@
+"""Audit throughput: how long the audit takes beside hashing the same bytes, measured in one run.
+
+    python -m simulations.benchmarks.audit [--rounds 50] [--clients 20] [--parameters 1000000]
+
+Writes a history of ``rounds`` FedAvg rounds with ``clients`` signed updates each of a model with
+about ``parameters`` float32 parameters (``simulations.history``), on the in-process chain with the
+store in a temporary directory. Then it audits the history (timed), audits it again under cProfile
+to find the share of the audit spent in Keccak-256, and hashes every stored artifact the audit reads
+(bytes in memory, timed) for the raw hashing throughput.
+"""
+
+import argparse
+import cProfile
+import math
+import pstats
+import tempfile
+import time
+from pathlib import Path
+
+from fedledger.audit import Auditor
+from fedledger.chain import Chain
+from fedledger.hashing import keccak256
+from fedledger.store import ArtifactStore
+from simulations.history import SyntheticHistory
+
+
+def _hashing_share(auditor: Auditor) -> float:
+    """Share of an audit's profiled time spent inside Keccak-256 (pycryptodome's C core included)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    auditor.audit()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    hashing = sum(
+        timing[3]
+        for (filename, _, name), timing in stats.stats.items()  # type: ignore[attr-defined]
+        if filename.endswith("fedledger/hashing.py") and name.startswith("keccak256")
+    )
+    return hashing / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--parameters", type=int, default=1_000_000)
+    arguments = parser.parse_args()
+    side = round(math.sqrt(arguments.parameters))
+    shapes = {"dense.weight": (side, side), "dense.bias": (side,)}
+    parameters = side * side + side
+
+    with tempfile.TemporaryDirectory() as workdir:
+        store = ArtifactStore(Path(workdir) / "store")
+        started = time.perf_counter()
+        history = SyntheticHistory(Chain.in_process(), store, shapes, arguments.clients, seed=1)
+        for _ in range(arguments.rounds):
+            history.add_round()
+        print(
+            f"history: {arguments.rounds} rounds x {arguments.clients} clients, model of {parameters:,} float32 "
+            f"parameters, written in {time.perf_counter() - started:.1f} s"
+        )
+
+        auditor = Auditor(history.registry, store)
+        started = time.perf_counter()
+        report = auditor.audit()
+        audit_seconds = time.perf_counter() - started
+        assert report.passed, [str(finding) for finding in report.problems()]
+        share = _hashing_share(auditor)
+
+        files = [path for path in (Path(workdir) / "store").rglob("*") if path.is_file()]
+        total_bytes, hashing_seconds = 0, 0.0
+        for path in files:
+            data = path.read_bytes()
+            started = time.perf_counter()
+            keccak256(data)
+            hashing_seconds += time.perf_counter() - started
+            total_bytes += len(data)
+
+    checks = len(report.findings)
+    print(f"audit: {audit_seconds:.2f} s for {checks:,} checks, all passed")
+    print(f"  share of the audit spent in Keccak-256 (cProfile): {100 * share:.0f}%")
+    print(
+        f"raw hashing of the same {len(files):,} artifacts ({total_bytes / 1e9:.2f} GB): {hashing_seconds:.2f} s, "
+        f"{total_bytes / hashing_seconds / 1e6:,.0f} MB/s"
+    )
+    print(f"audit time / raw hashing time: {audit_seconds / hashing_seconds:.2f} (goal: at most 2)")
+
+
+if __name__ == "__main__":
+    main()

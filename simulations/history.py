@@ -1,0 +1,150 @@
+"""Round histories written straight to the chain and the store, without training: for the audit
+benchmark (large models, many rounds) and for the auditor's tamper tests.
+
+Each round is built the way the coordinator builds one — updates signed with EIP-712 and stored,
+the FedAvg aggregate stored, the manifest sealed with ``fedledger.rounds.seal`` and committed —
+from synthetic updates (the global model plus noise). Hooks let a test play a dishonest
+coordinator at one step.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+
+from fedledger.aggregation import WeightedUpdate, weighted_average
+from fedledger.chain import Chain, Registry, RoundCommitment
+from fedledger.encoding import encode_model
+from fedledger.hashing import ZERO_HASH, keccak256, to_hex
+from fedledger.keys import simulated_participant
+from fedledger.manifest import RoundManifest, SignedFields, UpdateEntry
+from fedledger.merkle import reward_leaf
+from fedledger.rewards import TOKEN_DECIMALS, RewardRule
+from fedledger.rounds import rewards_tree, seal
+from fedledger.runconfig import RunConfiguration
+from fedledger.signing import UpdateMessage, sign_update
+from fedledger.store import ArtifactStore
+
+Arrays = dict[str, np.ndarray]
+STRATEGY = {"name": "FedAvg", "params": {}}
+
+
+@dataclass
+class Dishonesty:
+    """What a dishonest coordinator does in one round; the default is nothing.
+
+    Attributes:
+        signers: update index -> the key that signs it instead of its participant's.
+        commit_model: turns the true aggregate into the model that is committed.
+        rewrite_manifest: edits the manifest bytes before they are stored and committed.
+        inflate_rewards: rewards that go into the committed rewards root instead of the manifest's.
+    """
+
+    signers: Mapping[int, LocalAccount] = field(default_factory=dict)
+    commit_model: Callable[[Arrays], Arrays] | None = None
+    rewrite_manifest: Callable[[bytes], bytes] | None = None
+    inflate_rewards: Mapping[str, int] | None = None
+
+
+class SyntheticHistory:
+    """A registry with ``clients`` registered participants and one run, grown round by round."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        store: ArtifactStore,
+        shapes: Mapping[str, tuple[int, ...]],
+        clients: int,
+        seed: int = 0,
+        reward_tokens: int = 100,
+    ) -> None:
+        self.chain = chain
+        self.store = store
+        self.rng = np.random.default_rng(seed)
+        self.participants = [simulated_participant(seed, index) for index in range(clients)]
+        coordinator = chain.signers[0]
+        self.registry, _ = Registry.deploy(chain, coordinator)
+        for account in self.participants:
+            self.registry.add_participant(account.address, ZERO_HASH)
+        self.model: Arrays = {
+            name: self.rng.normal(size=shape).astype(np.float32) for name, shape in sorted(shapes.items())
+        }
+        self.model_hash = store.put(encode_model(self.model))
+        self.rule = RewardRule("examples", reward_tokens * 10**TOKEN_DECIMALS)
+        config = RunConfiguration(strategy=STRATEGY, rewards=self.rule, details={"synthetic": True})
+        self.run_id, _ = self.registry.start_run(store.put(config.to_bytes()), self.model_hash, self.rule.budget)
+        self.domain = self.registry.signing_domain()
+        self.round = 0
+        self.last_commitment: RoundCommitment | None = None
+
+    def add_round(self, dishonesty: Dishonesty | None = None) -> RoundManifest:
+        """Write and commit the next round; returns its manifest."""
+        dishonesty = dishonesty or Dishonesty()
+        self.round += 1
+        updates, entries = [], []
+        for index, account in enumerate(self.participants):
+            arrays = {
+                name: value + self.rng.normal(scale=0.01, size=value.shape).astype(value.dtype)
+                for name, value in self.model.items()
+            }
+            examples = int(self.rng.integers(20, 200))
+            encoding = encode_model(arrays)
+            update_hash = self.store.put(encoding)
+            message = UpdateMessage(self.run_id, self.round, self.model_hash, update_hash, examples)
+            signer = dishonesty.signers.get(index, account)
+            entries.append(
+                UpdateEntry(
+                    node_id=index,
+                    status="accepted",
+                    participant=signer.address,
+                    update_hash=to_hex(update_hash),
+                    num_examples=examples,
+                    signature=to_hex(sign_update(self.domain, message, signer.key)),
+                    signed=SignedFields(self.run_id, self.round, to_hex(self.model_hash)),
+                    train_loss=float(self.rng.uniform(0.2, 0.7)),
+                )
+            )
+            updates.append((signer.address, arrays, examples))
+        ordered = sorted(updates, key=lambda update: update[0])
+        aggregate = weighted_average([WeightedUpdate(arrays, examples) for _, arrays, examples in ordered])
+        committed = dishonesty.commit_model(aggregate) if dishonesty.commit_model else aggregate
+        committed_hash = self.store.put(encode_model(committed))
+        draft = RoundManifest(
+            chain_id=self.domain.chain_id,
+            registry=self.registry.address,
+            run_id=self.run_id,
+            round=self.round,
+            base_model_hash=to_hex(self.model_hash),
+            model_hash=to_hex(committed_hash),
+            outcome="aggregated",
+            strategy=STRATEGY,
+            updates=tuple(entries),
+            updates_root="",
+            rewards_root="",
+            reproduction="verified",
+            metrics={"evaluate": {"aggregate": {"eval-accuracy": float(self.rng.uniform(0.6, 0.9))}}},
+        )
+        manifest, commitment = seal(draft, self.rule)
+        data = manifest.to_bytes()
+        if dishonesty.rewrite_manifest:
+            data = dishonesty.rewrite_manifest(data)
+            commitment = RoundCommitment(**{**vars(commitment), "manifest_hash": keccak256(data)})
+        if dishonesty.inflate_rewards is not None:
+            root = rewards_tree(self.run_id, self.round, dishonesty.inflate_rewards).root
+            commitment = RoundCommitment(**{**vars(commitment), "rewards_root": root})
+        self.store.put(data)
+        self.registry.commit_round(self.run_id, self.round, commitment)
+        self.last_commitment = commitment
+        self.model, self.model_hash = committed, committed_hash
+        return manifest
+
+    def claim(self, index: int, round_number: int, amount: int, rewards: Mapping[str, int]) -> None:
+        """Participant ``index`` claims ``amount`` with a proof from the tree of ``rewards``."""
+        account = self.participants[index]
+        if account.address not in self.chain.signers:
+            self.chain.add_signer(account)
+            self.chain.send_value(self.chain.signers[0], account.address, 10**17)
+        tree = rewards_tree(self.run_id, round_number, rewards)
+        proof = tree.proof(reward_leaf(self.run_id, round_number, account.address, amount))
+        self.registry.as_sender(account.address).claim(self.run_id, round_number, amount, proof)

@@ -1,0 +1,196 @@
+"""An honest history passes the audit; every kind of tampering fails it at the right round and check."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedledger.audit import Auditor, AuditReport
+from fedledger.chain import Chain
+from fedledger.encoding import encode_model
+from fedledger.hashing import from_hex
+from fedledger.keys import simulated_participant
+from fedledger.manifest import RoundManifest
+from fedledger.store import ArtifactStore
+from simulations.history import Dishonesty, SyntheticHistory
+
+SHAPES = {"layer.weight": (6, 4), "layer.bias": (6,)}
+CLIENTS = 4
+ROUNDS = 3
+TAMPERED_ROUND = 2
+
+
+def write_history(tmp_path: Path, dishonesty: Dishonesty | None = None) -> SyntheticHistory:
+    history = SyntheticHistory(Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, seed=5)
+    for round_number in range(1, ROUNDS + 1):
+        history.add_round(dishonesty if round_number == TAMPERED_ROUND else None)
+    return history
+
+
+def audit(history: SyntheticHistory) -> AuditReport:
+    return Auditor(history.registry, history.store).audit()
+
+
+def failures(report: AuditReport) -> set[tuple[str, int | None, str | None]]:
+    return {(finding.check, finding.round, finding.participant) for finding in report.problems()}
+
+
+def stored_manifest(history: SyntheticHistory, round_number: int) -> tuple[Path, RoundManifest]:
+    commitment = history.registry.committed_round(history.run_id, round_number).commitment
+    path = Path(history.store.path_of(commitment.manifest_hash))
+    return path, RoundManifest.from_bytes(path.read_bytes())
+
+
+@pytest.fixture
+def honest(tmp_path: Path) -> SyntheticHistory:
+    return write_history(tmp_path)
+
+
+def test_an_honest_history_passes_every_check(honest: SyntheticHistory):
+    report = audit(honest)
+    assert report.passed, [str(finding) for finding in report.problems()]
+    checks = {finding.check for finding in report.findings}
+    assert checks >= {
+        "manifest-hash",
+        "signature",
+        "registration",
+        "update-hash",
+        "updates-root",
+        "rewards-root",
+        "model-chain",
+        "reaggregation",
+        "rewards",
+        "claims",
+        "run-config",
+        "model-artifact",
+    }
+    assert [audit.round for audit in report.runs[0].rounds] == [1, 2, 3]
+
+
+def test_a_flipped_byte_in_a_stored_update(honest: SyntheticHistory):
+    _, manifest = stored_manifest(honest, TAMPERED_ROUND)
+    victim = manifest.accepted[1]
+    path = Path(honest.store.path_of(from_hex(victim.update_hash)))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    report = audit(honest)
+    assert failures(report) == {
+        ("update-hash", TAMPERED_ROUND, victim.participant),
+        ("reaggregation", TAMPERED_ROUND, None),
+    }
+    (finding,) = [f for f in report.problems() if f.check == "update-hash"]
+    assert "corrupted" in finding.message and finding.expected == victim.update_hash
+
+
+def test_a_replaced_global_model(honest: SyntheticHistory):
+    committed = honest.registry.committed_round(honest.run_id, TAMPERED_ROUND).commitment
+    other = {name: np.zeros(shape, np.float32) for name, shape in SHAPES.items()}
+    Path(honest.store.path_of(committed.model_hash)).write_bytes(encode_model(other))
+    report = audit(honest)
+    assert failures(report) == {("model-artifact", TAMPERED_ROUND, None)}
+
+
+@pytest.mark.parametrize("edit", ["changed reward", "dropped entry", "added entry", "reordered entries"])
+def test_a_manifest_edited_after_the_commit(honest: SyntheticHistory, edit: str):
+    path, _ = stored_manifest(honest, TAMPERED_ROUND)
+    document = json.loads(path.read_bytes())
+    if edit == "changed reward":
+        document["updates"][0]["reward"] = str(int(document["updates"][0]["reward"]) + 1)
+    elif edit == "dropped entry":
+        document["updates"].pop()
+    elif edit == "added entry":
+        document["updates"].append(dict(document["updates"][0], node_id=99))
+    else:
+        document["updates"].reverse()
+    path.write_bytes(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+    report = audit(honest)
+    assert failures(report) == {("manifest-hash", TAMPERED_ROUND, None)}
+    (finding,) = report.problems()
+    assert "corrupted" in finding.message
+
+
+def test_a_committed_manifest_with_reordered_entries(tmp_path: Path):
+    def reorder(data: bytes) -> bytes:
+        document = json.loads(data)
+        document["updates"].reverse()
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+    report = audit(write_history(tmp_path, Dishonesty(rewrite_manifest=reorder)))
+    assert ("manifest-canonical", TAMPERED_ROUND, None) in failures(report)
+    assert ("reaggregation", TAMPERED_ROUND, None) in failures(report), "the order is the aggregation order"
+    assert {round_number for _, round_number, _ in failures(report)} == {TAMPERED_ROUND}
+
+
+def test_a_committed_manifest_that_drops_an_accepted_update(tmp_path: Path):
+    def drop(data: bytes) -> bytes:
+        document = json.loads(data)
+        document["updates"].pop()
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    report = audit(write_history(tmp_path, Dishonesty(rewrite_manifest=drop)))
+    assert {"manifest-binding", "updates-root", "reaggregation"} <= {check for check, _, _ in failures(report)}
+    assert {round_number for _, round_number, _ in failures(report)} == {TAMPERED_ROUND}
+
+
+def test_an_update_signed_by_an_unregistered_key(tmp_path: Path):
+    stranger = simulated_participant(777, 0)
+    report = audit(write_history(tmp_path, Dishonesty(signers={2: stranger})))
+    assert failures(report) == {("registration", TAMPERED_ROUND, stranger.address)}
+    (finding,) = report.problems()
+    assert finding.found == "not registered"
+
+
+def test_an_update_from_a_participant_deactivated_before_the_round(tmp_path: Path):
+    history = SyntheticHistory(Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, seed=5)
+    history.add_round()
+    removed = history.participants[3].address
+    block = history.registry.deactivate_participant(removed).block_number
+    history.add_round()
+    report = audit(history)
+    assert failures(report) == {("registration", TAMPERED_ROUND, removed)}
+    assert report.problems()[0].found == f"deactivated at block {block}"
+
+
+def test_a_committed_model_that_is_not_the_aggregate(tmp_path: Path):
+    def nudge(aggregate: dict) -> dict:
+        return {name: value + np.float32(1e-6) for name, value in aggregate.items()}
+
+    report = audit(write_history(tmp_path, Dishonesty(commit_model=nudge)))
+    assert failures(report) == {("reaggregation", TAMPERED_ROUND, None)}
+    (finding,) = report.problems()
+    assert finding.message == "the committed model is not the aggregate of the accepted updates"
+    assert finding.expected != finding.found
+
+
+def test_missing_artifacts_are_reported_as_missing(honest: SyntheticHistory):
+    _, manifest = stored_manifest(honest, TAMPERED_ROUND)
+    victim = manifest.accepted[0]
+    Path(honest.store.path_of(from_hex(victim.update_hash))).unlink()
+    manifest_path, _ = stored_manifest(honest, 3)
+    manifest_path.unlink()
+    report = audit(honest)
+    assert failures(report) == {
+        ("update-hash", TAMPERED_ROUND, victim.participant),
+        ("reaggregation", TAMPERED_ROUND, None),
+        ("manifest-hash", 3, None),
+    }
+    assert all("missing" in finding.message for finding in report.problems() if finding.check != "reaggregation")
+
+
+def test_a_claim_larger_than_the_manifest_grants(tmp_path: Path):
+    """The coordinator puts a larger amount in the rewards root than in the manifest; the participant claims it."""
+    _, honest_manifest = stored_manifest(write_history(tmp_path / "honest"), TAMPERED_ROUND)
+    rewards = {entry.participant: entry.reward for entry in honest_manifest.accepted}
+    history = SyntheticHistory(Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, seed=5)
+    greedy = history.participants[0].address
+    inflated = {**rewards, greedy: rewards[greedy] * 2}
+    history.add_round()
+    manifest = history.add_round(Dishonesty(inflate_rewards=inflated))
+    assert {entry.participant: entry.reward for entry in manifest.accepted} == rewards
+    history.claim(0, TAMPERED_ROUND, inflated[greedy], inflated)
+    report = audit(history)
+    assert failures(report) == {("claims", TAMPERED_ROUND, greedy), ("rewards-root", TAMPERED_ROUND, None)}
+    claim = next(finding for finding in report.problems() if finding.check == "claims")
+    assert (claim.expected, claim.found) == (str(rewards[greedy]), str(inflated[greedy]))
