@@ -22,7 +22,7 @@ from fedledger.signing import SigningDomain, UpdateMessage, sign_update
 app = ClientApp()
 
 
-def _site(context: Context, config: ConfigRecord) -> LocalSite:
+def local_site(context: Context, config: ConfigRecord) -> LocalSite:
     torch.set_num_threads(1)
     data_path, schema_path = data_paths(context.node_config, config)
     return load_site(
@@ -45,7 +45,7 @@ def _as_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
 def initial_model(message: Message, context: Context) -> Message:
     """A freshly initialised model: its weights depend only on the schema and ``model-seed``."""
     config = message.content[messages.CONFIG_RECORD]
-    site = _site(context, config)
+    site = local_site(context, config)
     model = TabularClassifier.initialised(
         site.schema.num_features,
         int(config[messages.CONFIG_HIDDEN_UNITS]),
@@ -54,11 +54,13 @@ def initial_model(message: Message, context: Context) -> Message:
     return Message(RecordDict({messages.ARRAYS_RECORD: _as_record(model_arrays(model))}), reply_to=message)
 
 
-def training_update(message: Message, context: Context) -> tuple[dict[str, np.ndarray], int, float]:
-    """Train the received model on this site's rows; returns the arrays (in the dtypes received),
-    the number of training examples and the training loss."""
+def training_update(
+    message: Message, context: Context, site: LocalSite | None = None
+) -> tuple[dict[str, np.ndarray], int, float]:
+    """Train the received model on this site's rows (or on ``site``'s); returns the arrays (in the
+    dtypes received), the number of training examples and the training loss."""
     config = message.content[messages.CONFIG_RECORD]
-    site = _site(context, config)
+    site = site or local_site(context, config)
     received = _received_arrays(message)
     model = TabularClassifier.from_arrays(received)
     settings = TrainingSettings(
@@ -120,7 +122,7 @@ def train_round(message: Message, context: Context) -> Message:
 def evaluate_round(message: Message, context: Context) -> Message:
     """Evaluate the received model on this site's test rows."""
     config = message.content[messages.CONFIG_RECORD]
-    site = _site(context, config)
+    site = local_site(context, config)
     result = evaluate(TabularClassifier.from_arrays(_received_arrays(message)), site.test_inputs, site.test_labels)
     content = RecordDict(
         {

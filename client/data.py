@@ -53,9 +53,11 @@ def check_table(frame: pd.DataFrame, schema: Schema, source: str) -> LabeledTabl
         SchemaError: a column is missing, holds a value of the wrong type or an unknown category,
             or the target is missing or not binary; the message names the column.
     """
-    missing = [name for name in [schema.target, *(column.name for column in schema.columns)] if name not in frame]
-    if missing:
+    missing = [name for name in [*(column.name for column in schema.columns), schema.target] if name not in frame]
+    if len(missing) == 1:
         raise SchemaError(f"{source}: column {missing[0]!r} required by the schema is missing")
+    if missing:
+        raise SchemaError(f"{source}: columns {', '.join(map(repr, missing))} required by the schema are missing")
     if frame.empty:
         raise SchemaError(f"{source}: has no rows")
     features = pd.DataFrame({column.name: _typed(frame[column.name], column, source) for column in schema.columns})

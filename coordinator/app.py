@@ -18,6 +18,7 @@ from flwr.supercore import log
 
 from coordinator.ledger import LedgerStrategy, canonical_arrays
 from coordinator.recorder import RoundRecorder, RoundReport
+from coordinator.scoring import ConsensusScorer, Scorer
 from coordinator.session import LedgerSession
 from coordinator.settings import FederationSettings
 from coordinator.strategies import build_strategy, describe_strategy
@@ -105,11 +106,15 @@ def request_initial_model(grid: Grid, settings: FederationSettings) -> ArrayReco
     return canonical_arrays(reply.content[messages.ARRAYS_RECORD])
 
 
-def run_configuration(settings: FederationSettings, strategy: dict, initial_model_hash: bytes) -> RunConfiguration:
+def run_configuration(
+    settings: FederationSettings, strategy: dict, scorer: Scorer, initial_model_hash: bytes
+) -> RunConfiguration:
     """The run configuration whose hash ``startRun`` records: what decides the computation."""
     return RunConfiguration(
         strategy=strategy,
         rewards=settings.rewards,
+        scoring=scorer.description,
+        detection=settings.detection,
         details={
             "num_server_rounds": settings.num_server_rounds,
             "min_accepted": settings.min_accepted,
@@ -136,9 +141,11 @@ def run_federation(
     settings: FederationSettings,
     chain: Chain | None = None,
     on_round: Callable[[RoundReport], None] = log_round,
+    scorer: Scorer | None = None,
 ) -> FederationSummary:
     """Run the federation on ``grid``: with the ledger, every round is recorded; without, it is
-    plain Flower (used to measure what the ledger costs)."""
+    plain Flower (used to measure what the ledger costs). ``scorer`` defaults to ``ConsensusScorer``."""
+    scorer = scorer or ConsensusScorer()
     started = time.perf_counter()
     initial = request_initial_model(grid, settings)
     initial_hash = model_hash({name: array.numpy() for name, array in initial.items()})
@@ -150,18 +157,20 @@ def run_federation(
             grid, initial, settings.num_server_rounds, settings.round_timeout, train_config, evaluate_config
         )
         final = {name: array.numpy() for name, array in result.arrays.items()}
-        return FederationSummary(
+        summary = FederationSummary(
             ledger=None,
             initial_model_hash=to_hex(initial_hash),
             final_model_hash=to_hex(model_hash(final)),
             wall_time_seconds=time.perf_counter() - started,
             rounds=[],
         )
+        summary.save(Path(settings.output_dir))
+        return summary
 
     session = LedgerSession.open(settings, chain)
     session.store.put(encode_model({name: array.numpy() for name, array in initial.items()}))
     description = describe_strategy(strategy)
-    configuration = run_configuration(settings, description, initial_hash)
+    configuration = run_configuration(settings, description, scorer, initial_hash)
     run_id, _ = session.start_run(configuration.to_bytes(), initial_hash, settings.rewards.budget)
     log(
         INFO,
@@ -170,8 +179,8 @@ def run_federation(
         session.registry.address,
         session.domain.chain_id,
     )
-    recorder = RoundRecorder(session, run_id, description, settings.rewards)
-    ledger = LedgerStrategy(strategy, session, recorder, settings.min_accepted, on_round)
+    recorder = RoundRecorder(session, run_id, configuration)
+    ledger = LedgerStrategy(strategy, session, recorder, settings.min_accepted, settings.detection, scorer, on_round)
     result = ledger.start(
         grid, initial, settings.num_server_rounds, settings.round_timeout, train_config, evaluate_config
     )
@@ -206,6 +215,7 @@ def make_server_app(
     chain: Chain | None = None,
     on_round: Callable[[RoundReport], None] = log_round,
     on_finish: Callable[[FederationSummary], None] | None = None,
+    scorer: Scorer | None = None,
 ) -> ServerApp:
     """A ServerApp running the federation with ``settings`` (default: from the run config)."""
     server_app = ServerApp()
@@ -213,7 +223,7 @@ def make_server_app(
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
         resolved = settings or FederationSettings.from_run_config(context.run_config)
-        summary = run_federation(grid, resolved, chain, on_round)
+        summary = run_federation(grid, resolved, chain, on_round, scorer)
         if on_finish is not None:
             on_finish(summary)
 

@@ -1,6 +1,7 @@
 """The ledger strategy: any Flower strategy, with every round checked, hashed, stored and committed."""
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from logging import INFO
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
@@ -9,10 +10,12 @@ from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
 from coordinator.recorder import JudgedRound, RoundRecorder, RoundReport
+from coordinator.scoring import Scorer
 from coordinator.session import LedgerSession
 from coordinator.validation import CheckedReply, RoundContext, check_reply, reject_duplicates
 from fedledger import messages
 from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
+from fedledger.contribution import DetectorSettings, deltas, detect
 from fedledger.encoding import decode_model, encode_model, model_hash
 from fedledger.hashing import to_hex
 
@@ -26,12 +29,13 @@ class LedgerStrategy(Strategy):
     """Wraps a Flower strategy without changing it, and records every round it runs.
 
     For each round it checks every training reply (``coordinator.validation``), stores every
-    update it can read, hands only the accepted ones to the wrapped strategy (sorted by
-    participant, arrays sorted by name, so the aggregate can be re-derived), hashes and stores the
-    aggregate, re-derives it to confirm that an auditor can, and — once the round's evaluation is
-    in — stores the manifest and commits the round on-chain. A round with fewer than
-    ``min_accepted`` valid updates is not aggregated; it is committed as failed, with the global
-    model unchanged.
+    update it can read, screens the valid ones with the anomaly detector (``detection``; flagged
+    updates are rejected as ``anomalous``), hands only the accepted ones to the wrapped strategy
+    (sorted by participant, arrays sorted by name, so the aggregate can be re-derived), hashes and
+    stores the aggregate, re-derives it to confirm that an auditor can, scores each accepted update
+    (``scorer``), and — once the round's evaluation is in — stores the manifest and commits the
+    round on-chain. A round with fewer than ``min_accepted`` valid updates is not aggregated; it is
+    committed as failed, with the global model unchanged.
 
     Hashing happens before the wrapped strategy sees the replies, because some strategies
     (FedMedian, FedTrimmedAvg, Bulyan) consume the arrays of the replies they are given.
@@ -43,12 +47,16 @@ class LedgerStrategy(Strategy):
         session: LedgerSession,
         recorder: RoundRecorder,
         min_accepted: int,
+        detection: DetectorSettings | None,
+        scorer: Scorer,
         on_round: Callable[[RoundReport], None],
     ) -> None:
         self.inner = inner
         self.session = session
         self.recorder = recorder
         self.min_accepted = min_accepted
+        self.detection = detection
+        self.scorer = scorer
         self.on_round = on_round
         self.reports: list[RoundReport] = []
         self._base: dict | None = None
@@ -95,6 +103,7 @@ class LedgerStrategy(Strategy):
         for reply in checked:
             if reply.encoding is not None:
                 self.session.store.put(reply.encoding)
+        checked = self._screen(checked)
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
         if len(accepted) < self.min_accepted:
             return self._fail(
@@ -113,15 +122,38 @@ class LedgerStrategy(Strategy):
         aggregate = canonical_arrays(aggregate)
         arrays = {name: array.numpy() for name, array in aggregate.items()}
         aggregate_hash = self.session.store.put(encode_model(arrays))
+        stored = [decode_model(reply.encoding) for reply in accepted]
+        weights = [reply.num_examples for reply in accepted]
+        given = self.scorer.scores(self._base, stored, weights)
+        scores = {reply.participant: score for reply, score in zip(accepted, given, strict=True)}
         self._judged = JudgedRound(
             round=server_round,
             base_model_hash=self._base_hash,
             model_hash=aggregate_hash,
-            replies=checked,
-            reproduction=self._reproduce(server_round, accepted, aggregate_hash),
+            replies=[replace(reply, score=scores[reply.participant]) if reply.accepted else reply for reply in checked],
+            reproduction=self._reproduce(server_round, stored, weights, aggregate_hash),
             train_metrics=dict(metrics or {}),
         )
         return aggregate, metrics
+
+    def _screen(self, checked: list[CheckedReply]) -> list[CheckedReply]:
+        """Run the anomaly detector over the valid updates; flagged ones are rejected as ``anomalous``."""
+        if self.detection is None:
+            return checked
+        positions = [index for index, reply in enumerate(checked) if reply.accepted]
+        assert self._base is not None
+        statistics = detect(
+            deltas(self._base, [decode_model(checked[index].encoding) for index in positions]), self.detection
+        )
+        if statistics is None:
+            return checked
+        screened = list(checked)
+        for index, stats in zip(positions, statistics, strict=True):
+            reply = replace(checked[index], anomaly=stats)
+            screened[index] = (
+                reply.rejected("anomalous", stats.describe(self.detection.threshold)) if stats.flags else reply
+            )
+        return screened
 
     def _fail(
         self, server_round: int, checked: list[CheckedReply], failure: str
@@ -137,12 +169,12 @@ class LedgerStrategy(Strategy):
         )
         return None, None
 
-    def _reproduce(self, server_round: int, accepted: list[CheckedReply], aggregate_hash: bytes) -> str:
+    def _reproduce(self, server_round: int, stored: list[dict], weights: list[int], aggregate_hash: bytes) -> str:
         """Re-derive the aggregate from the stored encodings, as an auditor will."""
         if self._aggregator is None:
             return f"unsupported: {self._unsupported}"
         assert self._base is not None
-        updates = [WeightedUpdate(decode_model(reply.encoding), reply.num_examples) for reply in accepted]
+        updates = [WeightedUpdate(arrays, weight) for arrays, weight in zip(stored, weights, strict=True)]
         derived = model_hash(self._aggregator.aggregate(server_round, self._base, updates))
         if derived != aggregate_hash:
             return f"mismatch: re-derived {to_hex(derived)}"

@@ -7,8 +7,8 @@ from coordinator.session import LedgerSession
 from coordinator.validation import CheckedReply
 from fedledger.hashing import to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
-from fedledger.rewards import RewardRule
 from fedledger.rounds import seal
+from fedledger.runconfig import RunConfiguration
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,14 @@ class RoundRecorder:
     """Commits judged rounds of one run: seals each (rewards, roots, manifest), stores the manifest
     and commits the round on-chain."""
 
-    def __init__(self, session: LedgerSession, run_id: int, strategy: dict[str, Any], rewards: RewardRule) -> None:
+    def __init__(self, session: LedgerSession, run_id: int, configuration: RunConfiguration) -> None:
         self.session = session
         self.run_id = run_id
-        self.strategy = strategy
-        self.rewards = rewards
+        self.configuration = configuration
+
+    @property
+    def strategy(self) -> dict[str, Any]:
+        return self.configuration.strategy
 
     def commit(self, judged: JudgedRound, evaluation: dict[str, Any]) -> RoundReport:
         draft = RoundManifest(
@@ -76,8 +79,10 @@ class RoundRecorder:
             updates_root="",
             rewards_root="",
             metrics={"train": judged.train_metrics, "evaluate": evaluation},
+            scoring=self.configuration.scoring,
+            detection=None if self.configuration.detection is None else self.configuration.detection.to_json(),
         )
-        manifest, commitment = seal(draft, self.rewards)
+        manifest, commitment = seal(draft, self.configuration.rewards)
         self.session.store.put(manifest.to_bytes())
         receipt = self.session.registry.commit_round(self.run_id, judged.round, commitment)
         sites = evaluation.get("participants", {})
@@ -110,4 +115,6 @@ def _entry(reply: CheckedReply) -> UpdateEntry:
         reason=reply.reason,
         detail=reply.detail,
         train_loss=reply.train_loss,
+        score=reply.score,
+        anomaly=reply.anomaly,
     )

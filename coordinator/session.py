@@ -12,6 +12,9 @@ from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated
 from fedledger.signing import SigningDomain
 from fedledger.store import ArtifactStore
 
+#: What a simulated participant is given to pay for its reward claims: 0.1 ether.
+SIMULATED_PARTICIPANT_FUNDS = 10**17
+
 
 @dataclass
 class LedgerSession:
@@ -38,17 +41,21 @@ class LedgerSession:
             registry, _ = Registry.deploy(chain, coordinator)
         session = cls(chain, registry, ArtifactStore(settings.store))
         for partition_id in range(settings.simulated_participants):
-            session.ensure_registered(simulated_participant(settings.key_seed, partition_id).address)
+            address = simulated_participant(settings.key_seed, partition_id).address
+            if session.ensure_registered(address):
+                chain.send_value(coordinator, address, SIMULATED_PARTICIPANT_FUNDS)
         return session
 
     @cached_property
     def domain(self) -> SigningDomain:
         return self.registry.signing_domain()
 
-    def ensure_registered(self, address: str) -> None:
-        """Add ``address`` to the allow-list unless it is already on it (admin only)."""
-        if self.registry.participant(address) is None:
-            self.registry.add_participant(address, ZERO_HASH)
+    def ensure_registered(self, address: str) -> bool:
+        """Add ``address`` to the allow-list unless it is already on it (admin only); whether it was added."""
+        if self.registry.participant(address) is not None:
+            return False
+        self.registry.add_participant(address, ZERO_HASH)
+        return True
 
     def participant_status(self, address: str) -> str | None:
         """``None`` if ``address`` is registered and active now, else ``unregistered`` or ``inactive``."""

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from fedledger.contribution import DetectorSettings
 from fedledger.rewards import TOKEN_DECIMALS, RewardRule
 
 
@@ -45,13 +46,18 @@ class FederationSettings:
     simulated_participants: int = 0
     key_seed: int = 0
 
+    # Poisoning defence
+    detector: bool = True
+    anomaly_threshold: float = 5.0
+    anomaly_min_updates: int = 5
+
     # Ledger
     ledger: bool = True
     rpc_url: str = ""
     registry: str = ""
     store: str = ".fedledger/store"
     output_dir: str = ".fedledger/run"
-    reward_rule: str = "examples"
+    reward_rule: str = "score"
     reward_per_round: int = 100
 
     @classmethod
@@ -73,6 +79,11 @@ class FederationSettings:
     @property
     def rewards(self) -> RewardRule:
         return RewardRule(self.reward_rule, self.reward_per_round * 10**TOKEN_DECIMALS)
+
+    @property
+    def detection(self) -> DetectorSettings | None:
+        """The anomaly detector's settings, or ``None`` when it is off."""
+        return DetectorSettings(self.anomaly_threshold, self.anomaly_min_updates) if self.detector else None
 
     @property
     def in_process_chain(self) -> bool:

@@ -16,6 +16,7 @@ from eth_utils import is_address, to_checksum_address
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 
 from fedledger import messages
+from fedledger.contribution import AnomalyStatistics
 from fedledger.encoding import EncodingError, encode_model
 from fedledger.hashing import HASH_SIZE, keccak256, to_hex
 from fedledger.manifest import SignedFields
@@ -36,6 +37,7 @@ REASONS = (
     "inactive",  # the signer was deactivated
     "non-finite",  # NaN or infinite values
     "duplicate-participant",  # more than one update from one participant this round
+    "anomalous",  # flagged by the anomaly detector (fedledger.contribution)
     "round-failed",  # valid, but the round had too few valid updates to aggregate
 )
 
@@ -68,6 +70,8 @@ class CheckedReply:
     signed_update_hash: bytes | None = None
     train_loss: float | None = None
     message: Message | None = None
+    anomaly: AnomalyStatistics | None = None
+    score: float | None = None
 
     @property
     def accepted(self) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fedledger.canonical import canonical_json, parse_json
+from fedledger.contribution import AnomalyStatistics
 from fedledger.hashing import keccak256
 
 MANIFEST_VERSION = 1
@@ -43,6 +44,8 @@ class UpdateEntry:
         detail: what exactly was wrong, for people.
         reward: token base units granted for this round.
         train_loss: the training loss the participant reports.
+        score: the contribution score of an accepted update (see ``fedledger.contribution``).
+        anomaly: the anomaly detector's statistics, for every update it examined.
     """
 
     node_id: int
@@ -56,6 +59,8 @@ class UpdateEntry:
     detail: str | None = None
     reward: int = 0
     train_loss: float | None = None
+    score: float | None = None
+    anomaly: AnomalyStatistics | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -70,6 +75,8 @@ class UpdateEntry:
             "detail": self.detail,
             "reward": str(self.reward),
             "train_loss": _finite_or_none(self.train_loss),
+            "score": self.score,
+            "anomaly": None if self.anomaly is None else self.anomaly.to_json(),
         }
         return data
 
@@ -88,6 +95,8 @@ class UpdateEntry:
             detail=data.get("detail"),
             reward=int(data.get("reward", "0")),
             train_loss=data.get("train_loss"),
+            score=data.get("score"),
+            anomaly=None if data.get("anomaly") is None else AnomalyStatistics.from_json(data["anomaly"]),
         )
 
     @property
@@ -119,6 +128,8 @@ class RoundManifest:
     reproduction: str
     failure: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    scoring: dict[str, Any] = field(default_factory=dict)
+    detection: dict[str, Any] | None = None
 
     @property
     def accepted(self) -> tuple[UpdateEntry, ...]:
@@ -147,6 +158,8 @@ class RoundManifest:
             "updates_root": self.updates_root,
             "rewards_root": self.rewards_root,
             "metrics": _without_non_finite(self.metrics),
+            "scoring": self.scoring,
+            "detection": self.detection,
         }
 
     def to_bytes(self) -> bytes:
@@ -183,6 +196,8 @@ class RoundManifest:
                 updates_root=document["updates_root"],
                 rewards_root=document["rewards_root"],
                 metrics=document.get("metrics", {}),
+                scoring=document.get("scoring", {}),
+                detection=document.get("detection"),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"manifest is missing or mistypes a field: {error}") from None

@@ -5,12 +5,16 @@ coordinator and an auditor get the same numbers on any machine. What a split lea
 rounding down is never paid, so a round never grants more than its budget.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
+from fedledger.manifest import UpdateEntry
+
 TOKEN_DECIMALS = 18
-RULES = ("examples",)
+#: ``score`` splits a round's budget in proportion to the accepted updates' contribution scores;
+#: ``examples`` in proportion to the example counts they report.
+RULES = ("score", "examples")
 
 
 def split_budget(budget: int, weights: Mapping[str, float | int]) -> dict[str, int]:
@@ -38,7 +42,7 @@ class RewardRule:
     """How rewards are computed; part of the run configuration, so part of its hash.
 
     Attributes:
-        rule: ``examples`` pays in proportion to the examples behind each accepted update.
+        rule: one of ``RULES``.
         budget: token base units a round can pay out in total.
     """
 
@@ -51,9 +55,11 @@ class RewardRule:
         if self.budget < 0:
             raise ValueError(f"reward budget must not be negative, got {self.budget}")
 
-    def amounts(self, accepted_examples: Mapping[str, int]) -> dict[str, int]:
-        """The amount granted to each accepted participant, given the examples behind its update."""
-        return split_budget(self.budget, accepted_examples)
+    def amounts(self, accepted: Iterable[UpdateEntry]) -> dict[str, int]:
+        """The amount granted to each accepted participant (a missing score counts as 0)."""
+        if self.rule == "examples":
+            return split_budget(self.budget, {entry.participant: entry.num_examples or 0 for entry in accepted})
+        return split_budget(self.budget, {entry.participant: entry.score or 0.0 for entry in accepted})
 
     def to_json(self) -> dict:
         return {"rule": self.rule, "budget": str(self.budget)}

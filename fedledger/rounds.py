@@ -18,7 +18,7 @@ def grant_rewards(rule: RewardRule, manifest: RoundManifest) -> dict[str, int]:
     """What ``rule`` grants each accepted participant of an aggregated round (nothing if it failed)."""
     if manifest.outcome != "aggregated":
         return {}
-    return rule.amounts({entry.participant: entry.num_examples for entry in manifest.accepted})
+    return rule.amounts(manifest.accepted)
 
 
 def updates_tree(run_id: int, round_number: int, accepted: Iterable[UpdateEntry]) -> MerkleTree:

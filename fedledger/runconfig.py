@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedledger.canonical import canonical_json, parse_json
+from fedledger.contribution import DetectorSettings
 from fedledger.rewards import RewardRule
 
 RUN_CONFIG_VERSION = 1
@@ -12,10 +13,13 @@ RUN_CONFIG_VERSION = 1
 
 @dataclass(frozen=True)
 class RunConfiguration:
-    """The strategy and its parameters, the reward rule, and the rest (rounds, model, training)."""
+    """The strategy and its parameters, the reward rule, how updates are scored and screened
+    (``detection`` is ``None`` when the anomaly detector is off), and the rest (rounds, model, training)."""
 
     strategy: dict[str, Any]
     rewards: RewardRule
+    scoring: dict[str, Any] = field(default_factory=lambda: {"method": "consensus"})
+    detection: DetectorSettings | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
@@ -24,6 +28,8 @@ class RunConfiguration:
                 "version": RUN_CONFIG_VERSION,
                 "strategy": self.strategy,
                 "rewards": self.rewards.to_json(),
+                "scoring": self.scoring,
+                "detection": None if self.detection is None else self.detection.to_json(),
                 "details": self.details,
             }
         )
@@ -39,6 +45,13 @@ class RunConfiguration:
         if not isinstance(document, dict) or document.get("version") != RUN_CONFIG_VERSION:
             raise ValueError(f"not a version {RUN_CONFIG_VERSION} run configuration")
         try:
-            return cls(document["strategy"], RewardRule.from_json(document["rewards"]), document.get("details", {}))
+            detection = document.get("detection")
+            return cls(
+                strategy=document["strategy"],
+                rewards=RewardRule.from_json(document["rewards"]),
+                scoring=document["scoring"],
+                detection=None if detection is None else DetectorSettings.from_json(detection),
+                details=document.get("details", {}),
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"run configuration is missing or mistypes a field: {error}") from None

@@ -36,6 +36,21 @@ def simulate(
         ),
     ] = None,
     fraction_train: Annotated[float, typer.Option(help="Share of sites sampled to train each round.")] = 1.0,
+    attack: Annotated[
+        str | None,
+        typer.Option(help="Make some sites attackers: sign-flip, scaling, label-flip, gaussian-noise, free-rider."),
+    ] = None,
+    malicious: Annotated[float, typer.Option(help="Share of sites that attack (with --attack).")] = 0.1,
+    detector: Annotated[
+        bool, typer.Option(help="Screen updates with the anomaly detector; flagged ones are rejected.")
+    ] = True,
+    score: Annotated[
+        str,
+        typer.Option(
+            help="Contribution score: consensus (recomputable from the store) or leave-one-out "
+            "(on a validation set held out for the coordinator)."
+        ),
+    ] = "consensus",
     out: Annotated[
         Path | None,
         typer.Option(help="Directory for the store and summary. Default: .fedledger/simulations/<scenario>-<time>."),
@@ -62,6 +77,10 @@ def simulate(
         seed=seed,
         rpc_url=rpc_url,
         fraction_train=fraction_train,
+        attack=attack,
+        malicious=malicious if attack else 0.0,
+        detector=detector,
+        score=score,
     )
     scenario_spec, data = prepare_data(request)
     chain = rpc_url or "an in-process chain"

@@ -2,19 +2,21 @@
 benchmark (large models, many rounds) and for the auditor's tamper tests.
 
 Each round is built the way the coordinator builds one — updates signed with EIP-712 and stored,
-the FedAvg aggregate stored, the manifest sealed with ``fedledger.rounds.seal`` and committed —
-from synthetic updates (the global model plus noise). Hooks let a test play a dishonest
+screened by the anomaly detector, the FedAvg aggregate stored, the updates scored, the manifest
+sealed with ``fedledger.rounds.seal`` and committed — from synthetic updates (the global model
+plus noise). Hooks let a test play a dishonest
 coordinator at one step.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from fedledger.aggregation import WeightedUpdate, weighted_average
 from fedledger.chain import Chain, Registry, RoundCommitment
+from fedledger.contribution import DetectorSettings, consensus_scores, deltas, detect
 from fedledger.encoding import encode_model
 from fedledger.hashing import ZERO_HASH, keccak256, to_hex
 from fedledger.keys import simulated_participant
@@ -28,6 +30,7 @@ from fedledger.store import ArtifactStore
 
 Arrays = dict[str, np.ndarray]
 STRATEGY = {"name": "FedAvg", "params": {}}
+SCORING = {"method": "consensus"}
 
 
 @dataclass
@@ -71,8 +74,9 @@ class SyntheticHistory:
             name: self.rng.normal(size=shape).astype(np.float32) for name, shape in sorted(shapes.items())
         }
         self.model_hash = store.put(encode_model(self.model))
-        self.rule = RewardRule("examples", reward_tokens * 10**TOKEN_DECIMALS)
-        config = RunConfiguration(strategy=STRATEGY, rewards=self.rule, details={"synthetic": True})
+        self.rule = RewardRule("score", reward_tokens * 10**TOKEN_DECIMALS)
+        self.detection = DetectorSettings()
+        config = RunConfiguration(STRATEGY, self.rule, SCORING, self.detection, details={"synthetic": True})
         self.run_id, _ = self.registry.start_run(store.put(config.to_bytes()), self.model_hash, self.rule.budget)
         self.domain = self.registry.signing_domain()
         self.round = 0
@@ -83,9 +87,10 @@ class SyntheticHistory:
         dishonesty = dishonesty or Dishonesty()
         self.round += 1
         updates, entries = [], []
+        shared = {name: self.rng.normal(scale=0.01, size=value.shape) for name, value in self.model.items()}
         for index, account in enumerate(self.participants):
             arrays = {
-                name: value + self.rng.normal(scale=0.01, size=value.shape).astype(value.dtype)
+                name: (value + shared[name] + self.rng.normal(scale=0.005, size=value.shape)).astype(value.dtype)
                 for name, value in self.model.items()
             }
             examples = int(self.rng.integers(20, 200))
@@ -106,10 +111,34 @@ class SyntheticHistory:
                 )
             )
             updates.append((signer.address, arrays, examples))
-        ordered = sorted(updates, key=lambda update: update[0])
-        aggregate = weighted_average([WeightedUpdate(arrays, examples) for _, arrays, examples in ordered])
+        statistics = detect(deltas(self.model, [arrays for _, arrays, _ in updates]), self.detection)
+        for index, stats in enumerate(statistics or []):
+            entries[index] = replace(entries[index], anomaly=stats)
+            if stats.flags:
+                entries[index] = replace(
+                    entries[index],
+                    status="rejected",
+                    reason="anomalous",
+                    detail=stats.describe(self.detection.threshold),
+                )
+        kept = sorted(
+            (update for update, entry in zip(updates, entries, strict=True) if entry.status == "accepted"),
+            key=lambda update: update[0],
+        )
+        aggregate = weighted_average([WeightedUpdate(arrays, examples) for _, arrays, examples in kept])
         committed = dishonesty.commit_model(aggregate) if dishonesty.commit_model else aggregate
         committed_hash = self.store.put(encode_model(committed))
+        scores = dict(
+            zip(
+                (address for address, _, _ in kept),
+                consensus_scores(deltas(self.model, [arrays for _, arrays, _ in kept])),
+                strict=True,
+            )
+        )
+        entries = [
+            replace(entry, score=scores[entry.participant]) if entry.status == "accepted" else entry
+            for entry in entries
+        ]
         draft = RoundManifest(
             chain_id=self.domain.chain_id,
             registry=self.registry.address,
@@ -124,6 +153,8 @@ class SyntheticHistory:
             rewards_root="",
             reproduction="verified",
             metrics={"evaluate": {"aggregate": {"eval-accuracy": float(self.rng.uniform(0.6, 0.9))}}},
+            scoring=SCORING,
+            detection=self.detection.to_json(),
         )
         manifest, commitment = seal(draft, self.rule)
         data = manifest.to_bytes()

@@ -22,6 +22,7 @@ from client.site import load_site
 from client.training import evaluate
 from coordinator.app import FederationSummary, make_server_app
 from coordinator.recorder import RoundReport
+from coordinator.scoring import ConsensusScorer
 from coordinator.settings import FederationSettings
 from fedledger.audit import Auditor, AuditReport
 from fedledger.chain import Chain, Registry
@@ -29,13 +30,20 @@ from fedledger.encoding import decode_model
 from fedledger.hashing import from_hex
 from fedledger.keys import simulated_participant
 from fedledger.store import ArtifactStore
-from simulations.faults import faulty_client_app
+from simulations.adversaries import adversarial_client_app, choose_attackers
 from simulations.scenarios import SCENARIOS, PreparedData, Scenario
+from simulations.scoring import leave_one_out_scorer
+
+VALIDATION_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
 class SimulationRequest:
-    """What to simulate. ``None`` means the scenario's default."""
+    """What to simulate. ``None`` means the scenario's default.
+
+    ``misbehaving`` names partitions that send a fault or an attack (``simulations.adversaries``);
+    ``attack`` with ``malicious`` makes that share of partitions, chosen with the seed, attack.
+    """
 
     scenario: str
     output_dir: Path
@@ -46,19 +54,30 @@ class SimulationRequest:
     rpc_url: str | None = None
     ledger: bool = True
     fraction_train: float = 1.0
-    faults: Mapping[int, str] = field(default_factory=dict)
+    misbehaving: Mapping[int, str] = field(default_factory=dict)
+    attack: str | None = None
+    malicious: float = 0.0
+    detector: bool = True
+    score: str = "consensus"
     overrides: Mapping[str, object] = field(default_factory=dict)
+
+    def behaviours(self, clients: int) -> dict[int, str]:
+        """Partition id -> misbehaviour: the chosen attackers' attack, and the partitions named."""
+        attackers = choose_attackers(clients, self.malicious, self.seed) if self.attack else []
+        return {**{index: str(self.attack) for index in attackers}, **self.misbehaving}
 
 
 @dataclass(frozen=True)
 class SiteResult:
-    """How the final global model does on one site's test rows."""
+    """How the final global model does on one site's test rows; ``behaviour`` names a misbehaving site's
+    fault or attack."""
 
     name: str
     address: str
     examples: int
     accuracy: float
     auc: float
+    behaviour: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,7 @@ class SimulationResult:
     data: PreparedData
     summary: FederationSummary
     sites: list[SiteResult]
-    pooled_accuracy: float
+    pooled_accuracy: float  # over every honest site's test rows
     pooled_auc: float
     wall_time_seconds: float
     chain: Chain | None
@@ -99,6 +118,7 @@ def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedD
         data_dir=str(data.directory.resolve()),
         simulated_participants=clients,
         key_seed=request.seed,
+        detector=request.detector,
         ledger=request.ledger,
         rpc_url=request.rpc_url or "",
         store=str((request.output_dir / "store").resolve()),
@@ -108,12 +128,15 @@ def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedD
 
 
 def prepare_data(request: SimulationRequest) -> tuple[Scenario, PreparedData]:
+    """The scenario's per-site files (reused if already written); with leave-one-out scoring, a
+    share of the records is held out first as the coordinator's validation set."""
     if request.scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {request.scenario!r}; choose one of {', '.join(SCENARIOS)}")
     scenario = SCENARIOS[request.scenario]
     clients = request.clients or scenario.default_clients
-    directory = request.output_dir.parent / "data" / f"{scenario.name}-{clients}-seed{request.seed}"
-    return scenario, scenario.prepare(directory, clients, request.seed)
+    held_out = VALIDATION_FRACTION if request.score == "leave-one-out" else 0.0
+    name = f"{scenario.name}-{clients}-seed{request.seed}" + ("-validation" if held_out else "")
+    return scenario, scenario.prepare(request.output_dir.parent / "data" / name, clients, request.seed, held_out)
 
 
 def simulate_federation(
@@ -124,8 +147,10 @@ def simulate_federation(
     settings = settings_for(request, scenario, data)
     chain = Chain.in_process() if settings.in_process_chain and settings.ledger else None
     finished: list[FederationSummary] = []
-    server_app = make_server_app(settings, chain, on_round, on_finish=finished.append)
-    client_app: ClientApp = faulty_client_app(request.faults) if request.faults else honest_client_app
+    scorer = leave_one_out_scorer(data) if request.score == "leave-one-out" else ConsensusScorer()
+    server_app = make_server_app(settings, chain, on_round, on_finish=finished.append, scorer=scorer)
+    behaviours = request.behaviours(len(data.sites))
+    client_app: ClientApp = adversarial_client_app(behaviours) if behaviours else honest_client_app
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a Ray notice about GPUs
     if quiet:
         logging.getLogger("flwr").setLevel(logging.ERROR)
@@ -144,7 +169,9 @@ def simulate_federation(
         raise RuntimeError("the federation did not finish; run with --verbose to see Flower's log")
     summary = finished[0]
     final = _final_model(settings, summary) if settings.ledger else None
-    sites, pooled_accuracy, pooled_auc = evaluate_sites(settings, data, final) if final else ([], np.nan, np.nan)
+    sites, pooled_accuracy, pooled_auc = (
+        evaluate_sites(settings, data, final, behaviours) if final else ([], np.nan, np.nan)
+    )
     return SimulationResult(scenario, settings, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain)
 
 
@@ -163,17 +190,20 @@ def _final_model(settings: FederationSettings, summary: FederationSummary) -> Ta
 
 
 def evaluate_sites(
-    settings: FederationSettings, data: PreparedData, model: TabularClassifier
+    settings: FederationSettings, data: PreparedData, model: TabularClassifier, behaviours: Mapping[int, str]
 ) -> tuple[list[SiteResult], float, float]:
-    """The model on every site's test rows (each preprocessed by its own site), and on all of them."""
+    """The model on every site's test rows (each preprocessed by its own site), and on all honest
+    sites' rows together."""
     results, labels, probabilities = [], [], []
     for partition_id, site in enumerate(data.sites):
         local = load_site(data.site_path(partition_id), data.schema_path, settings.test_fraction, settings.split_seed)
         outcome = evaluate(model, local.test_inputs, local.test_labels)
         address = simulated_participant(settings.key_seed, partition_id).address
-        results.append(SiteResult(site.name, address, outcome.examples, outcome.accuracy, outcome.auc))
-        labels.append(local.test_labels)
-        probabilities.append(outcome.probabilities)
+        behaviour = behaviours.get(partition_id)
+        results.append(SiteResult(site.name, address, outcome.examples, outcome.accuracy, outcome.auc, behaviour))
+        if behaviour is None:
+            labels.append(local.test_labels)
+            probabilities.append(outcome.probabilities)
     pooled_labels, pooled_probabilities = np.concatenate(labels), np.concatenate(probabilities)
     return (
         results,

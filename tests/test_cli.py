@@ -14,6 +14,7 @@ from web3 import Web3
 
 from fedledger.chain.anvil import AnvilNode, free_port
 from fedledger.cli import app
+from fedledger.identity import SUPERNODE_PUBLIC_KEY_FILE, create_participant
 from fedledger.keys import PRIVATE_KEY_ENV
 
 from helpers import participant_key
@@ -180,3 +181,27 @@ def test_chain_node_serves_and_saves_its_chain_on_ctrl_c(tmp_path: Path):
     assert "anvil stopped; chain saved" in output
     assert (state_dir / "state.json").is_file()
     assert (state_dir / "anvil.json").is_file()
+
+
+@pytest.mark.anvil
+def test_a_failed_supernode_registration_says_what_was_done_and_how_to_retry(deployed, tmp_path: Path, monkeypatch):
+    deployment, env = deployed
+    identity = create_participant(tmp_path / "site", "pw")
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path / "no-such-flower-home"))
+    public_key = tmp_path / "site" / SUPERNODE_PUBLIC_KEY_FILE
+    result = invoke(
+        "participants",
+        "add",
+        identity.address,
+        "--deployment",
+        str(deployment),
+        "--supernode-key",
+        str(public_key),
+        "--superlink",
+        "nowhere",
+        env=env,
+    )
+    assert result.exit_code == 1
+    assert "on the chain's allow-list, but its SuperNode key was not registered" in result.output
+    assert f"retry with: flwr supernode register {public_key} nowhere" in result.output
+    assert identity.address in invoke("participants", "list", "--deployment", str(deployment)).output

@@ -13,6 +13,7 @@ import numpy as np
 from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.audit.findings import AuditReport, Finding, RoundAudit, RunAudit, Status
 from fedledger.chain import CommittedRound, Registry, RunRecord
+from fedledger.contribution import close, consensus_scores, deltas, detect
 from fedledger.encoding import EncodingError, decode_model, model_hash
 from fedledger.hashing import from_hex, to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
@@ -124,10 +125,14 @@ class Auditor:
             audit.accuracy = manifest.metrics.get("evaluate", {}).get("aggregate", {}).get("eval-accuracy")
             audit.rewards = {entry.participant: entry.reward for entry in manifest.accepted if entry.participant}
             self._binding(manifest, committed, state, record)
-            updates = self._updates(manifest, committed, record)
+            stored = self._updates(manifest, committed, record)
+            accepted = [stored.get(index) for index, entry in enumerate(manifest.updates) if entry.status == "accepted"]
+            usable = None if any(arrays is None for arrays in accepted) else accepted
             self._roots(manifest, committed, record)
+            self._anomalies(manifest, state, stored, record)
+            self._scores(manifest, state, usable, record)
             self._rewards(manifest, state, record)
-            self._reaggregation(manifest, committed, state, updates, record)
+            self._reaggregation(manifest, committed, state, usable, record)
         except _Abort:
             pass
         self._claims(run, committed, audit, record)
@@ -170,6 +175,9 @@ class Auditor:
         }
         if state.config is not None:
             expected["strategy"] = (state.config.strategy, manifest.strategy)
+            expected["scoring"] = (state.config.scoring, manifest.scoring)
+            detection = None if state.config.detection is None else state.config.detection.to_json()
+            expected["detection"] = (detection, manifest.detection)
         mismatched = [name for name, (want, have) in expected.items() if want != have]
         for name in mismatched:
             want, have = expected[name]
@@ -187,26 +195,111 @@ class Auditor:
         else:
             record.ok("model-chain", f"starts from {manifest.base_model_hash[:18]}…")
 
-    def _updates(self, manifest: RoundManifest, committed: CommittedRound, record: "_Recorder") -> list[Arrays] | None:
-        """Check every listed update; return the accepted ones' arrays, or ``None`` if any is unusable."""
-        accepted: list[Arrays] | None = []
-        for entry in manifest.updates:
+    def _updates(self, manifest: RoundManifest, committed: CommittedRound, record: "_Recorder") -> dict[int, Arrays]:
+        """Check every listed update; return the arrays of those that are intact, by entry index."""
+        stored: dict[int, Arrays] = {}
+        for index, entry in enumerate(manifest.updates):
             if entry.update_hash is None:
                 continue
             try:
-                arrays = decode_model(self.store.get(from_hex(entry.update_hash)))
+                stored[index] = decode_model(self.store.get(from_hex(entry.update_hash)))
             except ArtifactMissing as error:
                 record.fail("update-hash", str(error), entry.update_hash, "nothing stored", entry.participant)
-                arrays = None
             except (ArtifactError, EncodingError) as error:
                 record.fail("update-hash", str(error), entry.update_hash, None, entry.participant)
-                arrays = None
             else:
                 record.ok("update-hash", f"{entry.status} update is intact", participant=entry.participant)
             if entry.status == "accepted":
                 self._signed(manifest, committed, entry, record)
-                accepted = None if accepted is None or arrays is None else [*accepted, arrays]
-        return accepted
+        return stored
+
+    def _anomalies(
+        self, manifest: RoundManifest, state: _RunState, stored: dict[int, Arrays], record: "_Recorder"
+    ) -> None:
+        """Recompute the detector's statistics over the updates it examined; check its decisions."""
+        settings = state.config.detection if state.config is not None else None
+        flagged = [entry for entry in manifest.updates if entry.reason == "anomalous"]
+        examined = [index for index, entry in enumerate(manifest.updates) if entry.anomaly is not None]
+        if settings is None:
+            if flagged or examined:
+                record.fail("anomaly", "the run has no anomaly detector, yet updates carry its verdicts")
+            else:
+                record.ok("anomaly", "no detector in this run")
+            return
+        if not examined:
+            valid = [
+                entry for entry in manifest.updates if entry.status == "accepted" or entry.reason == "round-failed"
+            ]
+            if len(valid) >= settings.min_updates or flagged:
+                record.fail("anomaly", f"{len(valid)} valid updates, yet the detector's statistics are missing")
+            else:
+                record.ok("anomaly", f"{len(valid)} valid updates: too few for the detector to run")
+            return
+        if state.model is None or any(index not in stored for index in examined):
+            record.fail("anomaly", "cannot recompute the detector: an update or the base model is unusable")
+            return
+        recomputed = detect(deltas(state.model, [stored[index] for index in examined]), settings)
+        if recomputed is None:
+            record.fail("anomaly", f"{len(examined)} updates carry the detector's statistics, fewer than it runs on")
+            return
+        problems = 0
+        for index, again in zip(examined, recomputed, strict=True):
+            entry = manifest.updates[index]
+            recorded = entry.anomaly
+            assert recorded is not None
+            if not all(close(old, new) for old, new in zip(recorded.values(), again.values(), strict=True)):
+                problems += 1
+                record.fail(
+                    "anomaly",
+                    "the recorded statistics are not the update's",
+                    str(again),
+                    str(recorded),
+                    entry.participant,
+                )
+                continue
+            should_flag = bool(recorded.flagged_by(settings.threshold))
+            if should_flag != (entry.reason == "anomalous") or recorded.flags != recorded.flagged_by(
+                settings.threshold
+            ):
+                problems += 1
+                verdict = "flagged" if should_flag else "not flagged"
+                record.fail(
+                    "anomaly",
+                    f"the statistics say {verdict}, the manifest says {entry.status}",
+                    verdict,
+                    entry.reason or entry.status,
+                    entry.participant,
+                )
+        if not problems:
+            record.ok("anomaly", f"{len(examined)} updates examined, {len(flagged)} flagged, as the statistics say")
+
+    def _scores(
+        self, manifest: RoundManifest, state: _RunState, accepted: list[Arrays] | None, record: "_Recorder"
+    ) -> None:
+        """Recompute every accepted update's contribution score."""
+        if manifest.outcome != "aggregated":
+            return
+        method = state.config.scoring if state.config is not None else manifest.scoring
+        if method.get("method") != "consensus":
+            record.unsupported(
+                "scores", f"{method.get('method')} scores need what the run configuration names: {method}"
+            )
+            return
+        if accepted is None or state.model is None:
+            record.fail("scores", "cannot recompute the scores: an update or the base model is unusable")
+            return
+        recomputed = consensus_scores(deltas(state.model, accepted))
+        wrong = [
+            (entry, score)
+            for entry, score in zip(manifest.accepted, recomputed, strict=True)
+            if entry.score is None or not close(entry.score, score)
+        ]
+        for entry, score in wrong:
+            record.fail(
+                "scores", "the recorded score is not the update's", f"{score:.9g}", str(entry.score), entry.participant
+            )
+        if not wrong:
+            record.ok("scores", f"{len(recomputed)} consensus scores recomputed")
 
     def _signed(
         self, manifest: RoundManifest, committed: CommittedRound, entry: UpdateEntry, record: "_Recorder"

@@ -18,6 +18,8 @@ CHECKS = {
     "registration": "every accepted participant was registered and active at the commit's block",
     "updates-root": "updatesRoot rebuilds from the manifest's accepted updates",
     "rewards-root": "rewardsRoot rebuilds from the manifest's rewards",
+    "anomaly": "the anomaly detector's statistics recompute from the stored updates, and its flags follow them",
+    "scores": "every accepted update's contribution score recomputes from the stored updates and base model",
     "rewards": "the rewards are what the run's reward rule grants",
     "reaggregation": "aggregating the accepted updates reproduces the committed modelHash bit for bit",
     "claims": "no claim on-chain exceeds the manifest's amount or the round's budget",

@@ -13,6 +13,8 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 h1 { margin-bottom: 0.2em; } .verdict { font-size: 1.4em; font-weight: bold; padding: 0.4em 0.8em; color: white; }
 .pass { background: #2e7d32; } .fail { background: #c62828; }
+.badge { font-size: 0.7em; padding: 0.15em 0.5em; color: white; vertical-align: middle; }
+.grid td:first-child { width: auto; white-space: nowrap; padding: 0 0.5em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
 .grid td { width: 1.6em; height: 1.2em; padding: 0; } .charts { display: flex; flex-wrap: wrap; gap: 1em; }
@@ -29,12 +31,18 @@ def _axes(title: str, y_max: float, y_label: str) -> list[str]:
         f'<text x="{_WIDTH / 2}" y="16" text-anchor="middle" font-weight="bold">{_escape(title)}</text>',
         f'<line x1="{_PAD}" y1="{_HEIGHT - _PAD}" x2="{_WIDTH - 10}" y2="{_HEIGHT - _PAD}" stroke="#555"/>',
         f'<line x1="{_PAD}" y1="28" x2="{_PAD}" y2="{_HEIGHT - _PAD}" stroke="#555"/>',
-        f'<text x="{_PAD - 4}" y="32" text-anchor="end" font-size="10">{y_max:.3g}</text>',
+        f'<text x="{_PAD - 4}" y="32" text-anchor="end" font-size="10">{_tick(y_max)}</text>',
         f'<text x="{_PAD - 4}" y="{_HEIGHT - _PAD}" text-anchor="end" font-size="10">0</text>',
         f'<text x="12" y="{_HEIGHT / 2}" font-size="10" transform="rotate(-90 12 {_HEIGHT / 2})" '
         f'text-anchor="middle">{_escape(y_label)}</text>',
     ]
     return parts
+
+
+def _tick(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    return f"{value:.3g}"
 
 
 def _svg(parts: list[str]) -> str:
@@ -129,6 +137,8 @@ def _run_section(run: RunAudit) -> str:
     )
     grid = ["<table class='grid'><tr><th>check</th>" + "".join(f"<th>{label}</th>" for label in labels) + "</tr>"]
     for check in CHECKS:
+        if check == "run-config":
+            continue
         cells = []
         for audit in rounds:
             statuses = {finding.status for finding in audit.findings if finding.check == check}
@@ -143,7 +153,7 @@ def _run_section(run: RunAudit) -> str:
     problem_list = "".join(f"<li>{_escape(finding)}</li>" for finding in problems) or "<li>none</li>"
     verdict = "pass" if run.passed else "fail"
     return (
-        f"<h2>Run {run.run_id} <span class='verdict {verdict}'>{verdict.upper()}</span></h2>"
+        f"<h2>Run {run.run_id} <span class='badge {verdict}'>{verdict.upper()}</span></h2>"
         f"<div class='charts'>{''.join(charts)}</div>"
         f"<h3>Checks per round</h3>{''.join(grid)}"
         f"<h3>Run-level checks</h3><ul>{run_level}</ul>"

@@ -4,7 +4,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from fedledger.cli import audit, chain, client, contracts, participants
+from fedledger.cli import audit, certs, chain, client, contracts, participants
 from fedledger.cli.common import ReportingGroup
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(chain.app, name="chain")
 app.add_typer(participants.app, name="participants")
 app.add_typer(client.app, name="client")
 app.command("audit")(audit.audit)
+app.command("certs")(certs.certs)
 
 # Commands that need the training stack (``simulate``) live outside this package; they are found
 # through entry points, so the core, and an auditor's install, never import them.

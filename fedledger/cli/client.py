@@ -1,5 +1,7 @@
 """``fedledger client``: what a participant can check on its own."""
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -7,6 +9,7 @@ from rich.table import Table
 
 from fedledger.cli.common import (
     DeploymentFile,
+    Keystore,
     RegistryAddress,
     RpcUrl,
     Simulation,
@@ -15,13 +18,21 @@ from fedledger.cli.common import (
     open_history,
     show_table,
 )
-from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE
+from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE, LedgerLocation
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex
+from fedledger.identity import (
+    KEYSTORE_FILE,
+    PARTICIPANT_FILE,
+    SUPERNODE_KEY_FILE,
+    SUPERNODE_PUBLIC_KEY_FILE,
+    create_participant,
+)
+from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
 from fedledger.manifest import RoundManifest
-from fedledger.merkle import update_leaf
+from fedledger.merkle import reward_leaf, update_leaf
 from fedledger.rewards import TOKEN_DECIMALS
-from fedledger.rounds import updates_tree
+from fedledger.rounds import rewards_tree, updates_tree
 from fedledger.store import ArtifactError
 
 app = typer.Typer(
@@ -79,3 +90,76 @@ def verify(
             )
         show_table(table)
     console.print(f"token balance of {address}: {handle.token_balance(address) / 10**TOKEN_DECIMALS:,.4f}")
+
+
+@app.command()
+def claim(
+    simulation: Simulation = None,
+    rpc_url: RpcUrl = None,
+    registry: RegistryAddress = None,
+    store: Store = None,
+    run: Annotated[list[int] | None, typer.Option(help="Only this run (repeatable). Default: all runs.")] = None,
+    keystore: Keystore = None,
+    deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
+) -> None:
+    """Claim every reward the account has not claimed yet, each with its Merkle proof against the
+    round's rewards root. The account is the keystore's, or the key in $FEDLEDGER_PRIVATE_KEY.
+
+    On a finished simulation's saved in-process chain, the claims are saved into it.
+    """
+    account = load_sender(keystore)
+    if account is None:
+        raise FedLedgerError(f"claiming sends transactions: pass --keystore or set ${PRIVATE_KEY_ENV}")
+    history = open_history(simulation, rpc_url, registry, store, deployment, run)
+    handle = history.registry.as_sender(history.registry.chain.add_signer(account))
+    address, claimed, total = account.address, 0, 0
+    for run_id in history.run_ids or range(1, handle.run_count() + 1):
+        for round_number in range(1, handle.run(run_id).committed_rounds + 1):
+            commitment = handle.committed_round(run_id, round_number).commitment
+            if commitment.rewards_root == bytes(32):
+                continue
+            manifest = RoundManifest.from_bytes(history.store.get(commitment.manifest_hash))
+            rewards = {entry.participant: entry.reward for entry in manifest.accepted if entry.participant}
+            amount = rewards.get(address, 0)
+            if not amount or handle.claimed_amount(run_id, round_number, address):
+                continue
+            proof = rewards_tree(run_id, round_number, rewards).proof(
+                reward_leaf(run_id, round_number, address, amount)
+            )
+            receipt = handle.claim(run_id, round_number, amount, proof)
+            console.print(
+                f"run {run_id} round {round_number}: claimed {amount / 10**TOKEN_DECIMALS:,.4f} "
+                f"(block {receipt.block_number}, gas {receipt.gas_used:,})"
+            )
+            claimed, total = claimed + 1, total + amount
+    if simulation is not None:
+        saved = LedgerLocation.load(simulation).saved_chain
+        if saved and claimed:
+            handle.chain.save(Path(saved))
+    console.print(
+        f"{claimed} rewards claimed, {total / 10**TOKEN_DECIMALS:,.4f} tokens; "
+        f"balance {handle.token_balance(address) / 10**TOKEN_DECIMALS:,.4f}"
+    )
+
+
+@app.command()
+def init(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the participant's keys (created if needed).")],
+) -> None:
+    """Create this participant's keys: an encrypted Ethereum keystore (it signs updates and claims
+    rewards) and the SuperNode authentication key pair Flower's SuperLink checks. Refuses to
+    overwrite existing keys.
+
+    The keystore password comes from $FEDLEDGER_KEYSTORE_PASSWORD, or is asked for twice. Hand the
+    printed address and public key (also in participant.json) to the coordinator; back up the
+    keystore and its password — a lost key cannot claim its rewards.
+    """
+    password = os.environ.get(KEYSTORE_PASSWORD_ENV)
+    if password is None:
+        password = typer.prompt("Keystore password", hide_input=True, confirmation_prompt=True)
+    identity = create_participant(out, password)
+    console.print(f"Ethereum address      {identity.address}")
+    console.print(f"SuperNode public key  {identity.supernode_public_key}")
+    console.print(
+        f"written to {out}: {KEYSTORE_FILE}, {SUPERNODE_KEY_FILE}, {SUPERNODE_PUBLIC_KEY_FILE}, {PARTICIPANT_FILE}"
+    )

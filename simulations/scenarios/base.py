@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
 from client.schema import Schema
@@ -13,6 +14,7 @@ from client.training import TrainingSettings
 
 PARTITIONS_FILE = "partitions.json"
 SCHEMA_FILE = "schema.json"
+VALIDATION_FILE = "validation.csv"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ class PreparedData:
     def site_path(self, partition_id: int) -> Path:
         return self.directory / self.sites[partition_id].file
 
+    @property
+    def validation_path(self) -> Path:
+        """Records held out for the coordinator (only written when asked for)."""
+        return self.directory / VALIDATION_FILE
+
     @classmethod
     def load(cls, directory: Path) -> "PreparedData":
         index = json.loads((directory / PARTITIONS_FILE).read_text())
@@ -62,12 +69,25 @@ class Scenario(ABC):
     def split(self, clients: int, seed: int) -> tuple[Schema, list[tuple[str, pd.DataFrame]]]:
         """The schema and, per site, its name and records (schema columns plus the target)."""
 
-    def prepare(self, directory: Path, clients: int, seed: int) -> PreparedData:
-        """Write one CSV per site, the schema and an index into ``directory``; reuse them if there."""
+    def prepare(self, directory: Path, clients: int, seed: int, held_out: float = 0.0) -> PreparedData:
+        """Write one CSV per site, the schema and an index into ``directory``; reuse them if there.
+
+        With ``held_out > 0``, that share of every site's records goes instead to ``validation.csv``:
+        a validation set the coordinator holds (for data-based contribution scores).
+        """
         if (directory / PARTITIONS_FILE).is_file():
             return PreparedData.load(directory)
         schema, parts = self.split(clients, seed)
         directory.mkdir(parents=True, exist_ok=True)
+        if held_out > 0:
+            rng = np.random.default_rng(seed)
+            kept, validation = [], []
+            for name, frame in parts:
+                chosen = rng.random(len(frame)) < held_out
+                kept.append((name, frame[~chosen]))
+                validation.append(frame[chosen])
+            parts = kept
+            pd.concat(validation, ignore_index=True).to_csv(directory / VALIDATION_FILE, index=False)
         schema.save(directory / SCHEMA_FILE)
         sites = []
         for index, (name, frame) in enumerate(parts):

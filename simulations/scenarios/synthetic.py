@@ -1,5 +1,6 @@
 """A generated task that scales to a thousand clients: each client holds a few dozen rows of a
-shared nonlinear rule, with its own shift of the feature distribution (covariate shift)."""
+shared nonlinear rule, with its own shift of the feature distribution (covariate shift) — or, in
+``synthetic-iid``, without one, so that every client's rows come from the same distribution."""
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ class Synthetic(Scenario):
     description = "generated nonlinear rule, a few dozen rows per client, per-client covariate shift"
     default_clients = 20
     training = TrainingSettings(local_epochs=5)
+    shift_scale = 0.5
 
     def split(self, clients: int, seed: int) -> tuple[Schema, list[tuple[str, pd.DataFrame]]]:
         if clients < 1:
@@ -34,10 +36,16 @@ class Synthetic(Scenario):
         parts = []
         for index in range(clients):
             rows = int(rng.integers(*ROWS_PER_CLIENT, endpoint=True))
-            shift = rng.normal(scale=0.5, size=NUM_FEATURES)
+            shift = rng.normal(scale=self.shift_scale, size=NUM_FEATURES)
             features = rng.normal(size=(rows, NUM_FEATURES)) + shift
             logit = features @ weights + features[:, 0] * features[:, 1] + rng.normal(scale=LABEL_NOISE, size=rows)
             frame = pd.DataFrame(features, columns=[column.name for column in SCHEMA.columns])
             frame["label"] = (logit > 0).astype(int)
             parts.append((f"client {index + 1}", frame))
         return SCHEMA, parts
+
+
+class SyntheticIid(Synthetic):
+    name = "synthetic-iid"
+    description = "generated nonlinear rule, a few dozen rows per client, all from one distribution (IID)"
+    shift_scale = 0.0

@@ -16,7 +16,7 @@ from fedledger.store import ArtifactStore
 from simulations.history import Dishonesty, SyntheticHistory
 
 SHAPES = {"layer.weight": (6, 4), "layer.bias": (6,)}
-CLIENTS = 4
+CLIENTS = 5
 ROUNDS = 3
 TAMPERED_ROUND = 2
 
@@ -34,6 +34,11 @@ def audit(history: SyntheticHistory) -> AuditReport:
 
 def failures(report: AuditReport) -> set[tuple[str, int | None, str | None]]:
     return {(finding.check, finding.round, finding.participant) for finding in report.problems()}
+
+
+def unverifiable_without_the_update(round_number: int) -> set[tuple[str, int, None]]:
+    """What cannot be recomputed once one of a round's updates is gone."""
+    return {(check, round_number, None) for check in ("anomaly", "scores", "reaggregation")}
 
 
 def stored_manifest(history: SyntheticHistory, round_number: int) -> tuple[Path, RoundManifest]:
@@ -78,7 +83,7 @@ def test_a_flipped_byte_in_a_stored_update(honest: SyntheticHistory):
     report = audit(honest)
     assert failures(report) == {
         ("update-hash", TAMPERED_ROUND, victim.participant),
-        ("reaggregation", TAMPERED_ROUND, None),
+        *unverifiable_without_the_update(TAMPERED_ROUND),
     }
     (finding,) = [f for f in report.problems() if f.check == "update-hash"]
     assert "corrupted" in finding.message and finding.expected == victim.update_hash
@@ -89,7 +94,11 @@ def test_a_replaced_global_model(honest: SyntheticHistory):
     other = {name: np.zeros(shape, np.float32) for name, shape in SHAPES.items()}
     Path(honest.store.path_of(committed.model_hash)).write_bytes(encode_model(other))
     report = audit(honest)
-    assert failures(report) == {("model-artifact", TAMPERED_ROUND, None)}
+    assert failures(report) == {
+        ("model-artifact", TAMPERED_ROUND, None),
+        ("anomaly", TAMPERED_ROUND + 1, None),  # the next round's deltas start from it
+        ("scores", TAMPERED_ROUND + 1, None),
+    }
 
 
 @pytest.mark.parametrize("edit", ["changed reward", "dropped entry", "added entry", "reordered entries"])
@@ -134,6 +143,21 @@ def test_a_committed_manifest_that_drops_an_accepted_update(tmp_path: Path):
     assert {round_number for _, round_number, _ in failures(report)} == {TAMPERED_ROUND}
 
 
+def test_a_committed_manifest_with_an_inflated_score(tmp_path: Path):
+    def inflate(data: bytes) -> bytes:
+        document = json.loads(data)
+        document["updates"][0]["score"] *= 2
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    history = write_history(tmp_path, Dishonesty(rewrite_manifest=inflate))
+    _, manifest = stored_manifest(history, TAMPERED_ROUND)
+    favoured = manifest.updates[0].participant
+    report = audit(history)
+    assert ("scores", TAMPERED_ROUND, favoured) in failures(report)
+    assert {check for check, _, _ in failures(report)} == {"scores", "rewards"}
+    assert {round_number for _, round_number, _ in failures(report)} == {TAMPERED_ROUND}
+
+
 def test_an_update_signed_by_an_unregistered_key(tmp_path: Path):
     stranger = simulated_participant(777, 0)
     report = audit(write_history(tmp_path, Dishonesty(signers={2: stranger})))
@@ -173,10 +197,14 @@ def test_missing_artifacts_are_reported_as_missing(honest: SyntheticHistory):
     report = audit(honest)
     assert failures(report) == {
         ("update-hash", TAMPERED_ROUND, victim.participant),
-        ("reaggregation", TAMPERED_ROUND, None),
+        *unverifiable_without_the_update(TAMPERED_ROUND),
         ("manifest-hash", 3, None),
     }
-    assert all("missing" in finding.message for finding in report.problems() if finding.check != "reaggregation")
+    assert all(
+        "missing" in finding.message
+        for finding in report.problems()
+        if finding.check in {"update-hash", "manifest-hash"}
+    )
 
 
 def test_a_claim_larger_than_the_manifest_grants(tmp_path: Path):

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-from flower_processes import FlowerProcesses
 
 from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
@@ -13,6 +12,7 @@ from fedledger.hashing import keccak256
 from fedledger.keys import PRIVATE_KEY_ENV, create_keystore
 from fedledger.manifest import RoundManifest
 from fedledger.store import ArtifactStore
+from simulations.deployment import LocalDeployment
 from simulations.scenarios import SCENARIOS
 
 pytestmark = [pytest.mark.anvil, pytest.mark.deployment]
@@ -35,7 +35,7 @@ def test_flwr_run_on_the_simulation_engine(anvil: AnvilNode, tmp_path: Path):
     data = SCENARIOS["hospitals"].prepare(tmp_path / "data", 4, 0)
     coordinator = anvil.dev_accounts()[0]
     port = free_port()
-    with FlowerProcesses(tmp_path) as flower:
+    with LocalDeployment(tmp_path) as flower:
         flower.superlink(port, simulation=True, env={PRIVATE_KEY_ENV: coordinator.key.to_0x_hex()})
         flower.connection("local-sim", port, num_supernodes=4)
         flower.flwr_run(
@@ -71,7 +71,7 @@ def test_flwr_run_on_the_deployment_engine_with_two_supernodes(anvil: AnvilNode,
         sites.append((account.address, keystore, data.site_path(index)))
 
     superlink_port = free_port()
-    with FlowerProcesses(tmp_path) as flower:
+    with LocalDeployment(tmp_path) as flower:
         flower.superlink(superlink_port, env={PRIVATE_KEY_ENV: coordinator.key.to_0x_hex()})
         for index, (_, keystore, data_path) in enumerate(sites):
             flower.supernode(

@@ -52,7 +52,7 @@ def hospitals(tmp_path_factory) -> SimulationResult:
 
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory) -> SimulationResult:
-    return run(tmp_path_factory, "faulty", scenario="synthetic", clients=10, rounds=2, faults=FAULTS)
+    return run(tmp_path_factory, "faulty", scenario="synthetic", clients=10, rounds=2, misbehaving=FAULTS)
 
 
 def test_rounds_are_committed_in_order_and_chain_the_models(hospitals: SimulationResult):
@@ -100,7 +100,7 @@ def test_manifests_are_stored_and_match_their_committed_hashes(hospitals: Simula
             for e in accepted
         ]
         assert MerkleTree(leaves).root == committed.updates_root
-        rewards = [reward_leaf(manifest.run_id, manifest.round, e.participant, e.reward) for e in accepted]
+        rewards = [reward_leaf(manifest.run_id, manifest.round, e.participant, e.reward) for e in accepted if e.reward]
         assert MerkleTree(rewards).root == committed.rewards_root
         assert 0 < sum(entry.reward for entry in accepted) <= hospitals.settings.rewards.budget
 
@@ -152,7 +152,7 @@ def test_a_round_with_too_few_valid_updates_fails_cleanly(tmp_path_factory):
         scenario="synthetic",
         clients=3,
         rounds=1,
-        faults={2: "nan"},
+        misbehaving={2: "nan"},
         overrides={"min_accepted": 3},
     )
     ((_, manifest),) = manifests(result)

@@ -95,8 +95,13 @@ def test_a_split_never_exceeds_the_budget_and_is_exact(budget, weights):
 
 
 def test_reward_rules_are_checked_and_round_trip():
-    rule = RewardRule("examples", 5 * 10**18)
-    assert RewardRule.from_json(rule.to_json()) == rule
-    assert rule.amounts({"a": 30, "b": 10}) == {"a": 375 * 10**16, "b": 125 * 10**16}
+    first = UpdateEntry(node_id=1, status="accepted", participant="a", num_examples=30, score=0.25)
+    second = UpdateEntry(node_id=2, status="accepted", participant="b", num_examples=10, score=0.75)
+    free_rider = UpdateEntry(node_id=3, status="accepted", participant="c", num_examples=50, score=0.0)
+    by_examples = RewardRule("examples", 9 * 10**18)
+    by_score = RewardRule("score", 8 * 10**18)
+    assert RewardRule.from_json(by_score.to_json()) == by_score
+    assert by_examples.amounts([first, second, free_rider]) == {"a": 3 * 10**18, "b": 10**18, "c": 5 * 10**18}
+    assert by_score.amounts([first, second, free_rider]) == {"a": 2 * 10**18, "b": 6 * 10**18, "c": 0}
     with pytest.raises(ValueError, match="unknown reward rule"):
         RewardRule("votes", 1)

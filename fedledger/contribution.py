@@ -1,0 +1,208 @@
+"""What each update contributed, and which updates look poisoned — computed from the stored
+updates, the round's base model and its aggregate alone, so an auditor can recompute both.
+
+Both work on the updates' deltas from the base model, flattened (arrays in name order) to float64,
+through their Gram matrix: one matrix product gives every norm, pairwise distance and cosine.
+
+**Contribution score** (``consensus``): ``max(0, cos(delta_i, sum_{j != i} delta_j / |delta_j|)) *
+min(1, |delta_i| / median_j |delta_j|)`` over a round's accepted updates — how far an update points
+the way the others agree on, each of them counting once whatever its size (so one huge update
+cannot drag the consensus its way), discounted if it moved much less than a typical update and
+never boosted for moving more. An update that opposes the consensus scores 0; a free-rider, who
+sends the global model back (or it plus a little noise), has a delta of no or random direction and
+next to no length, and scores about 0.
+
+**Anomaly detection** (``robust-z``): for each update, three statistics — its *norm*; its *spread*,
+the median of its distances to the other updates; and its *agreement*, the cosine between it and
+the sum of all the other updates. Each is turned into a robust z-score, ``(x - median(x)) / s``
+with ``s = 1.4826 * MAD(x)``, but never less than a quarter of the median norm (for norms and
+spreads, which are both lengths) or 0.1 (for agreement), so that a round whose updates are nearly
+identical does not make a small difference look extreme. An update is flagged when its norm or
+spread z-score exceeds the threshold (scaling and model-replacement attacks are large, noise is far
+from everyone), or when it opposes the others (agreement below 0) and its agreement z-score is
+below minus the threshold (sign flips and other updates that push against the rest). Sites whose
+data differ (non-IID) send updates that differ too, which is why every test is relative to the
+round's own spread and why a site is not flagged merely for being less aligned than the rest —
+though a site whose labels run against everyone else's (a bank that mostly refuses, among banks
+that mostly approve) does push against the rest, and may be flagged. A small update is a
+free-rider problem, which the score handles. With fewer than ``min_updates`` updates nothing is
+flagged: robust statistics need a majority to stand on.
+
+Floating-point results may differ in the last bits between BLAS libraries, so the auditor compares
+recomputed statistics and scores with a relative tolerance (``TOLERANCE``); rewards are computed
+exactly from the scores the manifest records.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+TOLERANCE = 1e-9
+_MAD_TO_SIGMA = 1.4826
+_RELATIVE_FLOOR = 0.25  # least scale of the norm and spread z-scores, as a share of the median norm
+_AGREEMENT_FLOOR = 0.1  # least scale of the agreement z-score
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Anomaly detection thresholds (part of the run configuration).
+
+    Attributes:
+        threshold: robust z-score above which an update's norm or spread flags it.
+        min_updates: fewest updates in a round for detection to run.
+    """
+
+    threshold: float = 5.0
+    min_updates: int = 5
+
+    def to_json(self) -> dict:
+        return {"method": "robust-z", "threshold": self.threshold, "min_updates": self.min_updates}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "DetectorSettings":
+        return cls(threshold=float(data["threshold"]), min_updates=int(data["min_updates"]))
+
+
+@dataclass(frozen=True)
+class AnomalyStatistics:
+    """One update's statistics in its round, and the reasons it was flagged (empty if it was not)."""
+
+    norm: float
+    spread: float
+    agreement: float
+    norm_z: float
+    spread_z: float
+    agreement_z: float
+    flags: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {
+            "norm": self.norm,
+            "spread": self.spread,
+            "agreement": self.agreement,
+            "norm_z": self.norm_z,
+            "spread_z": self.spread_z,
+            "agreement_z": self.agreement_z,
+            "flags": list(self.flags),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "AnomalyStatistics":
+        return cls(
+            data["norm"],
+            data["spread"],
+            data["agreement"],
+            data["norm_z"],
+            data["spread_z"],
+            data["agreement_z"],
+            tuple(data["flags"]),
+        )
+
+    def values(self) -> tuple[float, ...]:
+        return (self.norm, self.spread, self.agreement, self.norm_z, self.spread_z, self.agreement_z)
+
+    def flagged_by(self, threshold: float) -> tuple[str, ...]:
+        """The flags these statistics call for at ``threshold``."""
+        flags = []
+        if self.norm_z > threshold:
+            flags.append("norm")
+        if self.spread_z > threshold:
+            flags.append("spread")
+        if self.agreement < 0 and self.agreement_z < -threshold:
+            flags.append("direction")
+        return tuple(flags)
+
+    def describe(self, threshold: float) -> str:
+        parts = []
+        if "norm" in self.flags:
+            parts.append(f"update norm {self.norm:.4g} has robust z-score {self.norm_z:.1f} > {threshold}")
+        if "spread" in self.flags:
+            parts.append(f"median distance to the others {self.spread:.4g} has robust z-score {self.spread_z:.1f}")
+        if "direction" in self.flags:
+            parts.append(
+                f"median cosine with the others {self.agreement:.3f} has robust z-score {self.agreement_z:.1f}"
+            )
+        return "; ".join(parts)
+
+
+def deltas(base: Mapping[str, np.ndarray], updates: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
+    """The updates' differences from ``base``, flattened in name order, one float64 row each."""
+    names = sorted(base)
+    rows = np.empty((len(updates), sum(base[name].size for name in names)), dtype=np.float64)
+    for row, update in zip(rows, updates, strict=True):
+        offset = 0
+        for name in names:
+            size = base[name].size
+            np.subtract(update[name].ravel(), base[name].ravel(), out=row[offset : offset + size], dtype=np.float64)
+            offset += size
+    return rows
+
+
+def _robust_z(values: np.ndarray, floor: float) -> np.ndarray:
+    centre = np.median(values)
+    scale = max(_MAD_TO_SIGMA * float(np.median(np.abs(values - centre))), floor)
+    if scale == 0:
+        return np.zeros_like(values)
+    return (values - centre) / scale
+
+
+def detect(rows: np.ndarray, settings: DetectorSettings) -> list[AnomalyStatistics] | None:
+    """Statistics and flags for each delta row; ``None`` when there are too few to judge."""
+    count = len(rows)
+    if count < settings.min_updates:
+        return None
+    gram = rows @ rows.T
+    squared_norms = np.diag(gram)
+    squared_distances = np.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * gram, 0.0)
+    distances = np.sqrt(squared_distances)
+    norms = np.sqrt(squared_norms)
+    spreads = np.array([np.median(np.delete(distances[index], index)) for index in range(count)])
+    # The other updates' sum, S - d_i, from the Gram matrix: (S - d_i).d_i and |S - d_i|^2.
+    row_sums, total = gram.sum(axis=1), gram.sum()
+    towards_others = row_sums - squared_norms
+    others_norms = np.sqrt(np.maximum(total - 2 * row_sums + squared_norms, 0.0))
+    lengths = norms * others_norms
+    agreements = np.divide(towards_others, lengths, out=np.zeros(count), where=lengths > 0)
+    norm_z = _robust_z(norms, _RELATIVE_FLOOR * float(np.median(norms)))
+    spread_z = _robust_z(spreads, _RELATIVE_FLOOR * float(np.median(norms)))
+    agreement_z = _robust_z(agreements, _AGREEMENT_FLOOR)
+    statistics = []
+    for index in range(count):
+        values = [float(column[index]) for column in (norms, spreads, agreements, norm_z, spread_z, agreement_z)]
+        unflagged = AnomalyStatistics(*values, flags=())
+        statistics.append(AnomalyStatistics(*values, flags=unflagged.flagged_by(settings.threshold)))
+    return statistics
+
+
+def consensus_scores(rows: np.ndarray) -> list[float]:
+    """Each row's contribution score: its alignment with the other rows' consensus direction (the sum
+    of their unit vectors; at least 0), times its length relative to the median length (at most 1).
+
+    A lone row is the consensus by itself and scores 1 (0 if it is zero).
+    """
+    count = len(rows)
+    gram = rows @ rows.T
+    norms = np.sqrt(np.diag(gram))
+    if count == 1:
+        return [1.0 if norms[0] > 0 else 0.0]
+    lengths = np.where(norms > 0, norms, 1.0)
+    cosines = gram / np.outer(lengths, lengths)
+    row_sums, total = cosines.sum(axis=1), cosines.sum()
+    typical = float(np.median(norms))
+    scores = []
+    for index in range(count):
+        towards_others = row_sums[index] - cosines[index, index]
+        others_length = math.sqrt(max(total - 2 * row_sums[index] + cosines[index, index], 0.0))
+        if norms[index] == 0 or others_length == 0:
+            scores.append(0.0)
+            continue
+        alignment = max(0.0, float(towards_others) / others_length)
+        scores.append(alignment * min(1.0, float(norms[index]) / typical))
+    return scores
+
+
+def close(recorded: float, recomputed: float) -> bool:
+    """Whether a recomputed statistic matches the recorded one up to ``TOLERANCE`` (relative)."""
+    return math.isclose(recorded, recomputed, rel_tol=TOLERANCE, abs_tol=TOLERANCE)

@@ -1,0 +1,96 @@
+"""Wall time per round of a two-site deployment, with the ledger and without, in one run.
+
+    python -m simulations.benchmarks.deployment [--rounds 3] [--repeats 2]
+
+Real processes on this machine: an anvil node; a SuperLink with TLS and SuperNode authentication;
+two SuperNodes (the Cleveland and Hungary hospitals), each with its own data file, encrypted
+keystore and authentication key. `flwr run` runs the federation alternately with the ledger on
+and off; each run's time is the ServerApp's own, from its first message to its end.
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from fedledger.certificates import create_certificates
+from fedledger.chain import Chain, Registry
+from fedledger.chain.anvil import AnvilNode, free_port
+from fedledger.hashing import keccak256
+from fedledger.identity import KEYSTORE_FILE, SUPERNODE_KEY_FILE, SUPERNODE_PUBLIC_KEY_FILE, create_participant
+from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV
+from simulations.deployment import LocalDeployment
+from simulations.scenarios import SCENARIOS
+
+PASSWORD = "benchmark site password"
+CONNECTION = "federation"
+SITES = ("cleveland", "hungary")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    arguments = parser.parse_args()
+    times: dict[bool, list[float]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as workdir:
+        directory = Path(workdir)
+        data = SCENARIOS["hospitals"].prepare(directory / "data", 4, 0)
+        certificates = create_certificates(directory / "certs", ["127.0.0.1", "localhost"])
+        with AnvilNode(directory / "anvil", port=free_port()) as anvil, LocalDeployment(directory) as deployment:
+            chain = Chain.connect(anvil.rpc_url)
+            coordinator = anvil.dev_accounts()[0]
+            registry, _ = Registry.deploy(chain, chain.add_signer(coordinator))
+            port = free_port()
+            deployment.superlink(
+                port, tls=certificates, node_authentication=True, env={PRIVATE_KEY_ENV: coordinator.key.to_0x_hex()}
+            )
+            deployment.connection(CONNECTION, port, root_certificates=certificates.ca_certificate)
+            for index, name in enumerate(SITES):
+                keys = directory / name
+                identity = create_participant(keys, PASSWORD)
+                registry.add_participant(identity.address, keccak256(name.encode()))
+                deployment.flwr("supernode", "register", str(keys / SUPERNODE_PUBLIC_KEY_FILE), CONNECTION)
+                deployment.supernode(
+                    name,
+                    port,
+                    free_port(),
+                    {
+                        "data-path": str(data.site_path(index)),
+                        "schema-path": str(data.schema_path),
+                        "keystore": str(keys / KEYSTORE_FILE),
+                    },
+                    root_certificates=certificates.ca_certificate,
+                    auth_key=keys / SUPERNODE_KEY_FILE,
+                    env={KEYSTORE_PASSWORD_ENV: PASSWORD},
+                )
+            for repeat in range(arguments.repeats):
+                for ledger in (True, False):
+                    output = directory / f"run-{repeat}-{ledger}"
+                    deployment.flwr_run(
+                        CONNECTION,
+                        {
+                            "rpc-url": anvil.rpc_url,
+                            "registry": registry.address,
+                            "ledger": ledger,
+                            "num-server-rounds": arguments.rounds,
+                            "store": str(directory / "store"),
+                            "output-dir": str(output),
+                        },
+                        timeout=1800,
+                    )
+                    seconds = json.loads((output / "federation.json").read_text())["wall_time_seconds"]
+                    per_round = seconds / arguments.rounds
+                    times[ledger].append(per_round)
+                    print(f"run {repeat + 1} ledger {'on ' if ledger else 'off'}: {per_round:.2f} s/round", flush=True)
+    on, off = statistics.median(times[True]), statistics.median(times[False])
+    print(f"two SuperNodes, TLS and SuperNode authentication, {arguments.rounds} rounds per run")
+    print(
+        f"median wall time per round: ledger on {on:.2f} s, off {off:.2f} s; the ledger adds {on - off:+.2f} s "
+        f"({100 * (on / off - 1):+.1f}%)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Attackers are caught and paid nothing, free-riders earn about nothing, honest sites are paid
+by their scores, claims match the manifest, and the audit recomputes all of it."""
+
+from fractions import Fraction
+
+import pytest
+from typer.testing import CliRunner
+
+from fedledger.chain import Chain, Registry
+from fedledger.cli import app
+from fedledger.hashing import keccak256, to_hex
+from fedledger.keys import PRIVATE_KEY_ENV, simulated_participant
+from fedledger.manifest import RoundManifest
+from fedledger.merkle import reward_leaf
+from fedledger.rounds import rewards_tree
+from fedledger.store import ArtifactStore
+from simulations.runner import SimulationRequest, SimulationResult, audit_result, simulate_federation
+
+from helpers import reverts
+
+pytestmark = pytest.mark.simulation
+
+SIGN_FLIP, SCALING, FREE_RIDER, HONEST = 2, 5, 8, 0
+ATTACKS = {SIGN_FLIP: "sign-flip", SCALING: "scaling", FREE_RIDER: "free-rider"}
+
+
+def run(tmp_path_factory, name: str, **request) -> SimulationResult:
+    output_dir = tmp_path_factory.mktemp(name) / "run"
+    return simulate_federation(
+        SimulationRequest(scenario="synthetic-iid", clients=10, output_dir=output_dir, **request), lambda report: None
+    )
+
+
+def manifests(result: SimulationResult) -> list[RoundManifest]:
+    ledger = result.summary.ledger
+    registry, store = Registry(result.chain, ledger.registry), ArtifactStore(ledger.store)
+    return [
+        RoundManifest.from_bytes(store.get(registry.committed_round(ledger.run_id, number).commitment.manifest_hash))
+        for number in range(1, registry.run(ledger.run_id).committed_rounds + 1)
+    ]
+
+
+def address(partition: int) -> str:
+    return simulated_participant(0, partition).address
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory) -> SimulationResult:
+    return run(tmp_path_factory, "attacked", rounds=3, misbehaving=ATTACKS)
+
+
+def test_sign_flip_and_scaling_attackers_are_flagged_and_paid_nothing(attacked: SimulationResult):
+    for manifest in manifests(attacked):
+        entries = {entry.participant: entry for entry in manifest.updates}
+        for attacker in (SIGN_FLIP, SCALING):
+            entry = entries[address(attacker)]
+            assert (entry.status, entry.reason, entry.reward) == ("rejected", "anomalous", 0), manifest.round
+            assert "robust z-score" in entry.detail
+        assert "direction" in entries[address(SIGN_FLIP)].anomaly.flags
+        assert "norm" in entries[address(SCALING)].anomaly.flags
+
+
+def test_a_free_rider_scores_about_zero_and_earns_under_two_percent(attacked: SimulationResult):
+    """Its noise may also point against the others, and then the detector rejects it outright."""
+    for manifest in manifests(attacked):
+        entries = {entry.participant: entry for entry in manifest.updates}
+        free_rider = entries[address(FREE_RIDER)]
+        assert free_rider.reason == "anomalous" or free_rider.score < 0.05
+        paid = sum(entry.reward for entry in manifest.accepted)
+        assert free_rider.reward <= 0.02 * paid
+        honest = [entry for who, entry in entries.items() if who not in {address(p) for p in ATTACKS}]
+        assert all(entry.score > 0.1 for entry in honest)
+
+
+def test_rewards_are_split_by_score_within_the_budget(attacked: SimulationResult):
+    budget = attacked.settings.rewards.budget
+    for manifest in manifests(attacked):
+        total_score = sum(Fraction(entry.score) for entry in manifest.accepted)
+        for entry in manifest.accepted:
+            assert entry.reward == int(budget * Fraction(entry.score) / total_score)
+        assert sum(entry.reward for entry in manifest.accepted) <= budget
+
+
+def test_honest_sites_are_not_flagged_in_a_clean_run(tmp_path_factory):
+    clean = run(tmp_path_factory, "clean", rounds=2)
+    for manifest in manifests(clean):
+        assert manifest.rejected == ()
+        assert all(entry.anomaly is not None and entry.anomaly.flags == () for entry in manifest.accepted)
+
+
+def test_claims_pay_exactly_the_manifest_and_only_once(attacked: SimulationResult, monkeypatch):
+    directory = attacked.settings.output_dir
+    honest = simulated_participant(0, HONEST)
+    monkeypatch.setenv(PRIVATE_KEY_ENV, honest.key.to_0x_hex())
+    first = CliRunner().invoke(app, ["client", "claim", "--simulation", directory])
+    assert first.exit_code == 0, first.output
+    assert "3 rewards claimed" in first.output
+    again = CliRunner().invoke(app, ["client", "claim", "--simulation", directory])
+    assert "0 rewards claimed" in again.output
+
+    chain = Chain.restore(__import__("pathlib").Path(attacked.summary.ledger.saved_chain))
+    registry = Registry(chain, attacked.summary.ledger.registry)
+    granted = [
+        next(e.reward for e in manifest.accepted if e.participant == honest.address) for manifest in manifests(attacked)
+    ]
+    assert registry.token_balance(honest.address) == sum(granted)
+    for round_number, amount in enumerate(granted, start=1):
+        assert registry.claimed_amount(attacked.summary.ledger.run_id, round_number, honest.address) == amount
+
+    manifest = manifests(attacked)[0]
+    rewards = {entry.participant: entry.reward for entry in manifest.accepted}
+    proof = rewards_tree(manifest.run_id, 1, rewards).proof(reward_leaf(manifest.run_id, 1, honest.address, granted[0]))
+    chain.add_signer(honest)
+    with reverts("RewardAlreadyClaimed", participant=honest.address):
+        registry.as_sender(honest.address).claim(manifest.run_id, 1, granted[0], proof)
+
+
+def test_the_audit_recomputes_scores_detection_and_rewards(attacked: SimulationResult):
+    report = audit_result(attacked)
+    assert report.passed, [str(finding) for finding in report.problems()]
+    for check in ("scores", "anomaly", "rewards", "claims"):
+        assert sum(finding.check == check and finding.status == "pass" for finding in report.findings) == 3, check
+
+
+def test_leave_one_out_scores_record_their_validation_set_and_are_reported_unsupported(tmp_path_factory):
+    result = run(tmp_path_factory, "leave-one-out", rounds=1, score="leave-one-out")
+    (manifest,) = manifests(result)
+    assert manifest.scoring["method"] == "leave-one-out"
+    assert manifest.scoring["validation_set_hash"] == to_hex(keccak256(result.data.validation_path.read_bytes()))
+    assert all(entry.score >= 0 for entry in manifest.accepted)
+    report = audit_result(result)
+    assert {finding.status for finding in report.findings if finding.check == "scores"} == {"unsupported"}
+    assert all(finding.status == "pass" for finding in report.findings if finding.check in ("rewards", "rewards-root"))
