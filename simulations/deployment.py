@@ -16,6 +16,9 @@ from pathlib import Path
 from types import TracebackType
 
 from fedledger.certificates import CertificateFiles
+from fedledger.chain.anvil import free_port
+from fedledger.identity import KEYSTORE_FILE, SUPERNODE_KEY_FILE
+from fedledger.keys import KEYSTORE_PASSWORD_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 _SCRIPTS = Path(sys.executable).parent
@@ -123,6 +126,28 @@ class LocalDeployment:
         if auth_key is not None:
             command += ["--auth-supernode-private-key", str(auth_key)]
         return self.start(name, command, env)
+
+    def site(
+        self,
+        name: str,
+        superlink_port: int,
+        keys: Path,
+        data_path: Path,
+        schema_path: Path,
+        certificates: CertificateFiles,
+        password: str,
+    ) -> subprocess.Popen[bytes]:
+        """Start a site's SuperNode as a real install runs it: TLS, its authentication key, and its
+        data file, schema and keystore (from ``fedledger client init``) in its node config."""
+        return self.supernode(
+            name,
+            superlink_port,
+            free_port(),
+            {"data-path": str(data_path), "schema-path": str(schema_path), "keystore": str(keys / KEYSTORE_FILE)},
+            root_certificates=certificates.ca_certificate,
+            auth_key=keys / SUPERNODE_KEY_FILE,
+            env={KEYSTORE_PASSWORD_ENV: password},
+        )
 
     def connection(
         self, name: str, port: int, num_supernodes: int | None = None, root_certificates: Path | None = None

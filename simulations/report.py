@@ -63,17 +63,19 @@ def print_summary(console: Console, result: SimulationResult) -> None:
     if result.sites:
         table = Table("site", "participant", "test rows", "accuracy %", "ROC-AUC", title="final global model")
         for site in result.sites[:MAX_SITE_ROWS]:
-            table.add_row(site.name, site.address, str(site.examples), _percent(site.accuracy), f"{site.auc:.3f}")
+            name = f"{site.name} ({site.behaviour})" if site.behaviour else site.name
+            table.add_row(name, site.address, str(site.examples), _percent(site.accuracy), f"{site.auc:.3f}")
         if len(result.sites) > MAX_SITE_ROWS:
             accuracies = sorted(site.accuracy for site in result.sites)
             spread = f"min {_percent(accuracies[0])}, median {_percent(statistics.median(accuracies))}"
             table.add_row(
                 f"… {len(result.sites) - MAX_SITE_ROWS} more", "", "", f"{spread}, max {_percent(accuracies[-1])}", ""
             )
+        honest = [site for site in result.sites if site.behaviour is None]
         table.add_row(
-            "all sites",
+            "all honest sites" if len(honest) < len(result.sites) else "all sites",
             "",
-            str(sum(site.examples for site in result.sites)),
+            str(sum(site.examples for site in honest)),
             _percent(result.pooled_accuracy),
             f"{result.pooled_auc:.3f}",
             style="bold",

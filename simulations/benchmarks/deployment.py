@@ -18,8 +18,8 @@ from fedledger.certificates import create_certificates
 from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
 from fedledger.hashing import keccak256
-from fedledger.identity import KEYSTORE_FILE, SUPERNODE_KEY_FILE, SUPERNODE_PUBLIC_KEY_FILE, create_participant
-from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV
+from fedledger.identity import SUPERNODE_PUBLIC_KEY_FILE, create_participant
+from fedledger.keys import PRIVATE_KEY_ENV
 from simulations.deployment import LocalDeployment
 from simulations.scenarios import SCENARIOS
 
@@ -52,19 +52,7 @@ def main() -> None:
                 identity = create_participant(keys, PASSWORD)
                 registry.add_participant(identity.address, keccak256(name.encode()))
                 deployment.flwr("supernode", "register", str(keys / SUPERNODE_PUBLIC_KEY_FILE), CONNECTION)
-                deployment.supernode(
-                    name,
-                    port,
-                    free_port(),
-                    {
-                        "data-path": str(data.site_path(index)),
-                        "schema-path": str(data.schema_path),
-                        "keystore": str(keys / KEYSTORE_FILE),
-                    },
-                    root_certificates=certificates.ca_certificate,
-                    auth_key=keys / SUPERNODE_KEY_FILE,
-                    env={KEYSTORE_PASSWORD_ENV: PASSWORD},
-                )
+                deployment.site(name, port, keys, data.site_path(index), data.schema_path, certificates, PASSWORD)
             for repeat in range(arguments.repeats):
                 for ledger in (True, False):
                     output = directory / f"run-{repeat}-{ledger}"

@@ -12,8 +12,8 @@ from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
 from fedledger.cli import app
 from fedledger.hashing import keccak256
-from fedledger.identity import KEYSTORE_FILE, SUPERNODE_KEY_FILE, SUPERNODE_PUBLIC_KEY_FILE, create_participant
-from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV
+from fedledger.identity import SUPERNODE_PUBLIC_KEY_FILE, create_participant
+from fedledger.keys import PRIVATE_KEY_ENV
 from fedledger.manifest import RoundManifest
 from fedledger.store import ArtifactStore
 from simulations.deployment import LocalDeployment
@@ -75,19 +75,7 @@ def test_a_tls_deployment_with_node_authentication_records_and_passes_the_audit(
         deployment.flwr("supernode", "register", str(sites["off-chain"] / SUPERNODE_PUBLIC_KEY_FILE), CONNECTION)
 
         for index, name in enumerate(("cleveland", "hungary", "off-chain", "unknown")):
-            deployment.supernode(
-                name,
-                port,
-                free_port(),
-                {
-                    "data-path": str(data.site_path(index)),
-                    "schema-path": str(data.schema_path),
-                    "keystore": str(sites[name] / KEYSTORE_FILE),
-                },
-                root_certificates=certificates.ca_certificate,
-                auth_key=sites[name] / SUPERNODE_KEY_FILE,
-                env={KEYSTORE_PASSWORD_ENV: PASSWORD},
-            )
+            deployment.site(name, port, sites[name], data.site_path(index), data.schema_path, certificates, PASSWORD)
         deployment.flwr_run(
             CONNECTION,
             {
