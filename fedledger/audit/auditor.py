@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
-from fedledger.audit.findings import AuditReport, Finding, RoundAudit, RunAudit, Status
+from fedledger.aggregation import UnsupportedStrategy, aggregator_for
+from fedledger.audit.findings import AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
+from fedledger.audit.recompute import Reaggregation, check_anomalies, check_rewards, check_scores
 from fedledger.chain import CommittedRound, Registry, RunRecord
-from fedledger.contribution import close, consensus_scores, deltas, detect
-from fedledger.encoding import EncodingError, decode_model, model_hash
+from fedledger.encoding import EncodingError, decode_model
 from fedledger.hashing import from_hex, to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
-from fedledger.rounds import grant_rewards, rewards_tree, updates_tree
+from fedledger.rounds import rewards_tree, updates_tree
 from fedledger.runconfig import RunConfiguration
 from fedledger.signing import InvalidSignature, SigningDomain, UpdateMessage, recover_update_signer
 from fedledger.store import ArtifactError, ArtifactMissing, ArtifactStore
@@ -34,8 +34,7 @@ class _RunState:
     """What carries from one round of a run to the next."""
 
     config: RunConfiguration | None
-    aggregator: Aggregator | None
-    unsupported: str
+    reaggregation: Reaggregation
     model_hash: bytes
     model: Arrays | None
 
@@ -76,7 +75,8 @@ class Auditor:
     # Run level -------------------------------------------------------------------------------
 
     def _start(self, run: RunRecord, audit: RunAudit) -> _RunState:
-        state = _RunState(None, None, "the run configuration could not be read", run.initial_model_hash, None)
+        unreadable = Reaggregation(None, "the run configuration could not be read")
+        state = _RunState(None, unreadable, run.initial_model_hash, None)
         try:
             state.config = RunConfiguration.from_bytes(self.store.get(run.config_hash))
         except (ArtifactError, ValueError) as error:
@@ -84,9 +84,9 @@ class Auditor:
         else:
             audit.findings.append(_pass("run-config", run.run_id, None, f"strategy {state.config.strategy['name']}"))
             try:
-                state.aggregator = aggregator_for(state.config.strategy)
+                state.reaggregation = Reaggregation(aggregator_for(state.config.strategy), "")
             except UnsupportedStrategy as error:
-                state.unsupported = str(error)
+                state.reaggregation = Reaggregation(None, str(error))
         state.model = self._model(run.run_id, 0, run.initial_model_hash, audit.findings)
         return state
 
@@ -115,7 +115,7 @@ class Auditor:
     # Round level -----------------------------------------------------------------------------
 
     def _audit_round(self, run: RunRecord, committed: CommittedRound, state: _RunState, audit: RoundAudit) -> None:
-        record = _Recorder(audit)
+        record = FindingRecorder(audit)
         commitment = committed.commitment
         audit.accepted, audit.rejected = commitment.accepted, commitment.rejected
         next_model = self._model(run.run_id, committed.round, commitment.model_hash, audit.findings)
@@ -129,16 +129,19 @@ class Auditor:
             accepted = [stored.get(index) for index, entry in enumerate(manifest.updates) if entry.status == "accepted"]
             usable = None if any(arrays is None for arrays in accepted) else accepted
             self._roots(manifest, committed, record)
-            self._anomalies(manifest, state, stored, record)
-            self._scores(manifest, state, usable, record)
-            self._rewards(manifest, state, record)
-            self._reaggregation(manifest, committed, state, usable, record)
+            config = state.config
+            check_anomalies(manifest, config.detection if config else None, state.model, stored, record)
+            check_scores(manifest, config.scoring if config else manifest.scoring, state.model, usable, record)
+            check_rewards(manifest, config.rewards if config else None, record)
+            state.reaggregation.check(
+                manifest, state.model_hash, committed.commitment.model_hash, state.model, usable, record
+            )
         except _Abort:
             pass
         self._claims(run, committed, audit, record)
         state.model = next_model
 
-    def _manifest(self, committed: CommittedRound, record: "_Recorder") -> RoundManifest:
+    def _manifest(self, committed: CommittedRound, record: FindingRecorder) -> RoundManifest:
         manifest_hash = committed.commitment.manifest_hash
         try:
             data = self.store.get(manifest_hash)
@@ -161,7 +164,7 @@ class Auditor:
         return manifest
 
     def _binding(
-        self, manifest: RoundManifest, committed: CommittedRound, state: _RunState, record: "_Recorder"
+        self, manifest: RoundManifest, committed: CommittedRound, state: _RunState, record: FindingRecorder
     ) -> None:
         commitment = committed.commitment
         expected = {
@@ -195,7 +198,9 @@ class Auditor:
         else:
             record.ok("model-chain", f"starts from {manifest.base_model_hash[:18]}…")
 
-    def _updates(self, manifest: RoundManifest, committed: CommittedRound, record: "_Recorder") -> dict[int, Arrays]:
+    def _updates(
+        self, manifest: RoundManifest, committed: CommittedRound, record: FindingRecorder
+    ) -> dict[int, Arrays]:
         """Check every listed update; return the arrays of those that are intact, by entry index."""
         stored: dict[int, Arrays] = {}
         for index, entry in enumerate(manifest.updates):
@@ -213,96 +218,8 @@ class Auditor:
                 self._signed(manifest, committed, entry, record)
         return stored
 
-    def _anomalies(
-        self, manifest: RoundManifest, state: _RunState, stored: dict[int, Arrays], record: "_Recorder"
-    ) -> None:
-        """Recompute the detector's statistics over the updates it examined; check its decisions."""
-        settings = state.config.detection if state.config is not None else None
-        flagged = [entry for entry in manifest.updates if entry.reason == "anomalous"]
-        examined = [index for index, entry in enumerate(manifest.updates) if entry.anomaly is not None]
-        if settings is None:
-            if flagged or examined:
-                record.fail("anomaly", "the run has no anomaly detector, yet updates carry its verdicts")
-            else:
-                record.ok("anomaly", "no detector in this run")
-            return
-        if not examined:
-            valid = [
-                entry for entry in manifest.updates if entry.status == "accepted" or entry.reason == "round-failed"
-            ]
-            if len(valid) >= settings.min_updates or flagged:
-                record.fail("anomaly", f"{len(valid)} valid updates, yet the detector's statistics are missing")
-            else:
-                record.ok("anomaly", f"{len(valid)} valid updates: too few for the detector to run")
-            return
-        if state.model is None or any(index not in stored for index in examined):
-            record.fail("anomaly", "cannot recompute the detector: an update or the base model is unusable")
-            return
-        recomputed = detect(deltas(state.model, [stored[index] for index in examined]), settings)
-        if recomputed is None:
-            record.fail("anomaly", f"{len(examined)} updates carry the detector's statistics, fewer than it runs on")
-            return
-        problems = 0
-        for index, again in zip(examined, recomputed, strict=True):
-            entry = manifest.updates[index]
-            recorded = entry.anomaly
-            assert recorded is not None
-            if not all(close(old, new) for old, new in zip(recorded.values(), again.values(), strict=True)):
-                problems += 1
-                record.fail(
-                    "anomaly",
-                    "the recorded statistics are not the update's",
-                    str(again),
-                    str(recorded),
-                    entry.participant,
-                )
-                continue
-            should_flag = bool(recorded.flagged_by(settings.threshold))
-            if should_flag != (entry.reason == "anomalous") or recorded.flags != recorded.flagged_by(
-                settings.threshold
-            ):
-                problems += 1
-                verdict = "flagged" if should_flag else "not flagged"
-                record.fail(
-                    "anomaly",
-                    f"the statistics say {verdict}, the manifest says {entry.status}",
-                    verdict,
-                    entry.reason or entry.status,
-                    entry.participant,
-                )
-        if not problems:
-            record.ok("anomaly", f"{len(examined)} updates examined, {len(flagged)} flagged, as the statistics say")
-
-    def _scores(
-        self, manifest: RoundManifest, state: _RunState, accepted: list[Arrays] | None, record: "_Recorder"
-    ) -> None:
-        """Recompute every accepted update's contribution score."""
-        if manifest.outcome != "aggregated":
-            return
-        method = state.config.scoring if state.config is not None else manifest.scoring
-        if method.get("method") != "consensus":
-            record.unsupported(
-                "scores", f"{method.get('method')} scores need what the run configuration names: {method}"
-            )
-            return
-        if accepted is None or state.model is None:
-            record.fail("scores", "cannot recompute the scores: an update or the base model is unusable")
-            return
-        recomputed = consensus_scores(deltas(state.model, accepted))
-        wrong = [
-            (entry, score)
-            for entry, score in zip(manifest.accepted, recomputed, strict=True)
-            if entry.score is None or not close(entry.score, score)
-        ]
-        for entry, score in wrong:
-            record.fail(
-                "scores", "the recorded score is not the update's", f"{score:.9g}", str(entry.score), entry.participant
-            )
-        if not wrong:
-            record.ok("scores", f"{len(recomputed)} consensus scores recomputed")
-
     def _signed(
-        self, manifest: RoundManifest, committed: CommittedRound, entry: UpdateEntry, record: "_Recorder"
+        self, manifest: RoundManifest, committed: CommittedRound, entry: UpdateEntry, record: FindingRecorder
     ) -> None:
         try:
             message = UpdateMessage(
@@ -335,7 +252,7 @@ class Auditor:
                 "registration", f"the signer was not active at block {block}", "registered and active", state, signer
             )
 
-    def _roots(self, manifest: RoundManifest, committed: CommittedRound, record: "_Recorder") -> None:
+    def _roots(self, manifest: RoundManifest, committed: CommittedRound, record: FindingRecorder) -> None:
         commitment = committed.commitment
         try:
             rebuilt_updates = updates_tree(manifest.run_id, manifest.round, manifest.accepted).root
@@ -359,69 +276,7 @@ class Auditor:
             "the manifest's rewards do not rebuild the committed root",
         )
 
-    def _rewards(self, manifest: RoundManifest, state: _RunState, record: "_Recorder") -> None:
-        if state.config is None:
-            record.fail("rewards", "the reward rule is in the run configuration, which could not be read")
-            return
-        granted = grant_rewards(state.config.rewards, manifest)
-        for entry in manifest.updates:
-            expected = granted.get(entry.participant or "", 0) if entry.status == "accepted" else 0
-            if entry.reward != expected:
-                record.fail(
-                    "rewards",
-                    "the reward is not what the rule grants",
-                    str(expected),
-                    str(entry.reward),
-                    entry.participant,
-                )
-        total = sum(entry.reward for entry in manifest.updates)
-        if total > state.config.rewards.budget:
-            record.fail(
-                "rewards", "the round grants more than its budget", str(state.config.rewards.budget), str(total)
-            )
-        elif all(entry.reward == granted.get(entry.participant or "", 0) for entry in manifest.accepted):
-            record.ok("rewards", f"{state.config.rewards.rule} rule, {total} granted of {state.config.rewards.budget}")
-
-    def _reaggregation(
-        self,
-        manifest: RoundManifest,
-        committed: CommittedRound,
-        state: _RunState,
-        updates: list[Arrays] | None,
-        record: "_Recorder",
-    ) -> None:
-        committed_hash = to_hex(committed.commitment.model_hash)
-        if manifest.outcome == "failed":
-            record.compare(
-                "reaggregation",
-                to_hex(state.model_hash),
-                committed_hash,
-                "a failed round keeps the model",
-                "a failed round changed the model",
-            )
-            return
-        if state.aggregator is None:
-            record.unsupported("reaggregation", f"cannot re-derive the aggregate: {state.unsupported}")
-            return
-        if updates is None or (state.aggregator.stateful and state.model is None):
-            if state.aggregator.stateful:
-                state.aggregator = None
-                state.unsupported = f"the server optimiser's state is lost at round {manifest.round}"
-            record.fail("reaggregation", "cannot re-derive the aggregate: an update or the base model is unusable")
-            return
-        weighted = [
-            WeightedUpdate(arrays, entry.num_examples) for arrays, entry in zip(updates, manifest.accepted, strict=True)
-        ]
-        derived = to_hex(model_hash(state.aggregator.aggregate(manifest.round, state.model or {}, weighted)))
-        record.compare(
-            "reaggregation",
-            committed_hash,
-            derived,
-            f"{manifest.strategy['name']} of the accepted updates reproduces the committed model",
-            "the committed model is not the aggregate of the accepted updates",
-        )
-
-    def _claims(self, run: RunRecord, committed: CommittedRound, audit: RoundAudit, record: "_Recorder") -> None:
+    def _claims(self, run: RunRecord, committed: CommittedRound, audit: RoundAudit, record: FindingRecorder) -> None:
         total = self.registry.claimed_total(run.run_id, committed.round)
         excessive = False
         for participant in self._participants if total else ():
@@ -435,49 +290,6 @@ class Auditor:
             record.fail("claims", "claims exceed the round's budget", str(run.reward_per_round), str(total))
         if not excessive:
             record.ok("claims", f"{total} claimed, within every grant")
-
-
-class _Recorder:
-    """Appends findings for one round."""
-
-    def __init__(self, audit: RoundAudit) -> None:
-        self.audit = audit
-
-    def _add(
-        self,
-        check: str,
-        status: Status,
-        message: str,
-        expected: str | None = None,
-        found: str | None = None,
-        participant: str | None = None,
-    ) -> None:
-        self.audit.findings.append(
-            Finding(check, status, self.audit.run_id, self.audit.round, participant, message, expected, found)
-        )
-
-    def ok(self, check: str, message: str, participant: str | None = None) -> None:
-        self._add(check, "pass", message, participant=participant)
-
-    def fail(
-        self,
-        check: str,
-        message: str,
-        expected: str | None = None,
-        found: str | None = None,
-        participant: str | None = None,
-    ) -> None:
-        self._add(check, "fail", message, expected, found, participant)
-
-    def unsupported(self, check: str, message: str) -> None:
-        self._add(check, "unsupported", message)
-
-    def compare(self, check: str, expected: str, found: str, holds: str, fails: str) -> None:
-        """Pass with ``holds`` when ``found == expected``, else fail with ``fails``."""
-        if expected == found:
-            self.ok(check, holds)
-        else:
-            self.fail(check, fails, expected, found)
 
 
 def _pass(check: str, run_id: int, round_number: int | None, message: str) -> Finding:

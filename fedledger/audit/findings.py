@@ -124,3 +124,46 @@ class AuditReport:
                 for run in self.runs
             ],
         }
+
+
+class FindingRecorder:
+    """Appends the findings of one round's checks to its :class:`RoundAudit`."""
+
+    def __init__(self, audit: RoundAudit) -> None:
+        self.audit = audit
+
+    def _add(
+        self,
+        check: str,
+        status: Status,
+        message: str,
+        expected: str | None = None,
+        found: str | None = None,
+        participant: str | None = None,
+    ) -> None:
+        self.audit.findings.append(
+            Finding(check, status, self.audit.run_id, self.audit.round, participant, message, expected, found)
+        )
+
+    def ok(self, check: str, message: str, participant: str | None = None) -> None:
+        self._add(check, "pass", message, participant=participant)
+
+    def fail(
+        self,
+        check: str,
+        message: str,
+        expected: str | None = None,
+        found: str | None = None,
+        participant: str | None = None,
+    ) -> None:
+        self._add(check, "fail", message, expected, found, participant)
+
+    def unsupported(self, check: str, message: str) -> None:
+        self._add(check, "unsupported", message)
+
+    def compare(self, check: str, expected: str, found: str, holds: str, fails: str) -> None:
+        """Pass with ``holds`` when ``found == expected``, else fail with ``fails``."""
+        if expected == found:
+            self.ok(check, holds)
+        else:
+            self.fail(check, fails, expected, found)

@@ -1,0 +1,184 @@
+"""The audit's recomputations: what the coordinator computed from the updates — anomaly flags,
+contribution scores, rewards and the aggregate — computed again from the stored artifacts alone."""
+
+from typing import Any
+
+import numpy as np
+
+from fedledger.aggregation import Aggregator, WeightedUpdate
+from fedledger.audit.findings import FindingRecorder
+from fedledger.contribution import DetectorSettings, close, consensus_scores, deltas, detect
+from fedledger.encoding import model_hash
+from fedledger.hashing import to_hex
+from fedledger.manifest import RoundManifest
+from fedledger.rewards import RewardRule
+from fedledger.rounds import grant_rewards
+
+Arrays = dict[str, np.ndarray]
+
+
+def check_anomalies(
+    manifest: RoundManifest,
+    settings: DetectorSettings | None,
+    base: Arrays | None,
+    stored: dict[int, Arrays],
+    record: FindingRecorder,
+) -> None:
+    """Recompute the detector's statistics over the updates it examined; check its decisions.
+
+    ``settings`` are the run configuration's (``None``: no detector); ``stored`` maps entry indices
+    to their stored arrays.
+    """
+    flagged = [entry for entry in manifest.updates if entry.reason == "anomalous"]
+    examined = [index for index, entry in enumerate(manifest.updates) if entry.anomaly is not None]
+    if settings is None:
+        if flagged or examined:
+            record.fail("anomaly", "the run has no anomaly detector, yet updates carry its verdicts")
+        else:
+            record.ok("anomaly", "no detector in this run")
+        return
+    if not examined:
+        valid = [entry for entry in manifest.updates if entry.status == "accepted" or entry.reason == "round-failed"]
+        if len(valid) >= settings.min_updates or flagged:
+            record.fail("anomaly", f"{len(valid)} valid updates, yet the detector's statistics are missing")
+        else:
+            record.ok("anomaly", f"{len(valid)} valid updates: too few for the detector to run")
+        return
+    if base is None or any(index not in stored for index in examined):
+        record.fail("anomaly", "cannot recompute the detector: an update or the base model is unusable")
+        return
+    recomputed = detect(deltas(base, [stored[index] for index in examined]), settings)
+    if recomputed is None:
+        record.fail("anomaly", f"{len(examined)} updates carry the detector's statistics, fewer than it runs on")
+        return
+    problems = 0
+    for index, again in zip(examined, recomputed, strict=True):
+        entry = manifest.updates[index]
+        recorded = entry.anomaly
+        assert recorded is not None
+        if not all(close(old, new) for old, new in zip(recorded.values(), again.values(), strict=True)):
+            problems += 1
+            record.fail(
+                "anomaly",
+                "the recorded statistics are not the update's",
+                str(again),
+                str(recorded),
+                entry.participant,
+            )
+            continue
+        should_flag = bool(recorded.flagged_by(settings.threshold))
+        if should_flag != (entry.reason == "anomalous") or recorded.flags != recorded.flagged_by(settings.threshold):
+            problems += 1
+            verdict = "flagged" if should_flag else "not flagged"
+            record.fail(
+                "anomaly",
+                f"the statistics say {verdict}, the manifest says {entry.status}",
+                verdict,
+                entry.reason or entry.status,
+                entry.participant,
+            )
+    if not problems:
+        record.ok("anomaly", f"{len(examined)} updates examined, {len(flagged)} flagged, as the statistics say")
+
+
+def check_scores(
+    manifest: RoundManifest,
+    method: dict[str, Any],
+    base: Arrays | None,
+    accepted: list[Arrays] | None,
+    record: FindingRecorder,
+) -> None:
+    """Recompute every accepted update's contribution score (``method`` as the run configuration names it)."""
+    if manifest.outcome != "aggregated":
+        return
+    if method.get("method") != "consensus":
+        record.unsupported("scores", f"{method.get('method')} scores need what the run configuration names: {method}")
+        return
+    if accepted is None or base is None:
+        record.fail("scores", "cannot recompute the scores: an update or the base model is unusable")
+        return
+    recomputed = consensus_scores(deltas(base, accepted))
+    wrong = [
+        (entry, score)
+        for entry, score in zip(manifest.accepted, recomputed, strict=True)
+        if entry.score is None or not close(entry.score, score)
+    ]
+    for entry, score in wrong:
+        record.fail(
+            "scores", "the recorded score is not the update's", f"{score:.9g}", str(entry.score), entry.participant
+        )
+    if not wrong:
+        record.ok("scores", f"{len(recomputed)} consensus scores recomputed")
+
+
+def check_rewards(manifest: RoundManifest, rule: RewardRule | None, record: FindingRecorder) -> None:
+    """Recompute the rewards from the recorded scores (or example counts) with the run's rule."""
+    if rule is None:
+        record.fail("rewards", "the reward rule is in the run configuration, which could not be read")
+        return
+    granted = grant_rewards(rule, manifest)
+    for entry in manifest.updates:
+        expected = granted.get(entry.participant or "", 0) if entry.status == "accepted" else 0
+        if entry.reward != expected:
+            record.fail(
+                "rewards",
+                "the reward is not what the rule grants",
+                str(expected),
+                str(entry.reward),
+                entry.participant,
+            )
+    total = sum(entry.reward for entry in manifest.updates)
+    if total > rule.budget:
+        record.fail("rewards", "the round grants more than its budget", str(rule.budget), str(total))
+    elif all(entry.reward == granted.get(entry.participant or "", 0) for entry in manifest.accepted):
+        record.ok("rewards", f"{rule.rule} rule, {total} granted of {rule.budget}")
+
+
+class Reaggregation:
+    """Re-derives each round's aggregate, carrying a stateful strategy's state from round to round."""
+
+    def __init__(self, aggregator: Aggregator | None, unsupported: str) -> None:
+        self.aggregator = aggregator
+        self.unsupported = unsupported
+
+    def check(
+        self,
+        manifest: RoundManifest,
+        base_hash: bytes,
+        committed_hash: bytes,
+        base: Arrays | None,
+        accepted: list[Arrays] | None,
+        record: FindingRecorder,
+    ) -> None:
+        """Check that the committed model is the aggregate of the accepted updates (a failed round: the base)."""
+        committed = to_hex(committed_hash)
+        if manifest.outcome == "failed":
+            record.compare(
+                "reaggregation",
+                to_hex(base_hash),
+                committed,
+                "a failed round keeps the model",
+                "a failed round changed the model",
+            )
+            return
+        if self.aggregator is None:
+            record.unsupported("reaggregation", f"cannot re-derive the aggregate: {self.unsupported}")
+            return
+        if accepted is None or (self.aggregator.stateful and base is None):
+            if self.aggregator.stateful:
+                self.aggregator = None
+                self.unsupported = f"the server optimiser's state is lost at round {manifest.round}"
+            record.fail("reaggregation", "cannot re-derive the aggregate: an update or the base model is unusable")
+            return
+        weighted = [
+            WeightedUpdate(arrays, entry.num_examples)
+            for arrays, entry in zip(accepted, manifest.accepted, strict=True)
+        ]
+        derived = to_hex(model_hash(self.aggregator.aggregate(manifest.round, base or {}, weighted)))
+        record.compare(
+            "reaggregation",
+            committed,
+            derived,
+            f"{manifest.strategy['name']} of the accepted updates reproduces the committed model",
+            "the committed model is not the aggregate of the accepted updates",
+        )
