@@ -10,7 +10,7 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from client.identity import participant_key
+from client.identity import participant_address, participant_key
 from client.models import TabularClassifier, model_arrays
 from client.site import LocalSite, data_paths, load_site
 from client.training import TrainingSettings, evaluate, train
@@ -136,6 +136,6 @@ def evaluate_round(message: Message, context: Context) -> Message:
         }
     )
     if messages.CONFIG_RUN_ID in config:
-        address = participant_key(context.node_config, config).address
+        address = participant_address(context.node_config, config)
         content[messages.LEDGER_RECORD] = ConfigRecord({messages.PARTICIPANT: address})
     return Message(content, reply_to=message)

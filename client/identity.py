@@ -10,7 +10,7 @@ from flwr.app.user_config import UserConfig
 
 from client.site import PARTITION_ID
 from fedledger import messages
-from fedledger.keys import KEYSTORE_PASSWORD_ENV, load_keystore, simulated_participant
+from fedledger.keys import KEYSTORE_PASSWORD_ENV, keystore_address, load_keystore, simulated_participant
 
 #: Node config key of a real install: its encrypted keystore (password in $FEDLEDGER_KEYSTORE_PASSWORD).
 KEYSTORE = "keystore"
@@ -28,6 +28,14 @@ def participant_key(node_config: UserConfig, config: ConfigRecord) -> LocalAccou
     if isinstance(key_seed, int) and PARTITION_ID in node_config:
         return simulated_participant(key_seed, int(node_config[PARTITION_ID]))
     raise IdentityError(f"this node has no signing key: set {KEYSTORE!r} in its node config")
+
+
+def participant_address(node_config: UserConfig, config: ConfigRecord) -> str:
+    """The node's address, read from its keystore without decrypting it (evaluation replies need
+    only the address; decrypting costs seconds of scrypt in every ClientApp process)."""
+    if KEYSTORE in node_config:
+        return keystore_address(Path(str(node_config[KEYSTORE])))
+    return participant_key(node_config, config).address
 
 
 @cache

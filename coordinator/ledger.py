@@ -15,7 +15,7 @@ from coordinator.session import LedgerSession
 from coordinator.validation import CheckedReply, RoundContext, check_reply, reject_duplicates
 from fedledger import messages
 from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
-from fedledger.contribution import DetectorSettings, deltas, detect
+from fedledger.contribution import DetectorSettings, delta_gram, detect
 from fedledger.encoding import decode_model, encode_model, model_hash
 from fedledger.hashing import to_hex
 
@@ -143,7 +143,7 @@ class LedgerStrategy(Strategy):
         positions = [index for index, reply in enumerate(checked) if reply.accepted]
         assert self._base is not None
         statistics = detect(
-            deltas(self._base, [decode_model(checked[index].encoding) for index in positions]), self.detection
+            delta_gram(self._base, [decode_model(checked[index].encoding) for index in positions]), self.detection
         )
         if statistics is None:
             return checked

@@ -5,7 +5,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fedledger.contribution import consensus_scores, deltas
+from fedledger.contribution import consensus_scores, delta_gram
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -28,4 +28,4 @@ class ConsensusScorer:
         self.description: dict[str, Any] = {"method": "consensus"}
 
     def scores(self, base: Arrays, updates: Sequence[Arrays], weights: Sequence[int]) -> list[float]:
-        return consensus_scores(deltas(base, updates))
+        return consensus_scores(delta_gram(base, updates))

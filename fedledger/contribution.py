@@ -43,6 +43,7 @@ TOLERANCE = 1e-9
 _MAD_TO_SIGMA = 1.4826
 _RELATIVE_FLOOR = 0.25  # least scale of the norm and spread z-scores, as a share of the median norm
 _AGREEMENT_FLOOR = 0.1  # least scale of the agreement z-score
+_BLOCK_VALUES = 1 << 21  # float64 deltas held at once by delta_gram: 16 MiB
 
 
 @dataclass(frozen=True)
@@ -127,17 +128,26 @@ class AnomalyStatistics:
         return "; ".join(parts)
 
 
-def deltas(base: Mapping[str, np.ndarray], updates: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
-    """The updates' differences from ``base``, flattened in name order, one float64 row each."""
-    names = sorted(base)
-    rows = np.empty((len(updates), sum(base[name].size for name in names)), dtype=np.float64)
-    for row, update in zip(rows, updates, strict=True):
-        offset = 0
-        for name in names:
-            size = base[name].size
-            np.subtract(update[name].ravel(), base[name].ravel(), out=row[offset : offset + size], dtype=np.float64)
-            offset += size
-    return rows
+def delta_gram(base: Mapping[str, np.ndarray], updates: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
+    """The Gram matrix of the updates' deltas from ``base`` (flattened in name order, in float64):
+    entry ``(i, j)`` is ``delta_i . delta_j``. Every statistic below is computed from it.
+
+    It works through the parameters a block at a time, so memory stays at one block of float64
+    deltas however large the model or the round.
+    """
+    count = len(updates)
+    gram = np.zeros((count, count))
+    width = max(1, _BLOCK_VALUES // max(count, 1))
+    for name in sorted(base):
+        reference = base[name].ravel()
+        flat = [update[name].ravel() for update in updates]
+        for start in range(0, reference.size, width):
+            stop = min(start + width, reference.size)
+            block = np.empty((count, stop - start))
+            for row, values in zip(block, flat, strict=True):
+                np.subtract(values[start:stop], reference[start:stop], out=row, dtype=np.float64)
+            gram += block @ block.T
+    return gram
 
 
 def _robust_z(values: np.ndarray, floor: float) -> np.ndarray:
@@ -148,12 +158,11 @@ def _robust_z(values: np.ndarray, floor: float) -> np.ndarray:
     return (values - centre) / scale
 
 
-def detect(rows: np.ndarray, settings: DetectorSettings) -> list[AnomalyStatistics] | None:
-    """Statistics and flags for each delta row; ``None`` when there are too few to judge."""
-    count = len(rows)
+def detect(gram: np.ndarray, settings: DetectorSettings) -> list[AnomalyStatistics] | None:
+    """Statistics and flags for each update of the ``delta_gram``; ``None`` when there are too few to judge."""
+    count = len(gram)
     if count < settings.min_updates:
         return None
-    gram = rows @ rows.T
     squared_norms = np.diag(gram)
     squared_distances = np.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * gram, 0.0)
     distances = np.sqrt(squared_distances)
@@ -176,14 +185,14 @@ def detect(rows: np.ndarray, settings: DetectorSettings) -> list[AnomalyStatisti
     return statistics
 
 
-def consensus_scores(rows: np.ndarray) -> list[float]:
-    """Each row's contribution score: its alignment with the other rows' consensus direction (the sum
-    of their unit vectors; at least 0), times its length relative to the median length (at most 1).
+def consensus_scores(gram: np.ndarray) -> list[float]:
+    """Each update's contribution score, from the ``delta_gram``: its alignment with the other
+    updates' consensus direction (the sum of their unit vectors; at least 0), times its length
+    relative to the median length (at most 1).
 
-    A lone row is the consensus by itself and scores 1 (0 if it is zero).
+    A lone update is the consensus by itself and scores 1 (0 if its delta is zero).
     """
-    count = len(rows)
-    gram = rows @ rows.T
+    count = len(gram)
     norms = np.sqrt(np.diag(gram))
     if count == 1:
         return [1.0 if norms[0] > 0 else 0.0]

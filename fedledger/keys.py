@@ -12,6 +12,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import is_address, to_checksum_address
 
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import keccak256
@@ -44,6 +45,22 @@ def load_keystore(path: Path, password: str | None = None) -> LocalAccount:
         return Account.from_key(Account.decrypt(encrypted, password))
     except ValueError as error:
         raise KeyLoadError(f"cannot decrypt keystore {path}: {error}") from None
+
+
+def keystore_address(path: Path) -> str:
+    """The address a keystore names in its clear-text ``address`` field, without decrypting it.
+
+    Decrypting costs a deliberately slow key derivation (scrypt); reading the address does not.
+    """
+    try:
+        address = json.loads(path.read_text()).get("address")
+    except FileNotFoundError:
+        raise KeyLoadError(f"keystore {path} does not exist") from None
+    except json.JSONDecodeError as error:
+        raise KeyLoadError(f"keystore {path} is not JSON: {error}") from None
+    if not isinstance(address, str) or not is_address(address):
+        raise KeyLoadError(f"keystore {path} names no valid address")
+    return to_checksum_address(address)
 
 
 def create_keystore(path: Path, password: str) -> LocalAccount:

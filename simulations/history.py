@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 
 from fedledger.aggregation import WeightedUpdate, weighted_average
 from fedledger.chain import Chain, Registry, RoundCommitment
-from fedledger.contribution import DetectorSettings, consensus_scores, deltas, detect
+from fedledger.contribution import DetectorSettings, consensus_scores, delta_gram, detect
 from fedledger.encoding import encode_model
 from fedledger.hashing import ZERO_HASH, keccak256, to_hex
 from fedledger.keys import simulated_participant
@@ -111,7 +111,7 @@ class SyntheticHistory:
                 )
             )
             updates.append((signer.address, arrays, examples))
-        statistics = detect(deltas(self.model, [arrays for _, arrays, _ in updates]), self.detection)
+        statistics = detect(delta_gram(self.model, [arrays for _, arrays, _ in updates]), self.detection)
         for index, stats in enumerate(statistics or []):
             entries[index] = replace(entries[index], anomaly=stats)
             if stats.flags:
@@ -131,7 +131,7 @@ class SyntheticHistory:
         scores = dict(
             zip(
                 (address for address, _, _ in kept),
-                consensus_scores(deltas(self.model, [arrays for _, arrays, _ in kept])),
+                consensus_scores(delta_gram(self.model, [arrays for _, arrays, _ in kept])),
                 strict=True,
             )
         )

@@ -1,5 +1,6 @@
 """Keys come from an encrypted keystore or the environment, never from code."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from fedledger.keys import (
     PRIVATE_KEY_ENV,
     KeyLoadError,
     create_keystore,
+    keystore_address,
     load_keystore,
     load_sender,
 )
@@ -22,6 +24,17 @@ def test_a_created_keystore_decrypts_to_the_same_account(tmp_path: Path):
     assert load_keystore(path, "correct horse").address == created.address
     assert path.stat().st_mode & 0o777 == 0o600
     assert created.key.hex() not in path.read_text()
+
+
+def test_a_keystore_names_its_address_without_being_decrypted(tmp_path: Path):
+    path = tmp_path / "participant.json"
+    created = create_keystore(path, "correct horse")
+    assert keystore_address(path) == created.address
+    path.write_text(json.dumps({**json.loads(path.read_text()), "address": "not an address"}))
+    with pytest.raises(KeyLoadError, match="names no valid address"):
+        keystore_address(path)
+    with pytest.raises(KeyLoadError, match="does not exist"):
+        keystore_address(tmp_path / "absent.json")
 
 
 def test_keystores_are_never_overwritten(tmp_path: Path):

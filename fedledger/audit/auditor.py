@@ -12,7 +12,13 @@ import numpy as np
 
 from fedledger.aggregation import UnsupportedStrategy, aggregator_for
 from fedledger.audit.findings import AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
-from fedledger.audit.recompute import Reaggregation, check_anomalies, check_rewards, check_scores
+from fedledger.audit.recompute import (
+    Reaggregation,
+    RoundUpdates,
+    check_anomalies,
+    check_rewards,
+    check_scores,
+)
 from fedledger.chain import CommittedRound, Registry, RunRecord
 from fedledger.encoding import EncodingError, decode_model
 from fedledger.hashing import from_hex, to_hex
@@ -125,17 +131,13 @@ class Auditor:
             audit.accuracy = manifest.metrics.get("evaluate", {}).get("aggregate", {}).get("eval-accuracy")
             audit.rewards = {entry.participant: entry.reward for entry in manifest.accepted if entry.participant}
             self._binding(manifest, committed, state, record)
-            stored = self._updates(manifest, committed, record)
-            accepted = [stored.get(index) for index, entry in enumerate(manifest.updates) if entry.status == "accepted"]
-            usable = None if any(arrays is None for arrays in accepted) else accepted
+            updates = RoundUpdates(manifest, state.model, self._updates(manifest, committed, record))
             self._roots(manifest, committed, record)
             config = state.config
-            check_anomalies(manifest, config.detection if config else None, state.model, stored, record)
-            check_scores(manifest, config.scoring if config else manifest.scoring, state.model, usable, record)
+            check_anomalies(manifest, config.detection if config else None, updates, record)
+            check_scores(manifest, config.scoring if config else manifest.scoring, updates, record)
             check_rewards(manifest, config.rewards if config else None, record)
-            state.reaggregation.check(
-                manifest, state.model_hash, committed.commitment.model_hash, state.model, usable, record
-            )
+            state.reaggregation.check(manifest, state.model_hash, committed.commitment.model_hash, updates, record)
         except _Abort:
             pass
         self._claims(run, committed, audit, record)

@@ -7,7 +7,7 @@ import numpy as np
 
 from fedledger.aggregation import Aggregator, WeightedUpdate
 from fedledger.audit.findings import FindingRecorder
-from fedledger.contribution import DetectorSettings, close, consensus_scores, deltas, detect
+from fedledger.contribution import DetectorSettings, close, consensus_scores, delta_gram, detect
 from fedledger.encoding import model_hash
 from fedledger.hashing import to_hex
 from fedledger.manifest import RoundManifest
@@ -17,17 +17,49 @@ from fedledger.rounds import grant_rewards
 Arrays = dict[str, np.ndarray]
 
 
+class RoundUpdates:
+    """A round's base model and its intact stored updates (by manifest entry index), with the Gram
+    matrix of their deltas computed once for the checks that share it."""
+
+    def __init__(self, manifest: RoundManifest, base: Arrays | None, stored: dict[int, Arrays]) -> None:
+        self.base = base
+        self.stored = stored
+        self.accepted_indices = [index for index, entry in enumerate(manifest.updates) if entry.status == "accepted"]
+        self._cached: tuple[list[int], np.ndarray] | None = None
+
+    def accepted(self) -> list[Arrays] | None:
+        """The accepted updates' arrays, in manifest order; ``None`` if any of them is unusable."""
+        if any(index not in self.stored for index in self.accepted_indices):
+            return None
+        return [self.stored[index] for index in self.accepted_indices]
+
+    def gram(self, indices: list[int]) -> np.ndarray | None:
+        """The ``delta_gram`` of the updates at ``indices``; ``None`` if the base or one of them is unusable.
+
+        The anomaly check asks for every examined update, the score check for the accepted ones
+        among them: the second is read off the first, not a second pass over the arrays.
+        """
+        if self.base is None or any(index not in self.stored for index in indices):
+            return None
+        if self._cached is not None:
+            cached_indices, gram = self._cached
+            if set(indices) <= set(cached_indices):
+                positions = [cached_indices.index(index) for index in indices]
+                return gram[np.ix_(positions, positions)]
+        gram = delta_gram(self.base, [self.stored[index] for index in indices])
+        self._cached = (indices, gram)
+        return gram
+
+
 def check_anomalies(
     manifest: RoundManifest,
     settings: DetectorSettings | None,
-    base: Arrays | None,
-    stored: dict[int, Arrays],
+    updates: RoundUpdates,
     record: FindingRecorder,
 ) -> None:
     """Recompute the detector's statistics over the updates it examined; check its decisions.
 
-    ``settings`` are the run configuration's (``None``: no detector); ``stored`` maps entry indices
-    to their stored arrays.
+    ``settings`` are the run configuration's (``None``: no detector).
     """
     flagged = [entry for entry in manifest.updates if entry.reason == "anomalous"]
     examined = [index for index, entry in enumerate(manifest.updates) if entry.anomaly is not None]
@@ -44,10 +76,11 @@ def check_anomalies(
         else:
             record.ok("anomaly", f"{len(valid)} valid updates: too few for the detector to run")
         return
-    if base is None or any(index not in stored for index in examined):
+    gram = updates.gram(examined)
+    if gram is None:
         record.fail("anomaly", "cannot recompute the detector: an update or the base model is unusable")
         return
-    recomputed = detect(deltas(base, [stored[index] for index in examined]), settings)
+    recomputed = detect(gram, settings)
     if recomputed is None:
         record.fail("anomaly", f"{len(examined)} updates carry the detector's statistics, fewer than it runs on")
         return
@@ -84,8 +117,7 @@ def check_anomalies(
 def check_scores(
     manifest: RoundManifest,
     method: dict[str, Any],
-    base: Arrays | None,
-    accepted: list[Arrays] | None,
+    updates: RoundUpdates,
     record: FindingRecorder,
 ) -> None:
     """Recompute every accepted update's contribution score (``method`` as the run configuration names it)."""
@@ -94,10 +126,11 @@ def check_scores(
     if method.get("method") != "consensus":
         record.unsupported("scores", f"{method.get('method')} scores need what the run configuration names: {method}")
         return
-    if accepted is None or base is None:
+    gram = updates.gram(updates.accepted_indices)
+    if gram is None:
         record.fail("scores", "cannot recompute the scores: an update or the base model is unusable")
         return
-    recomputed = consensus_scores(deltas(base, accepted))
+    recomputed = consensus_scores(gram)
     wrong = [
         (entry, score)
         for entry, score in zip(manifest.accepted, recomputed, strict=True)
@@ -146,8 +179,7 @@ class Reaggregation:
         manifest: RoundManifest,
         base_hash: bytes,
         committed_hash: bytes,
-        base: Arrays | None,
-        accepted: list[Arrays] | None,
+        updates: RoundUpdates,
         record: FindingRecorder,
     ) -> None:
         """Check that the committed model is the aggregate of the accepted updates (a failed round: the base)."""
@@ -164,6 +196,7 @@ class Reaggregation:
         if self.aggregator is None:
             record.unsupported("reaggregation", f"cannot re-derive the aggregate: {self.unsupported}")
             return
+        accepted, base = updates.accepted(), updates.base
         if accepted is None or (self.aggregator.stateful and base is None):
             if self.aggregator.stateful:
                 self.aggregator = None

@@ -99,5 +99,6 @@ def test_flwr_run_on_the_deployment_engine_with_two_supernodes(anvil: AnvilNode,
     addresses = sorted(address for address, _, _ in sites)
     for manifest in manifests:
         assert [entry.participant for entry in manifest.accepted] == addresses
+        assert sorted(manifest.metrics["evaluate"]["participants"]) == addresses
         assert manifest.rejected == ()
         assert manifest.reproduction == "verified"
