@@ -19,7 +19,7 @@ from fedledger.audit.recompute import (
     check_rewards,
     check_scores,
 )
-from fedledger.chain import CommittedRound, Registry, RunRecord
+from fedledger.chain import CommittedRound, ParticipantRecord, Registry, RunRecord
 from fedledger.encoding import EncodingError, decode_model
 from fedledger.hashing import from_hex, to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
@@ -52,7 +52,7 @@ class Auditor:
         self.registry = registry
         self.store = store
         self.domain: SigningDomain = registry.signing_domain()
-        self._participants = {record.address: record for record in registry.participants()}
+        self._registrations: dict[str, ParticipantRecord | None] = {}
 
     def audit(self, run_ids: list[int] | None = None) -> AuditReport:
         """Audit ``run_ids`` (default: every run of the registry)."""
@@ -69,7 +69,7 @@ class Auditor:
         run = self.registry.run(run_id)
         audit = RunAudit(run_id)
         state = self._start(run, audit)
-        gas = self._gas_by_round(run_id)
+        gas = self._gas_by_round(run)
         for round_number in range(1, run.committed_rounds + 1):
             committed = self.registry.committed_round(run_id, round_number)
             round_audit = RoundAudit(run_id, round_number, gas_used=gas.get(round_number))
@@ -107,10 +107,14 @@ class Auditor:
         findings.append(_pass("model-artifact", run_id, round_number, f"{what} {to_hex(digest)[:18]}… is intact"))
         return arrays
 
-    def _gas_by_round(self, run_id: int) -> dict[int, int]:
-        """Gas of each commit, from the RoundCommitted index; empty where the node keeps no logs."""
+    def _gas_by_round(self, run: RunRecord) -> dict[int, int]:
+        """Gas of each commit, from the RoundCommitted index; empty where the node keeps no logs.
+
+        The search starts at the run's first block: some nodes (eth-tester) read every receipt in
+        the range, and a federation registers its participants before its run starts.
+        """
         events = self.registry.contract.events.RoundCommitted().get_logs(
-            from_block=0, argument_filters={"runId": run_id}
+            from_block=run.start_block, argument_filters={"runId": run.run_id}
         )
         w3 = self.registry.chain.w3
         return {
@@ -240,7 +244,9 @@ class Auditor:
         else:
             record.ok("signature", "signed by the participant", participant=entry.participant)
         block = committed.committed_at_block
-        registration = self._participants.get(signer)
+        if signer not in self._registrations:
+            self._registrations[signer] = self.registry.participant(signer)
+        registration = self._registrations[signer]
         if registration is not None and registration.active_at(block):
             record.ok("registration", f"registered and active at block {block}", participant=signer)
         else:
@@ -281,12 +287,16 @@ class Auditor:
     def _claims(self, run: RunRecord, committed: CommittedRound, audit: RoundAudit, record: FindingRecorder) -> None:
         total = self.registry.claimed_total(run.run_id, committed.round)
         excessive = False
-        for participant in self._participants if total else ():
+        by_granted = 0
+        for participant, granted in audit.rewards.items() if total else ():
             claimed = self.registry.claimed_amount(run.run_id, committed.round, participant)
-            granted = audit.rewards.get(participant, 0)
+            by_granted += claimed
             if claimed > granted:
                 excessive = True
                 record.fail("claims", "claimed more than the manifest grants", str(granted), str(claimed), participant)
+        if total > by_granted:
+            excessive = True
+            record.fail("claims", "participants the manifest grants nothing have claimed", "0", str(total - by_granted))
         if total > run.reward_per_round:
             excessive = True
             record.fail("claims", "claims exceed the round's budget", str(run.reward_per_round), str(total))

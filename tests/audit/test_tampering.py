@@ -222,3 +222,21 @@ def test_a_claim_larger_than_the_manifest_grants(tmp_path: Path):
     assert failures(report) == {("claims", TAMPERED_ROUND, greedy), ("rewards-root", TAMPERED_ROUND, None)}
     claim = next(finding for finding in report.problems() if finding.check == "claims")
     assert (claim.expected, claim.found) == (str(rewards[greedy]), str(inflated[greedy]))
+
+
+def test_a_claim_by_a_participant_the_manifest_grants_nothing(tmp_path: Path):
+    """The coordinator slips a registered outsider into the rewards root; the outsider claims."""
+    _, honest_manifest = stored_manifest(write_history(tmp_path / "honest"), TAMPERED_ROUND)
+    rewards = {entry.participant: entry.reward for entry in honest_manifest.accepted}
+    history = SyntheticHistory(Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, seed=5)
+    outsider = simulated_participant(5, CLIENTS)
+    slipped = {**rewards, outsider.address: 10**18}
+    history.add_round()
+    history.add_round(Dishonesty(inflate_rewards=slipped))
+    history.registry.add_participant(outsider.address, bytes(32))
+    history.participants.append(outsider)
+    history.claim(CLIENTS, TAMPERED_ROUND, slipped[outsider.address], slipped)
+    report = audit(history)
+    assert failures(report) == {("claims", TAMPERED_ROUND, None), ("rewards-root", TAMPERED_ROUND, None)}
+    claim = next(finding for finding in report.problems() if finding.check == "claims")
+    assert (claim.expected, claim.found) == ("0", str(10**18))
