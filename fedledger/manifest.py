@@ -139,6 +139,11 @@ class RoundManifest:
     def rejected(self) -> tuple[UpdateEntry, ...]:
         return tuple(entry for entry in self.updates if entry.status == "rejected")
 
+    @property
+    def rewards(self) -> dict[str, int]:
+        """What each accepted participant is granted: the leaves of the round's ``rewardsRoot``."""
+        return {entry.participant: entry.reward for entry in self.accepted if entry.participant}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": MANIFEST_VERSION,

@@ -38,6 +38,12 @@ def rewards_tree(run_id: int, round_number: int, rewards: Mapping[str, int]) -> 
     )
 
 
+def reward_proof(run_id: int, round_number: int, rewards: Mapping[str, int], participant: str) -> list[bytes]:
+    """The Merkle proof ``claim`` takes for ``participant``'s reward, from the tree of ``rewards``."""
+    leaf = reward_leaf(run_id, round_number, participant, rewards[participant])
+    return rewards_tree(run_id, round_number, rewards).proof(leaf)
+
+
 def seal(draft: RoundManifest, rule: RewardRule) -> tuple[RoundManifest, RoundCommitment]:
     """Grant rewards, build both roots and return the final manifest and what to commit on-chain.
 

@@ -21,9 +21,8 @@ from fedledger.encoding import encode_model
 from fedledger.hashing import ZERO_HASH, keccak256, to_hex
 from fedledger.keys import simulated_participant
 from fedledger.manifest import RoundManifest, SignedFields, UpdateEntry
-from fedledger.merkle import reward_leaf
 from fedledger.rewards import TOKEN_DECIMALS, RewardRule
-from fedledger.rounds import rewards_tree, seal
+from fedledger.rounds import reward_proof, rewards_tree, seal
 from fedledger.runconfig import RunConfiguration
 from fedledger.signing import UpdateMessage, sign_update
 from fedledger.store import ArtifactStore
@@ -176,6 +175,5 @@ class SyntheticHistory:
         if account.address not in self.chain.signers:
             self.chain.add_signer(account)
             self.chain.send_value(self.chain.signers[0], account.address, 10**17)
-        tree = rewards_tree(self.run_id, round_number, rewards)
-        proof = tree.proof(reward_leaf(self.run_id, round_number, account.address, amount))
+        proof = reward_proof(self.run_id, round_number, rewards, account.address)
         self.registry.as_sender(account.address).claim(self.run_id, round_number, amount, proof)

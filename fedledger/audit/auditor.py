@@ -133,7 +133,7 @@ class Auditor:
             manifest = self._manifest(committed, record)
             audit.outcome = manifest.outcome
             audit.accuracy = manifest.metrics.get("evaluate", {}).get("aggregate", {}).get("eval-accuracy")
-            audit.rewards = {entry.participant: entry.reward for entry in manifest.accepted if entry.participant}
+            audit.rewards = manifest.rewards
             self._binding(manifest, committed, state, record)
             updates = RoundUpdates(manifest, state.model, self._updates(manifest, committed, record))
             self._roots(manifest, committed, record)
@@ -274,8 +274,7 @@ class Auditor:
                 "rebuilds from the accepted updates",
                 "the accepted updates do not rebuild the committed root",
             )
-        rewards = {entry.participant: entry.reward for entry in manifest.accepted if entry.participant}
-        rebuilt_rewards = rewards_tree(manifest.run_id, manifest.round, rewards).root
+        rebuilt_rewards = rewards_tree(manifest.run_id, manifest.round, manifest.rewards).root
         record.compare(
             "rewards-root",
             to_hex(commitment.rewards_root),

@@ -30,9 +30,9 @@ from fedledger.identity import (
 )
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
 from fedledger.manifest import RoundManifest
-from fedledger.merkle import reward_leaf, update_leaf
+from fedledger.merkle import update_leaf
 from fedledger.rewards import TOKEN_DECIMALS
-from fedledger.rounds import rewards_tree, updates_tree
+from fedledger.rounds import reward_proof, updates_tree
 from fedledger.store import ArtifactError
 
 app = typer.Typer(
@@ -119,13 +119,10 @@ def claim(
             if commitment.rewards_root == bytes(32):
                 continue
             manifest = RoundManifest.from_bytes(history.store.get(commitment.manifest_hash))
-            rewards = {entry.participant: entry.reward for entry in manifest.accepted if entry.participant}
-            amount = rewards.get(address, 0)
+            amount = manifest.rewards.get(address, 0)
             if not amount or handle.claimed_amount(run_id, round_number, address):
                 continue
-            proof = rewards_tree(run_id, round_number, rewards).proof(
-                reward_leaf(run_id, round_number, address, amount)
-            )
+            proof = reward_proof(run_id, round_number, manifest.rewards, address)
             receipt = handle.claim(run_id, round_number, amount, proof)
             console.print(
                 f"run {run_id} round {round_number}: claimed {amount / 10**TOKEN_DECIMALS:,.4f} "
