@@ -39,6 +39,11 @@ class LedgerStrategy(Strategy):
 
     Hashing happens before the wrapped strategy sees the replies, because some strategies
     (FedMedian, FedTrimmedAvg, Bulyan) consume the arrays of the replies they are given.
+
+    A resumed run starts at ``first_round``: Flower counts its rounds from 1, and every round
+    number it passes in is shifted to the run's own before anything (the wrapped strategy, the
+    clients, the record) sees it. ``replayed`` is the re-aggregation rule with the state the
+    rounds before it left (a server optimiser's), so the first resumed round re-derives too.
     """
 
     def __init__(
@@ -50,8 +55,11 @@ class LedgerStrategy(Strategy):
         detection: DetectorSettings | None,
         scorer: Scorer,
         on_round: Callable[[RoundReport], None],
+        first_round: int = 1,
+        replayed: Aggregator | None = None,
     ) -> None:
         self.inner = inner
+        self.first_round = first_round
         self.session = session
         self.recorder = recorder
         self.min_accepted = min_accepted
@@ -62,11 +70,13 @@ class LedgerStrategy(Strategy):
         self._base: dict | None = None
         self._base_hash = b""
         self._judged: JudgedRound | None = None
-        try:
-            self._aggregator: Aggregator | None = aggregator_for(recorder.strategy)
-            self._unsupported = ""
-        except UnsupportedStrategy as error:
-            self._aggregator, self._unsupported = None, str(error)
+        self._aggregator: Aggregator | None = replayed
+        self._unsupported = ""
+        if replayed is None:
+            try:
+                self._aggregator = aggregator_for(recorder.strategy)
+            except UnsupportedStrategy as error:
+                self._unsupported = str(error)
 
     def summary(self) -> None:
         log(INFO, "\t├──> Ledger: registry %s, run %d", self.session.registry.address, self.recorder.run_id)
@@ -76,6 +86,7 @@ class LedgerStrategy(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round = self._run_round(server_round)
         arrays = canonical_arrays(arrays)
         self._base = {name: array.numpy() for name, array in arrays.items()}
         self._base_hash = model_hash(self._base)
@@ -85,8 +96,12 @@ class LedgerStrategy(Strategy):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round = self._run_round(server_round)
         self._bind(config)
         return self.inner.configure_evaluate(server_round, arrays, config, grid)
+
+    def _run_round(self, flower_round: int) -> int:
+        return flower_round + self.first_round - 1
 
     def _bind(self, config: ConfigRecord) -> None:
         """Tell clients which chain, registry and run to sign for."""
@@ -97,6 +112,7 @@ class LedgerStrategy(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round = self._run_round(server_round)
         assert self._base is not None, "configure_train runs before aggregate_train"
         context = RoundContext(self.session.domain, self.recorder.run_id, server_round, self._base_hash, self._base)
         checked = reject_duplicates([check_reply(reply, context, self.session.participant_status) for reply in replies])
@@ -181,6 +197,7 @@ class LedgerStrategy(Strategy):
         return "verified"
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        server_round = self._run_round(server_round)
         replies = list(replies)
         metrics = self.inner.aggregate_evaluate(server_round, replies)
         judged, self._judged = self._judged, None

@@ -59,6 +59,7 @@ class FederationSettings:
     output_dir: str = ".fedledger/run"
     reward_rule: str = "score"
     reward_per_round: int = 100
+    resume_run: int = 0  # a run of `registry` to continue from its last committed round; 0 starts a new run
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "FederationSettings":

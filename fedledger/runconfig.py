@@ -22,17 +22,18 @@ class RunConfiguration:
     detection: DetectorSettings | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": RUN_CONFIG_VERSION,
+            "strategy": self.strategy,
+            "rewards": self.rewards.to_json(),
+            "scoring": self.scoring,
+            "detection": None if self.detection is None else self.detection.to_json(),
+            "details": self.details,
+        }
+
     def to_bytes(self) -> bytes:
-        return canonical_json(
-            {
-                "version": RUN_CONFIG_VERSION,
-                "strategy": self.strategy,
-                "rewards": self.rewards.to_json(),
-                "scoring": self.scoring,
-                "detection": None if self.detection is None else self.detection.to_json(),
-                "details": self.details,
-            }
-        )
+        return canonical_json(self.to_json())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "RunConfiguration":

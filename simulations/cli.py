@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from fedledger.cli.common import console
+from fedledger.deployment import LedgerLocation
 from fedledger.errors import FedLedgerError
 
 STRATEGIES = "FedAvg, FedProx, FedAdam, FedYogi, FedAdagrad, FedAvgM, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan"
@@ -56,6 +58,13 @@ def simulate(
         typer.Option(help="Directory for the store and summary. Default: .fedledger/simulations/<scenario>-<time>."),
     ] = None,
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run an interrupted simulation on from its last committed round, under the same run id: "
+            "DIR is its output directory; its settings are the ones it was started with.",
+        ),
+    ] = None,
 ) -> None:
     """Run a federation on Flower's Simulation Engine; every round is checked, stored and committed on-chain."""
     try:
@@ -66,32 +75,53 @@ def simulate(
             f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
         ) from None
 
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    output_dir = out or Path(".fedledger") / "simulations" / f"{scenario}-{stamp}"
-    request = SimulationRequest(
-        scenario=scenario,
-        output_dir=output_dir,
-        clients=clients,
-        rounds=rounds,
-        strategy=strategy,
-        seed=seed,
-        rpc_url=rpc_url,
-        fraction_train=fraction_train,
-        attack=attack,
-        malicious=malicious if attack else 0.0,
-        detector=detector,
-        score=score,
-    )
+    if resume is not None:
+        given = [
+            name
+            for name in _SETTING_OPTIONS
+            if click.get_current_context().get_parameter_source(name).name != "DEFAULT"
+        ]
+        if given:
+            raise FedLedgerError(
+                f"--resume runs the simulation with the settings it was started with; drop "
+                f"{', '.join('--' + name.replace('_', '-') for name in given)}"
+            )
+        request = SimulationRequest.load(resume)
+    else:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        request = SimulationRequest(
+            scenario=scenario,
+            output_dir=out or Path(".fedledger") / "simulations" / f"{scenario}-{stamp}",
+            clients=clients,
+            rounds=rounds,
+            strategy=strategy,
+            seed=seed,
+            rpc_url=rpc_url,
+            fraction_train=fraction_train,
+            attack=attack,
+            malicious=malicious if attack else 0.0,
+            detector=detector,
+            score=score,
+        )
     scenario_spec, data = prepare_data(request)
-    chain = rpc_url or "an in-process chain"
+    chain = request.rpc_url or "an in-process chain"
+    planned = request.rounds or scenario_spec.default_rounds
     console.print(
         f"[bold]{scenario_spec.name}[/bold]: {scenario_spec.description}\n"
-        f"{len(data.sites)} sites, {rounds or scenario_spec.default_rounds} rounds, {strategy}, recorded on {chain}",
+        f"{len(data.sites)} sites, {planned} rounds, {request.strategy}, recorded on {chain}",
         highlight=False,
     )
-    printer = RoundPrinter(console, data, seed)
-    printer.header()
-    result = simulate_federation(request, printer, quiet=not verbose)
+
+    def started(location: LedgerLocation) -> None:
+        console.print(
+            f"run {location.run_id} on registry {location.registry} (chain id {location.chain_id}), "
+            f"store {location.store}, record in {request.output_dir}",
+            highlight=False,
+        )
+        printer.header()
+
+    printer = RoundPrinter(console, data, request.seed)
+    result = simulate_federation(request, printer, quiet=not verbose, on_start=started, resume=resume is not None)
     print_summary(console, result)
     audit = audit_result(result)
     checked = len(audit.findings)
@@ -99,6 +129,23 @@ def simulate(
     console.print(f"audit           {verdict}: {checked - len(audit.problems())} of {checked} checks passed")
     for finding in audit.problems():
         console.print(str(finding), style="red", markup=False, highlight=False)
-    console.print(f"audit it again  fedledger audit --simulation {output_dir}", highlight=False)
+    console.print(f"audit it again  fedledger audit --simulation {request.output_dir}", highlight=False)
     if not audit.passed:
         raise typer.Exit(1)
+
+
+#: The options that choose what to simulate; a resumed simulation takes them from its request.
+_SETTING_OPTIONS = (
+    "scenario",
+    "rounds",
+    "strategy",
+    "clients",
+    "seed",
+    "rpc_url",
+    "fraction_train",
+    "attack",
+    "malicious",
+    "detector",
+    "score",
+    "out",
+)
