@@ -202,9 +202,12 @@ class Registry:
             return None
         return PendingAdmin(new_admin, accept_after)
 
-    def begin_admin_transfer(self, new_admin: str) -> Receipt:
+    def begin_admin_transfer(self, new_admin: str) -> tuple[PendingAdmin, Receipt]:
         """Start handing the admin role to ``new_admin``, who accepts it after the delay. Admin only."""
-        return self._send(self.contract.functions.beginDefaultAdminTransfer(Web3.to_checksum_address(new_admin)))
+        receipt = self._send(self.contract.functions.beginDefaultAdminTransfer(Web3.to_checksum_address(new_admin)))
+        tx_receipt = self.chain.w3.eth.get_transaction_receipt(receipt.tx_hash)
+        (event,) = self.contract.events.DefaultAdminTransferScheduled().process_receipt(tx_receipt)
+        return PendingAdmin(event["args"]["newAdmin"], event["args"]["acceptSchedule"]), receipt
 
     def accept_admin_transfer(self) -> Receipt:
         """Take the admin role, once the delay has passed. The pending admin only."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fedledger.chain import Chain, ChainError, Registry
+from fedledger.chain import Chain, ChainError, PendingAdmin, Registry
 from fedledger.chain.registry import ADMIN_ROLE, DEFAULT_ADMIN_TRANSFER_DELAY, REGISTRY_INTERFACE_ID
 from fedledger.hashing import keccak256
 
@@ -42,11 +42,10 @@ def test_the_admin_role_cannot_be_granted_or_revoked_directly(registry: Registry
 
 
 def test_the_new_admin_accepts_only_after_the_delay(slow_registry: Registry, actors):
-    receipt = slow_registry.begin_admin_transfer(actors.outsider)
+    scheduled, receipt = slow_registry.begin_admin_transfer(actors.outsider)
     started_at = slow_registry.chain.w3.eth.get_block(receipt.block_number)["timestamp"]
-    pending = slow_registry.pending_admin()
-    assert pending is not None
-    assert (pending.new_admin, pending.accept_after) == (actors.outsider, started_at + DELAY)
+    assert scheduled == PendingAdmin(actors.outsider, started_at + DELAY)
+    assert slow_registry.pending_admin() == scheduled
     (event,) = slow_registry.contract.events.DefaultAdminTransferScheduled().get_logs(from_block=receipt.block_number)
     assert event["args"] == {"newAdmin": actors.outsider, "acceptSchedule": started_at + DELAY}
 
