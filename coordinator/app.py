@@ -171,7 +171,9 @@ def run_federation(
     session.store.put(encode_model({name: array.numpy() for name, array in initial.items()}))
     description = describe_strategy(strategy)
     configuration = run_configuration(settings, description, scorer, initial_hash)
-    run_id, _ = session.start_run(configuration.to_bytes(), initial_hash, settings.rewards.budget)
+    run_id, _ = session.start_run(
+        configuration.to_bytes(), initial_hash, settings.rewards.budget, settings.num_server_rounds
+    )
     log(
         INFO,
         "run %d started on registry %s (chain %d)",

@@ -9,6 +9,7 @@ from coordinator.settings import FederationSettings
 from fedledger.chain import Chain, ChainError, Receipt, Registry
 from fedledger.hashing import ZERO_HASH
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
+from fedledger.rewards import TOKEN_DECIMALS, format_tokens
 from fedledger.signing import SigningDomain
 from fedledger.store import ArtifactStore
 
@@ -18,11 +19,17 @@ SIMULATED_PARTICIPANT_FUNDS = 10**17
 
 @dataclass
 class LedgerSession:
-    """A connection to the registry as its coordinator, and the store beside it."""
+    """A connection to the registry as its coordinator, and the store beside it.
+
+    ``deployed`` says the coordinator deployed the registry itself (a simulation) and is its admin
+    too, so it grants itself the run allowance its runs need; attached to a registry the admin
+    deployed, it only spends the allowance the admin granted.
+    """
 
     chain: Chain
     registry: Registry
     store: ArtifactStore
+    deployed: bool = False
 
     @classmethod
     def open(cls, settings: FederationSettings, chain: Chain | None = None) -> "LedgerSession":
@@ -39,7 +46,7 @@ class LedgerSession:
                 raise ChainError(f"{coordinator} does not hold the coordinator role on registry {registry.address}")
         else:
             registry, _ = Registry.deploy(chain, coordinator)
-        session = cls(chain, registry, ArtifactStore(settings.store))
+        session = cls(chain, registry, ArtifactStore(settings.store), deployed=not settings.registry)
         for partition_id in range(settings.simulated_participants):
             address = simulated_participant(settings.key_seed, partition_id).address
             if session.ensure_registered(address):
@@ -64,10 +71,34 @@ class LedgerSession:
             return "unregistered"
         return None if record.active else "inactive"
 
-    def start_run(self, configuration: bytes, initial_model_hash: bytes, reward_per_round: int) -> tuple[int, Receipt]:
-        """Store the run configuration and start the run on-chain; the configuration hash is its store key."""
+    def start_run(
+        self, configuration: bytes, initial_model_hash: bytes, reward_per_round: int, planned_rounds: int
+    ) -> tuple[int, Receipt]:
+        """Store the run configuration and start the run on-chain; the configuration hash is its store key.
+
+        Raises:
+            ChainError: the run's budget is more than the coordinator's run allowance on a registry
+                it did not deploy; the message says who must grant how much.
+        """
+        self._cover_budget(reward_per_round * planned_rounds)
         config_hash = self.store.put(configuration)
-        return self.registry.start_run(config_hash, initial_model_hash, reward_per_round)
+        return self.registry.start_run(config_hash, initial_model_hash, reward_per_round, planned_rounds)
+
+    def _cover_budget(self, budget: int) -> None:
+        coordinator = self.registry.sender
+        allowance = self.registry.run_allowance(coordinator)
+        if budget <= allowance:
+            return
+        if self.deployed:
+            self.registry.set_run_allowance(coordinator, budget, expected=allowance)
+            return
+        whole_tokens = -(-budget // 10**TOKEN_DECIMALS)
+        raise ChainError(
+            f"the run's budget of {format_tokens(budget)} tokens is more than the run allowance of coordinator "
+            f"{coordinator} on registry {self.registry.address} ({format_tokens(allowance)} tokens): its admin "
+            f"{self.registry.admin()} must raise it to at least {whole_tokens:,} tokens with "
+            f"`fedledger chain allowance {coordinator} {whole_tokens}`"
+        )
 
 
 def _coordinator_key() -> LocalAccount:

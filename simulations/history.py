@@ -50,7 +50,8 @@ class Dishonesty:
 
 
 class SyntheticHistory:
-    """A registry with ``clients`` registered participants and one run, grown round by round."""
+    """A registry with ``clients`` registered participants and one run of up to ``planned_rounds``
+    rounds, grown round by round."""
 
     def __init__(
         self,
@@ -60,6 +61,7 @@ class SyntheticHistory:
         clients: int,
         seed: int = 0,
         reward_tokens: int = 100,
+        planned_rounds: int = 10,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -76,7 +78,10 @@ class SyntheticHistory:
         self.rule = RewardRule("score", reward_tokens * 10**TOKEN_DECIMALS)
         self.detection = DetectorSettings()
         config = RunConfiguration(STRATEGY, self.rule, SCORING, self.detection, details={"synthetic": True})
-        self.run_id, _ = self.registry.start_run(store.put(config.to_bytes()), self.model_hash, self.rule.budget)
+        self.registry.set_run_allowance(coordinator, self.rule.budget * planned_rounds)
+        self.run_id, _ = self.registry.start_run(
+            store.put(config.to_bytes()), self.model_hash, self.rule.budget, planned_rounds
+        )
         self.domain = self.registry.signing_domain()
         self.round = 0
         self.last_commitment: RoundCommitment | None = None

@@ -5,6 +5,7 @@ from fedledger.chain.errors import ChainError, ContractRevert
 from fedledger.chain.registry import (
     CommittedRound,
     ParticipantRecord,
+    PendingAdmin,
     Registry,
     RoundCommitment,
     RunRecord,
@@ -17,6 +18,7 @@ __all__ = [
     "CommittedRound",
     "ContractRevert",
     "ParticipantRecord",
+    "PendingAdmin",
     "Receipt",
     "Registry",
     "RoundCommitment",

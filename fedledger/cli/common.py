@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 from typer.core import TyperGroup
+from web3 import Web3
 
 from fedledger.chain import Chain, Registry
 from fedledger.deployment import Deployment, LedgerLocation
@@ -149,3 +150,10 @@ def require_sender(registry: Registry) -> None:
     """Fail with a clear message when a write is asked for and no key was given."""
     if registry.sender is None:
         raise FedLedgerError(f"this command sends a transaction: pass --keystore or set ${PRIVATE_KEY_ENV}")
+
+
+def checksum_address(value: str, what: str) -> str:
+    """``value`` as a checksummed Ethereum address; a clear error naming ``what`` when it is not one."""
+    if not Web3.is_address(value):
+        raise FedLedgerError(f"{what} {value!r} is not an Ethereum address")
+    return Web3.to_checksum_address(value)
