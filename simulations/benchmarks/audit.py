@@ -53,7 +53,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         store = ArtifactStore(Path(workdir) / "store")
         started = time.perf_counter()
-        history = SyntheticHistory(Chain.in_process(), store, shapes, arguments.clients, seed=1)
+        history = SyntheticHistory(
+            Chain.in_process(), store, shapes, arguments.clients, planned_rounds=arguments.rounds, seed=1
+        )
         for _ in range(arguments.rounds):
             history.add_round()
         print(

@@ -24,7 +24,9 @@ runner = CliRunner()
 def finished_run(tmp_path: Path) -> tuple[Path, SyntheticHistory]:
     """A three-round history saved the way a finished simulation leaves it."""
     chain = Chain.in_process()
-    history = SyntheticHistory(chain, ArtifactStore(tmp_path / "store"), {"w": (5, 3), "b": (5,)}, clients=3)
+    history = SyntheticHistory(
+        chain, ArtifactStore(tmp_path / "store"), {"w": (5, 3), "b": (5,)}, clients=3, planned_rounds=3
+    )
     for _ in range(3):
         history.add_round()
     chain.save(tmp_path / "chain.json")
@@ -75,6 +77,7 @@ def test_a_tampered_run_fails_with_exit_code_one_naming_what_failed(finished_run
 
 def test_the_store_can_be_given_directly(finished_run, tmp_path: Path):
     directory, _ = finished_run
+    (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["audit", "--simulation", str(directory), "--store", str(tmp_path / "empty")])
     assert result.exit_code == 1
     assert "[manifest-hash] FAIL" in result.output and "missing" in result.output
