@@ -154,10 +154,14 @@ def _run_section(run: RunAudit) -> str:
                 f"<td style='background:{_COLOURS[status]}' title='{check} round {audit.round}: {status}'></td>"
             )
         grid.append(f"<tr><td>{_escape(check)}</td>{''.join(cells)}</tr>")
-    rerun = ["orphan" if audit.round in run.rerun_rounds else "pass" for audit in rounds]
+    rerun = [(audit.round, "orphan" if audit.round in run.rerun_rounds else "pass") for audit in rounds]
     grid.append(
         "<tr><td>run again</td>"
-        + "".join(f"<td style='background:{_COLOURS[status]}' title='{status}'></td>" for status in rerun)
+        + "".join(
+            f"<td style='background:{_COLOURS[status]}' title='round {number} run again: "
+            f"{'yes' if status == 'orphan' else 'no'}'></td>"
+            for number, status in rerun
+        )
         + "</tr></table>"
     )
     run_level = "".join(f"<li>{_escape(finding)}</li>" for finding in run.findings if finding.status != "orphan")
