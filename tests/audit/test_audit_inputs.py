@@ -214,3 +214,24 @@ def test_an_unreadable_run_directory_is_a_fedledger_error(tmp_path: Path):
     (tmp_path / LEDGER_FILE).mkdir()
     with pytest.raises(FedLedgerError, match="cannot be read"):
         LedgerLocation.load(tmp_path)
+
+
+def test_a_participant_verifies_its_inclusion_from_a_saved_chain_given_explicitly(finished_run):
+    directory, history = finished_run
+    result = runner.invoke(
+        app,
+        [
+            "client",
+            "verify",
+            "--chain-file",
+            str(directory / "chain.json"),
+            "--registry",
+            history.registry.address,
+            "--store",
+            str(directory / "store"),
+            "--address",
+            history.participants[0].address,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("yes (proof verified on-chain)") == 3
