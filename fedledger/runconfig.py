@@ -22,6 +22,14 @@ class RunConfiguration:
     detection: DetectorSettings | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def planned_rounds(self) -> int | None:
+        """The number of rounds the run plans (``details.num_server_rounds``); ``None`` if it records none."""
+        rounds = self.details.get("num_server_rounds")
+        if isinstance(rounds, int) and not isinstance(rounds, bool) and rounds > 0:
+            return rounds
+        return None
+
     def to_bytes(self) -> bytes:
         return canonical_json(
             {

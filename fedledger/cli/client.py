@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from fedledger.cli.common import (
+    ChainFile,
     DeploymentFile,
     Keystore,
     RegistryAddress,
@@ -18,7 +19,7 @@ from fedledger.cli.common import (
     open_history,
     show_table,
 )
-from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE, LedgerLocation
+from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex
 from fedledger.identity import (
@@ -45,6 +46,7 @@ def verify(
     address: Annotated[str, typer.Option("--address", help="The participant's Ethereum address.")],
     simulation: Simulation = None,
     rpc_url: RpcUrl = None,
+    chain_file: ChainFile = None,
     registry: RegistryAddress = None,
     store: Store = None,
     run: Annotated[list[int] | None, typer.Option(help="Only this run (repeatable). Default: all runs.")] = None,
@@ -52,7 +54,7 @@ def verify(
 ) -> None:
     """Show, round by round, whether ADDRESS's update was included — its Merkle proof checked by the
     registry contract against the committed updates root — and its reward and whether it was claimed."""
-    history = open_history(simulation, rpc_url, registry, store, deployment, run)
+    history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     handle = history.registry
     if not handle.chain.w3.is_address(address):
         raise FedLedgerError(f"{address!r} is not an Ethereum address")
@@ -96,6 +98,7 @@ def verify(
 def claim(
     simulation: Simulation = None,
     rpc_url: RpcUrl = None,
+    chain_file: ChainFile = None,
     registry: RegistryAddress = None,
     store: Store = None,
     run: Annotated[list[int] | None, typer.Option(help="Only this run (repeatable). Default: all runs.")] = None,
@@ -105,12 +108,12 @@ def claim(
     """Claim every reward the account has not claimed yet, each with its Merkle proof against the
     round's rewards root. The account is the keystore's, or the key in $FEDLEDGER_PRIVATE_KEY.
 
-    On a finished simulation's saved in-process chain, the claims are saved into it.
+    On a saved in-process chain (a finished simulation's, or --chain-file), the claims are saved into it.
     """
     account = load_sender(keystore)
     if account is None:
         raise FedLedgerError(f"claiming sends transactions: pass --keystore or set ${PRIVATE_KEY_ENV}")
-    history = open_history(simulation, rpc_url, registry, store, deployment, run)
+    history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     handle = history.registry.as_sender(history.registry.chain.add_signer(account))
     address, claimed, total = account.address, 0, 0
     for run_id in history.run_ids or range(1, handle.run_count() + 1):
@@ -129,10 +132,8 @@ def claim(
                 f"(block {receipt.block_number}, gas {receipt.gas_used:,})"
             )
             claimed, total = claimed + 1, total + amount
-    if simulation is not None:
-        saved = LedgerLocation.load(simulation).saved_chain
-        if saved and claimed:
-            handle.chain.save(Path(saved))
+    if history.saved_chain is not None and claimed:
+        handle.chain.save(history.saved_chain)
     console.print(
         f"{claimed} rewards claimed, {total / 10**TOKEN_DECIMALS:,.4f} tokens; "
         f"balance {handle.token_balance(address) / 10**TOKEN_DECIMALS:,.4f}"

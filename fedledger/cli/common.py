@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 from web3 import Web3
 
 from fedledger.chain import Chain, Registry
-from fedledger.deployment import Deployment, LedgerLocation
+from fedledger.deployment import LEDGER_FILE, Deployment, LedgerLocation
 from fedledger.errors import FedLedgerError
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
 from fedledger.store import ArtifactStore
@@ -109,15 +109,26 @@ Simulation = Annotated[
 Store = Annotated[
     str | None, typer.Option("--store", help="The artifact store: a directory or an fsspec URL (e.g. s3://bucket/x).")
 ]
+ChainFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--chain-file",
+        dir_okay=False,
+        help="A saved in-process chain (a run's chain.json), replayed instead of connecting to a node; "
+        "not with --rpc-url.",
+    ),
+]
 
 
 @dataclass(frozen=True)
 class History:
-    """A registry and the artifact store beside it, and the runs asked about (``None``: all)."""
+    """A registry and the artifact store beside it, the runs asked about (``None``: all), and the
+    saved chain the registry was replayed from (``None`` on a node)."""
 
     registry: Registry
     store: ArtifactStore
     run_ids: list[int] | None
+    saved_chain: Path | None
 
 
 def open_history(
@@ -127,23 +138,39 @@ def open_history(
     store: str | None,
     deployment_file: Path,
     run_ids: list[int] | None,
+    chain_file: Path | None = None,
 ) -> History:
-    """The record to read: a finished run's directory, or a node, registry and store given directly."""
+    """The record to read: a finished run's directory (options given override its ledger.json), or
+    a node or saved chain, a registry and a store given directly. Reading creates nothing.
+
+    Raises:
+        FedLedgerError: an input is missing, contradicts another, or names nothing that exists.
+    """
+    if rpc_url is not None and chain_file is not None:
+        raise FedLedgerError("pass --rpc-url (a node, also read from $FEDLEDGER_RPC_URL) or --chain-file, not both")
     if simulation is not None:
         location = LedgerLocation.load(simulation)
-        if location.saved_chain:
-            chain = Chain.restore(Path(location.saved_chain))
+        artifacts = ArtifactStore.existing(store or location.store)
+        saved = chain_file or (Path(location.saved_chain) if location.saved_chain else None)
+        node = rpc_url or location.rpc_url
+        if saved is not None:
+            chain = Chain.restore(saved)
+        elif node is not None:
+            chain = Chain.connect(node)
         else:
-            chain = Chain.connect(rpc_url or location.rpc_url or "")
-        return History(
-            Registry(chain, registry or location.registry),
-            ArtifactStore(store or location.store),
-            run_ids or [location.run_id],
-        )
+            raise FedLedgerError(
+                f"{simulation / LEDGER_FILE} names neither a node nor a saved chain: pass --rpc-url or --chain-file"
+            )
+        return History(Registry(chain, registry or location.registry), artifacts, run_ids or [location.run_id], saved)
     if store is None:
         raise FedLedgerError("pass --store (the artifact store), or --simulation with a finished run's directory")
+    artifacts = ArtifactStore.existing(store)
+    if chain_file is not None:
+        if registry is None:
+            raise FedLedgerError("pass --registry: the registry's address on the saved chain")
+        return History(Registry(Chain.restore(chain_file), registry), artifacts, run_ids or None, chain_file)
     url, address = locate_registry(rpc_url, registry, deployment_file)
-    return History(Registry(Chain.connect(url), address), ArtifactStore(store), run_ids or None)
+    return History(Registry(Chain.connect(url), address), artifacts, run_ids or None, None)
 
 
 def require_sender(registry: Registry) -> None:
