@@ -131,6 +131,10 @@ class Schema:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise SchemaError(f"schema file {path} does not exist") from None
+        except IsADirectoryError:
+            raise SchemaError(f"schema file {path} is a directory") from None
+        except UnicodeDecodeError:
+            raise SchemaError(f"schema file {path} is not a JSON text file (it is not UTF-8 text)") from None
         except json.JSONDecodeError as error:
             raise SchemaError(f"schema file {path} is not valid JSON: {error}") from None
         return cls.from_json(data, source=str(path))

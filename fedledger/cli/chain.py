@@ -13,6 +13,8 @@ from fedledger.cli.common import (
     Keystore,
     RegistryAddress,
     RpcUrl,
+    check_address,
+    check_rpc_url,
     console,
     open_registry,
     show_table,
@@ -34,12 +36,15 @@ def deploy(
             envvar="FEDLEDGER_RPC_URL",
             help="JSON-RPC URL of the node to deploy on. Without it, deploys on a throwaway "
             "in-process chain (a dry run that shows addresses and gas).",
+            callback=check_rpc_url,
         ),
     ] = None,
     keystore: Keystore = None,
     coordinator: Annotated[
         str | None,
-        typer.Option(help="Account granted the coordinator role. Default: the deploying account."),
+        typer.Option(
+            help="Account granted the coordinator role. Default: the deploying account.", callback=check_address
+        ),
     ] = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
@@ -82,7 +87,7 @@ def node(
     state_dir: Annotated[
         Path, typer.Option(help="Directory that keeps the chain (blocks, receipts, logs) across restarts.")
     ] = Path(".fedledger") / "anvil",
-    port: Annotated[int, typer.Option(help="Port to serve JSON-RPC on.")] = 8545,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve JSON-RPC on.")] = 8545,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Run a local anvil node whose chain persists in STATE_DIR, until Ctrl-C.

@@ -12,8 +12,10 @@ from fedledger.cli.common import (
     Keystore,
     RegistryAddress,
     RpcUrl,
+    RunIds,
     Simulation,
     Store,
+    check_address,
     console,
     open_history,
     show_table,
@@ -42,21 +44,20 @@ app = typer.Typer(
 
 @app.command()
 def verify(
-    address: Annotated[str, typer.Option("--address", help="The participant's Ethereum address.")],
+    address: Annotated[
+        str, typer.Option("--address", help="The participant's Ethereum address.", callback=check_address)
+    ],
     simulation: Simulation = None,
     rpc_url: RpcUrl = None,
     registry: RegistryAddress = None,
     store: Store = None,
-    run: Annotated[list[int] | None, typer.Option(help="Only this run (repeatable). Default: all runs.")] = None,
+    run: RunIds = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
     """Show, round by round, whether ADDRESS's update was included — its Merkle proof checked by the
     registry contract against the committed updates root — and its reward and whether it was claimed."""
     history = open_history(simulation, rpc_url, registry, store, deployment, run)
     handle = history.registry
-    if not handle.chain.w3.is_address(address):
-        raise FedLedgerError(f"{address!r} is not an Ethereum address")
-    address = handle.chain.w3.to_checksum_address(address)
     for run_id in history.run_ids or range(1, handle.run_count() + 1):
         table = Table("round", "update", "in the committed root", "reward (tokens)", "claimed", title=f"run {run_id}")
         for round_number in range(1, handle.run(run_id).committed_rounds + 1):
@@ -98,7 +99,7 @@ def claim(
     rpc_url: RpcUrl = None,
     registry: RegistryAddress = None,
     store: Store = None,
-    run: Annotated[list[int] | None, typer.Option(help="Only this run (repeatable). Default: all runs.")] = None,
+    run: RunIds = None,
     keystore: Keystore = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
