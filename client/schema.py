@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from fedledger.errors import FedLedgerError
+
 ColumnType = Literal["numeric", "boolean", "categorical"]
 COLUMN_TYPES: tuple[ColumnType, ...] = ("numeric", "boolean", "categorical")
 
 
-class SchemaError(ValueError):
+class SchemaError(FedLedgerError, ValueError):
     """A schema file is malformed, or a data file does not match its schema."""
 
 
