@@ -88,6 +88,7 @@ def simulate(
         from simulations.runner import (
             SimulationRequest,
             audit_result,
+            check_node_access,
             prepare_data,
             settings_for,
             simulate_federation,
@@ -113,6 +114,8 @@ def simulate(
         detector=detector,
         score=score,
     )
+    if rpc_url is not None:
+        check_node_access(rpc_url)
     scenario_spec, data = prepare_data(request)
     settings = settings_for(request, scenario_spec, data)
     chain = rpc_url or "an in-process chain"

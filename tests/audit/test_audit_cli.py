@@ -75,6 +75,7 @@ def test_a_tampered_run_fails_with_exit_code_one_naming_what_failed(finished_run
 
 def test_the_store_can_be_given_directly(finished_run, tmp_path: Path):
     directory, _ = finished_run
+    (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["audit", "--simulation", str(directory), "--store", str(tmp_path / "empty")])
     assert result.exit_code == 1
     assert "[manifest-hash] FAIL" in result.output and "missing" in result.output
