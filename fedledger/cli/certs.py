@@ -10,7 +10,7 @@ from fedledger.cli.common import console
 
 
 def certs(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the certificates and keys.")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Directory for the certificates and keys.")],
     host: Annotated[
         list[str],
         typer.Option(help="A DNS name or IP address the SuperLink is reached at (repeatable; the first names it)."),

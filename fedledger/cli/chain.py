@@ -85,7 +85,8 @@ def deploy(
 @app.command()
 def node(
     state_dir: Annotated[
-        Path, typer.Option(help="Directory that keeps the chain (blocks, receipts, logs) across restarts.")
+        Path,
+        typer.Option(file_okay=False, help="Directory that keeps the chain (blocks, receipts, logs) across restarts."),
     ] = Path(".fedledger") / "anvil",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve JSON-RPC on.")] = 8545,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

@@ -142,7 +142,9 @@ def claim(
 
 @app.command()
 def init(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the participant's keys (created if needed).")],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Directory for the participant's keys (created if needed).")
+    ],
 ) -> None:
     """Create this participant's keys: an encrypted Ethereum keystore (it signs updates and claims
     rewards) and the SuperNode authentication key pair Flower's SuperLink checks. Refuses to

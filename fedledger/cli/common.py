@@ -183,6 +183,8 @@ Simulation = Annotated[
     Path | None,
     typer.Option(
         "--simulation",
+        exists=True,
+        file_okay=False,
         help="Output directory of a finished run (`fedledger simulate`, `flwr run`): its chain (node or saved "
         "in-process chain), registry, run and store are read from its ledger.json.",
     ),
