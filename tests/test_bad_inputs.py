@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from fedledger.addresses import AddressError, checksum_address
 from fedledger.chain.anvil import AnvilNode
 from fedledger.cli import app
+from fedledger.cli.common import ReportingGroup
 from fedledger.keys import KEYSTORE_ENV, KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, create_keystore
 
 from helpers import participant_key
@@ -59,7 +61,6 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "folder.csv").mkdir()
     (tmp_path / "not-a-keystore.json").write_text('{"address": "0x00"}')
     create_keystore(tmp_path / "keystore.json", "right password")
-    (tmp_path / "deployment.json").write_bytes(bytes(range(128, 256)))
     return tmp_path
 
 
@@ -205,6 +206,14 @@ def test_an_address_from_the_environment_is_named_by_its_variable():
         ),
         (("participants", "add"), "error: Missing argument 'ADDRESS' (see 'fedledger participants add --help')"),
         (
+            ("audit", "--simulation", "absent-run"),
+            "error: Invalid value for '--simulation': Directory 'absent-run' does not exist",
+        ),
+        (
+            ("client", "init", "--out", __file__),
+            f"error: Invalid value for '--out': Directory '{__file__}' is a file",
+        ),
+        (
             ("chain", "status", "--no-such-option"),
             "error: No such option '--no-such-option' (see 'fedledger chain status --help')",
         ),
@@ -215,13 +224,25 @@ def test_usage_errors_are_one_line_too_and_exit_2(args: tuple[str, ...], line: s
     assert refused(*args, exit_code=2).startswith(line)
 
 
-def test_an_unexpected_error_is_one_line_naming_its_type_and_debug_shows_it(files: Path):
-    deployment = str(files / "deployment.json")
-    line = refused("chain", "status", "--deployment", deployment)
-    assert line.startswith("error: unexpected UnicodeDecodeError: 'utf-8' codec can't decode byte 0x80")
-    assert line.endswith("(run with --debug for the traceback)")
-    debugged = runner.invoke(app, ["--debug", "chain", "status", "--deployment", deployment])
-    assert isinstance(debugged.exception, UnicodeDecodeError)
+def test_an_unexpected_error_is_one_line_naming_its_type_and_debug_lets_it_through():
+    group = typer.Typer(cls=ReportingGroup, pretty_exceptions_enable=False)
+
+    @group.callback()
+    def options(debug: bool = typer.Option(False, "--debug")) -> None:
+        """Options."""
+
+    @group.command()
+    def crash() -> None:
+        """Fails as no FedLedger code means to."""
+        raise KeyError("a key nobody expected")
+
+    result = runner.invoke(group, ["crash"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output == (
+        "error: unexpected KeyError: 'a key nobody expected' (run with --debug for the traceback)\n"
+    )
+    debugged = runner.invoke(group, ["--debug", "crash"])
+    assert isinstance(debugged.exception, KeyError)
 
 
 def test_debug_shows_the_traceback_of_a_fedledger_error_on_the_real_console(files: Path):
