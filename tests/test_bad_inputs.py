@@ -164,6 +164,10 @@ def test_a_keystore_that_cannot_be_used_is_named_before_any_node_is_asked(
             "error: --store '/nonexistent/store': no artifact store there (no such directory)",
         ),
         (
+            ("audit", "--store", "nosuch://store", *NO_NODE),
+            "error: --store 'nosuch://store' cannot be opened: Protocol not known: nosuch",
+        ),
+        (
             ("participants", "add", GOOD, "--metadata-hash", "0x12", *NO_NODE),
             "error: --metadata-hash must be 32 bytes (64 hex digits), got 2 digits: '0x12'",
         ),

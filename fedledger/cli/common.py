@@ -51,6 +51,7 @@ class ReportingGroup(TyperGroup):
 
 @contextmanager
 def _one_line_errors(debug: bool) -> Iterator[None]:
+    """Report what the block raises as one line and exit; with ``debug``, let the exception through."""
     try:
         yield
     except (click.exceptions.Exit, click.Abort, click.exceptions.NoArgsIsHelpError, BrokenPipeError):
@@ -109,7 +110,10 @@ def check_store_exists(ctx: click.Context, param: click.Parameter, value: str | 
     is checked when it is read)."""
     if value is None:
         return None
-    filesystem, root = fsspec.core.url_to_fs(value)
+    try:
+        filesystem, root = fsspec.core.url_to_fs(value)
+    except (ImportError, ValueError) as error:  # an unknown protocol, or one whose package is not installed
+        raise FedLedgerError(f"{source_name(ctx, param)} {value!r} cannot be opened: {error}") from None
     if "file" in filesystem.protocol and not Path(root).is_dir():
         raise FedLedgerError(f"{source_name(ctx, param)} {value!r}: no artifact store there (no such directory)")
     return value
