@@ -48,8 +48,14 @@ class ArtifactStore:
     """
 
     def __init__(self, location: str | Path) -> None:
+        """Raises:
+        StoreMissing: ``location`` names a protocol fsspec does not know, or whose package is not installed.
+        """
         self.location = str(location)
-        self._fs, root = fsspec.core.url_to_fs(self.location)
+        try:
+            self._fs, root = fsspec.core.url_to_fs(self.location)
+        except (ImportError, ValueError) as error:
+            raise StoreMissing(f"artifact store {self.location} cannot be opened: {error}") from None
         self._root = root.rstrip("/")
 
     @classmethod

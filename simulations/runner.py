@@ -27,14 +27,20 @@ from coordinator.settings import FederationSettings
 from fedledger.audit import Auditor, AuditReport
 from fedledger.chain import Chain, Registry
 from fedledger.encoding import decode_model
+from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex
-from fedledger.keys import simulated_participant
+from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
 from fedledger.store import ArtifactStore
-from simulations.adversaries import adversarial_client_app, choose_attackers
+from simulations.adversaries import ATTACKS, adversarial_client_app, choose_attackers
 from simulations.scenarios import SCENARIOS, PreparedData, Scenario
 from simulations.scoring import leave_one_out_scorer
 
 VALIDATION_FRACTION = 0.1
+SCORE_METHODS = ("consensus", "leave-one-out")
+
+
+class RequestError(FedLedgerError, ValueError):
+    """A simulation that cannot run as asked; the message names the setting and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,33 @@ class SimulationRequest:
     detector: bool = True
     score: str = "consensus"
     overrides: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse what cannot run before anything starts (the federation settings check the rest).
+
+        Raises:
+            RequestError: an unknown scenario, score method or attack, or so many attacking or
+                misbehaving sites that no honest one is left.
+            ScenarioError: the scenario cannot be split over ``clients`` sites.
+        """
+        if self.scenario not in SCENARIOS:
+            raise RequestError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
+        if self.score not in SCORE_METHODS:
+            raise RequestError(f"unknown score method {self.score!r}: choose one of {', '.join(SCORE_METHODS)}")
+        if self.attack is not None and self.attack not in ATTACKS:
+            raise RequestError(f"unknown attack {self.attack!r}: choose one of {', '.join(ATTACKS)}")
+        SCENARIOS[self.scenario].check_clients(self.sites)
+        misbehaving = len(self.behaviours(self.sites))
+        if misbehaving >= self.sites:
+            raise RequestError(
+                f"{misbehaving} of the {self.sites} sites would attack or misbehave, leaving no honest site: "
+                "lower the malicious share"
+            )
+
+    @property
+    def sites(self) -> int:
+        """The number of sites: as asked, else the scenario's default."""
+        return SCENARIOS[self.scenario].default_clients if self.clients is None else self.clients
 
     def behaviours(self, clients: int) -> dict[int, str]:
         """Partition id -> misbehaviour: the chosen attackers' attack, and the partitions named."""
@@ -102,7 +135,7 @@ def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedD
     """Federation settings for ``request``: the scenario's defaults, then the request's choices."""
     clients = len(data.sites)
     settings = FederationSettings(
-        num_server_rounds=request.rounds or scenario.default_rounds,
+        num_server_rounds=scenario.default_rounds if request.rounds is None else request.rounds,
         strategy=request.strategy,
         fraction_train=request.fraction_train,
         fraction_evaluate=request.fraction_train,
@@ -130,10 +163,7 @@ def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedD
 def prepare_data(request: SimulationRequest) -> tuple[Scenario, PreparedData]:
     """The scenario's per-site files (reused if already written); with leave-one-out scoring, a
     share of the records is held out first as the coordinator's validation set."""
-    if request.scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {request.scenario!r}; choose one of {', '.join(SCENARIOS)}")
-    scenario = SCENARIOS[request.scenario]
-    clients = request.clients or scenario.default_clients
+    scenario, clients = SCENARIOS[request.scenario], request.sites
     held_out = VALIDATION_FRACTION if request.score == "leave-one-out" else 0.0
     name = f"{scenario.name}-{clients}-seed{request.seed}" + ("-validation" if held_out else "")
     return scenario, scenario.prepare(request.output_dir.parent / "data" / name, clients, request.seed, held_out)
@@ -145,6 +175,8 @@ def simulate_federation(
     """Run the federation of ``request`` on the Simulation Engine and evaluate its final model."""
     scenario, data = prepare_data(request)
     settings = settings_for(request, scenario, data)
+    if settings.ledger and not settings.in_process_chain:
+        check_node_access(settings.rpc_url)
     chain = Chain.in_process() if settings.in_process_chain and settings.ledger else None
     finished: list[FederationSummary] = []
     scorer = leave_one_out_scorer(data) if request.score == "leave-one-out" else ConsensusScorer()
@@ -173,6 +205,19 @@ def simulate_federation(
         evaluate_sites(settings, data, final, behaviours) if final else ([], np.nan, np.nan)
     )
     return SimulationResult(scenario, settings, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain)
+
+
+def check_node_access(rpc_url: str) -> None:
+    """Fail before the federation starts when the coordinator could not record on the node at ``rpc_url``.
+
+    Raises:
+        FedLedgerError: no coordinator key is set, or no node answers at ``rpc_url``.
+    """
+    if load_sender(None) is None:
+        raise FedLedgerError(
+            f"recording on {rpc_url} needs the coordinator's key: set ${PRIVATE_KEY_ENV} or ${KEYSTORE_ENV}"
+        )
+    Chain.connect(rpc_url)
 
 
 def audit_result(result: SimulationResult) -> AuditReport:

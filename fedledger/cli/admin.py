@@ -13,7 +13,7 @@ from fedledger.cli.common import (
     Keystore,
     RegistryAddress,
     RpcUrl,
-    checksum_address,
+    check_address,
     console,
     open_registry,
     require_sender,
@@ -30,7 +30,9 @@ app = typer.Typer(
 
 
 def allowance(
-    coordinator: Annotated[str, typer.Argument(help="The coordinator's account (its hot key's address).")],
+    coordinator: Annotated[
+        str, typer.Argument(help="The coordinator's account (its hot key's address).", callback=check_address)
+    ],
     tokens: Annotated[
         int | None,
         typer.Argument(min=0, help="The new allowance, in whole tokens. Without it, the allowance is shown."),
@@ -45,7 +47,6 @@ def allowance(
     Starting a run takes its budget, reward per round times planned rounds, out of the allowance,
     so a coordinator key can never make the token mint more than the admin allowed.
     """
-    coordinator = checksum_address(coordinator, "coordinator")
     handle = open_registry(rpc_url, registry, deployment, keystore)
     current = handle.run_allowance(coordinator)
     if tokens is None:
@@ -62,7 +63,7 @@ def allowance(
 
 @app.command()
 def transfer(
-    new_admin: Annotated[str, typer.Argument(help="The account to hand the admin role to.")],
+    new_admin: Annotated[str, typer.Argument(help="The account to hand the admin role to.", callback=check_address)],
     rpc_url: RpcUrl = None,
     registry: RegistryAddress = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
@@ -73,7 +74,6 @@ def transfer(
     NEW_ADMIN takes it with `fedledger chain admin accept` once the delay has passed; until then the
     admin can cancel it.
     """
-    new_admin = checksum_address(new_admin, "new admin")
     handle = open_registry(rpc_url, registry, deployment, keystore)
     _require_admin(handle)
     pending, receipt = handle.begin_admin_transfer(new_admin)

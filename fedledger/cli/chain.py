@@ -16,7 +16,8 @@ from fedledger.cli.common import (
     Keystore,
     RegistryAddress,
     RpcUrl,
-    checksum_address,
+    check_address,
+    check_rpc_url,
     console,
     open_registry,
     show_table,
@@ -47,6 +48,7 @@ def deploy(
             envvar="FEDLEDGER_RPC_URL",
             help="JSON-RPC URL of the node to deploy on. Without it, deploys on a throwaway "
             "in-process chain (a dry run that shows addresses and gas).",
+            callback=check_rpc_url,
         ),
     ] = None,
     keystore: Keystore = None,
@@ -56,13 +58,15 @@ def deploy(
             "--admin",
             help="Account given the admin role: it manages participants, sets run allowances and hands the "
             "role over. Keep its key cold. Default: the deploying account.",
+            callback=check_address,
         ),
     ] = None,
     coordinator: Annotated[
         str | None,
         typer.Option(
             help="Account given the coordinator role: the hot key on the SuperLink host that starts runs and "
-            "commits rounds. On a node it must differ from the admin unless --single-key is given."
+            "commits rounds. On a node it must differ from the admin unless --single-key is given.",
+            callback=check_address,
         ),
     ] = None,
     single_key: Annotated[
@@ -106,8 +110,8 @@ def deploy(
         raise FedLedgerError(f"deploying sends a transaction: pass --keystore or set ${PRIVATE_KEY_ENV}")
     else:
         sender = chain.add_signer(account)
-    admin_account = checksum_address(admin_address, "--admin") if admin_address else sender
-    coordinator_account = checksum_address(coordinator, "--coordinator") if coordinator else sender
+    admin_account = admin_address or sender
+    coordinator_account = coordinator or sender
     if rpc_url is not None and admin_account == coordinator_account and not single_key:
         raise FedLedgerError(
             f"refusing to make {admin_account} both admin and coordinator: pass --coordinator with the "
@@ -161,9 +165,10 @@ def _funded_on_dry_run(chain: Chain, account: LocalAccount) -> str:
 @app.command()
 def node(
     state_dir: Annotated[
-        Path, typer.Option(help="Directory that keeps the chain (blocks, receipts, logs) across restarts.")
+        Path,
+        typer.Option(file_okay=False, help="Directory that keeps the chain (blocks, receipts, logs) across restarts."),
     ] = Path(".fedledger") / "anvil",
-    port: Annotated[int, typer.Option(help="Port to serve JSON-RPC on.")] = 8545,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve JSON-RPC on.")] = 8545,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Run a local anvil node whose chain persists in STATE_DIR, until Ctrl-C.

@@ -13,8 +13,10 @@ from fedledger.cli.common import (
     Keystore,
     RegistryAddress,
     RpcUrl,
+    RunIds,
     Simulation,
     Store,
+    check_address,
     console,
     open_history,
     show_table,
@@ -43,22 +45,21 @@ app = typer.Typer(
 
 @app.command()
 def verify(
-    address: Annotated[str, typer.Option("--address", help="The participant's Ethereum address.")],
+    address: Annotated[
+        str, typer.Option("--address", help="The participant's Ethereum address.", callback=check_address)
+    ],
     simulation: Simulation = None,
     rpc_url: RpcUrl = None,
     chain_file: ChainFile = None,
     registry: RegistryAddress = None,
     store: Store = None,
-    run: Annotated[list[int] | None, typer.Option(help="Only this run (repeatable). Default: all runs.")] = None,
+    run: RunIds = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
     """Show, round by round, whether ADDRESS's update was included — its Merkle proof checked by the
     registry contract against the committed updates root — and its reward and whether it was claimed."""
     history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     handle = history.registry
-    if not handle.chain.w3.is_address(address):
-        raise FedLedgerError(f"{address!r} is not an Ethereum address")
-    address = handle.chain.w3.to_checksum_address(address)
     for run_id in history.run_ids or range(1, handle.run_count() + 1):
         table = Table("round", "update", "in the committed root", "reward (tokens)", "claimed", title=f"run {run_id}")
         for round_number in range(1, handle.run(run_id).committed_rounds + 1):
@@ -101,7 +102,7 @@ def claim(
     chain_file: ChainFile = None,
     registry: RegistryAddress = None,
     store: Store = None,
-    run: Annotated[list[int] | None, typer.Option(help="Only this run (repeatable). Default: all runs.")] = None,
+    run: RunIds = None,
     keystore: Keystore = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
@@ -142,7 +143,9 @@ def claim(
 
 @app.command()
 def init(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the participant's keys (created if needed).")],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Directory for the participant's keys (created if needed).")
+    ],
 ) -> None:
     """Create this participant's keys: an encrypted Ethereum keystore (it signs updates and claims
     rewards) and the SuperNode authentication key pair Flower's SuperLink checks. Refuses to
