@@ -59,6 +59,8 @@ class FederationSettings:
     output_dir: str = ".fedledger/run"
     reward_rule: str = "score"
     reward_per_round: int = 100
+    rpc_retry_seconds: float = 120.0
+    confirmations: int = 0
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "FederationSettings":

@@ -27,13 +27,13 @@ def finished_run(tmp_path: Path) -> tuple[Path, SyntheticHistory]:
     history = SyntheticHistory(chain, ArtifactStore(tmp_path / "store"), {"w": (5, 3), "b": (5,)}, clients=3)
     for _ in range(3):
         history.add_round()
-    chain.save(tmp_path / "chain.json")
+    chain.journal_to(tmp_path / "chain.jsonl")
     LedgerLocation(
         chain_id=chain.chain_id,
         registry=history.registry.address,
         run_id=history.run_id,
         store=str(tmp_path / "store"),
-        saved_chain=str(tmp_path / "chain.json"),
+        saved_chain=str(tmp_path / "chain.jsonl"),
     ).save(tmp_path)
     return tmp_path, history
 
