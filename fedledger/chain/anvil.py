@@ -89,6 +89,11 @@ class AnvilNode:
         return self.state_dir / "anvil.log"
 
     @property
+    def anvil_port(self) -> int | None:
+        """anvil's own local port while it runs: the same chain, answered without being saved (for measurements)."""
+        return self._relay.anvil.port if self._relay is not None else None
+
+    @property
     def anvil_pid(self) -> int | None:
         """The anvil process's id while it runs."""
         return self._process.pid if self._process is not None and self._process.poll() is None else None

@@ -91,7 +91,7 @@ def _entry(path: Path, index: int, line: str) -> JournalEntry:
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ChainError(f"{path}: {where} is not a journal entry ({type(error).__name__}: {error})") from None
     if JournalEntry.of(entry.raw, entry.status) != entry:
-        raise ChainError(f"{path}: {where} ({entry.tx_hash}): its signed bytes do not hash to {entry.tx_hash}")
+        raise ChainError(f"{path}: transaction {index} ({entry.tx_hash}) was altered: its signed bytes hash otherwise")
     return entry
 
 

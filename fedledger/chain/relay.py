@@ -209,6 +209,7 @@ class StateSavingRelay(ThreadingHTTPServer):
 
 class _RelayHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server: StateSavingRelay
 
     def setup(self) -> None:
