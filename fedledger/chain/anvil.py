@@ -155,7 +155,7 @@ class AnvilNode:
             return
         if relay is not None and relay.failure is None:
             with contextlib.suppress(StateSaveError):  # every change was already saved as it happened
-                relay.saver.save()
+                relay.save()
         self._process.send_signal(signal.SIGTERM)
         try:
             self._process.wait(timeout=_START_TIMEOUT_SECONDS)

@@ -160,20 +160,20 @@ class StateSavingRelay(ThreadingHTTPServer):
         self.anvil = AnvilClient(anvil_port)
         self.saver = StateSaver(self.anvil, state_file)
         self.failure: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one request at a time, its save included
         self._connections: set[socket.socket] = set()
-        self._thread: threading.Thread | None = None
+        self._connections_lock = threading.Lock()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="anvil-relay", daemon=True)
-        self._thread.start()
+        """Serve from a thread of its own."""
+        threading.Thread(target=self.serve_forever, name="anvil-relay", daemon=True).start()
 
     def stop(self) -> None:
         """Stop serving and drop every open connection, so clients reconnect to whatever serves next."""
         self.shutdown()
         self.server_close()
-        with self._lock:
-            for connection in list(self._connections):
+        with self._connections_lock:
+            for connection in self._connections:
                 with contextlib.suppress(OSError):  # already closed by the client
                     connection.shutdown(socket.SHUT_RDWR)
 
@@ -200,7 +200,7 @@ class StateSavingRelay(ThreadingHTTPServer):
             return status, answer
 
     def track(self, connection: socket.socket, open_: bool) -> None:
-        with self._lock:
+        with self._connections_lock:
             if open_:
                 self._connections.add(connection)
             else:
