@@ -239,12 +239,16 @@ class Chain:
             self.w3.eth.send_raw_transaction(sent.raw)
         except SendInterrupted:
             return
-        except Web3RPCError as error:
-            if any(answer in str(error).lower() for answer in _ALREADY_SENT_ANSWERS):
-                return
-            raise self._errors.from_exception(error) from None
         except (ContractLogicError, TransactionFailed) as error:
             raise self._errors.from_exception(error) from None
+        except Web3RPCError as error:
+            answer = ((error.rpc_response or {}).get("error") or {}).get("message") or str(error)
+            if any(known in answer.lower() for known in _ALREADY_SENT_ANSWERS):
+                return
+            raise ChainError(
+                f"{self.description} refused transaction {sent.tx_hash.to_0x_hex()} (nonce {sent.nonce} of "
+                f"{sent.sender}): {answer}"
+            ) from None
 
     def _await_receipt(self, sent: InFlight) -> TxReceipt:
         """Wait until ``sent`` is mined (and confirmed); send its same bytes again if the node lost it.
@@ -260,8 +264,7 @@ class Chain:
                 if self._still_there_after_confirmations(sent, receipt):
                     return receipt
             elif self._find_transaction(sent.tx_hash) is None:
-                self._raise_if_nonce_taken(sent)
-                self._submit(sent)
+                self._send_again(sent)
                 deadline = time.monotonic() + RECEIPT_TIMEOUT_SECONDS
             if time.monotonic() > deadline:
                 raise ChainError(
@@ -290,14 +293,20 @@ class Chain:
         again = self._find_receipt(sent.tx_hash)
         return again is not None and again["blockHash"] == receipt["blockHash"]
 
-    def _raise_if_nonce_taken(self, sent: InFlight) -> None:
-        if self.w3.eth.get_transaction_count(sent.sender, "latest") <= sent.nonce:
-            return
-        if self._find_receipt(sent.tx_hash) is None:
+    def _send_again(self, sent: InFlight) -> None:
+        """The node has no trace of ``sent``: send its same bytes again, unless its nonce is used up.
+
+        Raises:
+            ChainError: another transaction was mined with its nonce.
+        """
+        if self.w3.eth.get_transaction_count(sent.sender, "latest") > sent.nonce:
+            if self._find_receipt(sent.tx_hash) is not None:
+                return  # mined between the two looks
             raise ChainError(
                 f"nonce {sent.nonce} of {sent.sender} was taken by another transaction on {self.description}; "
                 f"{sent.tx_hash.to_0x_hex()} was not mined and will not be"
             )
+        self._submit(sent)
 
     def _find_receipt(self, tx_hash: HexBytes) -> TxReceipt | None:
         try:

@@ -23,7 +23,7 @@ from fedledger.chain import Chain, ChainError, ChainUnavailable, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
 from fedledger.hashing import keccak256
 
-from helpers import reverts, sample_commitment
+from helpers import participant_key, reverts, sample_commitment
 
 pytestmark = pytest.mark.anvil
 
@@ -199,6 +199,16 @@ def test_a_nonce_taken_by_another_transaction_is_a_clear_error(anvil, link: Faul
     with pytest.raises(ChainError, match=f"nonce {nonce} of {sender} was taken by another transaction"):
         chain.send_value(sender, receiver, 7)
     assert mined_nonce(chain, sender) == nonce + 1
+
+
+def test_a_transaction_the_node_refuses_is_named_with_the_node_s_reason(anvil):
+    chain, _, receiver = connected(anvil.rpc_url, anvil)
+    penniless = chain.add_signer(participant_key(9))
+    with pytest.raises(ChainError) as caught:
+        chain.send_value(penniless, receiver, 1)
+    message = str(caught.value)
+    assert message.startswith(f"{anvil.rpc_url} refused transaction 0x")
+    assert f"(nonce 0 of {penniless}): " in message and "insufficient funds" in message.lower()
 
 
 # Retrying calls ---------------------------------------------------------------------------
