@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 
 from fedledger.chain import Chain
 from fedledger.chain.anvil import AnvilNode, free_port
@@ -43,6 +44,28 @@ def test_every_acknowledged_transaction_survives_a_sigkill_of_anvil(anvil: Anvil
     assert chain.block_number == block
     assert all(chain.receipt(tx_hash) is not None for tx_hash in hashes)
     assert chain.w3.eth.get_transaction_count(chain.signers[0]) == 40
+
+
+def test_a_batch_holding_a_write_is_saved_before_it_is_answered_and_reads_are_not(anvil: AnvilNode):
+    def post(payload: object) -> object:
+        return requests.post(anvil.rpc_url, json=payload).json()
+
+    saved = anvil.state_file.stat().st_mtime_ns
+    for _ in range(3):
+        post({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
+    assert anvil.state_file.stat().st_mtime_ns == saved
+
+    answers = post(
+        [
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+            {"jsonrpc": "2.0", "id": 2, "method": "anvil_mine", "params": [3]},
+        ]
+    )
+    assert [answer["id"] for answer in answers] == [1, 2]
+    os.kill(anvil.anvil_pid, signal.SIGKILL)
+    anvil.stop()
+    anvil.start()
+    assert Chain.connect(anvil.rpc_url).block_number == 3
 
 
 def anvil_children(pid: int) -> list[int]:
