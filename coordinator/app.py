@@ -23,7 +23,7 @@ from coordinator.session import LedgerSession
 from coordinator.settings import FederationSettings
 from coordinator.strategies import build_strategy, describe_strategy
 from fedledger import messages
-from fedledger.chain import IN_PROCESS, Chain
+from fedledger.chain import Chain
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import encode_model, model_hash
 from fedledger.errors import FedLedgerError
@@ -31,7 +31,6 @@ from fedledger.hashing import to_hex
 from fedledger.runconfig import RunConfiguration
 
 SUMMARY_FILE = "federation.json"
-CHAIN_FILE = "chain.json"
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def log_round(report: RoundReport) -> None:
         report.rejected,
         loss,
         accuracy,
-        f"{report.gas_used:,}",
+        f"{report.gas_used:,}" if report.gas_used is not None else "-",
         report.model_hash[:12],
     )
 
@@ -188,10 +187,7 @@ def run_federation(
     )
     final = {name: array.numpy() for name, array in canonical_arrays(result.arrays).items()} if result.arrays else {}
     output_dir = Path(settings.output_dir)
-    saved_chain = None
-    if session.chain.description == IN_PROCESS:
-        saved_chain = output_dir / CHAIN_FILE
-        session.chain.save(saved_chain)
+    saved_chain = session.chain.journal
     ledger_location = LedgerLocation(
         chain_id=session.domain.chain_id,
         registry=session.registry.address,

@@ -2,11 +2,12 @@
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
 from coordinator.settings import FederationSettings
-from fedledger.chain import Chain, ChainError, Receipt, Registry
+from fedledger.chain import IN_PROCESS, Chain, ChainError, Receipt, Registry
 from fedledger.hashing import ZERO_HASH
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
 from fedledger.rewards import TOKEN_DECIMALS, format_tokens
@@ -15,6 +16,8 @@ from fedledger.store import ArtifactStore
 
 #: What a simulated participant is given to pay for its reward claims: 0.1 ether.
 SIMULATED_PARTICIPANT_FUNDS = 10**17
+#: The in-process chain's journal, in the run's output directory.
+CHAIN_FILE = "chain.jsonl"
 
 
 @dataclass
@@ -35,10 +38,13 @@ class LedgerSession:
     def open(cls, settings: FederationSettings, chain: Chain | None = None) -> "LedgerSession":
         """Connect (or use ``chain``), then attach to ``settings.registry`` or deploy a new registry.
 
-        On the in-process chain the coordinator is its first development account; on any other
-        node its key comes from ``$FEDLEDGER_PRIVATE_KEY`` or ``$FEDLEDGER_KEYSTORE``.
+        On the in-process chain the coordinator is its first development account, and the chain is
+        journaled to ``CHAIN_FILE`` in the output directory (unless it already keeps a journal); on
+        any other node its key comes from ``$FEDLEDGER_PRIVATE_KEY`` or ``$FEDLEDGER_KEYSTORE``.
         """
-        chain = chain or Chain.open(settings.rpc_url or None)
+        chain = chain or Chain.open(settings.rpc_url or None, settings.rpc_retry_seconds, settings.confirmations)
+        if chain.description == IN_PROCESS and chain.journal is None:
+            chain.journal_to(Path(settings.output_dir) / CHAIN_FILE)
         coordinator = chain.signers[0] if chain.signers else chain.add_signer(_coordinator_key())
         if settings.registry:
             registry = Registry(chain, settings.registry, coordinator)

@@ -80,6 +80,8 @@ class FederationSettings:
     output_dir: str = ".fedledger/run"
     reward_rule: str = "score"
     reward_per_round: int = 100
+    rpc_retry_seconds: float = 120.0
+    confirmations: int = 0
 
     def __post_init__(self) -> None:
         """Refuse values no run can use, before anything starts."""

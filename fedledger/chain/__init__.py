@@ -10,11 +10,14 @@ from fedledger.chain.registry import (
     RoundCommitment,
     RunRecord,
 )
+from fedledger.chain.transport import DEFAULT_RETRY_SECONDS, ChainUnavailable
 
 __all__ = [
+    "DEFAULT_RETRY_SECONDS",
     "IN_PROCESS",
     "Chain",
     "ChainError",
+    "ChainUnavailable",
     "CommittedRound",
     "ContractRevert",
     "ParticipantRecord",

@@ -13,6 +13,7 @@ from web3.exceptions import BadFunctionCallOutput
 from fedledger.chain.artifacts import load_artifact
 from fedledger.chain.connection import Chain, Receipt
 from fedledger.chain.errors import ChainError
+from fedledger.hashing import to_hex
 from fedledger.signing import DOMAIN_NAME, DOMAIN_VERSION, SigningDomain, UpdateMessage
 
 COORDINATOR_ROLE = Web3.keccak(text="COORDINATOR_ROLE")
@@ -279,7 +280,28 @@ class Registry:
         return event["args"]["runId"], receipt
 
     def commit_round(self, run_id: int, round_number: int, commitment: RoundCommitment) -> Receipt:
-        """Commit round ``round_number`` of run ``run_id``. The run's coordinator only."""
+        """Commit round ``round_number`` of run ``run_id``. The run's coordinator only.
+
+        Idempotent: when the round is already committed with exactly ``commitment`` (a commit sent
+        before a crash or an outage), that commit is returned — its receipt if the node keeps the
+        ``RoundCommitted`` log, else its block with the transaction and gas unknown.
+
+        Raises:
+            ChainError: the round is already committed with a different commitment.
+        """
+        if 1 <= round_number <= self.run(run_id).committed_rounds:
+            committed = self.committed_round(run_id, round_number)
+            if committed.commitment != commitment:
+                raise ChainError(
+                    f"run {run_id} round {round_number} is already committed with manifest "
+                    f"{to_hex(committed.commitment.manifest_hash)}, not {to_hex(commitment.manifest_hash)}"
+                )
+            block = committed.committed_at_block
+            logs = self.contract.events.RoundCommitted().get_logs(
+                from_block=block, to_block=block, argument_filters={"runId": run_id, "round": round_number}
+            )
+            receipt = self.chain.receipt(logs[0]["transactionHash"]) if logs else None
+            return receipt or Receipt(tx_hash=None, block_number=block, gas_used=None)
         call = self.contract.functions.commitRound(
             run_id,
             round_number,

@@ -1,6 +1,8 @@
 """``fedledger chain``: deploy the registry, run a local node, show what is on-chain, and the admin's commands."""
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -171,26 +173,38 @@ def node(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve JSON-RPC on.")] = 8545,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
-    """Run a local anvil node whose chain persists in STATE_DIR, until Ctrl-C.
+    """Run a local anvil node whose chain persists in STATE_DIR, until Ctrl-C or SIGTERM.
 
+    Every request that can change the chain is saved to STATE_DIR/state.json before it is
+    answered, so a transaction whose receipt a client has seen survives anvil being killed.
     anvil comes from the project's npm install (`npm ci`), the PATH, or $FEDLEDGER_ANVIL.
     Its funded development accounts and their keys are listed in STATE_DIR/anvil.json.
     """
     anvil = AnvilNode(state_dir, port=port, host=host)
+    restart = f"fedledger chain node --state-dir {state_dir} --port {port} --host {host}"
     resumed = "resumed" if anvil.state_file.exists() else "new chain"
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         anvil.start()
         console.print(f"anvil serving {anvil.rpc_url} ({resumed}, state in {anvil.state_file})")
         console.print(f"development accounts and keys: {anvil.accounts_file}")
-        console.print("press Ctrl-C to stop (the chain is saved on exit)")
+        console.print("press Ctrl-C to stop (every change is saved as it happens)")
         exit_code: int | None = anvil.wait()
     except KeyboardInterrupt:
         exit_code = None
     finally:
         anvil.stop()
     if exit_code is not None:
-        raise FedLedgerError(f"anvil exited with code {exit_code}; its output is in {state_dir / 'anvil.log'}")
+        ended = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
+        raise FedLedgerError(
+            f"anvil {ended} (its output is in {anvil.log_file}); the chain is saved up to its last "
+            f"answered request: restart it with `{restart}`"
+        )
     console.print("anvil stopped; chain saved")
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command()

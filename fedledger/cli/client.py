@@ -109,13 +109,16 @@ def claim(
     """Claim every reward the account has not claimed yet, each with its Merkle proof against the
     round's rewards root. The account is the keystore's, or the key in $FEDLEDGER_PRIVATE_KEY.
 
-    On a saved in-process chain (a finished simulation's, or --chain-file), the claims are saved into it.
+    On a saved in-process chain (a finished simulation's, or --chain-file), each claim is appended to
+    its journal as it is mined.
     """
     account = load_sender(keystore)
     if account is None:
         raise FedLedgerError(f"claiming sends transactions: pass --keystore or set ${PRIVATE_KEY_ENV}")
     history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     handle = history.registry.as_sender(history.registry.chain.add_signer(account))
+    if history.saved_chain is not None:
+        handle.chain.journal_to(history.saved_chain)
     address, claimed, total = account.address, 0, 0
     for run_id in history.run_ids or range(1, handle.run_count() + 1):
         for round_number in range(1, handle.run(run_id).committed_rounds + 1):
@@ -133,8 +136,6 @@ def claim(
                 f"(block {receipt.block_number}, gas {receipt.gas_used:,})"
             )
             claimed, total = claimed + 1, total + amount
-    if history.saved_chain is not None and claimed:
-        handle.chain.save(history.saved_chain)
     console.print(
         f"{claimed} rewards claimed, {total / 10**TOKEN_DECIMALS:,.4f} tokens; "
         f"balance {handle.token_balance(address) / 10**TOKEN_DECIMALS:,.4f}"

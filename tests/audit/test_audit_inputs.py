@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from coordinator.session import CHAIN_FILE
 from fedledger.cli import app
 from fedledger.cli.audit import EXIT_CODES
 from fedledger.deployment import LEDGER_FILE, LedgerLocation
@@ -61,9 +62,8 @@ def test_a_run_short_of_its_plan_is_incomplete_in_the_table_the_summary_json_and
 def test_removing_the_last_commit_from_a_saved_chain_is_seen(finished_run):
     directory, _ = finished_run
     assert audit("--simulation", directory).exit_code == 0
-    saved = json.loads((directory / "chain.json").read_text())
-    saved["transactions"].pop()
-    (directory / "chain.json").write_text(json.dumps(saved))
+    journal = directory / CHAIN_FILE
+    journal.write_text("".join(journal.read_text().splitlines(keepends=True)[:-1]))
     result = audit("--simulation", directory)
     assert result.exit_code == 3, result.output
     assert "2 of 3 planned rounds committed" in result.output
@@ -73,7 +73,6 @@ def test_removing_the_last_commit_from_a_saved_chain_is_seen(finished_run):
 def test_a_re_run_round_stands_out_but_the_run_passes(tmp_path: Path, write_run: RunWriter):
     history = write_run(tmp_path, planned_rounds=2, committed=1, uncommitted=1)
     history.add_round()
-    history.chain.save(tmp_path / "chain.json")
     result = audit("--simulation", tmp_path)
     assert result.exit_code == 0, result.output
     assert "pass, run again" in result.output
@@ -90,7 +89,7 @@ def test_a_store_that_does_not_exist_is_one_line_and_is_not_created(finished_run
     assert one_error_line(result.output) == f"error: no artifact store at {missing}: the directory does not exist"
     assert not missing.exists()
     registry = "0x" + "11" * 20
-    result = audit("--chain-file", directory / "chain.json", "--registry", registry, "--store", missing)
+    result = audit("--chain-file", directory / CHAIN_FILE, "--registry", registry, "--store", missing)
     assert result.exit_code == 1 and "no artifact store" in one_error_line(result.output)
     assert not missing.exists()
 
@@ -133,25 +132,23 @@ def test_a_ledger_file_naming_no_chain_is_one_line(tmp_path: Path, write_run: Ru
     result = audit("--simulation", tmp_path)
     assert result.exit_code == 1
     assert "names neither a node nor a saved chain: pass --rpc-url or --chain-file" in one_error_line(result.output)
-    assert audit("--simulation", tmp_path, "--chain-file", tmp_path / "chain.json").exit_code == 0
+    assert audit("--simulation", tmp_path, "--chain-file", tmp_path / CHAIN_FILE).exit_code == 0
 
 
 def test_the_saved_chain_can_be_given_explicitly(finished_run, tmp_path: Path):
     directory, history = finished_run
-    chain_file, store, registry = directory / "chain.json", directory / "store", history.registry.address
+    chain_file, store, registry = directory / CHAIN_FILE, directory / "store", history.registry.address
     result = audit("--chain-file", chain_file, "--registry", registry, "--store", store)
     assert result.exit_code == 0, result.output
     assert "run 1: 3 of 3 planned rounds committed, PASS" in result.output
 
-    shorter = json.loads(chain_file.read_text())
-    shorter["transactions"].pop()
-    (tmp_path / "shorter.json").write_text(json.dumps(shorter))
-    assert audit("--simulation", directory, "--chain-file", tmp_path / "shorter.json").exit_code == 3
+    (tmp_path / "shorter.jsonl").write_text("".join(chain_file.read_text().splitlines(keepends=True)[:-1]))
+    assert audit("--simulation", directory, "--chain-file", tmp_path / "shorter.jsonl").exit_code == 3
 
 
 def test_a_chain_file_with_a_node_or_without_a_registry_or_that_is_missing_is_one_line(finished_run):
     directory, history = finished_run
-    chain_file, store, registry = directory / "chain.json", directory / "store", history.registry.address
+    chain_file, store, registry = directory / CHAIN_FILE, directory / "store", history.registry.address
     both = audit(
         "--chain-file", chain_file, "--rpc-url", "http://127.0.0.1:9", "--registry", registry, "--store", store
     )
@@ -174,9 +171,9 @@ def test_a_run_that_the_registry_does_not_hold_is_one_line(finished_run):
 def test_the_ledger_file_holds_paths_relative_to_its_directory(finished_run):
     directory, _ = finished_run
     document = json.loads((directory / LEDGER_FILE).read_text())
-    assert (document["store"], document["saved_chain"]) == ("store", "chain.json")
+    assert (document["store"], document["saved_chain"]) == ("store", CHAIN_FILE)
     location = LedgerLocation.load(directory)
-    assert (location.store, location.saved_chain) == (str(directory / "store"), str(directory / "chain.json"))
+    assert (location.store, location.saved_chain) == (str(directory / "store"), str(directory / CHAIN_FILE))
 
 
 def test_locations_outside_the_directory_are_absolute_and_urls_stay_as_given(tmp_path: Path, monkeypatch):
@@ -224,7 +221,7 @@ def test_a_participant_verifies_its_inclusion_from_a_saved_chain_given_explicitl
             "client",
             "verify",
             "--chain-file",
-            str(directory / "chain.json"),
+            str(directory / CHAIN_FILE),
             "--registry",
             history.registry.address,
             "--store",

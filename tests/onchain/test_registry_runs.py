@@ -76,9 +76,20 @@ def test_committing_twice_reverts_and_keeps_the_first_record(coordinator: Regist
     run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
     coordinator.commit_round(run_id, 1, sample_commitment(1))
     coordinator.commit_round(run_id, 2, sample_commitment(2))
+    again = sample_commitment(99)
     for round_number in (1, 2):
+        call = coordinator.contract.functions.commitRound(
+            run_id,
+            round_number,
+            again.model_hash,
+            again.updates_root,
+            again.rewards_root,
+            again.manifest_hash,
+            again.accepted,
+            again.rejected,
+        )
         with reverts("RoundAlreadyCommitted", runId=run_id, round=round_number):
-            coordinator.commit_round(run_id, round_number, sample_commitment(99))
+            coordinator.chain.transact(call, coordinator.sender)
         assert coordinator.committed_round(run_id, round_number).commitment == sample_commitment(round_number)
 
 
