@@ -5,10 +5,15 @@ Node config of a real install: ``data-path`` (CSV or Parquet), ``schema-path`` (
 simulation, each virtual node finds its data file and key from its ``partition-id``.
 """
 
+from logging import ERROR
+
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.common.constant import ErrorCode
+from flwr.supercore import log
 
 from client.identity import participant_address, participant_key
 from client.models import TabularClassifier, model_arrays
@@ -16,10 +21,23 @@ from client.site import LocalSite, data_paths, load_site
 from client.training import TrainingSettings, evaluate, train
 from fedledger import messages
 from fedledger.encoding import model_hash
+from fedledger.errors import FedLedgerError
 from fedledger.hashing import keccak256
 from fedledger.signing import SigningDomain, UpdateMessage, sign_update
 
-app = ClientApp()
+
+def reply_with_site_errors(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Answer with an error reply naming what is wrong when this site's data, schema or key cannot be
+    used (a missing file, a garbage keystore, a wrong password): the coordinator records the reason,
+    and the SuperNode's log gets one line instead of a traceback."""
+    try:
+        return call_next(message, context)
+    except FedLedgerError as error:
+        log(ERROR, "%s", error)
+        return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=str(error)), reply_to=message)
+
+
+app = ClientApp(mods=[reply_with_site_errors])
 
 
 def local_site(context: Context, config: ConfigRecord) -> LocalSite:

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from fedledger.cli.common import console
-from fedledger.errors import FedLedgerError
 
 
 def check_data(
@@ -21,12 +20,9 @@ def check_data(
     A mismatch names the column (and the row and value) to fix. Nothing leaves this machine.
     """
     from client.data import load_table
-    from client.schema import Schema, SchemaError
+    from client.schema import Schema
 
-    try:
-        table = load_table(data, Schema.load(schema))
-    except SchemaError as error:
-        raise FedLedgerError(str(error)) from None
+    table = load_table(data, Schema.load(schema))
     missing = table.features.isna().sum()
     console.print(f"{data}: {len(table)} rows match the schema ({len(table.features.columns)} feature columns)")
     console.print(f"target: {int(table.labels.sum())} positive, {int(len(table) - table.labels.sum())} negative")

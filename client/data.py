@@ -4,6 +4,7 @@ Every check happens before any training, and a mismatch names the column (and, w
 the row and the value) so that a site's data team can fix the file.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,16 +35,38 @@ def read_table(path: Path) -> pd.DataFrame:
     """Read a ``.csv`` or ``.parquet`` file.
 
     Raises:
-        SchemaError: the file is missing or of another kind.
+        SchemaError: naming the file: it is missing, empty, of another kind, or not readable as
+            what its extension says.
     """
+    if path.is_dir():
+        raise SchemaError(f"data file {path} is a directory")
     if not path.is_file():
         raise SchemaError(f"data file {path} does not exist")
     suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet", ".pq"}:
+        raise SchemaError(f"data file {path} must be .csv or .parquet, not {suffix or 'without extension'}")
+    if path.stat().st_size == 0:
+        raise SchemaError(f"data file {path} is empty")
     if suffix == ".csv":
-        return pd.read_csv(path, keep_default_na=True)
-    if suffix in {".parquet", ".pq"}:
+        return _read_csv(path)
+    try:
         return pd.read_parquet(path)
-    raise SchemaError(f"data file {path} must be .csv or .parquet, not {suffix or 'without extension'}")
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise SchemaError(f"data file {path} is not a Parquet file: {error}") from None
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, keep_default_na=True)
+    except UnicodeDecodeError as error:
+        raise SchemaError(
+            f"data file {path} is not a CSV text file: byte {error.object[error.start]:#04x} at offset "
+            f"{error.start} is not UTF-8 text"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise SchemaError(f"data file {path} holds no CSV header line (only blank lines)") from None
+    except pd.errors.ParserError as error:
+        raise SchemaError(f"data file {path} is not well-formed CSV: {error}") from None
 
 
 def check_table(frame: pd.DataFrame, schema: Schema, source: str) -> LabeledTable:
@@ -53,7 +76,13 @@ def check_table(frame: pd.DataFrame, schema: Schema, source: str) -> LabeledTabl
         SchemaError: a column is missing, holds a value of the wrong type or an unknown category,
             or the target is missing or not binary; the message names the column.
     """
-    missing = [name for name in [*(column.name for column in schema.columns), schema.target] if name not in frame]
+    required = [*(column.name for column in schema.columns), schema.target]
+    missing = [name for name in required if name not in frame]
+    if len(missing) == len(required):
+        raise SchemaError(
+            f"{source}: its first line ({_listing(frame.columns)}) names none of the schema's columns: "
+            f"the first line must be a header naming them ({_listing(required)})"
+        )
     if len(missing) == 1:
         raise SchemaError(f"{source}: column {missing[0]!r} required by the schema is missing")
     if missing:
@@ -62,6 +91,12 @@ def check_table(frame: pd.DataFrame, schema: Schema, source: str) -> LabeledTabl
         raise SchemaError(f"{source}: has no rows")
     features = pd.DataFrame({column.name: _typed(frame[column.name], column, source) for column in schema.columns})
     return LabeledTable(features=features, labels=_binary_target(frame[schema.target], schema.target, source))
+
+
+def _listing(names: Iterable[object], shown: int = 5) -> str:
+    """The first ``shown`` names, quoted, and ``...`` if there are more."""
+    texts = [str(name) for name in names]
+    return ", ".join([*map(repr, texts[:shown]), *(["..."] if len(texts) > shown else [])])
 
 
 def load_table(path: Path, schema: Schema) -> LabeledTable:

@@ -10,13 +10,14 @@ from flwr.app.user_config import UserConfig
 
 from client.site import PARTITION_ID
 from fedledger import messages
+from fedledger.errors import FedLedgerError
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, keystore_address, load_keystore, simulated_participant
 
 #: Node config key of a real install: its encrypted keystore (password in $FEDLEDGER_KEYSTORE_PASSWORD).
 KEYSTORE = "keystore"
 
 
-class IdentityError(RuntimeError):
+class IdentityError(FedLedgerError):
     """The node has no key to sign with."""
 
 

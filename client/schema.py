@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from fedledger.errors import FedLedgerError
+
 ColumnType = Literal["numeric", "boolean", "categorical"]
 COLUMN_TYPES: tuple[ColumnType, ...] = ("numeric", "boolean", "categorical")
 
 
-class SchemaError(ValueError):
+class SchemaError(FedLedgerError, ValueError):
     """A schema file is malformed, or a data file does not match its schema."""
 
 
@@ -131,6 +133,10 @@ class Schema:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise SchemaError(f"schema file {path} does not exist") from None
+        except IsADirectoryError:
+            raise SchemaError(f"schema file {path} is a directory") from None
+        except UnicodeDecodeError:
+            raise SchemaError(f"schema file {path} is not a JSON text file (it is not UTF-8 text)") from None
         except json.JSONDecodeError as error:
             raise SchemaError(f"schema file {path} is not valid JSON: {error}") from None
         return cls.from_json(data, source=str(path))

@@ -86,7 +86,7 @@ def log_round(report: RoundReport) -> None:
         report.rejected,
         loss,
         accuracy,
-        f"{report.gas_used:,}",
+        f"{report.gas_used:,}" if report.gas_used is not None else "-",
         report.model_hash[:12],
     )
 
@@ -273,7 +273,9 @@ def _start(
     arrays = {name: array.numpy() for name, array in initial.items()}
     initial_hash = session.store.put(encode_model(arrays))
     configuration = run_configuration(settings, describe_strategy(strategy), scorer, initial_hash)
-    run_id, _ = session.start_run(configuration.to_bytes(), initial_hash, settings.rewards.budget)
+    run_id, _ = session.start_run(
+        configuration.to_bytes(), initial_hash, settings.rewards.budget, settings.num_server_rounds
+    )
     return ResumePoint(run_id, configuration, initial_hash, 0, arrays)
 
 

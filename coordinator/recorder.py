@@ -47,7 +47,7 @@ class RoundReport:
     rejections: dict[int, str]
     model_hash: str
     manifest_hash: str
-    gas_used: int
+    gas_used: int | None  # None: the round was already committed on a node that keeps no logs
     block_number: int
     outcome: str
     reproduction: str

@@ -2,36 +2,49 @@
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
 from coordinator.settings import FederationSettings
-from fedledger.chain import Chain, ChainError, Receipt, Registry
+from fedledger.chain import IN_PROCESS, Chain, ChainError, Receipt, Registry
 from fedledger.hashing import ZERO_HASH
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
+from fedledger.rewards import TOKEN_DECIMALS, format_tokens
 from fedledger.signing import SigningDomain
 from fedledger.store import ArtifactStore
 
 #: What a simulated participant is given to pay for its reward claims: 0.1 ether.
 SIMULATED_PARTICIPANT_FUNDS = 10**17
+#: The in-process chain's journal, in the run's output directory.
+CHAIN_FILE = "chain.jsonl"
 
 
 @dataclass
 class LedgerSession:
-    """A connection to the registry as its coordinator, and the store beside it."""
+    """A connection to the registry as its coordinator, and the store beside it.
+
+    ``deployed`` says the coordinator deployed the registry itself (a simulation) and is its admin
+    too, so it grants itself the run allowance its runs need; attached to a registry the admin
+    deployed, it only spends the allowance the admin granted.
+    """
 
     chain: Chain
     registry: Registry
     store: ArtifactStore
+    deployed: bool = False
 
     @classmethod
     def open(cls, settings: FederationSettings, chain: Chain | None = None) -> "LedgerSession":
         """Connect (or use ``chain``), then attach to ``settings.registry`` or deploy a new registry.
 
-        On the in-process chain the coordinator is its first development account; on any other
-        node its key comes from ``$FEDLEDGER_PRIVATE_KEY`` or ``$FEDLEDGER_KEYSTORE``.
+        On the in-process chain the coordinator is its first development account, and the chain is
+        journaled to ``CHAIN_FILE`` in the output directory (unless it already keeps a journal); on
+        any other node its key comes from ``$FEDLEDGER_PRIVATE_KEY`` or ``$FEDLEDGER_KEYSTORE``.
         """
-        chain = chain or Chain.open(settings.rpc_url or None)
+        chain = chain or Chain.open(settings.rpc_url or None, settings.rpc_retry_seconds, settings.confirmations)
+        if chain.description == IN_PROCESS and chain.journal is None:
+            chain.journal_to(Path(settings.output_dir) / CHAIN_FILE)
         coordinator = chain.signers[0] if chain.signers else chain.add_signer(_coordinator_key())
         if settings.registry:
             registry = Registry(chain, settings.registry, coordinator)
@@ -39,7 +52,7 @@ class LedgerSession:
                 raise ChainError(f"{coordinator} does not hold the coordinator role on registry {registry.address}")
         else:
             registry, _ = Registry.deploy(chain, coordinator)
-        session = cls(chain, registry, ArtifactStore(settings.store))
+        session = cls(chain, registry, ArtifactStore(settings.store), deployed=not settings.registry)
         for partition_id in range(settings.simulated_participants):
             address = simulated_participant(settings.key_seed, partition_id).address
             if session.ensure_registered(address):
@@ -64,10 +77,34 @@ class LedgerSession:
             return "unregistered"
         return None if record.active else "inactive"
 
-    def start_run(self, configuration: bytes, initial_model_hash: bytes, reward_per_round: int) -> tuple[int, Receipt]:
-        """Store the run configuration and start the run on-chain; the configuration hash is its store key."""
+    def start_run(
+        self, configuration: bytes, initial_model_hash: bytes, reward_per_round: int, planned_rounds: int
+    ) -> tuple[int, Receipt]:
+        """Store the run configuration and start the run on-chain; the configuration hash is its store key.
+
+        Raises:
+            ChainError: the run's budget is more than the coordinator's run allowance on a registry
+                it did not deploy; the message says who must grant how much.
+        """
+        self._cover_budget(reward_per_round * planned_rounds)
         config_hash = self.store.put(configuration)
-        return self.registry.start_run(config_hash, initial_model_hash, reward_per_round)
+        return self.registry.start_run(config_hash, initial_model_hash, reward_per_round, planned_rounds)
+
+    def _cover_budget(self, budget: int) -> None:
+        coordinator = self.registry.sender
+        allowance = self.registry.run_allowance(coordinator)
+        if budget <= allowance:
+            return
+        if self.deployed:
+            self.registry.set_run_allowance(coordinator, budget, expected=allowance)
+            return
+        whole_tokens = -(-budget // 10**TOKEN_DECIMALS)
+        raise ChainError(
+            f"the run's budget of {format_tokens(budget)} tokens is more than the run allowance of coordinator "
+            f"{coordinator} on registry {self.registry.address} ({format_tokens(allowance)} tokens): its admin "
+            f"{self.registry.admin()} must raise it to at least {whole_tokens:,} tokens with "
+            f"`fedledger chain allowance {coordinator} {whole_tokens}`"
+        )
 
 
 def _coordinator_key() -> LocalAccount:

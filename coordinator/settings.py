@@ -4,8 +4,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from fedledger.addresses import checksum_address
 from fedledger.contribution import DetectorSettings
-from fedledger.rewards import TOKEN_DECIMALS, RewardRule
+from fedledger.errors import FedLedgerError
+from fedledger.rewards import RULES, TOKEN_DECIMALS, RewardRule
+
+#: The Flower strategies a federation can run (``coordinator.strategies`` builds them).
+STRATEGY_NAMES = (
+    "FedAvg",
+    "FedProx",
+    "FedAdam",
+    "FedYogi",
+    "FedAdagrad",
+    "FedAvgM",
+    "FedMedian",
+    "FedTrimmedAvg",
+    "Krum",
+    "MultiKrum",
+    "Bulyan",
+)
+
+
+class SettingsError(FedLedgerError, ValueError):
+    """A setting no federation can run with; the message names it (as in the run config) and what it allows."""
 
 
 @dataclass(frozen=True)
@@ -59,20 +80,70 @@ class FederationSettings:
     output_dir: str = ".fedledger/run"
     reward_rule: str = "score"
     reward_per_round: int = 100
+    rpc_retry_seconds: float = 120.0
+    confirmations: int = 0
     resume_run: int = 0  # a run of `registry` to continue from its last committed round; 0 starts a new run
+
+    def __post_init__(self) -> None:
+        """Refuse values no run can use, before anything starts."""
+        for key, name, names in (("strategy", self.strategy, STRATEGY_NAMES), ("reward-rule", self.reward_rule, RULES)):
+            if name not in names:
+                raise SettingsError(f"unknown {key} {name!r}: choose one of {', '.join(names)}")
+        for key, allowed, expected in (
+            ("num-server-rounds", self.num_server_rounds >= 1, "at least 1"),
+            ("fraction-train", 0 < self.fraction_train <= 1, "in (0, 1]"),
+            ("fraction-evaluate", 0 <= self.fraction_evaluate <= 1, "in [0, 1]"),
+            ("min-nodes", self.min_nodes >= 1, "at least 1"),
+            ("min-accepted", self.min_accepted >= 1, "at least 1"),
+            ("num-malicious-nodes", self.num_malicious_nodes >= 0, "at least 0"),
+            ("num-nodes-to-select", self.num_nodes_to_select >= 1, "at least 1"),
+            ("trim-beta", 0 <= self.trim_beta < 0.5, "in [0, 0.5)"),
+            ("proximal-mu", self.proximal_mu >= 0, "at least 0"),
+            ("server-learning-rate", self.server_learning_rate > 0, "above 0"),
+            ("server-momentum", 0 <= self.server_momentum < 1, "in [0, 1)"),
+            ("round-timeout", self.round_timeout > 0, "above 0 (seconds)"),
+            ("local-epochs", self.local_epochs >= 1, "at least 1"),
+            ("batch-size", self.batch_size >= 1, "at least 1"),
+            ("learning-rate", self.learning_rate > 0, "above 0"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("hidden-units", self.hidden_units >= 1, "at least 1"),
+            ("model-seed", self.model_seed >= 0, "at least 0"),
+            ("test-fraction", 0 < self.test_fraction < 1, "in (0, 1)"),
+            ("split-seed", self.split_seed >= 0, "at least 0"),
+            ("simulated-participants", self.simulated_participants >= 0, "at least 0"),
+            ("key-seed", self.key_seed >= 0, "at least 0"),
+            ("anomaly-threshold", self.anomaly_threshold > 0, "above 0"),
+            ("anomaly-min-updates", self.anomaly_min_updates >= 2, "at least 2"),
+            ("reward-per-round", self.reward_per_round >= 0, "at least 0"),
+            ("rpc-retry-seconds", self.rpc_retry_seconds >= 0, "at least 0 (seconds)"),
+            ("confirmations", self.confirmations >= 0, "at least 0"),
+            ("resume-run", self.resume_run >= 0, "at least 0 (0 starts a new run)"),
+        ):
+            if not allowed:
+                value = getattr(self, key.replace("-", "_"))
+                raise SettingsError(f"{key!r} must be {expected}, got {value!r}")
+        if self.registry:
+            checksum_address(self.registry, "'registry'")
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "FederationSettings":
-        """Settings from a Flower run config; unknown keys are an error, so typos do not pass silently."""
+        """Settings from a Flower run config; unknown keys are an error, so typos do not pass silently.
+
+        Raises:
+            SettingsError: an unknown key, a value of the wrong type, or one out of its range.
+        """
         known = {field.name.replace("_", "-"): field for field in fields(cls)}
         unknown = sorted(set(run_config) - set(known))
         if unknown:
-            raise ValueError(f"unknown run config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise SettingsError(f"unknown run config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = {}
         for key, value in run_config.items():
             field = known[key]
             values[field.name] = _coerce(key, value, type(getattr(cls, field.name)))
-        return cls(**values)
+        try:
+            return cls(**values)
+        except FedLedgerError as error:
+            raise SettingsError(f"run config: {error}") from None
 
     def with_changes(self, **changes: Any) -> "FederationSettings":
         return replace(self, **changes)
@@ -95,9 +166,9 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        raise ValueError(f"run config {key!r} must be true or false, got {value!r}")
+        raise SettingsError(f"run config {key!r} must be true or false, got {value!r}")
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
-    raise ValueError(f"run config {key!r} must be {kind.__name__}, got {value!r}")
+    raise SettingsError(f"run config {key!r} must be {kind.__name__}, got {value!r}")

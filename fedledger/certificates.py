@@ -3,6 +3,7 @@
 import datetime
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,9 @@ CA_CERTIFICATE = "ca.pem"
 CA_KEY = "ca.key"
 SUPERLINK_CERTIFICATE = "superlink.pem"
 SUPERLINK_KEY = "superlink.key"
+MAX_DNS_NAME = 253
+MAX_COMMON_NAME = 64
+_DNS_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -30,12 +34,22 @@ class CertificateFiles:
 
 
 def _subject_names(hosts: list[str]) -> list[x509.GeneralName]:
+    """Each host as an IP address or a DNS name.
+
+    Raises:
+        FedLedgerError: a host is neither (RFC 1123: dot-separated labels of letters, digits and
+            inner hyphens, each 1 to 63 characters, at most 253 in all).
+    """
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            continue
         except ValueError:
-            names.append(x509.DNSName(host))
+            pass
+        if len(host) > MAX_DNS_NAME or not all(_DNS_LABEL.fullmatch(label) for label in host.split(".")):
+            raise FedLedgerError(f"host {host!r} is neither an IP address nor a DNS name")
+        names.append(x509.DNSName(host))
     return names
 
 
@@ -48,10 +62,18 @@ def create_certificates(
     ``superlink.key``. Keep ``ca.key`` offline: it can sign certificates every participant trusts.
 
     Raises:
-        FedLedgerError: no host was given, or a file already exists (nothing is overwritten).
+        FedLedgerError: no host was given, a host is not a DNS name or IP address, ``days`` is not
+            positive, or a file already exists (nothing is overwritten).
     """
     if not hosts:
         raise FedLedgerError("name at least one host (DNS name or IP address) the SuperLink is reached at")
+    subject_names = _subject_names(hosts)
+    if len(hosts[0]) > MAX_COMMON_NAME:
+        raise FedLedgerError(
+            f"the first host names the certificate and can have at most {MAX_COMMON_NAME} characters: {hosts[0]!r}"
+        )
+    if days < 1:
+        raise FedLedgerError(f"certificates must be valid for at least 1 day, not {days}")
     files = CertificateFiles(
         directory / CA_CERTIFICATE, directory / CA_KEY, directory / SUPERLINK_CERTIFICATE, directory / SUPERLINK_KEY
     )
@@ -99,7 +121,7 @@ def create_certificates(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + validity)
-        .add_extension(x509.SubjectAlternativeName(_subject_names(hosts)), critical=False)
+        .add_extension(x509.SubjectAlternativeName(subject_names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

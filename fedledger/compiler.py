@@ -25,7 +25,7 @@ PROJECT_DIR = CONTRACTS_DIR.parent
 NODE_MODULES_DIR = PROJECT_DIR / "node_modules"
 
 #: Contracts that get an artifact; the others are only compiled as dependencies.
-ARTIFACT_CONTRACTS = ("FedLedgerRegistry", "ContributionToken")
+ARTIFACT_CONTRACTS = ("FedLedgerRegistry", "IFedLedgerRegistry", "ContributionToken")
 
 #: Compiler settings recorded in every artifact. Changing them changes the bytecode.
 COMPILER_SETTINGS: dict = {

@@ -9,9 +9,11 @@ import getpass
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_keyfile.exceptions import EthKeyfileValueError
 from eth_utils import is_address, to_checksum_address
 
 from fedledger.errors import FedLedgerError
@@ -30,37 +32,52 @@ def load_keystore(path: Path, password: str | None = None) -> LocalAccount:
     """Decrypt the keystore at ``path``.
 
     The password is ``password`` if given, else ``$FEDLEDGER_KEYSTORE_PASSWORD``, else a prompt.
+
+    Raises:
+        KeyLoadError: naming the file: it is missing or not a keystore, or the password is wrong.
     """
-    try:
-        encrypted = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise KeyLoadError(f"keystore {path} does not exist") from None
-    except json.JSONDecodeError as error:
-        raise KeyLoadError(f"keystore {path} is not JSON: {error}") from None
+    encrypted = _read_keystore(path)
     if password is None:
         password = os.environ.get(KEYSTORE_PASSWORD_ENV)
     if password is None:
         password = getpass.getpass(f"Password for {path}: ")
     try:
         return Account.from_key(Account.decrypt(encrypted, password))
-    except ValueError as error:
-        raise KeyLoadError(f"cannot decrypt keystore {path}: {error}") from None
+    except EthKeyfileValueError:
+        raise KeyLoadError(f"wrong password for keystore {path}") from None
+    except (KeyError, TypeError, ValueError, NotImplementedError) as error:
+        raise KeyLoadError(f"keystore {path} is not a usable Ethereum keystore: {error!r}") from None
 
 
 def keystore_address(path: Path) -> str:
     """The address a keystore names in its clear-text ``address`` field, without decrypting it.
 
     Decrypting costs a deliberately slow key derivation (scrypt); reading the address does not.
+
+    Raises:
+        KeyLoadError: naming the file: it is missing, not a keystore, or names no valid address.
     """
-    try:
-        address = json.loads(path.read_text()).get("address")
-    except FileNotFoundError:
-        raise KeyLoadError(f"keystore {path} does not exist") from None
-    except json.JSONDecodeError as error:
-        raise KeyLoadError(f"keystore {path} is not JSON: {error}") from None
+    address = _read_keystore(path).get("address")
     if not isinstance(address, str) or not is_address(address):
         raise KeyLoadError(f"keystore {path} names no valid address")
     return to_checksum_address(address)
+
+
+def _read_keystore(path: Path) -> dict[str, Any]:
+    """The keystore's JSON object, checked to have the encrypted key a keystore holds."""
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KeyLoadError(f"keystore {path} does not exist") from None
+    except IsADirectoryError:
+        raise KeyLoadError(f"keystore {path} is a directory, not a keystore file") from None
+    except OSError as error:
+        raise KeyLoadError(f"cannot read keystore {path}: {error.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise KeyLoadError(f"keystore {path} is not an Ethereum keystore (not a JSON file)") from None
+    if not isinstance(document, dict) or not isinstance(document.get("crypto", document.get("Crypto")), dict):
+        raise KeyLoadError(f"keystore {path} is not an Ethereum keystore (it has no 'crypto' section)")
+    return document
 
 
 def create_keystore(path: Path, password: str) -> LocalAccount:
@@ -84,9 +101,13 @@ def load_sender(keystore: Path | None) -> LocalAccount | None:
     """The account to send transactions from: the keystore at ``keystore`` or ``$FEDLEDGER_KEYSTORE``,
     else the key in ``$FEDLEDGER_PRIVATE_KEY``; ``None`` when none is set.
     """
-    keystore = keystore or (Path(os.environ[KEYSTORE_ENV]) if os.environ.get(KEYSTORE_ENV) else None)
     if keystore is not None:
         return load_keystore(keystore)
+    if os.environ.get(KEYSTORE_ENV):
+        try:
+            return load_keystore(Path(os.environ[KEYSTORE_ENV]))
+        except KeyLoadError as error:
+            raise KeyLoadError(f"{error} (set by ${KEYSTORE_ENV})") from None
     raw = os.environ.get(PRIVATE_KEY_ENV)
     if raw is None:
         return None

@@ -17,6 +17,13 @@ TOKEN_DECIMALS = 18
 RULES = ("score", "examples")
 
 
+def format_tokens(amount: int) -> str:
+    """``amount`` token base units as tokens, exactly and with thousands separators (``1,234.5``)."""
+    whole, fraction = divmod(amount, 10**TOKEN_DECIMALS)
+    decimals = f"{fraction:0{TOKEN_DECIMALS}d}".rstrip("0")
+    return f"{whole:,}" + (f".{decimals}" if decimals else "")
+
+
 def split_budget(budget: int, weights: Mapping[str, float | int]) -> dict[str, int]:
     """Split ``budget`` in proportion to ``weights``, rounding each share down.
 

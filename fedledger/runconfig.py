@@ -32,6 +32,14 @@ class RunConfiguration:
             "details": self.details,
         }
 
+    @property
+    def planned_rounds(self) -> int | None:
+        """The number of rounds the run plans (``details.num_server_rounds``); ``None`` if it records none."""
+        rounds = self.details.get("num_server_rounds")
+        if isinstance(rounds, int) and not isinstance(rounds, bool) and rounds > 0:
+            return rounds
+        return None
+
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json())
 

@@ -5,7 +5,9 @@ any fsspec URL (``memory://``, ``s3://``, ...) for a store shared between machin
 re-hashes the bytes, so a file altered after it was written is reported, never returned.
 """
 
+import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -31,17 +33,42 @@ class ArtifactTampered(ArtifactError):
     """The bytes stored under a hash do not hash to it."""
 
 
+_ARTIFACT_NAME = re.compile(r"(?P<shard>[0-9a-f]{2})/(?P<name>(?P=shard)[0-9a-f]{62})")
+
+
+class StoreMissing(FedLedgerError):
+    """A store that is read does not exist: readers never create one."""
+
+
 class ArtifactStore:
     """Bytes filed under their Keccak-256 hash at ``location`` (a directory or an fsspec URL).
 
-    Files live at ``<location>/<first two hex digits>/<64 hex digits>``.
+    Files live at ``<location>/<first two hex digits>/<64 hex digits>``. The location is created
+    by the first :meth:`put`, never by opening the store.
     """
 
     def __init__(self, location: str | Path) -> None:
+        """Raises:
+        StoreMissing: ``location`` names a protocol fsspec does not know, or whose package is not installed.
+        """
         self.location = str(location)
-        self._fs, root = fsspec.core.url_to_fs(self.location)
+        try:
+            self._fs, root = fsspec.core.url_to_fs(self.location)
+        except (ImportError, ValueError) as error:
+            raise StoreMissing(f"artifact store {self.location} cannot be opened: {error}") from None
         self._root = root.rstrip("/")
-        self._fs.makedirs(self._root, exist_ok=True)
+
+    @classmethod
+    def existing(cls, location: str | Path) -> "ArtifactStore":
+        """Open a store that must already be there, as everything that only reads it does.
+
+        Raises:
+            StoreMissing: nothing is at ``location``, or it is not a directory.
+        """
+        store = cls(location)
+        if not store._fs.isdir(store._root):
+            raise StoreMissing(f"no artifact store at {store.location}: the directory does not exist")
+        return store
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.location!r})"
@@ -88,6 +115,26 @@ class ArtifactStore:
                 f"artifact {to_hex(digest)} in {self.location} is corrupted: its bytes hash to {to_hex(actual)}",
             )
         return data
+
+    def digests(self, starting_with: bytes = b"") -> Iterator[bytes]:
+        """The hash of every stored artifact whose bytes start with ``starting_with``.
+
+        Hashes come from the file names of one listing of the store; only the first
+        ``len(starting_with)`` bytes of each file are read (none when it is empty), in one batch
+        (concurrent on remote stores). Nothing is re-hashed here: :meth:`get` does that.
+        """
+        names = [
+            (path, bytes.fromhex(match["name"]))
+            for path in self._fs.find(self._root)
+            if (match := _ARTIFACT_NAME.fullmatch("/".join(path.rsplit("/", 2)[-2:])))
+        ]
+        if not starting_with:
+            yield from (digest for _, digest in names)
+            return
+        heads = self._fs.cat_ranges(
+            [path for path, _ in names], [0] * len(names), [len(starting_with)] * len(names), on_error="return"
+        )
+        yield from (digest for (_, digest), head in zip(names, heads, strict=True) if head == starting_with)
 
     def __contains__(self, digest: object) -> bool:
         return isinstance(digest, bytes) and self._fs.exists(self.path_of(digest))

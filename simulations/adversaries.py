@@ -13,7 +13,15 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from client.app import evaluate_round, initial_model, local_site, signed_reply, train_round, training_update
+from client.app import (
+    evaluate_round,
+    initial_model,
+    local_site,
+    reply_with_site_errors,
+    signed_reply,
+    train_round,
+    training_update,
+)
 from client.site import PARTITION_ID
 from fedledger import messages
 
@@ -54,7 +62,7 @@ def adversarial_client_app(behaviours: Mapping[int, str]) -> ClientApp:
     unknown = set(behaviours.values()) - set(FAULTS) - set(ATTACKS)
     if unknown:
         raise ValueError(f"unknown behaviours {sorted(unknown)}; known: {', '.join(FAULTS + ATTACKS)}")
-    app = ClientApp()
+    app = ClientApp(mods=[reply_with_site_errors])
     app.query()(initial_model)
     app.evaluate()(evaluate_round)
 

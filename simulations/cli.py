@@ -1,7 +1,8 @@
 """``fedledger simulate``: a whole federation on one machine, recorded on-chain.
 
 This module is loaded by the ``fedledger`` command through the ``fedledger.commands`` entry point,
-so it imports only typer at the top: torch and Flower load when a simulation actually runs.
+so it imports only click, typer and the strategies' names at the top: torch and Flower load when a
+simulation actually runs.
 """
 
 from datetime import UTC, datetime
@@ -11,38 +12,55 @@ from typing import Annotated
 import click
 import typer
 
-from fedledger.cli.common import console
+from coordinator.settings import STRATEGY_NAMES
+from fedledger.cli.audit import EXIT_CODES
+from fedledger.cli.common import check_rpc_url, console
 from fedledger.deployment import LedgerLocation
 from fedledger.errors import FedLedgerError
-
-STRATEGIES = "FedAvg, FedProx, FedAdam, FedYogi, FedAdagrad, FedAvgM, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan"
 
 
 def simulate(
     scenario: Annotated[
         str,
-        typer.Option(help="hospitals (UCI heart disease, 4 hospitals), banks (HMDA mortgages), synthetic"),
+        typer.Option(
+            help="hospitals (UCI heart disease, exactly 4 hospitals), banks (HMDA mortgages, 2 to 33 banks), "
+            "synthetic or synthetic-iid (at least 2 clients)"
+        ),
     ] = "hospitals",
-    rounds: Annotated[int | None, typer.Option(help="Federated rounds. Default: the scenario's.")] = None,
-    strategy: Annotated[str, typer.Option(help=f"Flower strategy: {STRATEGIES}.")] = "FedAvg",
+    rounds: Annotated[int | None, typer.Option(min=1, help="Federated rounds. Default: the scenario's.")] = None,
+    strategy: Annotated[str, typer.Option(help=f"Flower strategy: {', '.join(STRATEGY_NAMES)}.")] = "FedAvg",
     clients: Annotated[
-        int | None, typer.Option(help="Number of sites (banks and synthetic). Default: the scenario's.")
+        int | None,
+        typer.Option(help="Number of sites, within what the scenario supports. Default: the scenario's."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for data splits, model initialisation and simulated keys.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed for data splits, model initialisation and simulated keys.")
+    ] = 0,
     rpc_url: Annotated[
         str | None,
         typer.Option(
             "--rpc-url",
+            callback=check_rpc_url,
             help="Record on this node (e.g. `fedledger chain node`) instead of the in-process chain; "
             "the coordinator key comes from $FEDLEDGER_PRIVATE_KEY.",
         ),
     ] = None,
-    fraction_train: Annotated[float, typer.Option(help="Share of sites sampled to train each round.")] = 1.0,
+    fraction_train: Annotated[
+        float,
+        typer.Option(
+            click_type=click.FloatRange(0.0, 1.0, min_open=True), help="Share of sites sampled to train each round."
+        ),
+    ] = 1.0,
     attack: Annotated[
         str | None,
         typer.Option(help="Make some sites attackers: sign-flip, scaling, label-flip, gaussian-noise, free-rider."),
     ] = None,
-    malicious: Annotated[float, typer.Option(help="Share of sites that attack (with --attack).")] = 0.1,
+    malicious: Annotated[
+        float,
+        typer.Option(
+            click_type=click.FloatRange(0.0, 1.0, max_open=True), help="Share of sites that attack (with --attack)."
+        ),
+    ] = 0.1,
     detector: Annotated[
         bool, typer.Option(help="Screen updates with the anomaly detector; flagged ones are rejected.")
     ] = True,
@@ -55,21 +73,44 @@ def simulate(
     ] = "consensus",
     out: Annotated[
         Path | None,
-        typer.Option(help="Directory for the store and summary. Default: .fedledger/simulations/<scenario>-<time>."),
+        typer.Option(
+            file_okay=False,
+            help="Directory for the store and summary. Default: .fedledger/simulations/<scenario>-<time>.",
+        ),
+    ] = None,
+    misbehave: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SITE=BEHAVIOUR",
+            help="Make site SITE (counted from 0) send a fault (nan, wrong-shape, bad-signature, unregistered-key, "
+            "stale-base, replay, duplicate, garbage) or an attack every round (repeatable).",
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")] = False,
     resume: Annotated[
         Path | None,
         typer.Option(
-            help="Run an interrupted simulation on from its last committed round, under the same run id: "
-            "DIR is its output directory; its settings are the ones it was started with.",
+            metavar="DIR",
+            help="Run an interrupted simulation on from its last committed round, under the same run id: DIR is "
+            "its output directory, and its settings are the ones it was started with.",
         ),
     ] = None,
 ) -> None:
-    """Run a federation on Flower's Simulation Engine; every round is checked, stored and committed on-chain."""
+    """Run a federation on Flower's Simulation Engine; every round is checked, stored and committed on-chain.
+
+    Settings are checked before anything starts: a scenario, strategy, attack or score that does not
+    exist, or a site count the scenario cannot be split over, is refused in one line.
+    """
     try:
         from simulations.report import RoundPrinter, print_summary
-        from simulations.runner import SimulationRequest, audit_result, prepare_data, simulate_federation
+        from simulations.runner import (
+            SimulationRequest,
+            audit_result,
+            check_node_access,
+            prepare_data,
+            settings_for,
+            simulate_federation,
+        )
     except ImportError as error:
         raise FedLedgerError(
             f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
@@ -83,7 +124,7 @@ def simulate(
         ]
         if given:
             raise FedLedgerError(
-                f"--resume runs the simulation with the settings it was started with; drop "
+                f"--resume runs a simulation with the settings it was started with: drop "
                 f"{', '.join('--' + name.replace('_', '-') for name in given)}"
             )
         request = SimulationRequest.load(resume)
@@ -98,43 +139,47 @@ def simulate(
             seed=seed,
             rpc_url=rpc_url,
             fraction_train=fraction_train,
+            misbehaving=_misbehaving(misbehave or []),
             attack=attack,
             malicious=malicious if attack else 0.0,
             detector=detector,
             score=score,
         )
+    if request.rpc_url is not None:
+        check_node_access(request.rpc_url)
     scenario_spec, data = prepare_data(request)
-    chain = request.rpc_url or "an in-process chain"
-    planned = request.rounds or scenario_spec.default_rounds
+    settings = settings_for(request, scenario_spec, data)
     console.print(
         f"[bold]{scenario_spec.name}[/bold]: {scenario_spec.description}\n"
-        f"{len(data.sites)} sites, {planned} rounds, {request.strategy}, recorded on {chain}",
+        f"{len(data.sites)} sites, {settings.num_server_rounds} rounds, {settings.strategy}, "
+        f"recorded on {request.rpc_url or 'an in-process chain'}",
         highlight=False,
     )
+    printer = RoundPrinter(console, data, request.seed)
 
     def started(location: LedgerLocation) -> None:
         console.print(
             f"run {location.run_id} on registry {location.registry} (chain id {location.chain_id}), "
-            f"store {location.store}, record in {request.output_dir}",
+            f"store {location.store}; resume with: fedledger simulate --resume {request.output_dir}",
             highlight=False,
         )
         printer.header()
 
-    printer = RoundPrinter(console, data, request.seed)
     result = simulate_federation(request, printer, quiet=not verbose, on_start=started, resume=resume is not None)
     print_summary(console, result)
     audit = audit_result(result)
-    checked = len(audit.findings)
-    verdict = "[green]PASS[/green]" if audit.passed else "[red]FAIL[/red]"
-    console.print(f"audit           {verdict}: {checked - len(audit.problems())} of {checked} checks passed")
+    style = {"pass": "green", "fail": "red", "incomplete": "yellow"}[audit.verdict]
+    console.print(f"audit           [{style}]{audit.summary()}[/{style}]", highlight=False)
     for finding in audit.problems():
         console.print(str(finding), style="red", markup=False, highlight=False)
-    console.print(f"audit it again  fedledger audit --simulation {request.output_dir}", highlight=False)
-    if not audit.passed:
-        raise typer.Exit(1)
+    report = request.output_dir / "audit.html"
+    console.print(
+        f"audit it again  fedledger audit --simulation {request.output_dir} --report {report}", highlight=False
+    )
+    raise typer.Exit(EXIT_CODES[audit.verdict])
 
 
-#: The options that choose what to simulate; a resumed simulation takes them from its request.
+#: The options that choose what to simulate; a resumed simulation takes them from its saved request.
 _SETTING_OPTIONS = (
     "scenario",
     "rounds",
@@ -143,9 +188,21 @@ _SETTING_OPTIONS = (
     "seed",
     "rpc_url",
     "fraction_train",
+    "misbehave",
     "attack",
     "malicious",
     "detector",
     "score",
     "out",
 )
+
+
+def _misbehaving(pairs: list[str]) -> dict[int, str]:
+    """``SITE=BEHAVIOUR`` pairs as a site -> behaviour mapping (the request checks the behaviours)."""
+    misbehaving = {}
+    for pair in pairs:
+        site, separator, behaviour = pair.partition("=")
+        if not separator or not site.isdigit() or not behaviour:
+            raise FedLedgerError(f"--misbehave {pair!r} must be SITE=BEHAVIOUR, e.g. 1=garbage")
+        misbehaving[int(site)] = behaviour
+    return misbehaving

@@ -50,7 +50,8 @@ class Dishonesty:
 
 
 class SyntheticHistory:
-    """A registry with ``clients`` registered participants and one run, grown round by round."""
+    """A registry with ``clients`` registered participants and one run of ``planned_rounds`` rounds
+    (as its run configuration and the registry record them), grown round by round."""
 
     def __init__(
         self,
@@ -58,6 +59,8 @@ class SyntheticHistory:
         store: ArtifactStore,
         shapes: Mapping[str, tuple[int, ...]],
         clients: int,
+        *,
+        planned_rounds: int,
         seed: int = 0,
         reward_tokens: int = 100,
     ) -> None:
@@ -75,16 +78,29 @@ class SyntheticHistory:
         self.model_hash = store.put(encode_model(self.model))
         self.rule = RewardRule("score", reward_tokens * 10**TOKEN_DECIMALS)
         self.detection = DetectorSettings()
-        config = RunConfiguration(STRATEGY, self.rule, SCORING, self.detection, details={"synthetic": True})
-        self.run_id, _ = self.registry.start_run(store.put(config.to_bytes()), self.model_hash, self.rule.budget)
+        config = RunConfiguration(
+            STRATEGY,
+            self.rule,
+            SCORING,
+            self.detection,
+            details={"synthetic": True, "num_server_rounds": planned_rounds},
+        )
+        self.registry.set_run_allowance(coordinator, self.rule.budget * planned_rounds)
+        self.run_id, _ = self.registry.start_run(
+            store.put(config.to_bytes()), self.model_hash, self.rule.budget, planned_rounds
+        )
         self.domain = self.registry.signing_domain()
         self.round = 0
         self.last_commitment: RoundCommitment | None = None
 
-    def add_round(self, dishonesty: Dishonesty | None = None) -> RoundManifest:
-        """Write and commit the next round; returns its manifest."""
+    def add_round(self, dishonesty: Dishonesty | None = None, commit: bool = True) -> RoundManifest:
+        """Write and commit the next round; returns its manifest.
+
+        With ``commit=False`` the round's updates, model and manifest are stored but nothing is
+        committed, as when a coordinator stops before its commit: the next round has the same number.
+        """
         dishonesty = dishonesty or Dishonesty()
-        self.round += 1
+        round_number = self.round + 1
         updates, entries = [], []
         shared = {name: self.rng.normal(scale=0.01, size=value.shape) for name, value in self.model.items()}
         for index, account in enumerate(self.participants):
@@ -95,7 +111,7 @@ class SyntheticHistory:
             examples = int(self.rng.integers(20, 200))
             encoding = encode_model(arrays)
             update_hash = self.store.put(encoding)
-            message = UpdateMessage(self.run_id, self.round, self.model_hash, update_hash, examples)
+            message = UpdateMessage(self.run_id, round_number, self.model_hash, update_hash, examples)
             signer = dishonesty.signers.get(index, account)
             entries.append(
                 UpdateEntry(
@@ -105,7 +121,7 @@ class SyntheticHistory:
                     update_hash=to_hex(update_hash),
                     num_examples=examples,
                     signature=to_hex(sign_update(self.domain, message, signer.key)),
-                    signed=SignedFields(self.run_id, self.round, to_hex(self.model_hash)),
+                    signed=SignedFields(self.run_id, round_number, to_hex(self.model_hash)),
                     train_loss=float(self.rng.uniform(0.2, 0.7)),
                 )
             )
@@ -142,7 +158,7 @@ class SyntheticHistory:
             chain_id=self.domain.chain_id,
             registry=self.registry.address,
             run_id=self.run_id,
-            round=self.round,
+            round=round_number,
             base_model_hash=to_hex(self.model_hash),
             model_hash=to_hex(committed_hash),
             outcome="aggregated",
@@ -161,12 +177,13 @@ class SyntheticHistory:
             data = dishonesty.rewrite_manifest(data)
             commitment = RoundCommitment(**{**vars(commitment), "manifest_hash": keccak256(data)})
         if dishonesty.inflate_rewards is not None:
-            root = rewards_tree(self.run_id, self.round, dishonesty.inflate_rewards).root
+            root = rewards_tree(self.run_id, round_number, dishonesty.inflate_rewards).root
             commitment = RoundCommitment(**{**vars(commitment), "rewards_root": root})
         self.store.put(data)
-        self.registry.commit_round(self.run_id, self.round, commitment)
-        self.last_commitment = commitment
-        self.model, self.model_hash = committed, committed_hash
+        if commit:
+            self.registry.commit_round(self.run_id, round_number, commitment)
+            self.round, self.last_commitment = round_number, commitment
+            self.model, self.model_hash = committed, committed_hash
         return manifest
 
     def claim(self, index: int, round_number: int, amount: int, rewards: Mapping[str, int]) -> None:

@@ -6,7 +6,7 @@ python -m simulations.prepare hospitals [--clients N] [--seed S] [--out DIR]
 import argparse
 from pathlib import Path
 
-from simulations.scenarios import SCENARIOS
+from simulations.scenarios import SCENARIOS, ScenarioError
 
 
 def main() -> None:
@@ -17,9 +17,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(".fedledger") / "data")
     arguments = parser.parse_args()
     scenario = SCENARIOS[arguments.scenario]
-    clients = arguments.clients or scenario.default_clients
+    clients = scenario.default_clients if arguments.clients is None else arguments.clients
     directory = (arguments.out / f"{scenario.name}-{clients}-seed{arguments.seed}").resolve()
-    data = scenario.prepare(directory, clients, arguments.seed)
+    try:
+        data = scenario.prepare(directory, clients, arguments.seed)
+    except ScenarioError as error:
+        parser.error(str(error))
     print(f"wrote {len(data.sites)} site files and the schema to {directory}")
     print("run it with Flower's Simulation Engine (num-supernodes must be", len(data.sites), "):")
     print(

@@ -20,6 +20,10 @@ def _percent(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}"
 
 
+def _gas(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
 class RoundPrinter:
     """Prints one row per committed round: accepted and rejected updates, global and per-site
     accuracy, gas and the model hash."""
@@ -52,7 +56,7 @@ class RoundPrinter:
         failed = "  [red]failed[/red]" if report.outcome == "failed" else ""
         self.console.print(
             f"{report.round:>5}  {status}  {_percent(report.eval_accuracy):>10}  {sites}  "
-            f"{report.gas_used:>9,}  {report.model_hash[:14]}…{failed}",
+            f"{_gas(report.gas_used):>9}  {report.model_hash[:14]}…{failed}",
             highlight=False,
         )
 
@@ -81,7 +85,7 @@ def print_summary(console: Console, result: SimulationResult) -> None:
             style="bold",
         )
         show_table(table)
-    gas = [report.gas_used for report in summary.rounds]
+    gas = [report.gas_used for report in summary.rounds if report.gas_used is not None]
     if gas:
         console.print(f"gas per round   {min(gas):,} to {max(gas):,} (commitRound)")
     console.print(f"wall time       {result.wall_time_seconds:.1f} s")

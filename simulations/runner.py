@@ -24,6 +24,7 @@ from client.training import evaluate
 from coordinator.app import FederationSummary, log_start, make_server_app
 from coordinator.recorder import RoundReport
 from coordinator.scoring import ConsensusScorer
+from coordinator.session import CHAIN_FILE
 from coordinator.settings import FederationSettings
 from fedledger.audit import Auditor, AuditReport
 from fedledger.chain import Chain, Registry
@@ -31,15 +32,19 @@ from fedledger.deployment import LedgerLocation
 from fedledger.encoding import decode_model
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex
-from fedledger.keys import simulated_participant
+from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
 from fedledger.store import ArtifactStore
-from simulations.adversaries import adversarial_client_app, choose_attackers
+from simulations.adversaries import ATTACKS, FAULTS, adversarial_client_app, choose_attackers
 from simulations.scenarios import SCENARIOS, PreparedData, Scenario
 from simulations.scoring import leave_one_out_scorer
 
 VALIDATION_FRACTION = 0.1
 REQUEST_FILE = "simulation.json"
-CHAIN_FILE = "chain.jsonl"
+SCORE_METHODS = ("consensus", "leave-one-out")
+
+
+class RequestError(FedLedgerError, ValueError):
+    """A simulation that cannot run as asked; the message names the setting and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,38 @@ class SimulationRequest:
     detector: bool = True
     score: str = "consensus"
     overrides: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse what cannot run before anything starts (the federation settings check the rest).
+
+        Raises:
+            RequestError: an unknown scenario, score method or attack, or so many attacking or
+                misbehaving sites that no honest one is left.
+            ScenarioError: the scenario cannot be split over ``clients`` sites.
+        """
+        if self.scenario not in SCENARIOS:
+            raise RequestError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
+        if self.score not in SCORE_METHODS:
+            raise RequestError(f"unknown score method {self.score!r}: choose one of {', '.join(SCORE_METHODS)}")
+        if self.attack is not None and self.attack not in ATTACKS:
+            raise RequestError(f"unknown attack {self.attack!r}: choose one of {', '.join(ATTACKS)}")
+        SCENARIOS[self.scenario].check_clients(self.sites)
+        for site, behaviour in self.misbehaving.items():
+            if not 0 <= site < self.sites:
+                raise RequestError(f"site {site} cannot misbehave: the sites are numbered 0 to {self.sites - 1}")
+            if behaviour not in FAULTS + ATTACKS:
+                raise RequestError(f"unknown behaviour {behaviour!r}: choose one of {', '.join(FAULTS + ATTACKS)}")
+        misbehaving = len(self.behaviours(self.sites))
+        if misbehaving >= self.sites:
+            raise RequestError(
+                f"{misbehaving} of the {self.sites} sites would attack or misbehave, leaving no honest site: "
+                "lower the malicious share"
+            )
+
+    @property
+    def sites(self) -> int:
+        """The number of sites: as asked, else the scenario's default."""
+        return SCENARIOS[self.scenario].default_clients if self.clients is None else self.clients
 
     def save(self, path: Path) -> None:
         """Write the request as JSON, so that ``fedledger simulate --resume`` can repeat it exactly."""
@@ -144,7 +181,7 @@ def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedD
     """Federation settings for ``request``: the scenario's defaults, then the request's choices."""
     clients = len(data.sites)
     settings = FederationSettings(
-        num_server_rounds=request.rounds or scenario.default_rounds,
+        num_server_rounds=scenario.default_rounds if request.rounds is None else request.rounds,
         strategy=request.strategy,
         fraction_train=request.fraction_train,
         fraction_evaluate=request.fraction_train,
@@ -172,10 +209,7 @@ def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedD
 def prepare_data(request: SimulationRequest) -> tuple[Scenario, PreparedData]:
     """The scenario's per-site files (reused if already written); with leave-one-out scoring, a
     share of the records is held out first as the coordinator's validation set."""
-    if request.scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {request.scenario!r}; choose one of {', '.join(SCENARIOS)}")
-    scenario = SCENARIOS[request.scenario]
-    clients = request.clients or scenario.default_clients
+    scenario, clients = SCENARIOS[request.scenario], request.sites
     held_out = VALIDATION_FRACTION if request.score == "leave-one-out" else 0.0
     name = f"{scenario.name}-{clients}-seed{request.seed}" + ("-validation" if held_out else "")
     return scenario, scenario.prepare(request.output_dir.parent / "data" / name, clients, request.seed, held_out)
@@ -199,16 +233,18 @@ def simulate_federation(
     """
     scenario, data = prepare_data(request)
     settings = settings_for(request, scenario, data)
+    if settings.ledger and not settings.in_process_chain:
+        check_node_access(settings.rpc_url)
     chain = None
     if resume:
         location = LedgerLocation.load(request.output_dir)
         settings = settings.with_changes(resume_run=location.run_id, registry=location.registry)
         if settings.in_process_chain:
-            chain = Chain.restore(Path(location.saved_chain or request.output_dir / CHAIN_FILE), resume_journal=True)
+            chain = Chain.restore(Path(location.saved_chain or request.output_dir / CHAIN_FILE))
     else:
         request.save(request.output_dir / REQUEST_FILE)
         if settings.in_process_chain and settings.ledger:
-            chain = Chain.in_process(journal=request.output_dir / CHAIN_FILE)
+            chain = Chain.in_process()
     finished: list[FederationSummary] = []
     stopped: list[FedLedgerError] = []
     scorer = leave_one_out_scorer(data) if request.score == "leave-one-out" else ConsensusScorer()
@@ -248,6 +284,19 @@ def simulate_federation(
         evaluate_sites(settings, data, final, behaviours) if final else ([], np.nan, np.nan)
     )
     return SimulationResult(scenario, settings, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain)
+
+
+def check_node_access(rpc_url: str) -> None:
+    """Fail before the federation starts when the coordinator could not record on the node at ``rpc_url``.
+
+    Raises:
+        FedLedgerError: no coordinator key is set, or no node answers at ``rpc_url``.
+    """
+    if load_sender(None) is None:
+        raise FedLedgerError(
+            f"recording on {rpc_url} needs the coordinator's key: set ${PRIVATE_KEY_ENV} or ${KEYSTORE_ENV}"
+        )
+    Chain.connect(rpc_url)
 
 
 def audit_result(result: SimulationResult) -> AuditReport:

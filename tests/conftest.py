@@ -43,9 +43,14 @@ def registry(chain: Chain, actors: Actors) -> Registry:
     return deployed
 
 
+#: The run allowance the admin grants the ``coordinator`` fixture: room for every run a test starts.
+COORDINATOR_ALLOWANCE = 10**30
+
+
 @pytest.fixture
 def coordinator(registry: Registry, actors: Actors) -> Registry:
-    """The same registry, sending as the coordinator."""
+    """The same registry, sending as the coordinator, with a run allowance of ``COORDINATOR_ALLOWANCE``."""
+    registry.set_run_allowance(actors.coordinator, COORDINATOR_ALLOWANCE)
     return registry.as_sender(actors.coordinator)
 
 

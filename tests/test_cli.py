@@ -28,10 +28,13 @@ def invoke(*args: str, env: dict[str, str] | None = None):
 
 @pytest.fixture
 def deployed(anvil: AnvilNode, tmp_path: Path):
-    """A registry deployed on anvil by the CLI; returns (deployment file, admin env)."""
-    env = {PRIVATE_KEY_ENV: anvil.dev_accounts()[0].key.to_0x_hex()}
+    """A registry deployed on anvil by the CLI, its coordinator the second development account;
+    returns (deployment file, admin env)."""
+    admin, coordinator = anvil.dev_accounts()[:2]
+    env = {PRIVATE_KEY_ENV: admin.key.to_0x_hex()}
     deployment = tmp_path / "deployment.json"
-    result = invoke("chain", "deploy", "--rpc-url", anvil.rpc_url, "--deployment", str(deployment), env=env)
+    options = ["--rpc-url", anvil.rpc_url, "--coordinator", coordinator.address, "--deployment", str(deployment)]
+    result = invoke("chain", "deploy", *options, env=env)
     assert result.exit_code == 0, result.output
     return deployment, env
 
@@ -42,7 +45,7 @@ def test_help_explains_every_command():
     for command in ("contracts", "chain", "participants"):
         assert command in result.output
     for group, commands in {
-        "chain": ("deploy", "node", "status"),
+        "chain": ("deploy", "node", "status", "allowance", "admin"),
         "participants": ("add", "list", "deactivate"),
     }.items():
         output = invoke(group, "--help").output
@@ -52,7 +55,7 @@ def test_help_explains_every_command():
 def test_deploy_without_a_node_is_a_dry_run_on_the_in_process_chain():
     result = invoke("chain", "deploy")
     assert result.exit_code == 0, result.output
-    assert "registry  0x" in result.output
+    assert "registry     0x" in result.output
     assert "in-process chain, gone when this command exits" in result.output
 
 
@@ -62,7 +65,7 @@ def test_deploy_writes_the_deployment_file(anvil: AnvilNode, deployed):
     record = json.loads(deployment.read_text())
     assert record["rpc_url"] == anvil.rpc_url
     assert record["chain_id"] == 31337
-    assert record["admin"] == record["coordinator"] == anvil.dev_accounts()[0].address
+    assert (record["admin"], record["coordinator"]) == tuple(account.address for account in anvil.dev_accounts()[:2])
     w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
     assert w3.eth.get_code(record["registry"])
 

@@ -54,7 +54,7 @@ def test_empty_password_is_refused(tmp_path: Path):
 def test_wrong_password_and_missing_file_are_reported(tmp_path: Path):
     path = tmp_path / "participant.json"
     create_keystore(path, "right")
-    with pytest.raises(KeyLoadError, match="cannot decrypt"):
+    with pytest.raises(KeyLoadError, match=f"wrong password for keystore {path}"):
         load_keystore(path, "wrong")
     with pytest.raises(KeyLoadError, match="does not exist"):
         load_keystore(tmp_path / "absent.json", "right")

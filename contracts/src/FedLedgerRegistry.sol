@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 import {ContributionToken} from "./ContributionToken.sol";
+import {IFedLedgerRegistry} from "./IFedLedgerRegistry.sol";
 
 /// @title FedLedgerRegistry
 /// @notice The public record of a federated-learning federation: who may take part, which training
@@ -15,130 +17,58 @@ import {ContributionToken} from "./ContributionToken.sol";
 /// @dev Everything an auditor needs is kept in storage and readable through view functions; events
 /// are an index only, so the history survives a node that prunes logs. {commitRound} writes a fixed
 /// number of slots, so its gas does not depend on how many updates its Merkle roots cover.
-contract FedLedgerRegistry is AccessControl, EIP712 {
-    /// @notice Role allowed to start runs and commit their rounds.
+///
+/// Keys: one admin (a cold key), handed over only in two steps with a delay
+/// ({AccessControlDefaultAdminRules}), and coordinators (hot keys on the coordinator's host). What
+/// a coordinator can make the token mint is capped in advance by the admin: every run's budget,
+/// `rewardPerRound * plannedRounds`, is paid out of the coordinator's run allowance when the run
+/// starts, a run commits no round past `plannedRounds`, and no round's claims exceed
+/// `rewardPerRound`.
+contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules, EIP712 {
+    /// @inheritdoc IFedLedgerRegistry
     bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
 
-    /// @notice EIP-712 type hash of the message a participant signs over its model update.
+    /// @inheritdoc IFedLedgerRegistry
     bytes32 public constant UPDATE_TYPEHASH = keccak256(
         "Update(uint256 runId,uint32 round,bytes32 baseModelHash,bytes32 updateHash,uint64 numExamples)"
     );
 
-    /// @notice A participant of the allow-list.
-    /// @param metadataHash Hash of off-chain metadata about the participant; never personal data.
-    /// @param registeredAtBlock Block in which the admin added the participant.
-    /// @param deactivatedAtBlock Block in which the admin deactivated it; 0 while it is active.
-    struct Participant {
-        bytes32 metadataHash;
-        uint64 registeredAtBlock;
-        uint64 deactivatedAtBlock;
-    }
-
-    /// @notice A training run.
-    /// @param configHash Hash of the run configuration (strategy, model, rounds, reward rule).
-    /// @param initialModelHash Hash of the canonical encoding of the model round 1 starts from.
-    /// @param rewardPerRound Most tokens the participants of one round can claim between them.
-    /// @param coordinator The account that started the run; only it commits the run's rounds.
-    /// @param startBlock Block in which the run started.
-    /// @param nextRound The round that may be committed next; 0 means the run does not exist.
-    struct Run {
-        bytes32 configHash;
-        bytes32 initialModelHash;
-        uint256 rewardPerRound;
-        address coordinator;
-        uint64 startBlock;
-        uint32 nextRound;
-    }
-
-    /// @notice A committed round.
-    /// @param modelHash Hash of the canonical encoding of the aggregated model.
-    /// @param updatesRoot Merkle root over the accepted updates.
-    /// @param rewardsRoot Merkle root over the rewards granted for the round.
-    /// @param manifestHash Hash of the round manifest bytes.
-    /// @param accepted Number of updates accepted into the aggregate.
-    /// @param rejected Number of updates received and rejected.
-    /// @param committedAtBlock Block in which the round was committed; 0 means not committed.
-    struct Round {
-        bytes32 modelHash;
-        bytes32 updatesRoot;
-        bytes32 rewardsRoot;
-        bytes32 manifestHash;
-        uint32 accepted;
-        uint32 rejected;
-        uint64 committedAtBlock;
-    }
-
-    /// @notice The token rewards are paid in; this registry is its only minter.
+    /// @inheritdoc IFedLedgerRegistry
     ContributionToken public immutable token;
 
     address[] private _participantList;
     mapping(address account => Participant) private _participants;
+    mapping(address coordinator => uint256) private _runAllowance;
     uint256 private _runCount;
     mapping(uint256 runId => Run) private _runs;
     mapping(uint256 runId => mapping(uint32 round => Round)) private _rounds;
     mapping(uint256 runId => mapping(uint32 round => mapping(address account => uint256))) private _claimed;
     mapping(uint256 runId => mapping(uint32 round => uint256)) private _claimedTotal;
 
-    /// @notice The admin added `participant` to the allow-list.
-    event ParticipantAdded(address indexed participant, bytes32 metadataHash);
-    /// @notice The admin deactivated `participant`; it can no longer take part or claim.
-    event ParticipantDeactivated(address indexed participant);
-    /// @notice `coordinator` started run `runId`.
-    event RunStarted(
-        uint256 indexed runId,
-        address indexed coordinator,
-        bytes32 configHash,
-        bytes32 initialModelHash,
-        uint256 rewardPerRound
-    );
-    /// @notice Round `round` of run `runId` was committed; the full record is in {getRound}.
-    event RoundCommitted(uint256 indexed runId, uint32 indexed round, bytes32 modelHash, bytes32 manifestHash);
-    /// @notice `participant` claimed `amount` tokens for round `round` of run `runId`.
-    event RewardClaimed(uint256 indexed runId, uint32 indexed round, address indexed participant, uint256 amount);
-
-    /// @notice An address argument was the zero address.
-    error ZeroAddress();
-    /// @notice `participant` is already on the allow-list (deactivated addresses cannot return).
-    error ParticipantAlreadyRegistered(address participant);
-    /// @notice `participant` is not on the allow-list.
-    error UnknownParticipant(address participant);
-    /// @notice `participant` is on the allow-list but was deactivated.
-    error ParticipantNotActive(address participant);
-    /// @notice Run `runId` was never started.
-    error RunNotStarted(uint256 runId);
-    /// @notice `caller` is not the coordinator that started run `runId`.
-    error NotRunCoordinator(uint256 runId, address caller);
-    /// @notice Round `round` of run `runId` is already committed and can never be overwritten.
-    error RoundAlreadyCommitted(uint256 runId, uint32 round);
-    /// @notice Rounds are committed strictly in sequence: `expected` is next, `given` was sent.
-    error RoundOutOfSequence(uint256 runId, uint32 expected, uint32 given);
-    /// @notice Round `round` of run `runId` has not been committed.
-    error RoundNotCommitted(uint256 runId, uint32 round);
-    /// @notice `participant` already claimed its reward for round `round` of run `runId`.
-    error RewardAlreadyClaimed(uint256 runId, uint32 round, address participant);
-    /// @notice A reward claim asked for nothing.
-    error NothingToClaim();
-    /// @notice The proof does not show that `participant` was granted `amount` in that round.
-    error InvalidRewardProof(uint256 runId, uint32 round, address participant, uint256 amount);
-    /// @notice Paying `requested` would exceed what is left (`remaining`) of the round's budget.
-    error RewardBudgetExceeded(uint256 runId, uint32 round, uint256 requested, uint256 remaining);
-
-    /// @param admin Account that manages roles and the participant allow-list.
-    /// @param coordinator Account granted {COORDINATOR_ROLE}.
-    constructor(address admin, address coordinator) EIP712("FedLedger", "1") {
-        if (admin == address(0) || coordinator == address(0)) revert ZeroAddress();
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    /// @param admin The only account that manages roles, run allowances and the allow-list.
+    /// @param coordinator Account granted {COORDINATOR_ROLE}; its run allowance starts at 0.
+    /// @param adminTransferDelay Seconds between the admin starting a transfer of its role and the
+    /// new admin being able to accept it.
+    constructor(address admin, address coordinator, uint48 adminTransferDelay)
+        AccessControlDefaultAdminRules(adminTransferDelay, admin)
+        EIP712("FedLedger", "1")
+    {
+        if (coordinator == address(0)) revert ZeroAddress();
         _grantRole(COORDINATOR_ROLE, coordinator);
         token = new ContributionToken("FedLedger Contribution", "FLC");
+    }
+
+    /// @notice Whether this contract implements `interfaceId` (ERC-165): {IFedLedgerRegistry},
+    /// the default-admin rules, access control and ERC-165 itself.
+    function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
+        return interfaceId == type(IFedLedgerRegistry).interfaceId || super.supportsInterface(interfaceId);
     }
 
     // ----------------------------------------------------------------------------------------
     // Participants
     // ----------------------------------------------------------------------------------------
 
-    /// @notice Adds `participant` to the allow-list. Only the admin.
-    /// @param participant The participant's signing address.
-    /// @param metadataHash Hash of off-chain metadata about the participant; never personal data.
+    /// @inheritdoc IFedLedgerRegistry
     function addParticipant(address participant, bytes32 metadataHash) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (participant == address(0)) revert ZeroAddress();
         if (_participants[participant].registeredAtBlock != 0) revert ParticipantAlreadyRegistered(participant);
@@ -147,30 +77,29 @@ contract FedLedgerRegistry is AccessControl, EIP712 {
         emit ParticipantAdded(participant, metadataHash);
     }
 
-    /// @notice Removes `participant` from the active allow-list for good. Only the admin.
-    /// @dev The record stays so that an auditor can still check rounds committed before this block.
+    /// @inheritdoc IFedLedgerRegistry
     function deactivateParticipant(address participant) external onlyRole(DEFAULT_ADMIN_ROLE) {
         Participant storage record = _requireActive(participant);
         record.deactivatedAtBlock = uint64(block.number);
         emit ParticipantDeactivated(participant);
     }
 
-    /// @notice The allow-list record of `participant` (all zero if it was never added).
+    /// @inheritdoc IFedLedgerRegistry
     function getParticipant(address participant) external view returns (Participant memory) {
         return _participants[participant];
     }
 
-    /// @notice Number of participants ever added, active or not.
+    /// @inheritdoc IFedLedgerRegistry
     function participantCount() external view returns (uint256) {
         return _participantList.length;
     }
 
-    /// @notice The `index`-th participant ever added, in order of registration.
+    /// @inheritdoc IFedLedgerRegistry
     function participantAt(uint256 index) external view returns (address) {
         return _participantList[index];
     }
 
-    /// @notice Whether `participant` was registered and active in block `blockNumber`.
+    /// @inheritdoc IFedLedgerRegistry
     function isActiveAt(address participant, uint256 blockNumber) public view returns (bool) {
         Participant storage record = _participants[participant];
         return record.registeredAtBlock != 0 && record.registeredAtBlock <= blockNumber
@@ -178,41 +107,59 @@ contract FedLedgerRegistry is AccessControl, EIP712 {
     }
 
     // ----------------------------------------------------------------------------------------
+    // Run allowances
+    // ----------------------------------------------------------------------------------------
+
+    /// @inheritdoc IFedLedgerRegistry
+    function setRunAllowance(address coordinator, uint256 expected, uint256 amount)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        if (coordinator == address(0)) revert ZeroAddress();
+        uint256 previous = _runAllowance[coordinator];
+        if (previous != expected) revert RunAllowanceChanged(coordinator, expected, previous);
+        _runAllowance[coordinator] = amount;
+        emit RunAllowanceSet(coordinator, previous, amount);
+    }
+
+    /// @inheritdoc IFedLedgerRegistry
+    function runAllowance(address coordinator) external view returns (uint256) {
+        return _runAllowance[coordinator];
+    }
+
+    // ----------------------------------------------------------------------------------------
     // Runs and rounds
     // ----------------------------------------------------------------------------------------
 
-    /// @notice Starts a new run; its id is the number of runs started so far, plus one.
-    /// @param configHash Hash of the run configuration.
-    /// @param initialModelHash Hash of the canonical encoding of the initial model.
-    /// @param rewardPerRound Most tokens the participants of one round can claim between them.
-    /// @return runId The new run's id.
-    function startRun(bytes32 configHash, bytes32 initialModelHash, uint256 rewardPerRound)
+    /// @inheritdoc IFedLedgerRegistry
+    /// @dev `rewardPerRound` is stored in 128 bits (beside the start block, so that {commitRound}
+    /// reads one slot); that is over 10^20 tokens of 18 decimals per round.
+    function startRun(bytes32 configHash, bytes32 initialModelHash, uint256 rewardPerRound, uint32 plannedRounds)
         external
         onlyRole(COORDINATOR_ROLE)
         returns (uint256 runId)
     {
+        if (plannedRounds == 0) revert NoPlannedRounds();
+        if (rewardPerRound > type(uint128).max) revert RewardPerRoundTooLarge(rewardPerRound, type(uint128).max);
+        uint256 budget = rewardPerRound * plannedRounds;
+        uint256 allowance = _runAllowance[msg.sender];
+        if (budget > allowance) revert RunAllowanceExceeded(msg.sender, budget, allowance);
+
+        _runAllowance[msg.sender] = allowance - budget;
         runId = ++_runCount;
         _runs[runId] = Run({
             configHash: configHash,
             initialModelHash: initialModelHash,
-            rewardPerRound: rewardPerRound,
-            coordinator: msg.sender,
+            rewardPerRound: uint128(rewardPerRound),
             startBlock: uint64(block.number),
-            nextRound: 1
+            coordinator: msg.sender,
+            nextRound: 1,
+            plannedRounds: plannedRounds
         });
-        emit RunStarted(runId, msg.sender, configHash, initialModelHash, rewardPerRound);
+        emit RunStarted(runId, msg.sender, configHash, initialModelHash, rewardPerRound, plannedRounds);
     }
 
-    /// @notice Records round `round` of run `runId`. Only the coordinator that started the run,
-    /// only the run's next round, and never twice.
-    /// @param runId The run.
-    /// @param round The round, counted from 1.
-    /// @param modelHash Hash of the canonical encoding of the aggregated model.
-    /// @param updatesRoot Merkle root over the accepted updates.
-    /// @param rewardsRoot Merkle root over the rewards granted for the round.
-    /// @param manifestHash Hash of the round manifest bytes.
-    /// @param accepted Number of updates accepted into the aggregate.
-    /// @param rejected Number of updates received and rejected.
+    /// @inheritdoc IFedLedgerRegistry
     function commitRound(
         uint256 runId,
         uint32 round,
@@ -224,9 +171,12 @@ contract FedLedgerRegistry is AccessControl, EIP712 {
         uint32 rejected
     ) external onlyRole(COORDINATOR_ROLE) {
         Run storage run = _runs[runId];
-        uint32 expected = run.nextRound;
+        // One slot holds all three; reading them together lets the optimizer load it once.
+        (address coordinator, uint32 expected, uint32 plannedRounds) =
+            (run.coordinator, run.nextRound, run.plannedRounds);
         if (expected == 0) revert RunNotStarted(runId);
-        if (run.coordinator != msg.sender) revert NotRunCoordinator(runId, msg.sender);
+        if (coordinator != msg.sender) revert NotRunCoordinator(runId, msg.sender);
+        if (round > plannedRounds) revert RoundBeyondPlan(runId, round, plannedRounds);
         if (round != expected) {
             if (round != 0 && round < expected) revert RoundAlreadyCommitted(runId, round);
             revert RoundOutOfSequence(runId, expected, round);
@@ -245,34 +195,31 @@ contract FedLedgerRegistry is AccessControl, EIP712 {
         emit RoundCommitted(runId, round, modelHash, manifestHash);
     }
 
-    /// @notice Number of runs started.
+    /// @inheritdoc IFedLedgerRegistry
     function runCount() external view returns (uint256) {
         return _runCount;
     }
 
-    /// @notice The record of run `runId`; reverts if it was never started.
+    /// @inheritdoc IFedLedgerRegistry
     function getRun(uint256 runId) external view returns (Run memory) {
         Run storage run = _runs[runId];
         if (run.nextRound == 0) revert RunNotStarted(runId);
         return run;
     }
 
-    /// @notice Number of rounds of run `runId` committed so far; reverts if it was never started.
+    /// @inheritdoc IFedLedgerRegistry
     function committedRounds(uint256 runId) external view returns (uint32) {
         uint32 nextRound = _runs[runId].nextRound;
         if (nextRound == 0) revert RunNotStarted(runId);
         return nextRound - 1;
     }
 
-    /// @notice The record of round `round` of run `runId`; reverts if it was not committed.
+    /// @inheritdoc IFedLedgerRegistry
     function getRound(uint256 runId, uint32 round) external view returns (Round memory) {
         return _requireCommitted(runId, round);
     }
 
-    /// @notice Whether `participant`'s update is among the accepted updates of a committed round,
-    /// proven against the round's updates root. Reverts if the round was not committed.
-    /// @dev The leaf is
-    /// `keccak256(bytes.concat(keccak256(abi.encode(runId, round, participant, updateHash, numExamples))))`.
+    /// @inheritdoc IFedLedgerRegistry
     function isUpdateIncluded(
         uint256 runId,
         uint32 round,
@@ -291,11 +238,7 @@ contract FedLedgerRegistry is AccessControl, EIP712 {
     // Rewards
     // ----------------------------------------------------------------------------------------
 
-    /// @notice Claims the caller's reward for round `round` of run `runId`, proven against the
-    /// round's rewards root, and mints it to the caller. Once per participant per round.
-    /// @dev The leaf is `keccak256(bytes.concat(keccak256(abi.encode(runId, round, account, amount))))`.
-    /// @param amount The amount the round granted the caller.
-    /// @param proof Merkle proof of the caller's leaf.
+    /// @inheritdoc IFedLedgerRegistry
     function claim(uint256 runId, uint32 round, uint256 amount, bytes32[] calldata proof) external {
         _requireActive(msg.sender);
         Round storage committed = _requireCommitted(runId, round);
@@ -315,12 +258,12 @@ contract FedLedgerRegistry is AccessControl, EIP712 {
         token.mint(msg.sender, amount);
     }
 
-    /// @notice What `participant` has claimed for round `round` of run `runId` (0 if nothing).
+    /// @inheritdoc IFedLedgerRegistry
     function claimedAmount(uint256 runId, uint32 round, address participant) external view returns (uint256) {
         return _claimed[runId][round][participant];
     }
 
-    /// @notice What all participants together have claimed for round `round` of run `runId`.
+    /// @inheritdoc IFedLedgerRegistry
     function claimedTotal(uint256 runId, uint32 round) external view returns (uint256) {
         return _claimedTotal[runId][round];
     }
@@ -329,8 +272,7 @@ contract FedLedgerRegistry is AccessControl, EIP712 {
     // Signed updates
     // ----------------------------------------------------------------------------------------
 
-    /// @notice The EIP-712 digest a participant signs over its update, bound to this chain and
-    /// this registry.
+    /// @inheritdoc IFedLedgerRegistry
     function updateDigest(uint256 runId, uint32 round, bytes32 baseModelHash, bytes32 updateHash, uint64 numExamples)
         public
         view
@@ -341,8 +283,7 @@ contract FedLedgerRegistry is AccessControl, EIP712 {
         );
     }
 
-    /// @notice The address that produced `signature` over the given update; reverts on a
-    /// malformed signature.
+    /// @inheritdoc IFedLedgerRegistry
     function recoverUpdateSigner(
         uint256 runId,
         uint32 round,

@@ -4,14 +4,18 @@ The auditor trusts neither the coordinator nor its summaries: everything starts 
 registry holds in storage (runs, rounds, participants, claims), and every artifact is re-hashed
 as it is read. Each check yields a finding; a check that cannot be done (an artifact missing, a
 strategy that cannot be re-derived) is a failure or ``unsupported``, never a pass.
+
+Beyond what is committed, each run's committed rounds are compared with the rounds its
+configuration planned, and the store is searched for manifests of the run that no commit names.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from fedledger.aggregation import UnsupportedStrategy, aggregator_for
 from fedledger.audit.findings import AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
+from fedledger.audit.orphans import StoredManifests, record_orphans
 from fedledger.audit.recompute import (
     Reaggregation,
     RoundUpdates,
@@ -21,6 +25,7 @@ from fedledger.audit.recompute import (
 )
 from fedledger.chain import CommittedRound, ParticipantRecord, Registry, RunRecord
 from fedledger.encoding import EncodingError, decode_model
+from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex, to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
 from fedledger.rounds import rewards_tree, updates_tree
@@ -37,12 +42,20 @@ class _Abort(Exception):
 
 @dataclass
 class _RunState:
-    """What carries from one round of a run to the next."""
+    """What carries from one round of a run to the next, and what its committed rounds point to.
+
+    Attributes:
+        committed_manifests: round -> the committed manifest hash.
+        referenced: every artifact hash the run's commits point to: its configuration, its initial
+            model, and each committed round's manifest, model and updates.
+    """
 
     config: RunConfiguration | None
     reaggregation: Reaggregation
     model_hash: bytes
     model: Arrays | None
+    committed_manifests: dict[int, str] = field(default_factory=dict)
+    referenced: set[str] = field(default_factory=set)
 
 
 class Auditor:
@@ -53,10 +66,20 @@ class Auditor:
         self.store = store
         self.domain: SigningDomain = registry.signing_domain()
         self._registrations: dict[str, ParticipantRecord | None] = {}
+        self._stored_manifests: StoredManifests | None = None
 
     def audit(self, run_ids: list[int] | None = None) -> AuditReport:
-        """Audit ``run_ids`` (default: every run of the registry)."""
-        ids = run_ids if run_ids is not None else list(range(1, self.registry.run_count() + 1))
+        """Audit ``run_ids`` (default: every run of the registry).
+
+        Raises:
+            FedLedgerError: a run id names no run of the registry.
+        """
+        count = self.registry.run_count()
+        ids = run_ids if run_ids is not None else list(range(1, count + 1))
+        unknown = [run_id for run_id in ids if not 1 <= run_id <= count]
+        if unknown:
+            held = {0: "it has none", 1: "it has run 1 only"}.get(count, f"its runs are 1 to {count}")
+            raise FedLedgerError(f"registry {self.registry.address} has no run {unknown[0]}: {held}")
         return AuditReport(
             chain=self.registry.chain.description,
             chain_id=self.domain.chain_id,
@@ -76,6 +99,18 @@ class Auditor:
             self._audit_round(run, committed, state, round_audit)
             audit.rounds.append(round_audit)
             state.model_hash = committed.commitment.model_hash
+            state.committed_manifests[round_number] = to_hex(committed.commitment.manifest_hash)
+            state.referenced.update(
+                to_hex(digest) for digest in (committed.commitment.manifest_hash, committed.commitment.model_hash)
+            )
+        self._planned_rounds(run, state.config, audit)
+        record_orphans(
+            audit,
+            self._stored().of_run(self.domain.chain_id, self.registry.address, run_id),
+            state.committed_manifests,
+            state.referenced,
+            self.store,
+        )
         return audit
 
     # Run level -------------------------------------------------------------------------------
@@ -83,6 +118,7 @@ class Auditor:
     def _start(self, run: RunRecord, audit: RunAudit) -> _RunState:
         unreadable = Reaggregation(None, "the run configuration could not be read")
         state = _RunState(None, unreadable, run.initial_model_hash, None)
+        state.referenced.update(to_hex(digest) for digest in (run.config_hash, run.initial_model_hash))
         try:
             state.config = RunConfiguration.from_bytes(self.store.get(run.config_hash))
         except (ArtifactError, ValueError) as error:
@@ -95,6 +131,66 @@ class Auditor:
                 state.reaggregation = Reaggregation(None, str(error))
         state.model = self._model(run.run_id, 0, run.initial_model_hash, audit.findings)
         return state
+
+    def _planned_rounds(self, run: RunRecord, config: RunConfiguration | None, audit: RunAudit) -> None:
+        """Compare the rounds the run committed with the rounds it planned, and the plan the registry
+        enforces with the one the run configuration records.
+
+        Fewer rounds than planned is ``incomplete`` (the run stopped, or its last commits were lost);
+        more, or a configuration that plans otherwise than the registry, is a failure; a configuration
+        that records no plan leaves the cross-check ``unsupported``.
+        """
+        committed, planned = run.committed_rounds, run.planned_rounds
+        audit.planned_rounds = planned
+        if committed < planned:
+            missing = f"round {planned}" if committed + 1 == planned else f"rounds {committed + 1} to {planned}"
+            audit.findings.append(
+                Finding(
+                    "rounds",
+                    "incomplete",
+                    run.run_id,
+                    message=f"{audit.progress()}: {missing} never committed",
+                    expected=f"{planned} rounds",
+                    found=f"{committed} rounds",
+                )
+            )
+        elif committed > planned:
+            audit.findings.append(
+                Finding(
+                    "rounds",
+                    "fail",
+                    run.run_id,
+                    message="more rounds committed than the run plans",
+                    expected=f"{planned} rounds",
+                    found=f"{committed} rounds",
+                )
+            )
+        else:
+            audit.findings.append(_pass("rounds", run.run_id, None, audit.progress()))
+        if config is None:
+            return
+        if config.planned_rounds is None:
+            message = "the run configuration records no planned number of rounds (details.num_server_rounds)"
+            audit.findings.append(Finding("planned-rounds", "unsupported", run.run_id, message=message))
+        elif config.planned_rounds != planned:
+            audit.findings.append(
+                Finding(
+                    "planned-rounds",
+                    "fail",
+                    run.run_id,
+                    message="the run configuration plans another number of rounds than the registry's run",
+                    expected=f"{planned} rounds (registry)",
+                    found=f"{config.planned_rounds} rounds (run configuration)",
+                )
+            )
+        else:
+            audit.findings.append(_pass("planned-rounds", run.run_id, None, f"{planned} rounds, as the registry holds"))
+
+    def _stored(self) -> StoredManifests:
+        """The store's manifests, read on first use and shared by every run of the audit."""
+        if self._stored_manifests is None:
+            self._stored_manifests = StoredManifests(self.store)
+        return self._stored_manifests
 
     def _model(self, run_id: int, round_number: int, digest: bytes, findings: list[Finding]) -> Arrays | None:
         """Read and decode a committed model; the finding says whether it is there and intact."""
@@ -131,6 +227,7 @@ class Auditor:
         next_model = self._model(run.run_id, committed.round, commitment.model_hash, audit.findings)
         try:
             manifest = self._manifest(committed, record)
+            state.referenced.update(entry.update_hash.lower() for entry in manifest.updates if entry.update_hash)
             audit.outcome = manifest.outcome
             audit.accuracy = manifest.metrics.get("evaluate", {}).get("aggregate", {}).get("eval-accuracy")
             audit.rewards = manifest.rewards

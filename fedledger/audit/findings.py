@@ -1,9 +1,18 @@
-"""The outcome of an audit: one finding per check, grouped by round and run."""
+"""The outcome of an audit: one finding per check, grouped by round and run.
 
+A finding's status is ``pass``, ``fail``, ``unsupported`` (the check could not be done),
+``incomplete`` (the run committed fewer rounds than it planned) or ``orphan`` (a store artifact of
+the run that no committed round points to). Only ``pass`` counts as passed. The verdict of a run
+or a report is ``fail`` if any finding failed or could not be checked, else ``incomplete`` if a
+run stopped short of its plan, else ``pass``: orphans are listed, but do not change it.
+"""
+
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pass", "fail", "unsupported"]
+Status = Literal["pass", "fail", "unsupported", "incomplete", "orphan"]
+Verdict = Literal["pass", "fail", "incomplete"]
 
 #: Every check the auditor runs, and what it establishes.
 CHECKS = {
@@ -23,7 +32,14 @@ CHECKS = {
     "rewards": "the rewards are what the run's reward rule grants",
     "reaggregation": "aggregating the accepted updates reproduces the committed modelHash bit for bit",
     "claims": "no claim on-chain exceeds the manifest's amount or the round's budget",
+    "rounds": "the run committed every round it plans (plannedRounds, as the registry holds it), and no more",
+    "planned-rounds": "the run configuration plans (details.num_server_rounds) what the registry holds",
+    "orphans": "every manifest of the run in the store is the committed manifest of its round, and every "
+    "update or model such a manifest names is one a committed round points to",
 }
+
+#: The checks made once per run rather than once per round.
+RUN_CHECKS = ("run-config", "rounds", "orphans")
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,16 @@ class Finding:
         return text
 
 
+def verdict_of(findings: Iterable[Finding]) -> Verdict:
+    """``fail`` wins over ``incomplete``, which wins over ``pass``; orphans change nothing."""
+    statuses = {finding.status for finding in findings}
+    if statuses & {"fail", "unsupported"}:
+        return "fail"
+    if "incomplete" in statuses:
+        return "incomplete"
+    return "pass"
+
+
 @dataclass
 class RoundAudit:
     """A committed round: its checks and the figures the report plots."""
@@ -70,22 +96,43 @@ class RoundAudit:
 
 @dataclass
 class RunAudit:
+    """A run: its run-level findings (configuration, planned rounds, orphans) and its committed rounds.
+
+    ``planned_rounds`` is what the registry holds; ``rerun_rounds`` are committed rounds the store
+    holds another manifest for.
+    """
+
     run_id: int
     findings: list[Finding] = field(default_factory=list)
     rounds: list[RoundAudit] = field(default_factory=list)
+    planned_rounds: int = 0
+    rerun_rounds: list[int] = field(default_factory=list)
 
     @property
     def all_findings(self) -> list[Finding]:
         return self.findings + [finding for audit in self.rounds for finding in audit.findings]
 
     @property
+    def orphans(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.status == "orphan"]
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.all_findings)
+
+    @property
     def passed(self) -> bool:
-        return all(finding.status == "pass" for finding in self.all_findings)
+        return self.verdict == "pass"
+
+    def progress(self) -> str:
+        """Committed rounds against planned ones, e.g. ``7 of 10 planned rounds committed``."""
+        return f"{len(self.rounds)} of {self.planned_rounds} planned rounds committed"
 
 
 @dataclass
 class AuditReport:
-    """The verdict on a registry's history: passed only if every check of every round passed."""
+    """The verdict on a registry's history: ``pass`` only if every check of every round passed and
+    every run committed the rounds it planned; a report with no run is a ``fail``."""
 
     chain: str
     chain_id: int
@@ -98,15 +145,38 @@ class AuditReport:
         return [finding for run in self.runs for finding in run.all_findings]
 
     @property
+    def verdict(self) -> Verdict:
+        if not self.runs:
+            return "fail"
+        return verdict_of(self.findings)
+
+    @property
     def passed(self) -> bool:
-        return all(run.passed for run in self.runs) and bool(self.runs)
+        return self.verdict == "pass"
 
     def problems(self) -> list[Finding]:
+        """Every finding that is not a pass: failures, what could not be checked, missing rounds, orphans."""
         return [finding for finding in self.findings if finding.status != "pass"]
+
+    def summary(self) -> str:
+        """One line: the verdict, the checks passed, and every run that is short of its plan or has orphans."""
+        checked = len(self.findings)
+        parts = [f"{self.verdict.upper()}: {checked - len(self.problems())} of {checked} checks passed"]
+        for run in self.runs:
+            if run.planned_rounds != len(run.rounds):
+                parts.append(f"run {run.run_id}: {run.progress()}")
+            if run.orphans:
+                orphans = f"run {run.run_id}: {len(run.orphans)} store artifacts no committed round points to"
+                if len(run.rerun_rounds) == 1:
+                    orphans += f" (round {run.rerun_rounds[0]} was run again)"
+                elif run.rerun_rounds:
+                    orphans += f" (rounds {', '.join(map(str, run.rerun_rounds))} were run again)"
+                parts.append(orphans)
+        return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "verdict": "pass" if self.passed else "fail",
+            "verdict": self.verdict,
             "chain": self.chain,
             "chain_id": self.chain_id,
             "registry": self.registry,
@@ -115,10 +185,18 @@ class AuditReport:
             "runs": [
                 {
                     "run_id": run.run_id,
-                    "verdict": "pass" if run.passed else "fail",
+                    "verdict": run.verdict,
+                    "planned_rounds": run.planned_rounds,
+                    "committed_rounds": len(run.rounds),
+                    "rerun_rounds": run.rerun_rounds,
                     "findings": [asdict(finding) for finding in run.findings],
                     "rounds": [
-                        {**asdict(audit), "verdict": "pass" if audit.passed else "fail"} for audit in run.rounds
+                        {
+                            **asdict(audit),
+                            "verdict": "pass" if audit.passed else "fail",
+                            "rerun": audit.round in run.rerun_rounds,
+                        }
+                        for audit in run.rounds
                     ],
                 }
                 for run in self.runs

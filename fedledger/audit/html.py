@@ -3,16 +3,23 @@
 import html
 from collections import defaultdict
 
-from fedledger.audit.findings import CHECKS, AuditReport, RunAudit
+from fedledger.audit.findings import CHECKS, RUN_CHECKS, AuditReport, RunAudit
 from fedledger.rewards import TOKEN_DECIMALS
 
 _WIDTH, _HEIGHT, _PAD = 560, 220, 44
-_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "unsupported": "#ef6c00", "none": "#e0e0e0"}
+_COLOURS = {
+    "pass": "#2e7d32",
+    "fail": "#c62828",
+    "unsupported": "#ef6c00",
+    "incomplete": "#f9a825",
+    "orphan": "#8e24aa",
+    "none": "#e0e0e0",
+}
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 h1 { margin-bottom: 0.2em; } .verdict { font-size: 1.4em; font-weight: bold; padding: 0.4em 0.8em; color: white; }
-.pass { background: #2e7d32; } .fail { background: #c62828; }
+.pass { background: #2e7d32; } .fail { background: #c62828; } .incomplete { background: #f9a825; }
 .badge { font-size: 0.7em; padding: 0.15em 0.5em; color: white; vertical-align: middle; }
 .grid td:first-child { width: auto; white-space: nowrap; padding: 0 0.5em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
@@ -137,7 +144,7 @@ def _run_section(run: RunAudit) -> str:
     )
     grid = ["<table class='grid'><tr><th>check</th>" + "".join(f"<th>{label}</th>" for label in labels) + "</tr>"]
     for check in CHECKS:
-        if check == "run-config":
+        if check in RUN_CHECKS:
             continue
         cells = []
         for audit in rounds:
@@ -147,31 +154,40 @@ def _run_section(run: RunAudit) -> str:
                 f"<td style='background:{_COLOURS[status]}' title='{check} round {audit.round}: {status}'></td>"
             )
         grid.append(f"<tr><td>{_escape(check)}</td>{''.join(cells)}</tr>")
-    grid.append("</table>")
-    run_level = "".join(f"<li>{_escape(finding)}</li>" for finding in run.findings)
-    problems = [finding for finding in run.all_findings if finding.status != "pass"]
+    rerun = [(audit.round, "orphan" if audit.round in run.rerun_rounds else "pass") for audit in rounds]
+    grid.append(
+        "<tr><td>run again</td>"
+        + "".join(
+            f"<td style='background:{_COLOURS[status]}' title='round {number} run again: "
+            f"{'yes' if status == 'orphan' else 'no'}'></td>"
+            for number, status in rerun
+        )
+        + "</tr></table>"
+    )
+    run_level = "".join(f"<li>{_escape(finding)}</li>" for finding in run.findings if finding.status != "orphan")
+    orphans = "".join(f"<li>{_escape(finding)}</li>" for finding in run.orphans) or "<li>none</li>"
+    problems = [finding for finding in run.all_findings if finding.status not in ("pass", "orphan")]
     problem_list = "".join(f"<li>{_escape(finding)}</li>" for finding in problems) or "<li>none</li>"
-    verdict = "pass" if run.passed else "fail"
     return (
-        f"<h2>Run {run.run_id} <span class='badge {verdict}'>{verdict.upper()}</span></h2>"
+        f"<h2>Run {run.run_id} <span class='badge {run.verdict}'>{run.verdict.upper()}</span></h2>"
+        f"<p>{_escape(run.progress())}</p>"
         f"<div class='charts'>{''.join(charts)}</div>"
         f"<h3>Checks per round</h3>{''.join(grid)}"
         f"<h3>Run-level checks</h3><ul>{run_level}</ul>"
         f"<h3>Problems</h3><ul>{problem_list}</ul>"
+        f"<h3>Store artifacts no committed round points to</h3><ul>{orphans}</ul>"
     )
 
 
 def render_html(report: AuditReport) -> str:
     """The whole report as a standalone HTML document."""
-    verdict = "pass" if report.passed else "fail"
     legend = "".join(
         f"<tr><td><code>{_escape(name)}</code></td><td>{_escape(text)}</td></tr>" for name, text in CHECKS.items()
     )
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>FedLedger audit</title>"
         f"<style>{_STYLE}</style></head><body>"
-        f"<h1>FedLedger audit</h1><p class='verdict {verdict}'>{verdict.upper()}: "
-        f"{len(report.findings) - len(report.problems())} of {len(report.findings)} checks passed</p>"
+        f"<h1>FedLedger audit</h1><p class='verdict {report.verdict}'>{_escape(report.summary())}</p>"
         f"<p>registry <code>{_escape(report.registry)}</code> on chain {report.chain_id} "
         f"({_escape(report.chain)}); store <code>{_escape(report.store)}</code></p>"
         + "".join(_run_section(run) for run in report.runs)

@@ -5,18 +5,23 @@ from fedledger.chain.errors import ChainError, ContractRevert
 from fedledger.chain.registry import (
     CommittedRound,
     ParticipantRecord,
+    PendingAdmin,
     Registry,
     RoundCommitment,
     RunRecord,
 )
+from fedledger.chain.transport import DEFAULT_RETRY_SECONDS, ChainUnavailable
 
 __all__ = [
+    "DEFAULT_RETRY_SECONDS",
     "IN_PROCESS",
     "Chain",
     "ChainError",
+    "ChainUnavailable",
     "CommittedRound",
     "ContractRevert",
     "ParticipantRecord",
+    "PendingAdmin",
     "Receipt",
     "Registry",
     "RoundCommitment",

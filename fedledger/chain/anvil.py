@@ -1,25 +1,30 @@
-"""A local anvil node (Foundry's Ethereum node) whose chain persists in a state directory."""
+"""A local anvil node (Foundry's Ethereum node) whose chain is on disk before any client hears of a change."""
 
+import contextlib
+import ctypes
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import HTTPProvider, Web3
 
 from contracts import CONTRACTS_DIR
 from fedledger.chain.errors import ChainError
+from fedledger.chain.relay import AnvilClient, StateSaveError, StateSavingRelay
 
 ANVIL_ENV = "FEDLEDGER_ANVIL"
 _NPM_ANVIL = CONTRACTS_DIR.parent / "node_modules" / ".bin" / "anvil"
 _START_TIMEOUT_SECONDS = 30
+_PR_SET_PDEATHSIG = 1
 
 
 def find_anvil() -> Path:
@@ -46,27 +51,26 @@ def free_port() -> int:
 
 
 class AnvilNode:
-    """An anvil process serving JSON-RPC on ``host:port``, its chain kept in ``state_dir``.
+    """anvil behind a :class:`~fedledger.chain.relay.StateSavingRelay`, serving JSON-RPC on ``host:port``.
 
-    The chain (blocks, receipts and logs) is loaded from ``state_dir/state.json`` at start, saved
-    there every ``save_interval`` seconds and on stop, so a restarted node continues it.
-    ``state_dir/anvil.json`` lists the node's funded development accounts and their keys.
+    anvil itself listens on a private local port and never writes its state; the relay saves the
+    whole chain to ``state_dir/state.json`` after every request that can change it, before
+    answering, so every transaction a client was told about survives anvil being killed. A
+    restarted node loads that file and continues the chain. ``state_dir/anvil.json`` lists the
+    node's funded development accounts and their keys.
+
+    anvil runs in a session of its own (a Ctrl-C meant for this process must not reach it mid-save;
+    :meth:`stop` stops it) and, on Linux, is killed when the thread that started it ends, so it
+    cannot outlive this process.
     """
 
-    def __init__(
-        self,
-        state_dir: Path,
-        port: int = 8545,
-        host: str = "127.0.0.1",
-        chain_id: int = 31337,
-        save_interval: int = 5,
-    ) -> None:
+    def __init__(self, state_dir: Path, port: int = 8545, host: str = "127.0.0.1", chain_id: int = 31337) -> None:
         self.state_dir = state_dir
         self.port = port
         self.host = host
         self.chain_id = chain_id
-        self.save_interval = save_interval
         self._process: subprocess.Popen[bytes] | None = None
+        self._relay: StateSavingRelay | None = None
 
     @property
     def rpc_url(self) -> str:
@@ -80,52 +84,79 @@ class AnvilNode:
     def accounts_file(self) -> Path:
         return self.state_dir / "anvil.json"
 
-    def command(self) -> list[str]:
-        return [
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "anvil.log"
+
+    @property
+    def anvil_port(self) -> int | None:
+        """anvil's own local port while it runs: the same chain, answered without being saved (for measurements)."""
+        return self._relay.anvil.port if self._relay is not None else None
+
+    @property
+    def anvil_pid(self) -> int | None:
+        """The anvil process's id while it runs."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
+    def command(self, anvil_port: int) -> list[str]:
+        """anvil's command line: a private port, and the saved chain if there is one."""
+        command = [
             str(find_anvil()),
             "--host",
-            self.host,
+            "127.0.0.1",
             "--port",
-            str(self.port),
+            str(anvil_port),
             "--chain-id",
             str(self.chain_id),
-            "--state",
-            str(self.state_file),
-            "--state-interval",
-            str(self.save_interval),
             "--config-out",
             str(self.accounts_file),
             "--silent",
         ]
+        if self.state_file.exists():
+            command += ["--load-state", str(self.state_file)]
+        return command
 
     def start(self) -> "AnvilNode":
-        """Start anvil and wait until it answers JSON-RPC.
+        """Start anvil, save its chain, and serve it on ``rpc_url``.
 
         Raises:
-            ChainError: anvil exited or did not answer in time; the message carries its output.
+            ChainError: anvil exited or did not answer in time (the message carries its output),
+                the chain could not be saved, or ``host:port`` is taken.
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        # A session of its own: a Ctrl-C meant for us must not reach anvil mid-save; stop() signals it.
-        with (self.state_dir / "anvil.log").open("wb") as log:
+        anvil_port = free_port()
+        with self.log_file.open("wb") as log:
             self._process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(anvil_port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),
             )
-        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
-        w3 = Web3(HTTPProvider(self.rpc_url, request_kwargs={"timeout": 2}))
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise ChainError(f"anvil exited with code {self._process.returncode}: {self._log_tail()}")
-            if w3.is_connected():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise ChainError(f"anvil did not answer on {self.rpc_url} within {_START_TIMEOUT_SECONDS} s")
+        self._wait_until_answering(AnvilClient(anvil_port))
+        try:
+            self._relay = StateSavingRelay((self.host, self.port), anvil_port, self.state_file)
+            self._relay.save()
+        except StateSaveError as error:
+            self.stop()
+            raise ChainError(str(error)) from None
+        except OSError as error:
+            self.stop()
+            raise ChainError(f"cannot serve JSON-RPC on {self.host}:{self.port}: {error.strerror or error}") from None
+        self._relay.start()
+        return self
 
     def stop(self) -> None:
-        """Stop anvil, letting it save its state first."""
+        """Stop serving, save the chain a last time, and stop anvil."""
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            relay.stop()
         if self._process is None or self._process.poll() is not None:
             return
-        self._process.send_signal(signal.SIGINT)
+        if relay is not None and relay.failure is None:
+            with contextlib.suppress(StateSaveError):  # every change was already saved as it happened
+                relay.save()
+        self._process.send_signal(signal.SIGTERM)
         try:
             self._process.wait(timeout=_START_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
@@ -133,19 +164,44 @@ class AnvilNode:
             self._process.wait()
 
     def wait(self) -> int:
-        """Block until anvil exits; returns its exit code."""
+        """Block until anvil exits; its exit code (negative: the signal that ended it).
+
+        Raises:
+            ChainError: the chain could not be saved (anvil is stopped: nothing unsaved is served).
+        """
         if self._process is None:
             raise ChainError("anvil was not started")
-        return self._process.wait()
+        while (code := self._process.poll()) is None:
+            if self._relay is not None and self._relay.failure is not None:
+                failure = self._relay.failure
+                self.stop()
+                raise ChainError(failure)
+            time.sleep(0.2)
+        return code
 
     def dev_accounts(self) -> list[LocalAccount]:
         """The node's funded development accounts (from ``anvil.json``)."""
         keys = json.loads(self.accounts_file.read_text())["private_keys"]
         return [Account.from_key(key) for key in keys]
 
+    def _wait_until_answering(self, anvil: AnvilClient) -> None:
+        if self._process is None:
+            raise ChainError("anvil was not started")
+        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ChainError(f"anvil exited with code {self._process.returncode}: {self._log_tail()}")
+            try:
+                anvil.call("eth_chainId")
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise ChainError(f"anvil did not answer within {_START_TIMEOUT_SECONDS} s: {self._log_tail()}")
+
     def _log_tail(self) -> str:
-        log = self.state_dir / "anvil.log"
-        return log.read_text(errors="replace")[-2000:] if log.exists() else "(no output)"
+        text = self.log_file.read_text(errors="replace").strip() if self.log_file.exists() else ""
+        return " ".join(text[-2000:].split()) or "(no output)"
 
     def __enter__(self) -> "AnvilNode":
         return self.start()
@@ -154,3 +210,18 @@ class AnvilNode:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux kill the child when the thread that started it ends."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arrange() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return arrange

@@ -1,6 +1,6 @@
 """A connection to an EVM chain and the local keys that sign transactions on it."""
 
-import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,43 +10,83 @@ from eth_account.signers.local import LocalAccount
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
 from eth_typing import ChecksumAddress
-from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from hexbytes import HexBytes
+from web3 import EthereumTesterProvider, Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import ContractLogicError
-from web3.types import TxParams
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import TxParams, TxReceipt
 
 from fedledger.chain.artifacts import load_artifact
 from fedledger.chain.errors import ChainError, ErrorDecoder
+from fedledger.chain.journal import Journal, JournalEntry, read_journal
+from fedledger.chain.transport import DEFAULT_RETRY_SECONDS, RetryingHTTPProvider, SendInterrupted
 
 IN_PROCESS = "in-process"
-JOURNAL_FORMAT = "fedledger-in-process-chain/1"
-_RECEIPT_TIMEOUT_SECONDS = 120
+#: How long a sent transaction may stay unmined, and a chain without a new block, before giving up.
+RECEIPT_TIMEOUT_SECONDS = 120.0
+_POLL_SECONDS = (0.02, 1.0)  # first and longest wait between two looks at a pending transaction
+#: What nodes answer when sent a transaction they already hold or have mined: look it up by hash.
+_ALREADY_SENT_ANSWERS = ("already known", "already imported", "known transaction", "nonce too low")
 
 
 @dataclass(frozen=True)
 class Receipt:
-    """The outcome of a mined transaction."""
+    """The outcome of a mined transaction.
 
-    tx_hash: str
+    ``tx_hash`` and ``gas_used`` are ``None`` when they are not known: a commit found in contract
+    storage on a node that keeps no logs names its block, not its transaction.
+    """
+
+    tx_hash: str | None
     block_number: int
-    gas_used: int
+    gas_used: int | None
     contract_address: ChecksumAddress | None = None
+
+    @classmethod
+    def of(cls, receipt: TxReceipt) -> "Receipt":
+        return cls(
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+            block_number=receipt["blockNumber"],
+            gas_used=receipt["gasUsed"],
+            contract_address=receipt.get("contractAddress"),
+        )
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A transaction in flight: what was signed, kept so that it is only ever sent again byte for byte."""
+
+    sender: ChecksumAddress
+    nonce: int
+    raw: bytes
+    tx_hash: HexBytes
 
 
 class Chain:
     """An EVM chain reached through web3, plus the accounts this process can sign for.
 
-    Every transaction is signed here with a local key (:meth:`add_signer`), whatever the node:
-    the in-process chain's funded development keys are registered automatically; on any other
-    node, keys come from a keystore or an environment variable (see :mod:`fedledger.keys`).
-    Reverts raise :class:`~fedledger.chain.errors.ContractRevert` naming the contract's custom error.
+    Every transaction is signed here with a local key (:meth:`add_signer`) and an explicit nonce,
+    whatever the node: the in-process chain's funded development keys are registered
+    automatically; on any other node, keys come from a keystore or an environment variable (see
+    :mod:`fedledger.keys`). Reverts raise :class:`~fedledger.chain.errors.ContractRevert` naming the
+    contract's custom error.
+
+    On a node (:meth:`connect`), every call rides out outages of up to ``retry_seconds``
+    (:class:`~fedledger.chain.transport.RetryingHTTPProvider`), and a transaction is never sent
+    twice: after a fault it is looked up by hash before its same signed bytes are sent again.
+    With ``confirmations``, a transaction counts as mined once that many blocks follow it and its
+    receipt is still there.
     """
 
-    def __init__(self, w3: Web3, description: str) -> None:
+    def __init__(self, w3: Web3, description: str, confirmations: int = 0) -> None:
+        if confirmations < 0:
+            raise ChainError(f"confirmations must be zero or more, not {confirmations}")
         self.w3 = w3
         self.description = description
+        self.confirmations = confirmations
         self._signers: dict[ChecksumAddress, LocalAccount] = {}
-        self._journal: list[bytes] | None = [] if description == IN_PROCESS else None
+        self._mined: list[JournalEntry] | None = [] if description == IN_PROCESS else None
+        self._journal: Journal | None = None
         self._errors = ErrorDecoder(load_artifact(name).abi for name in ("FedLedgerRegistry", "ContributionToken"))
 
     @classmethod
@@ -58,63 +98,53 @@ class Chain:
             chain.add_signer(Account.from_key(key.to_bytes()))
         return chain
 
-    def save(self, path: Path) -> None:
-        """Save the in-process chain so that :meth:`restore` can bring it back after this process ends.
+    @property
+    def journal(self) -> Path | None:
+        """The file this in-process chain appends every mined transaction to, if any."""
+        return self._journal.path if self._journal is not None else None
 
-        What is saved is every transaction, signed, in the order it was mined: replayed on a fresh
-        in-process chain (same genesis, same development keys) they rebuild the same state.
+    def journal_to(self, path: Path) -> None:
+        """Keep the in-process chain in a journal at ``path`` so that :meth:`restore` can bring it back.
+
+        Every transaction mined so far is written at once, and every later one is appended as it is
+        mined, before its sender is told. Replayed on a fresh in-process chain (same genesis, same
+        development keys) they rebuild the same state.
         """
-        if self._journal is None:
-            raise ChainError(f"only the in-process chain is saved this way; {self.description} keeps its own state")
-        document = {
-            "format": JOURNAL_FORMAT,
-            "chain_id": self.chain_id,
-            "transactions": [transaction.hex() for transaction in self._journal],
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(document) + "\n")
+        if self._mined is None:
+            raise ChainError(f"only the in-process chain keeps a journal; {self.description} keeps its own state")
+        self._journal = Journal(path, self.chain_id, self._mined)
 
     @classmethod
     def restore(cls, path: Path) -> "Chain":
-        """An in-process chain rebuilt from a file written by :meth:`save`.
+        """An in-process chain rebuilt from the journal at ``path`` (see :meth:`journal_to`).
 
         Raises:
-            ChainError: the file is missing, of another format, or a transaction does not replay.
+            ChainError: naming the file, and the first transaction that does not replay and why.
         """
-        try:
-            document = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ChainError(f"no saved chain at {path}") from None
-        except json.JSONDecodeError as error:
-            raise ChainError(f"{path} is not a saved chain: {error}") from None
-        if document.get("format") != JOURNAL_FORMAT:
-            raise ChainError(f"{path} is not a saved in-process chain ({JOURNAL_FORMAT})")
+        chain_id, entries = read_journal(path)
         chain = cls.in_process()
-        for index, transaction in enumerate(document["transactions"]):
-            tx_hash = chain.w3.eth.send_raw_transaction(bytes.fromhex(transaction))
-            if chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] != 1:
-                raise ChainError(f"{path}: transaction {index} failed on replay")
-            chain._journal.append(bytes.fromhex(transaction))
-        if chain.chain_id != document["chain_id"]:
-            raise ChainError(f"{path} was saved from chain {document['chain_id']}, not {chain.chain_id}")
+        if chain_id != chain.chain_id:
+            raise ChainError(f"{path} holds chain {chain_id}, not the in-process chain {chain.chain_id}")
+        for index, entry in enumerate(entries):
+            chain._replay(entry, f"{path}: transaction {index} ({entry.tx_hash})")
         return chain
 
     @classmethod
-    def connect(cls, rpc_url: str) -> "Chain":
-        """A node at a JSON-RPC HTTP(S) URL.
+    def connect(cls, rpc_url: str, retry_seconds: float = DEFAULT_RETRY_SECONDS, confirmations: int = 0) -> "Chain":
+        """A node at a JSON-RPC HTTP(S) URL. It must answer now; from then on, every call rides out
+        outages of up to ``retry_seconds``.
 
         Raises:
-            ChainError: when nothing answers at ``rpc_url``.
+            ChainError: nothing answers at ``rpc_url``.
         """
-        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
-        if not w3.is_connected():
-            raise ChainError(f"no Ethereum JSON-RPC node answers at {rpc_url}")
-        return cls(w3, rpc_url)
+        provider = RetryingHTTPProvider(rpc_url, retry_seconds)
+        provider.check_answers()
+        return cls(Web3(provider), rpc_url, confirmations)
 
     @classmethod
-    def open(cls, rpc_url: str | None) -> "Chain":
-        """The node at ``rpc_url``, or a fresh in-process chain when it is ``None``."""
-        return cls.in_process() if rpc_url is None else cls.connect(rpc_url)
+    def open(cls, rpc_url: str | None, retry_seconds: float = DEFAULT_RETRY_SECONDS, confirmations: int = 0) -> "Chain":
+        """The node at ``rpc_url`` (see :meth:`connect`), or a fresh in-process chain when it is ``None``."""
+        return cls.in_process() if rpc_url is None else cls.connect(rpc_url, retry_seconds, confirmations)
 
     @property
     def chain_id(self) -> int:
@@ -176,6 +206,11 @@ class Chain:
         except (ContractLogicError, TransactionFailed) as error:
             raise self._errors.from_exception(error) from None
 
+    def receipt(self, tx_hash: str | bytes) -> Receipt | None:
+        """The receipt of a mined transaction, or ``None`` while the node does not know it as mined."""
+        found = self._find_receipt(HexBytes(tx_hash))
+        return Receipt.of(found) if found is not None else None
+
     def _require_signer(self, sender: str) -> ChecksumAddress:
         address = Web3.to_checksum_address(sender)
         if address not in self._signers:
@@ -189,18 +224,115 @@ class Chain:
 
     def _sign_and_send(self, transaction: TxParams, sender: ChecksumAddress) -> Receipt:
         signed = self._signers[sender].sign_transaction(transaction)
+        sent = InFlight(sender, int(transaction["nonce"]), bytes(signed.raw_transaction), signed.hash)
+        self._submit(sent)
+        receipt = self._await_receipt(sent)
+        self._record(JournalEntry.of(sent.raw, receipt["status"]))
+        if receipt["status"] != 1:
+            raise ChainError(f"transaction {sent.tx_hash.to_0x_hex()} was mined but failed (status 0)")
+        return Receipt.of(receipt)
+
+    def _submit(self, sent: InFlight) -> None:
+        """Hand ``sent`` to the node; an interrupted send or a node that already has it is settled by
+        :meth:`_await_receipt`, which looks the transaction up by hash."""
         try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            self.w3.eth.send_raw_transaction(sent.raw)
+        except SendInterrupted:
+            return
         except (ContractLogicError, TransactionFailed) as error:
             raise self._errors.from_exception(error) from None
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT_SECONDS)
+        except Web3RPCError as error:
+            answer = ((error.rpc_response or {}).get("error") or {}).get("message") or str(error)
+            if any(known in answer.lower() for known in _ALREADY_SENT_ANSWERS):
+                return
+            raise ChainError(
+                f"{self.description} refused transaction {sent.tx_hash.to_0x_hex()} (nonce {sent.nonce} of "
+                f"{sent.sender}): {answer}"
+            ) from None
+
+    def _await_receipt(self, sent: InFlight) -> TxReceipt:
+        """Wait until ``sent`` is mined (and confirmed); send its same bytes again if the node lost it.
+
+        Raises:
+            ChainError: its nonce was taken by another transaction, or it was not mined in time.
+        """
+        deadline = time.monotonic() + RECEIPT_TIMEOUT_SECONDS
+        pause = _POLL_SECONDS[0]
+        while True:
+            receipt = self._find_receipt(sent.tx_hash)
+            if receipt is not None:
+                if self._still_there_after_confirmations(sent, receipt):
+                    return receipt
+            elif self._find_transaction(sent.tx_hash) is None:
+                self._send_again(sent)
+                deadline = time.monotonic() + RECEIPT_TIMEOUT_SECONDS
+            if time.monotonic() > deadline:
+                raise ChainError(
+                    f"transaction {sent.tx_hash.to_0x_hex()} (nonce {sent.nonce} of {sent.sender}) was not mined "
+                    f"within {RECEIPT_TIMEOUT_SECONDS:g} s on {self.description}"
+                )
+            time.sleep(pause)
+            pause = min(2 * pause, _POLL_SECONDS[1])
+
+    def _still_there_after_confirmations(self, sent: InFlight, receipt: TxReceipt) -> bool:
+        """Wait for ``confirmations`` blocks on top of ``receipt``; whether it is still in the chain then."""
+        if self.confirmations == 0:
+            return True
+        target = receipt["blockNumber"] + self.confirmations
+        last_block, last_progress = self.block_number, time.monotonic()
+        while last_block < target:
+            time.sleep(_POLL_SECONDS[1])
+            block = self.block_number
+            if block > last_block:
+                last_block, last_progress = block, time.monotonic()
+            elif time.monotonic() - last_progress > RECEIPT_TIMEOUT_SECONDS:
+                raise ChainError(
+                    f"no new block on {self.description} for {RECEIPT_TIMEOUT_SECONDS:g} s while waiting for "
+                    f"{self.confirmations} confirmations of {sent.tx_hash.to_0x_hex()}"
+                )
+        again = self._find_receipt(sent.tx_hash)
+        return again is not None and again["blockHash"] == receipt["blockHash"]
+
+    def _send_again(self, sent: InFlight) -> None:
+        """The node has no trace of ``sent``: send its same bytes again, unless its nonce is used up.
+
+        Raises:
+            ChainError: another transaction was mined with its nonce.
+        """
+        if self.w3.eth.get_transaction_count(sent.sender, "latest") > sent.nonce:
+            if self._find_receipt(sent.tx_hash) is not None:
+                return  # mined between the two looks
+            raise ChainError(
+                f"nonce {sent.nonce} of {sent.sender} was taken by another transaction on {self.description}; "
+                f"{sent.tx_hash.to_0x_hex()} was not mined and will not be"
+            )
+        self._submit(sent)
+
+    def _find_receipt(self, tx_hash: HexBytes) -> TxReceipt | None:
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+
+    def _find_transaction(self, tx_hash: HexBytes) -> Any:
+        try:
+            return self.w3.eth.get_transaction(tx_hash)
+        except TransactionNotFound:
+            return None
+
+    def _record(self, entry: JournalEntry) -> None:
+        if self._mined is None:
+            return
+        self._mined.append(entry)
         if self._journal is not None:
-            self._journal.append(bytes(signed.raw_transaction))
-        if receipt["status"] != 1:
-            raise ChainError(f"transaction {tx_hash.to_0x_hex()} was mined but failed (status 0)")
-        return Receipt(
-            tx_hash=tx_hash.to_0x_hex(),
-            block_number=receipt["blockNumber"],
-            gas_used=receipt["gasUsed"],
-            contract_address=receipt.get("contractAddress"),
-        )
+            self._journal.append(entry)
+
+    def _replay(self, entry: JournalEntry, where: str) -> None:
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(entry.raw)
+            status = self.w3.eth.get_transaction_receipt(tx_hash)["status"]
+        except Exception as error:  # any reason the node gives for refusing the bytes is the answer
+            raise ChainError(f"{where} does not replay: {' '.join(str(error).split())}") from None
+        if status != entry.status:
+            raise ChainError(f"{where} does not replay: status {status} on replay, {entry.status} when mined")
+        self._record(entry)

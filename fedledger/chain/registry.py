@@ -1,19 +1,36 @@
 """Typed access to a deployed FedLedgerRegistry and its ContributionToken."""
 
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 from eth_typing import ChecksumAddress
+from eth_utils import function_abi_to_4byte_selector
 from web3 import Web3
 from web3.contract.contract import ContractFunction
+from web3.exceptions import BadFunctionCallOutput
 
 from fedledger.chain.artifacts import load_artifact
 from fedledger.chain.connection import Chain, Receipt
 from fedledger.chain.errors import ChainError
+from fedledger.hashing import to_hex
 from fedledger.signing import DOMAIN_NAME, DOMAIN_VERSION, SigningDomain, UpdateMessage
 
 COORDINATOR_ROLE = Web3.keccak(text="COORDINATOR_ROLE")
 ADMIN_ROLE = bytes(32)
+
+#: Seconds between the admin starting a transfer of its role and the new admin accepting it.
+DEFAULT_ADMIN_TRANSFER_DELAY = 24 * 60 * 60
+
+
+def _interface_id(abi: list[dict[str, Any]]) -> bytes:
+    """The ERC-165 id of an interface: the XOR of its functions' selectors (Solidity's ``type(I).interfaceId``)."""
+    selectors = [function_abi_to_4byte_selector(entry) for entry in abi if entry["type"] == "function"]
+    return reduce(lambda left, right: bytes(a ^ b for a, b in zip(left, right, strict=True)), selectors, bytes(4))
+
+
+#: The ERC-165 id a registry of this version reports through ``supportsInterface``.
+REGISTRY_INTERFACE_ID = _interface_id(load_artifact("IFedLedgerRegistry").abi)
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,20 @@ class RunRecord:
     coordinator: ChecksumAddress
     start_block: int
     committed_rounds: int
+    planned_rounds: int
+
+    @property
+    def budget(self) -> int:
+        """What the run's claims can mint at most: its reward per round for each planned round."""
+        return self.reward_per_round * self.planned_rounds
+
+
+@dataclass(frozen=True)
+class PendingAdmin:
+    """An admin transfer the admin started: who may accept it, and from when (a Unix time)."""
+
+    new_admin: ChecksumAddress
+    accept_after: int
 
 
 @dataclass(frozen=True)
@@ -81,27 +112,46 @@ class Registry:
     """
 
     def __init__(self, chain: Chain, address: str, sender: str | None = None) -> None:
+        """Attach to the registry at ``address``.
+
+        Raises:
+            ChainError: ``address`` holds no contract, or one that does not report the registry
+                interface of this version (ERC-165), such as the token or an older registry.
+        """
         self.chain = chain
         self.address = Web3.to_checksum_address(address)
         if not chain.w3.eth.get_code(self.address):
-            raise ChainError(f"no contract at {self.address} on {chain.description}")
+            raise ChainError(f"{self.address} is not a FedLedger registry: no contract there on {chain.description}")
         self.sender = Web3.to_checksum_address(sender) if sender else None
         self.contract = chain.w3.eth.contract(address=self.address, abi=load_artifact("FedLedgerRegistry").abi)
+        if not self._reports_registry_interface():
+            raise ChainError(
+                f"{self.address} on {chain.description} is not a FedLedger registry of this version: it does not "
+                f"report the registry interface 0x{REGISTRY_INTERFACE_ID.hex()} (ERC-165 supportsInterface)"
+            )
         self.token_address: ChecksumAddress = self._read(self.contract.functions.token())
         self.token = chain.w3.eth.contract(address=self.token_address, abi=load_artifact("ContributionToken").abi)
 
     @classmethod
     def deploy(
-        cls, chain: Chain, sender: str, admin: str | None = None, coordinator: str | None = None
+        cls,
+        chain: Chain,
+        sender: str,
+        admin: str | None = None,
+        coordinator: str | None = None,
+        admin_transfer_delay: int = DEFAULT_ADMIN_TRANSFER_DELAY,
     ) -> tuple["Registry", Receipt]:
         """Deploy a registry (and its token) from ``sender``.
 
-        ``admin`` and ``coordinator`` default to ``sender``.
+        ``admin`` and ``coordinator`` default to ``sender``; the coordinator's run allowance starts
+        at 0. ``admin_transfer_delay`` is the seconds a new admin waits before accepting the role.
         """
         artifact = load_artifact("FedLedgerRegistry")
         factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         constructor = factory.constructor(
-            Web3.to_checksum_address(admin or sender), Web3.to_checksum_address(coordinator or sender)
+            Web3.to_checksum_address(admin or sender),
+            Web3.to_checksum_address(coordinator or sender),
+            admin_transfer_delay,
         )
         receipt = chain.transact(constructor, sender)
         if receipt.contract_address is None:
@@ -120,6 +170,12 @@ class Registry:
     def _read(self, call: ContractFunction) -> Any:
         return self.chain.call(call)
 
+    def _reports_registry_interface(self) -> bool:
+        try:
+            return self._read(self.contract.functions.supportsInterface(REGISTRY_INTERFACE_ID)) is True
+        except (ChainError, BadFunctionCallOutput):
+            return False
+
     # Roles -------------------------------------------------------------------------------
 
     def is_admin(self, address: str) -> bool:
@@ -131,6 +187,53 @@ class Registry:
     def grant_coordinator(self, address: str) -> Receipt:
         """Grant the coordinator role to ``address``. Admin only."""
         return self._send(self.contract.functions.grantRole(COORDINATOR_ROLE, Web3.to_checksum_address(address)))
+
+    def admin(self) -> ChecksumAddress:
+        """The one account holding the admin role (the zero address once it was renounced)."""
+        return self._read(self.contract.functions.defaultAdmin())
+
+    def admin_transfer_delay(self) -> int:
+        """Seconds a new admin waits between the transfer starting and accepting it."""
+        return self._read(self.contract.functions.defaultAdminDelay())
+
+    def pending_admin(self) -> PendingAdmin | None:
+        """The admin transfer under way, or ``None``."""
+        new_admin, accept_after = self._read(self.contract.functions.pendingDefaultAdmin())
+        if accept_after == 0:
+            return None
+        return PendingAdmin(new_admin, accept_after)
+
+    def begin_admin_transfer(self, new_admin: str) -> tuple[PendingAdmin, Receipt]:
+        """Start handing the admin role to ``new_admin``, who accepts it after the delay. Admin only."""
+        receipt = self._send(self.contract.functions.beginDefaultAdminTransfer(Web3.to_checksum_address(new_admin)))
+        tx_receipt = self.chain.w3.eth.get_transaction_receipt(receipt.tx_hash)
+        (event,) = self.contract.events.DefaultAdminTransferScheduled().process_receipt(tx_receipt)
+        return PendingAdmin(event["args"]["newAdmin"], event["args"]["acceptSchedule"]), receipt
+
+    def accept_admin_transfer(self) -> Receipt:
+        """Take the admin role, once the delay has passed. The pending admin only."""
+        return self._send(self.contract.functions.acceptDefaultAdminTransfer())
+
+    def cancel_admin_transfer(self) -> Receipt:
+        """Cancel the admin transfer under way. Admin only."""
+        return self._send(self.contract.functions.cancelDefaultAdminTransfer())
+
+    # Run allowances ----------------------------------------------------------------------
+
+    def run_allowance(self, coordinator: str) -> int:
+        """What ``coordinator`` may still budget for the runs it starts, in token units."""
+        return self._read(self.contract.functions.runAllowance(Web3.to_checksum_address(coordinator)))
+
+    def set_run_allowance(self, coordinator: str, amount: int, expected: int | None = None) -> Receipt:
+        """Set ``coordinator``'s run allowance to ``amount`` token units. Admin only.
+
+        The contract sets it only while it is still ``expected`` (default: what it is now), so an
+        allowance spent meanwhile raises ``ContractRevert(RunAllowanceChanged)`` instead of being
+        granted twice.
+        """
+        checksum = Web3.to_checksum_address(coordinator)
+        current = self.run_allowance(checksum) if expected is None else expected
+        return self._send(self.contract.functions.setRunAllowance(checksum, current, amount))
 
     # Participants ------------------------------------------------------------------------
 
@@ -163,16 +266,42 @@ class Registry:
 
     # Runs and rounds ---------------------------------------------------------------------
 
-    def start_run(self, config_hash: bytes, initial_model_hash: bytes, reward_per_round: int) -> tuple[int, Receipt]:
-        """Start a run; returns its id and the receipt. Coordinator only."""
-        call = self.contract.functions.startRun(config_hash, initial_model_hash, reward_per_round)
+    def start_run(
+        self, config_hash: bytes, initial_model_hash: bytes, reward_per_round: int, planned_rounds: int
+    ) -> tuple[int, Receipt]:
+        """Start a run of ``planned_rounds`` rounds; returns its id and the receipt. Coordinator only.
+
+        Its budget, ``reward_per_round * planned_rounds``, is paid out of the sender's run allowance.
+        """
+        call = self.contract.functions.startRun(config_hash, initial_model_hash, reward_per_round, planned_rounds)
         receipt = self._send(call)
         tx_receipt = self.chain.w3.eth.get_transaction_receipt(receipt.tx_hash)
         (event,) = self.contract.events.RunStarted().process_receipt(tx_receipt)
         return event["args"]["runId"], receipt
 
     def commit_round(self, run_id: int, round_number: int, commitment: RoundCommitment) -> Receipt:
-        """Commit round ``round_number`` of run ``run_id``. The run's coordinator only."""
+        """Commit round ``round_number`` of run ``run_id``. The run's coordinator only.
+
+        Idempotent: when the round is already committed with exactly ``commitment`` (a commit sent
+        before a crash or an outage), that commit is returned — its receipt if the node keeps the
+        ``RoundCommitted`` log, else its block with the transaction and gas unknown.
+
+        Raises:
+            ChainError: the round is already committed with a different commitment.
+        """
+        if 1 <= round_number <= self.run(run_id).committed_rounds:
+            committed = self.committed_round(run_id, round_number)
+            if committed.commitment != commitment:
+                raise ChainError(
+                    f"run {run_id} round {round_number} is already committed with manifest "
+                    f"{to_hex(committed.commitment.manifest_hash)}, not {to_hex(commitment.manifest_hash)}"
+                )
+            block = committed.committed_at_block
+            logs = self.contract.events.RoundCommitted().get_logs(
+                from_block=block, to_block=block, argument_filters={"runId": run_id, "round": round_number}
+            )
+            receipt = self.chain.receipt(logs[0]["transactionHash"]) if logs else None
+            return receipt or Receipt(tx_hash=None, block_number=block, gas_used=None)
         call = self.contract.functions.commitRound(
             run_id,
             round_number,
@@ -190,10 +319,12 @@ class Registry:
 
     def run(self, run_id: int) -> RunRecord:
         """The record of run ``run_id``; raises ``ContractRevert(RunNotStarted)`` if there is none."""
-        config, initial, reward, coordinator, start_block, next_round = self._read(
+        config, initial, reward, start_block, coordinator, next_round, planned = self._read(
             self.contract.functions.getRun(run_id)
         )
-        return RunRecord(run_id, bytes(config), bytes(initial), reward, coordinator, start_block, next_round - 1)
+        return RunRecord(
+            run_id, bytes(config), bytes(initial), reward, coordinator, start_block, next_round - 1, planned
+        )
 
     def committed_round(self, run_id: int, round_number: int) -> CommittedRound:
         """The record of a committed round; raises ``ContractRevert(RoundNotCommitted)`` otherwise."""

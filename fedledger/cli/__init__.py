@@ -1,6 +1,7 @@
 """The ``fedledger`` command line."""
 
 from importlib.metadata import entry_points
+from typing import Annotated
 
 import typer
 
@@ -15,6 +16,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show an error's traceback instead of its one-line message.")
+    ] = False,
+) -> None:
+    """Options of every command; ``ReportingGroup`` reads ``--debug`` when it reports an error."""
+
+
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(chain.app, name="chain")
 app.add_typer(participants.app, name="participants")

@@ -8,8 +8,10 @@ import typer
 from rich.table import Table
 
 from fedledger.audit import Auditor, AuditReport
+from fedledger.audit.findings import Verdict
 from fedledger.audit.html import render_html
 from fedledger.cli.common import (
+    ChainFile,
     DeploymentFile,
     RegistryAddress,
     RpcUrl,
@@ -21,10 +23,17 @@ from fedledger.cli.common import (
 )
 from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE
 
+#: The exit code of each verdict. 1 is also every input error; 2 is a usage error.
+EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "incomplete": 3}
+
+_STYLES = {"fail": "red", "unsupported": "red", "incomplete": "yellow", "orphan": "magenta"}
+_VERDICT_STYLES: dict[Verdict, str] = {"pass": "green", "fail": "red", "incomplete": "yellow"}
+
 
 def audit(
     simulation: Simulation = None,
     rpc_url: RpcUrl = None,
+    chain_file: ChainFile = None,
     registry: RegistryAddress = None,
     store: Store = None,
     run: Annotated[list[int] | None, typer.Option(help="Audit only this run (repeatable). Default: all runs.")] = None,
@@ -33,12 +42,15 @@ def audit(
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
     """Verify every committed round: manifest hash, signatures and registration, update hashes, Merkle roots,
-    the chain of models, re-aggregation to the committed model, rewards and claims.
+    the chain of models, re-aggregation to the committed model, rewards and claims; compare the committed
+    rounds with the planned ones, and list the run's artifacts in the store that no committed round points to.
 
-    Exits 0 only if every check of every round passes; each failure names the run, round, participant
-    and check, with what was expected and what was found. Needs neither torch nor Flower.
+    Exits 0 (pass) only if every check passes and every planned round is committed; 1 (fail) if a check
+    fails or cannot be made, or on bad input; 3 (incomplete) if every check passes but rounds the run
+    planned were never committed. Each problem names the run, round, participant and check, with what was
+    expected and what was found. Needs neither torch nor Flower.
     """
-    history = open_history(simulation, rpc_url, registry, store, deployment, run)
+    history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     result = Auditor(history.registry, history.store).audit(history.run_ids)
     if report is not None:
         report.write_text(render_html(result))
@@ -46,21 +58,30 @@ def audit(
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
         _print(result, report)
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(EXIT_CODES[result.verdict])
 
 
 def _print(result: AuditReport, html_path: Path | None) -> None:
     console.print(f"registry {result.registry} on chain {result.chain_id} ({result.chain}); store {result.store}")
     for run in result.runs:
         table = Table(
-            "round", "outcome", "accepted", "rejected", "accuracy", "gas", "checks", title=f"run {run.run_id}"
+            "round",
+            "outcome",
+            "accepted",
+            "rejected",
+            "accuracy",
+            "gas",
+            "checks",
+            title=f"run {run.run_id}: {run.progress()}, {run.verdict.upper()}",
         )
         for audit in run.rounds:
             failed = [finding for finding in audit.findings if finding.status != "pass"]
-            verdict = f"{len(audit.findings) - len(failed)}/{len(audit.findings)} pass"
+            checks = f"{len(audit.findings) - len(failed)}/{len(audit.findings)} pass"
+            if audit.round in run.rerun_rounds:
+                checks += ", run again"
             accuracy = f"{100 * audit.accuracy:.1f}%" if audit.accuracy is not None else "-"
             gas = f"{audit.gas_used:,}" if audit.gas_used is not None else "-"
-            style = None if audit.passed else "red"
+            style = "red" if not audit.passed else "magenta" if audit.round in run.rerun_rounds else None
             table.add_row(
                 str(audit.round),
                 audit.outcome or "?",
@@ -68,14 +89,16 @@ def _print(result: AuditReport, html_path: Path | None) -> None:
                 str(audit.rejected),
                 accuracy,
                 gas,
-                verdict,
+                checks,
                 style=style,
             )
+        stored = {finding.round for finding in run.orphans}
+        for missing in range(len(run.rounds) + 1, run.planned_rounds + 1):
+            note = "manifest stored" if missing in stored else "-"
+            table.add_row(str(missing), "not committed", "-", "-", "-", "-", note, style="yellow")
         show_table(table)
     for finding in result.problems():
-        console.print(str(finding), style="red", highlight=False, markup=False)
-    checked = len(result.findings)
-    verdict = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
-    console.print(f"{verdict}: {checked - len(result.problems())} of {checked} checks passed")
+        console.print(str(finding), style=_STYLES[finding.status], highlight=False, markup=False)
+    console.print(result.summary(), style=_VERDICT_STYLES[result.verdict], highlight=False, markup=False)
     if html_path is not None:
         console.print(f"report written to {html_path}")

@@ -10,12 +10,12 @@ from fedledger.cli.common import console
 
 
 def certs(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the certificates and keys.")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Directory for the certificates and keys.")],
     host: Annotated[
         list[str],
         typer.Option(help="A DNS name or IP address the SuperLink is reached at (repeatable; the first names it)."),
     ],
-    days: Annotated[int, typer.Option(help="Validity of both certificates, in days.")] = 365,
+    days: Annotated[int, typer.Option(min=1, help="Validity of both certificates, in days.")] = 365,
 ) -> None:
     """Create a CA and a SuperLink certificate it signs, with each --host as a subject alternative name.
 

@@ -8,17 +8,20 @@ import typer
 from rich.table import Table
 
 from fedledger.cli.common import (
+    ChainFile,
     DeploymentFile,
     Keystore,
     RegistryAddress,
     RpcUrl,
+    RunIds,
     Simulation,
     Store,
+    check_address,
     console,
     open_history,
     show_table,
 )
-from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE, LedgerLocation
+from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex
 from fedledger.identity import (
@@ -42,21 +45,21 @@ app = typer.Typer(
 
 @app.command()
 def verify(
-    address: Annotated[str, typer.Option("--address", help="The participant's Ethereum address.")],
+    address: Annotated[
+        str, typer.Option("--address", help="The participant's Ethereum address.", callback=check_address)
+    ],
     simulation: Simulation = None,
     rpc_url: RpcUrl = None,
+    chain_file: ChainFile = None,
     registry: RegistryAddress = None,
     store: Store = None,
-    run: Annotated[list[int] | None, typer.Option(help="Only this run (repeatable). Default: all runs.")] = None,
+    run: RunIds = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
     """Show, round by round, whether ADDRESS's update was included — its Merkle proof checked by the
     registry contract against the committed updates root — and its reward and whether it was claimed."""
-    history = open_history(simulation, rpc_url, registry, store, deployment, run)
+    history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     handle = history.registry
-    if not handle.chain.w3.is_address(address):
-        raise FedLedgerError(f"{address!r} is not an Ethereum address")
-    address = handle.chain.w3.to_checksum_address(address)
     for run_id in history.run_ids or range(1, handle.run_count() + 1):
         table = Table("round", "update", "in the committed root", "reward (tokens)", "claimed", title=f"run {run_id}")
         for round_number in range(1, handle.run(run_id).committed_rounds + 1):
@@ -96,22 +99,26 @@ def verify(
 def claim(
     simulation: Simulation = None,
     rpc_url: RpcUrl = None,
+    chain_file: ChainFile = None,
     registry: RegistryAddress = None,
     store: Store = None,
-    run: Annotated[list[int] | None, typer.Option(help="Only this run (repeatable). Default: all runs.")] = None,
+    run: RunIds = None,
     keystore: Keystore = None,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
     """Claim every reward the account has not claimed yet, each with its Merkle proof against the
     round's rewards root. The account is the keystore's, or the key in $FEDLEDGER_PRIVATE_KEY.
 
-    On a finished simulation's saved in-process chain, the claims are saved into it.
+    On a saved in-process chain (a finished simulation's, or --chain-file), each claim is appended to
+    its journal as it is mined.
     """
     account = load_sender(keystore)
     if account is None:
         raise FedLedgerError(f"claiming sends transactions: pass --keystore or set ${PRIVATE_KEY_ENV}")
-    history = open_history(simulation, rpc_url, registry, store, deployment, run)
+    history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     handle = history.registry.as_sender(history.registry.chain.add_signer(account))
+    if history.saved_chain is not None:
+        handle.chain.journal_to(history.saved_chain)
     address, claimed, total = account.address, 0, 0
     for run_id in history.run_ids or range(1, handle.run_count() + 1):
         for round_number in range(1, handle.run(run_id).committed_rounds + 1):
@@ -129,10 +136,6 @@ def claim(
                 f"(block {receipt.block_number}, gas {receipt.gas_used:,})"
             )
             claimed, total = claimed + 1, total + amount
-    if simulation is not None:
-        saved = LedgerLocation.load(simulation).saved_chain
-        if saved and claimed:
-            handle.chain.save(Path(saved))
     console.print(
         f"{claimed} rewards claimed, {total / 10**TOKEN_DECIMALS:,.4f} tokens; "
         f"balance {handle.token_balance(address) / 10**TOKEN_DECIMALS:,.4f}"
@@ -141,7 +144,9 @@ def claim(
 
 @app.command()
 def init(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the participant's keys (created if needed).")],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Directory for the participant's keys (created if needed).")
+    ],
 ) -> None:
     """Create this participant's keys: an encrypted Ethereum keystore (it signs updates and claims
     rewards) and the SuperNode authentication key pair Flower's SuperLink checks. Refuses to

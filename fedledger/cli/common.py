@@ -1,8 +1,11 @@
 """Options and helpers shared by the ``fedledger`` commands."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import click
 import typer
@@ -11,8 +14,9 @@ from rich.measure import Measurement
 from rich.table import Table
 from typer.core import TyperGroup
 
+from fedledger.addresses import checksum_address
 from fedledger.chain import Chain, Registry
-from fedledger.deployment import Deployment, LedgerLocation
+from fedledger.deployment import LEDGER_FILE, Deployment, LedgerLocation
 from fedledger.errors import FedLedgerError
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
 from fedledger.store import ArtifactStore
@@ -28,14 +32,76 @@ def show_table(table: Table) -> None:
 
 
 class ReportingGroup(TyperGroup):
-    """A command group that reports FedLedger errors as one unwrapped line and exit code 1."""
+    """A command group that reports every error as one unwrapped line on stderr, never a traceback.
+
+    FedLedger errors say what was wrong and exit 1; usage errors (an unknown option, a value out of
+    range) exit 2; any other exception is reported by its type and message and exits 1. With
+    ``--debug`` (a parameter of the group), FedLedger errors and other exceptions show their traceback.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _one_line_errors(debug=False):
+            return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
-        try:
+        with _one_line_errors(debug=bool(ctx.params.get("debug"))):
             return super().invoke(ctx)
-        except FedLedgerError as error:
-            error_console.print(f"error: {error}", style="red", markup=False)
-            raise click.exceptions.Exit(1) from error
+
+
+@contextmanager
+def _one_line_errors(debug: bool) -> Iterator[None]:
+    """Report what the block raises as one line and exit; with ``debug``, let the exception through."""
+    try:
+        yield
+    except (click.exceptions.Exit, click.Abort, click.exceptions.NoArgsIsHelpError, BrokenPipeError):
+        raise
+    except click.UsageError as error:
+        hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+        _report(f"{error.format_message().rstrip('.')}{hint}")
+        raise click.exceptions.Exit(error.exit_code) from error
+    except click.ClickException as error:
+        _report(error.format_message())
+        raise click.exceptions.Exit(error.exit_code) from error
+    except FedLedgerError as error:
+        if debug:
+            raise
+        _report(str(error))
+        raise click.exceptions.Exit(1) from error
+    except Exception as error:
+        if debug:
+            raise
+        _report(f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)")
+        raise click.exceptions.Exit(1) from error
+
+
+def _report(message: str) -> None:
+    error_console.print(f"error: {' '.join(message.split())}", style="red", markup=False)
+
+
+def source_name(ctx: click.Context, param: click.Parameter) -> str:
+    """How the user gave ``param``: its option name, or the environment variable it came from."""
+    envvar = param.envvar if isinstance(param.envvar, str) else None
+    if envvar and ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT:
+        return f"${envvar}"
+    return param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+
+
+def check_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Option and argument callback: an Ethereum address, checksummed (see ``fedledger.addresses``)."""
+    return None if value is None else checksum_address(value, source_name(ctx, param))
+
+
+def check_rpc_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Option callback: an HTTP(S) URL with a host, the only kind of node URL FedLedger connects to."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FedLedgerError(
+            f"{source_name(ctx, param)} {value!r} is not an HTTP(S) URL of a JSON-RPC node "
+            "(for example http://127.0.0.1:8545)"
+        )
+    return value
 
 
 RpcUrl = Annotated[
@@ -44,6 +110,7 @@ RpcUrl = Annotated[
         "--rpc-url",
         envvar="FEDLEDGER_RPC_URL",
         help="JSON-RPC URL of the Ethereum node. Default: the one in the deployment file.",
+        callback=check_rpc_url,
     ),
 ]
 RegistryAddress = Annotated[
@@ -52,6 +119,7 @@ RegistryAddress = Annotated[
         "--registry",
         envvar="FEDLEDGER_REGISTRY",
         help="Address of the FedLedger registry contract. Default: the one in the deployment file.",
+        callback=check_address,
     ),
 ]
 DeploymentFile = Annotated[
@@ -88,10 +156,13 @@ def locate_registry(rpc_url: str | None, registry: str | None, deployment_file: 
 def open_registry(
     rpc_url: str | None, registry: str | None, deployment_file: Path, keystore: Path | None = None
 ) -> Registry:
-    """Connect to the registry; with a sending key (keystore or environment) when one is set."""
+    """Connect to the registry; with a sending key (keystore or environment) when one is set.
+
+    The key is loaded first, so that a bad keystore or password is reported before any node is asked.
+    """
+    sender = load_sender(keystore)
     url, address = locate_registry(rpc_url, registry, deployment_file)
     chain = Chain.connect(url)
-    sender = load_sender(keystore)
     if sender is None:
         return Registry(chain, address)
     return Registry(chain, address, chain.add_signer(sender))
@@ -105,18 +176,36 @@ Simulation = Annotated[
         "in-process chain), registry, run and store are read from its ledger.json.",
     ),
 ]
+RunIds = Annotated[
+    list[int] | None, typer.Option("--run", min=1, help="Only this run (repeatable). Default: all runs.")
+]
 Store = Annotated[
-    str | None, typer.Option("--store", help="The artifact store: a directory or an fsspec URL (e.g. s3://bucket/x).")
+    str | None,
+    typer.Option(
+        "--store",
+        help="The artifact store: a directory or an fsspec URL (e.g. s3://bucket/x).",
+    ),
+]
+ChainFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--chain-file",
+        dir_okay=False,
+        help="A saved in-process chain (a run's chain.json), replayed instead of connecting to a node; "
+        "not with --rpc-url.",
+    ),
 ]
 
 
 @dataclass(frozen=True)
 class History:
-    """A registry and the artifact store beside it, and the runs asked about (``None``: all)."""
+    """A registry and the artifact store beside it, the runs asked about (``None``: all), and the
+    saved chain the registry was replayed from (``None`` on a node)."""
 
     registry: Registry
     store: ArtifactStore
     run_ids: list[int] | None
+    saved_chain: Path | None
 
 
 def open_history(
@@ -126,23 +215,39 @@ def open_history(
     store: str | None,
     deployment_file: Path,
     run_ids: list[int] | None,
+    chain_file: Path | None = None,
 ) -> History:
-    """The record to read: a finished run's directory, or a node, registry and store given directly."""
+    """The record to read: a finished run's directory (options given override its ledger.json), or
+    a node or saved chain, a registry and a store given directly. Reading creates nothing.
+
+    Raises:
+        FedLedgerError: an input is missing, contradicts another, or names nothing that exists.
+    """
+    if rpc_url is not None and chain_file is not None:
+        raise FedLedgerError("pass --rpc-url (a node, also read from $FEDLEDGER_RPC_URL) or --chain-file, not both")
     if simulation is not None:
         location = LedgerLocation.load(simulation)
-        if location.saved_chain:
-            chain = Chain.restore(Path(location.saved_chain))
+        artifacts = ArtifactStore.existing(store or location.store)
+        saved = chain_file or (Path(location.saved_chain) if location.saved_chain else None)
+        node = rpc_url or location.rpc_url
+        if saved is not None:
+            chain = Chain.restore(saved)
+        elif node is not None:
+            chain = Chain.connect(node)
         else:
-            chain = Chain.connect(rpc_url or location.rpc_url or "")
-        return History(
-            Registry(chain, registry or location.registry),
-            ArtifactStore(store or location.store),
-            run_ids or [location.run_id],
-        )
+            raise FedLedgerError(
+                f"{simulation / LEDGER_FILE} names neither a node nor a saved chain: pass --rpc-url or --chain-file"
+            )
+        return History(Registry(chain, registry or location.registry), artifacts, run_ids or [location.run_id], saved)
     if store is None:
         raise FedLedgerError("pass --store (the artifact store), or --simulation with a finished run's directory")
+    artifacts = ArtifactStore.existing(store)
+    if chain_file is not None:
+        if registry is None:
+            raise FedLedgerError("pass --registry: the registry's address on the saved chain")
+        return History(Registry(Chain.restore(chain_file), registry), artifacts, run_ids or None, chain_file)
     url, address = locate_registry(rpc_url, registry, deployment_file)
-    return History(Registry(Chain.connect(url), address), ArtifactStore(store), run_ids or None)
+    return History(Registry(Chain.connect(url), address), artifacts, run_ids or None, None)
 
 
 def require_sender(registry: Registry) -> None:

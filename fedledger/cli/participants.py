@@ -14,6 +14,7 @@ from fedledger.cli.common import (
     Keystore,
     RegistryAddress,
     RpcUrl,
+    check_address,
     console,
     open_registry,
     require_sender,
@@ -25,7 +26,10 @@ from fedledger.hashing import ZERO_HASH, from_hex, keccak256, to_hex
 
 app = typer.Typer(help="Manage the allow-list of participants (admin only for changes).", no_args_is_help=True)
 
-Address = Annotated[str, typer.Argument(help="The participant's Ethereum address (the key that signs its updates).")]
+Address = Annotated[
+    str,
+    typer.Argument(help="The participant's Ethereum address (the key that signs its updates).", callback=check_address),
+]
 
 
 @app.command()
@@ -34,8 +38,10 @@ def add(
     metadata: Annotated[
         Path | None,
         typer.Option(
+            exists=True,
+            dir_okay=False,
             help="File describing the participant (kept off-chain); only its Keccak-256 hash is recorded. "
-            "Put no personal data in it that must not be linkable."
+            "Put no personal data in it that must not be linkable.",
         ),
     ] = None,
     metadata_hash: Annotated[str | None, typer.Option(help="The metadata hash itself, as 0x-prefixed hex.")] = None,
@@ -60,7 +66,10 @@ def add(
     if metadata is not None:
         digest = keccak256(metadata.read_bytes())
     elif metadata_hash is not None:
-        digest = from_hex(metadata_hash, what="--metadata-hash")
+        try:
+            digest = from_hex(metadata_hash, what="--metadata-hash")
+        except ValueError as error:
+            raise FedLedgerError(str(error)) from None
     else:
         digest = ZERO_HASH
     if supernode_key is not None and not supernode_key.is_file():

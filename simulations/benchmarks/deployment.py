@@ -14,6 +14,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from coordinator.settings import FederationSettings
 from fedledger.certificates import create_certificates
 from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
@@ -42,6 +43,8 @@ def main() -> None:
             chain = Chain.connect(anvil.rpc_url)
             coordinator = anvil.dev_accounts()[0]
             registry, _ = Registry.deploy(chain, chain.add_signer(coordinator))
+            run_budget = FederationSettings().rewards.budget * arguments.rounds
+            registry.set_run_allowance(coordinator.address, run_budget * arguments.repeats)  # one ledger run per repeat
             port = free_port()
             deployment.superlink(
                 port, tls=certificates, node_authentication=True, env={PRIVATE_KEY_ENV: coordinator.key.to_0x_hex()}

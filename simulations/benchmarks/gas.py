@@ -1,7 +1,9 @@
 """Gas used by every registry operation, with commitRound measured for roots over 4, 100 and 1,000 clients.
 
 Run with ``python -m simulations.benchmarks.gas``. The chain is the in-process EVM (Prague rules);
-``--rpc-url`` measures on another node instead, with the key in $FEDLEDGER_PRIVATE_KEY.
+``--rpc-url`` measures on another node instead, with the key in $FEDLEDGER_PRIVATE_KEY. One key is
+admin and coordinator here, and the registry's admin-transfer delay is 0, so that the two-step
+admin transfer can be measured to its end without waiting.
 
 A transaction's gas is 21,000, plus 4 gas per zero byte and 16 per non-zero byte of its calldata,
 plus what its code executes. The table splits the calldata part out: it depends on the bytes of
@@ -50,21 +52,31 @@ def figure(chain: Chain, operation: str, receipt: Receipt, clients: int | None =
     return GasFigure(operation, clients, receipt.gas_used, calldata_gas(data))
 
 
+def funded_account(chain: Chain, sender: str, name: bytes) -> str:
+    """A deterministic account this chain can send from, given 0.1 ether by ``sender``."""
+    address = chain.add_signer(Account.from_key(keccak256(b"gas benchmark " + name)))
+    chain.send_value(sender, address, 10**17)
+    return address
+
+
 def measure(chain: Chain, sender: str, client_counts: tuple[int, ...] = CLIENT_COUNTS) -> list[GasFigure]:
-    """Deploy, register, start a run, then commit and claim one round per client count."""
-    registry, receipt = Registry.deploy(chain, sender)
+    """Deploy, register, grant an allowance, start a run, commit and claim one round per client
+    count, then hand the admin role over in two steps (once cancelled, once accepted)."""
+    registry, receipt = Registry.deploy(chain, sender, admin_transfer_delay=0)
     figures = [figure(chain, "deploy registry + token", receipt)]
 
-    claimant = Account.from_key(keccak256(b"gas benchmark claimant"))
-    chain.add_signer(claimant)
-    chain.send_value(sender, claimant.address, 10**17)
-    figures.append(figure(chain, "addParticipant", registry.add_participant(claimant.address, keccak256(b"meta"))))
+    claimant = funded_account(chain, sender, b"claimant")
+    figures.append(figure(chain, "addParticipant", registry.add_participant(claimant, keccak256(b"meta"))))
 
-    run_id, receipt = registry.start_run(keccak256(b"config"), keccak256(b"initial model"), REWARD_PER_ROUND)
+    budget = REWARD_PER_ROUND * len(client_counts)
+    figures.append(figure(chain, "setRunAllowance", registry.set_run_allowance(sender, budget)))
+    run_id, receipt = registry.start_run(
+        keccak256(b"config"), keccak256(b"initial model"), REWARD_PER_ROUND, len(client_counts)
+    )
     figures.append(figure(chain, "startRun", receipt))
 
     for round_number, clients in enumerate(client_counts, start=1):
-        addresses = [claimant.address] + [
+        addresses = [claimant] + [
             Web3.to_checksum_address(keccak256(b"client %d" % index)[-20:]) for index in range(1, clients)
         ]
         amount = REWARD_PER_ROUND // clients
@@ -81,19 +93,27 @@ def measure(chain: Chain, sender: str, client_counts: tuple[int, ...] = CLIENT_C
             rejected=0,
         )
         figures.append(figure(chain, "commitRound", registry.commit_round(run_id, round_number, commitment), clients))
-        proof = rewards.proof(reward_leaf(run_id, round_number, claimant.address, amount))
-        receipt = registry.as_sender(claimant.address).claim(run_id, round_number, amount, proof)
+        proof = rewards.proof(reward_leaf(run_id, round_number, claimant, amount))
+        receipt = registry.as_sender(claimant).claim(run_id, round_number, amount, proof)
         figures.append(figure(chain, "claim", receipt, clients))
+
+    new_admin = funded_account(chain, sender, b"new admin")
+    _, receipt = registry.begin_admin_transfer(new_admin)
+    figures.append(figure(chain, "beginDefaultAdminTransfer", receipt))
+    figures.append(figure(chain, "cancelDefaultAdminTransfer", registry.cancel_admin_transfer()))
+    registry.begin_admin_transfer(new_admin)
+    receipt = registry.as_sender(new_admin).accept_admin_transfer()
+    figures.append(figure(chain, "acceptDefaultAdminTransfer", receipt))
     return figures
 
 
 def format_table(figures: list[GasFigure]) -> str:
-    header = f"{'operation':<24} {'clients':>7} {'gas used':>10} {'calldata':>9} {'execution':>10}"
+    header = f"{'operation':<26} {'clients':>7} {'gas used':>10} {'calldata':>9} {'execution':>10}"
     rows = [header, "-" * len(header)]
     for item in figures:
         clients = f"{item.clients:,}" if item.clients is not None else ""
         gas = f"{item.gas_used:>10,} {item.calldata_gas:>9,} {item.execution_gas:>10,}"
-        rows.append(f"{item.operation:<24} {clients:>7} {gas}")
+        rows.append(f"{item.operation:<26} {clients:>7} {gas}")
     return "\n".join(rows)
 
 

@@ -1,7 +1,7 @@
 """The demo federations ``fedledger simulate`` can run."""
 
 from simulations.scenarios.banks import Banks
-from simulations.scenarios.base import PreparedData, Scenario, Site
+from simulations.scenarios.base import PreparedData, Scenario, ScenarioError, Site
 from simulations.scenarios.hospitals import Hospitals
 from simulations.scenarios.synthetic import Synthetic, SyntheticIid
 
@@ -9,4 +9,4 @@ SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario for scenario in (Hospitals(), Banks(), Synthetic(), SyntheticIid())
 }
 
-__all__ = ["SCENARIOS", "PreparedData", "Scenario", "Site"]
+__all__ = ["SCENARIOS", "PreparedData", "Scenario", "ScenarioError", "Site"]

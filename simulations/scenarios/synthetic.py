@@ -29,8 +29,6 @@ class Synthetic(Scenario):
     shift_scale = 0.5
 
     def split(self, clients: int, seed: int) -> tuple[Schema, list[tuple[str, pd.DataFrame]]]:
-        if clients < 1:
-            raise ValueError("the synthetic scenario needs at least 1 client")
         rng = np.random.default_rng(seed)
         weights = rng.normal(size=NUM_FEATURES)
         parts = []

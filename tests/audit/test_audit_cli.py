@@ -6,36 +6,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
-from fedledger.chain import Chain
 from fedledger.cli import app
-from fedledger.deployment import LedgerLocation
 from fedledger.hashing import from_hex
 from fedledger.manifest import RoundManifest
-from fedledger.store import ArtifactStore
-from simulations.history import SyntheticHistory
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def finished_run(tmp_path: Path) -> tuple[Path, SyntheticHistory]:
-    """A three-round history saved the way a finished simulation leaves it."""
-    chain = Chain.in_process()
-    history = SyntheticHistory(chain, ArtifactStore(tmp_path / "store"), {"w": (5, 3), "b": (5,)}, clients=3)
-    for _ in range(3):
-        history.add_round()
-    chain.save(tmp_path / "chain.json")
-    LedgerLocation(
-        chain_id=chain.chain_id,
-        registry=history.registry.address,
-        run_id=history.run_id,
-        store=str(tmp_path / "store"),
-        saved_chain=str(tmp_path / "chain.json"),
-    ).save(tmp_path)
-    return tmp_path, history
 
 
 def test_an_honest_run_passes_with_exit_code_zero_and_an_html_report(finished_run):
@@ -75,6 +52,7 @@ def test_a_tampered_run_fails_with_exit_code_one_naming_what_failed(finished_run
 
 def test_the_store_can_be_given_directly(finished_run, tmp_path: Path):
     directory, _ = finished_run
+    (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["audit", "--simulation", str(directory), "--store", str(tmp_path / "empty")])
     assert result.exit_code == 1
     assert "[manifest-hash] FAIL" in result.output and "missing" in result.output

@@ -22,7 +22,9 @@ TAMPERED_ROUND = 2
 
 
 def write_history(tmp_path: Path, dishonesty: Dishonesty | None = None) -> SyntheticHistory:
-    history = SyntheticHistory(Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, seed=5)
+    history = SyntheticHistory(
+        Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, planned_rounds=ROUNDS, seed=5
+    )
     for round_number in range(1, ROUNDS + 1):
         history.add_round(dishonesty if round_number == TAMPERED_ROUND else None)
     return history
@@ -167,7 +169,9 @@ def test_an_update_signed_by_an_unregistered_key(tmp_path: Path):
 
 
 def test_an_update_from_a_participant_deactivated_before_the_round(tmp_path: Path):
-    history = SyntheticHistory(Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, seed=5)
+    history = SyntheticHistory(
+        Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, planned_rounds=TAMPERED_ROUND, seed=5
+    )
     history.add_round()
     removed = history.participants[3].address
     block = history.registry.deactivate_participant(removed).block_number
@@ -211,7 +215,9 @@ def test_a_claim_larger_than_the_manifest_grants(tmp_path: Path):
     """The coordinator puts a larger amount in the rewards root than in the manifest; the participant claims it."""
     _, honest_manifest = stored_manifest(write_history(tmp_path / "honest"), TAMPERED_ROUND)
     rewards = {entry.participant: entry.reward for entry in honest_manifest.accepted}
-    history = SyntheticHistory(Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, seed=5)
+    history = SyntheticHistory(
+        Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, planned_rounds=TAMPERED_ROUND, seed=5
+    )
     greedy = history.participants[0].address
     inflated = {**rewards, greedy: rewards[greedy] * 2}
     history.add_round()
@@ -228,7 +234,9 @@ def test_a_claim_by_a_participant_the_manifest_grants_nothing(tmp_path: Path):
     """The coordinator slips a registered outsider into the rewards root; the outsider claims."""
     _, honest_manifest = stored_manifest(write_history(tmp_path / "honest"), TAMPERED_ROUND)
     rewards = {entry.participant: entry.reward for entry in honest_manifest.accepted}
-    history = SyntheticHistory(Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, seed=5)
+    history = SyntheticHistory(
+        Chain.in_process(), ArtifactStore(tmp_path / "store"), SHAPES, CLIENTS, planned_rounds=TAMPERED_ROUND, seed=5
+    )
     outsider = simulated_participant(5, CLIENTS)
     slipped = {**rewards, outsider.address: 10**18}
     history.add_round()

@@ -72,6 +72,20 @@ def test_a_tls_deployment_with_node_authentication_records_and_passes_the_audit(
             )
             assert result.exit_code == 0, result.output
             assert "registered its SuperNode key" in result.output
+        allowance = CliRunner().invoke(
+            app,
+            [
+                "chain",
+                "allowance",
+                coordinator.address,
+                "200",
+                "--rpc-url",
+                anvil.rpc_url,
+                "--registry",
+                registry.address,
+            ],
+        )
+        assert allowance.exit_code == 0, allowance.output  # 2 rounds of the default 100 tokens
         deployment.flwr("supernode", "register", str(sites["off-chain"] / SUPERNODE_PUBLIC_KEY_FILE), CONNECTION)
 
         for index, name in enumerate(("cleveland", "hungary", "off-chain", "unknown")):

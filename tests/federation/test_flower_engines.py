@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.settings import FederationSettings
 from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
 from fedledger.hashing import keccak256
@@ -63,6 +64,7 @@ def test_flwr_run_on_the_deployment_engine_with_two_supernodes(anvil: AnvilNode,
     chain = Chain.connect(anvil.rpc_url)
     coordinator = anvil.dev_accounts()[0]
     registry, _ = Registry.deploy(chain, chain.add_signer(coordinator))
+    registry.set_run_allowance(coordinator.address, FederationSettings().rewards.budget * 2)
     sites = []
     for index in (0, 1):
         keystore = tmp_path / f"site-{index}" / "keystore.json"

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Message, MessageType, MetricRecord, RecordDict
 
-from coordinator.settings import FederationSettings
-from coordinator.strategies import STRATEGY_NAMES, build_strategy, describe_strategy
+from coordinator.settings import STRATEGY_NAMES, FederationSettings
+from coordinator.strategies import build_strategy, describe_strategy
 from fedledger.aggregation import UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.encoding import decode_model, encode_model, model_hash
 

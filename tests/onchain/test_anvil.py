@@ -17,7 +17,8 @@ def test_the_registry_works_over_json_rpc_and_survives_a_restart(anvil: AnvilNod
     registry, _ = Registry.deploy(chain, admin)
     participant = participant_key(0).address
     registry.add_participant(participant, keccak256(b"meta"))
-    run_id, _ = registry.start_run(keccak256(b"config"), keccak256(b"model 0"), 100)
+    registry.set_run_allowance(admin, 100 * 3)
+    run_id, _ = registry.start_run(keccak256(b"config"), keccak256(b"model 0"), 100, planned_rounds=3)
     registry.commit_round(run_id, 1, sample_commitment(1))
     with reverts("RoundOutOfSequence", runId=run_id, expected=2, given=3):
         registry.commit_round(run_id, 3, sample_commitment(3))

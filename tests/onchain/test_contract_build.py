@@ -43,6 +43,7 @@ def test_the_openzeppelin_building_blocks_are_used():
     units = collect_sources()
     for library in (
         "access/AccessControl.sol",
+        "access/extensions/AccessControlDefaultAdminRules.sol",
         "token/ERC20/ERC20.sol",
         "utils/cryptography/MerkleProof.sol",
         "utils/cryptography/EIP712.sol",

@@ -9,6 +9,7 @@ from fedledger.merkle import MerkleTree, reward_leaf
 from helpers import reverts
 
 BUDGET = 1_000
+ROUNDS = 2
 
 
 class RewardedRound:
@@ -20,7 +21,7 @@ class RewardedRound:
         self.accounts = actors.participants
         for account in self.accounts:
             registry.add_participant(account.address, keccak256(b"meta"))
-        self.run_id, _ = coordinator.start_run(keccak256(b"config"), keccak256(b"model 0"), BUDGET)
+        self.run_id, _ = coordinator.start_run(keccak256(b"config"), keccak256(b"model 0"), BUDGET, ROUNDS)
         self.grants: dict[int, dict[str, int]] = {}
 
     def commit(self, round_number: int, grants: dict[str, int]) -> MerkleTree:

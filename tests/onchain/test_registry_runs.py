@@ -9,10 +9,11 @@ from helpers import reverts, sample_commitment
 CONFIG = keccak256(b"run configuration")
 INITIAL_MODEL = keccak256(b"initial model")
 BUDGET = 1_000
+ROUNDS = 5
 
 
 def test_start_run_records_the_configuration(coordinator: Registry, actors):
-    run_id, receipt = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
+    run_id, receipt = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
 
     run = coordinator.run(run_id)
     assert (run.run_id, run.config_hash, run.initial_model_hash) == (1, CONFIG, INITIAL_MODEL)
@@ -23,7 +24,7 @@ def test_start_run_records_the_configuration(coordinator: Registry, actors):
 
 
 def test_run_ids_are_sequential(coordinator: Registry):
-    ids = [coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)[0] for _ in range(3)]
+    ids = [coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)[0] for _ in range(3)]
     assert ids == [1, 2, 3]
     assert coordinator.run_count() == 3
 
@@ -31,11 +32,11 @@ def test_run_ids_are_sequential(coordinator: Registry):
 def test_non_coordinator_cannot_start_a_run(registry: Registry, actors):
     for sender in (actors.outsider, actors.admin):
         with reverts("AccessControlUnauthorizedAccount", account=sender, neededRole=COORDINATOR_ROLE):
-            registry.as_sender(sender).start_run(CONFIG, INITIAL_MODEL, BUDGET)
+            registry.as_sender(sender).start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
 
 
 def test_rounds_commit_in_sequence_and_are_stored(coordinator: Registry):
-    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
     receipts = [
         coordinator.commit_round(run_id, round_number, sample_commitment(round_number)) for round_number in (1, 2, 3)
     ]
@@ -50,7 +51,7 @@ def test_rounds_commit_in_sequence_and_are_stored(coordinator: Registry):
 
 
 def test_non_coordinator_cannot_commit(registry: Registry, coordinator: Registry, actors):
-    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
     for sender in (actors.outsider, actors.admin):
         with reverts("AccessControlUnauthorizedAccount", account=sender, neededRole=COORDINATOR_ROLE):
             registry.as_sender(sender).commit_round(run_id, 1, sample_commitment(1))
@@ -58,31 +59,42 @@ def test_non_coordinator_cannot_commit(registry: Registry, coordinator: Registry
 
 
 def test_only_the_coordinator_that_started_a_run_commits_it(registry: Registry, coordinator: Registry, actors):
-    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
     registry.grant_coordinator(actors.outsider)
     with reverts("NotRunCoordinator", runId=run_id, caller=actors.outsider):
         registry.as_sender(actors.outsider).commit_round(run_id, 1, sample_commitment(1))
 
 
 def test_a_revoked_coordinator_can_no_longer_commit(registry: Registry, coordinator: Registry, actors):
-    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
     registry.chain.transact(registry.contract.functions.revokeRole(COORDINATOR_ROLE, actors.coordinator), actors.admin)
     with reverts("AccessControlUnauthorizedAccount", account=actors.coordinator):
         coordinator.commit_round(run_id, 1, sample_commitment(1))
 
 
 def test_committing_twice_reverts_and_keeps_the_first_record(coordinator: Registry):
-    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
     coordinator.commit_round(run_id, 1, sample_commitment(1))
     coordinator.commit_round(run_id, 2, sample_commitment(2))
+    again = sample_commitment(99)
     for round_number in (1, 2):
+        call = coordinator.contract.functions.commitRound(
+            run_id,
+            round_number,
+            again.model_hash,
+            again.updates_root,
+            again.rewards_root,
+            again.manifest_hash,
+            again.accepted,
+            again.rejected,
+        )
         with reverts("RoundAlreadyCommitted", runId=run_id, round=round_number):
-            coordinator.commit_round(run_id, round_number, sample_commitment(99))
+            coordinator.chain.transact(call, coordinator.sender)
         assert coordinator.committed_round(run_id, round_number).commitment == sample_commitment(round_number)
 
 
 def test_skipping_a_round_reverts(coordinator: Registry):
-    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
     with reverts("RoundOutOfSequence", runId=run_id, expected=1, given=2):
         coordinator.commit_round(run_id, 2, sample_commitment(2))
     coordinator.commit_round(run_id, 1, sample_commitment(1))
@@ -91,7 +103,7 @@ def test_skipping_a_round_reverts(coordinator: Registry):
 
 
 def test_round_zero_does_not_exist(coordinator: Registry):
-    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
     coordinator.commit_round(run_id, 1, sample_commitment(1))
     with reverts("RoundOutOfSequence", runId=run_id, expected=2, given=0):
         coordinator.commit_round(run_id, 0, sample_commitment(0))
@@ -105,7 +117,7 @@ def test_committing_to_a_run_that_was_not_started_reverts(coordinator: Registry)
 def test_reading_what_does_not_exist_reverts_by_name(coordinator: Registry):
     with reverts("RunNotStarted", runId=1):
         coordinator.run(1)
-    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET)
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
     with reverts("RoundNotCommitted", runId=run_id, round=1):
         coordinator.committed_round(run_id, 1)
     with reverts("RunNotStarted", runId=2):

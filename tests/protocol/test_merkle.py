@@ -74,7 +74,7 @@ class OnChainRounds:
 
     def __init__(self, coordinator: Registry) -> None:
         self.coordinator = coordinator
-        self.run_id, _ = coordinator.start_run(keccak256(b"config"), keccak256(b"model"), 0)
+        self.run_id, _ = coordinator.start_run(keccak256(b"config"), keccak256(b"model"), 0, planned_rounds=1)
         self.round = 0
 
     def commit(self, updates_root: bytes) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from fedledger.hashing import keccak256, to_hex
-from fedledger.store import ArtifactMissing, ArtifactStore, ArtifactTampered
+from fedledger.store import ArtifactMissing, ArtifactStore, ArtifactTampered, StoreMissing
 
 
 @pytest.fixture(params=["directory", "memory"])
@@ -83,3 +83,44 @@ def test_files_are_sharded_by_hash_prefix(tmp_path: Path):
 def test_hashes_of_the_wrong_size_are_refused(store: ArtifactStore):
     with pytest.raises(ValueError, match="32 bytes"):
         store.get(b"short")
+
+
+def test_opening_a_store_creates_nothing_and_the_first_put_creates_it(tmp_path: Path):
+    location = tmp_path / "new" / "store"
+    store = ArtifactStore(location)
+    assert not location.exists()
+    with pytest.raises(StoreMissing, match=f"no artifact store at {location}"):
+        ArtifactStore.existing(location)
+    assert not location.exists()
+    store.put(b"first")
+    assert ArtifactStore.existing(location).get(keccak256(b"first")) == b"first"
+
+
+def test_a_file_is_not_a_store(tmp_path: Path):
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(StoreMissing):
+        ArtifactStore.existing(tmp_path / "file")
+
+
+def test_every_artifact_is_listed_by_its_hash_and_can_be_filtered_by_its_first_bytes(store: ArtifactStore):
+    assert list(store.digests()) == []
+    manifests = {store.put(b'{"round":%d}' % index) for index in range(3)}
+    models = {store.put(b"FLMODEL1" + bytes([index])) for index in range(4)}
+    empty = store.put(b"")
+    assert set(store.digests()) == manifests | models | {empty}
+    assert set(store.digests(starting_with=b"{")) == manifests
+    assert set(store.digests(starting_with=b"FLMODEL1")) == models
+
+
+def test_files_that_are_not_artifacts_are_not_listed(tmp_path: Path):
+    store = ArtifactStore(tmp_path)
+    digest = store.put(b"kept")
+    name = digest.hex()
+    (tmp_path / name[:2] / f"{name}.1234.partial").write_bytes(b"half")
+    (tmp_path / "ab").mkdir(exist_ok=True)
+    (tmp_path / "ab" / name).write_bytes(b"in the wrong shard")
+    (tmp_path / "notes.txt").write_bytes(b"{")
+    (tmp_path / "cd" / "nested").mkdir(parents=True)
+    (tmp_path / "cd" / "nested" / ("cd" + "0" * 62)).write_bytes(b"{")
+    assert list(store.digests()) == [digest]
+    assert list(store.digests(starting_with=b"{")) == []

@@ -1,0 +1,49 @@
+"""The coordinator's run budget: granted to itself on a registry it deployed, asked of the admin otherwise."""
+
+from pathlib import Path
+
+import pytest
+
+from coordinator.session import LedgerSession
+from coordinator.settings import FederationSettings
+from fedledger.chain import Chain, ChainError, Registry
+from fedledger.hashing import keccak256
+from fedledger.rewards import TOKEN_DECIMALS
+
+TOKEN = 10**TOKEN_DECIMALS
+INITIAL_MODEL = keccak256(b"initial model")
+
+
+def test_a_coordinator_that_deploys_its_registry_grants_itself_the_runs_budget(tmp_path: Path):
+    session = LedgerSession.open(FederationSettings(store=str(tmp_path / "store")), Chain.in_process())
+    coordinator = session.registry.sender
+    assert session.deployed and session.registry.admin() == coordinator
+
+    run_id, _ = session.start_run(b"configuration", INITIAL_MODEL, 100 * TOKEN, 10)
+
+    run = session.registry.run(run_id)
+    assert (run.reward_per_round, run.planned_rounds, run.budget) == (100 * TOKEN, 10, 1_000 * TOKEN)
+    assert session.registry.run_allowance(coordinator) == 0
+
+
+def test_a_coordinator_attached_to_a_registry_is_told_who_must_grant_how_much(tmp_path: Path):
+    chain = Chain.in_process()
+    coordinator, admin = chain.signers[:2]
+    registry, _ = Registry.deploy(chain, admin, coordinator=coordinator)
+    registry.set_run_allowance(coordinator, 250 * TOKEN)
+    settings = FederationSettings(store=str(tmp_path / "store"), registry=registry.address)
+    session = LedgerSession.open(settings, chain)
+    assert not session.deployed
+
+    with pytest.raises(ChainError) as caught:
+        session.start_run(b"configuration", INITIAL_MODEL, 100 * TOKEN // 3, 10)
+    assert str(caught.value) == (
+        f"the run's budget of 333.33333333333333333 tokens is more than the run allowance of coordinator "
+        f"{coordinator} on registry {registry.address} (250 tokens): its admin {admin} must raise it to at least "
+        f"334 tokens with `fedledger chain allowance {coordinator} 334`"
+    )
+    assert registry.run_count() == 0 and registry.run_allowance(coordinator) == 250 * TOKEN
+
+    run_id, _ = session.start_run(b"configuration", INITIAL_MODEL, 25 * TOKEN, 10)
+    assert registry.run(run_id).budget == 250 * TOKEN
+    assert registry.run_allowance(coordinator) == 0
