@@ -30,6 +30,7 @@ class FederationSettings:
     server_learning_rate: float = 0.1
     server_momentum: float = 0.9
     round_timeout: float = 600.0
+    connect_timeout: float = 120.0
 
     # Training, sent to clients with every request
     local_epochs: int = 1

@@ -125,7 +125,7 @@ def test_an_honest_reply_is_accepted_with_everything_recorded():
         (
             lambda: make_reply(ledger_changes={messages.SIGNED_UPDATE_HASH: b"short"}),
             "malformed",
-            "must be 32 bytes",
+            "must be 32 bytes each",
         ),
     ],
 )
@@ -156,7 +156,7 @@ def test_two_updates_from_one_participant_are_both_rejected():
     other = check(make_reply(account=OTHER))
     judged = reject_duplicates([first, second, other])
     assert [reply.reason for reply in judged] == ["duplicate-participant", "duplicate-participant", None]
-    assert "sent 2 updates" in judged[0].detail
+    assert "sent 2 replies this round" in judged[0].detail
 
 
 def test_rejected_replies_do_not_count_as_duplicates():
