@@ -65,7 +65,9 @@ class InProcessFederation:
             None, None, None, {}, NOOP_FEDERATION_ID, None, NOOP_FLWR_AID, TaskType.SERVER_APP
         )
         self.run = self.state.get_run_info(run_ids=[run_id])[0]
-        self.node_ids = [self._connect() for _ in range(nodes)]
+        self.node_ids: list[int] = []
+        for _ in range(nodes):
+            self.connect(self._register())
         self.responders: dict[int, Responder] = {}
         self.grid = InMemoryGrid(factory, pull_interval=0.001)
         self.grid.set_run(self.run)
@@ -74,11 +76,20 @@ class InProcessFederation:
         self._identity: tuple[int | None, int | None, int | None] = (None, None, None)
         self._errors: list[Exception] = []
 
-    def _connect(self) -> int:
-        node_id = self.state.create_node(
+    def _register(self) -> int:
+        return self.state.create_node(
             NOOP_FLWR_AID, NOOP_ACCOUNT_NAME, secrets.token_bytes(32), heartbeat_interval=HEARTBEAT_INTERVAL_INF
         )
+
+    def connect_later(self) -> int:
+        """A node that is registered, but not connected until ``connect`` is called."""
+        return self._register()
+
+    def connect(self, node_id: int) -> int:
+        """Bring ``node_id`` online (its first heartbeat); it is then served like the others."""
         self.state.acknowledge_node_heartbeat(node_id=node_id, heartbeat_interval=HEARTBEAT_INTERVAL_INF)
+        if node_id not in self.node_ids:
+            self.node_ids.append(node_id)
         return node_id
 
     def _serve(self) -> None:

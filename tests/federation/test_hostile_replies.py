@@ -614,6 +614,33 @@ def check_verdict(plan: Plan, status: str, reason: str | None, detail: str | Non
     return outcome
 
 
+def test_a_signed_reply_with_one_extra_metric_key_no_longer_ends_the_run(ledger):
+    """The reply that used to make Flower raise InconsistentMessageReplies and end the ServerApp."""
+    federation = InProcessFederation(nodes=4)
+    *honest_nodes, chatty_node = federation.node_ids
+    for node, account in zip(honest_nodes, HONEST, strict=True):
+        federation.responders[node] = HonestSite(account, step=0.01)
+    chatty = HonestSite(HOSTILE, step=0.02)
+
+    def reply_with_an_extra_key(message: Message) -> Message:
+        reply = chatty(message)
+        metrics_of(reply.content)["local-accuracy"] = 0.9
+        return reply
+
+    federation.responders[chatty_node] = reply_with_an_extra_key
+    with federation:
+        run_id, _ = ledger.run(federation, FederationSettings(num_server_rounds=2, min_nodes=4))
+    for manifest in committed_manifests(ledger, run_id):
+        assert manifest.outcome == "aggregated" and manifest.reproduction == "verified"
+        assert len(manifest.accepted) == 4 and not manifest.rejected and not manifest.rejected_evaluations
+        assert set(manifest.metrics["train"]) == {messages.TRAIN_LOSS}
+        assert manifest.metrics["evaluate"]["participants"][HOSTILE.address] == {
+            messages.NUM_EXAMPLES: 10,
+            messages.EVAL_LOSS: 0.5,
+            messages.EVAL_ACCURACY: 0.75,
+        }
+
+
 @pytest.mark.parametrize("strategy", ["FedAvg", "FedMedian"])
 @settings(
     max_examples=EXAMPLES_PER_STRATEGY,
