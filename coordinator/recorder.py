@@ -51,9 +51,9 @@ class JudgedEvaluation:
     @property
     def rejected(self) -> tuple[RejectedEvaluation, ...]:
         return tuple(
-            RejectedEvaluation(reply.node_id, reply.reason, reply.detail or "", reply.participant)
+            RejectedEvaluation(reply.node_id, reply.reason or "", reply.detail or "", reply.participant)
             for reply in self.replies
-            if reply.reason is not None
+            if not reply.accepted
         )
 
 

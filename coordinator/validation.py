@@ -355,6 +355,7 @@ def _evaluation_figures(metrics: MetricRecord) -> dict[str, int | float]:
 # Both ---------------------------------------------------------------------------------------------
 
 J = TypeVar("J", bound=Judged)
+R = TypeVar("R")
 
 
 def reject_duplicates(replies: list[J]) -> list[J]:
@@ -381,7 +382,7 @@ def _check_registered(address: str, is_active: Callable[[str], str | None]) -> N
         raise _Rejected(status, f"{address} is {'not registered' if status == 'unregistered' else 'deactivated'}")
 
 
-def _only(records: Mapping[str, object], kind: str) -> object:
+def _only(records: Mapping[str, R], kind: str) -> R:
     if len(records) != 1:
         raise _Rejected("malformed", f"a reply carries exactly one {kind}, this one carries {len(records)}")
     return next(iter(records.values()))
