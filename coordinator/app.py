@@ -115,15 +115,24 @@ def request_initial_model(grid: Grid, settings: FederationSettings) -> ArrayReco
     """Ask one node for a freshly initialised model.
 
     Its weights depend only on the model's shape and ``model-seed``, so any participant can
-    re-create it and check the initial model hash recorded on-chain.
+    re-create it and check the initial model hash recorded on-chain. Waits at most
+    ``connect-timeout`` for a node to connect and ``round-timeout`` for its answer.
     """
-    deadline = time.monotonic() + settings.round_timeout
+    deadline = time.monotonic() + settings.connect_timeout
     while not (nodes := sorted(grid.get_node_ids())):
         if time.monotonic() > deadline:
-            raise FedLedgerError("no node connected: cannot obtain the initial model")
+            raise FedLedgerError(
+                f"no node connected within connect-timeout ({settings.connect_timeout:g} s): "
+                "cannot obtain the initial model"
+            )
         time.sleep(1)
     query = Message(RecordDict({messages.CONFIG_RECORD: client_config(settings)}), nodes[0], MessageType.QUERY)
-    (reply,) = grid.send_and_receive([query], timeout=settings.round_timeout)
+    replies = list(grid.send_and_receive([query], timeout=settings.round_timeout))
+    if not replies:
+        raise FedLedgerError(
+            f"node {nodes[0]} did not send the initial model within round-timeout ({settings.round_timeout:g} s)"
+        )
+    (reply,) = replies
     if reply.has_error():
         raise FedLedgerError(f"node {nodes[0]} could not create the initial model: {reply.error.reason}")
     return canonical_arrays(reply.content[messages.ARRAYS_RECORD])
@@ -208,6 +217,7 @@ def run_federation(
         settings.detection,
         scorer,
         on_round,
+        settings.connect_timeout,
         point.next_round,
         replayed,
     )

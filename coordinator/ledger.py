@@ -2,22 +2,25 @@
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from logging import INFO
+from functools import cache
+from logging import INFO, WARNING
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
-from coordinator.recorder import JudgedRound, RoundRecorder, RoundReport
+from coordinator.recorder import JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
 from coordinator.scoring import Scorer
 from coordinator.session import LedgerSession
-from coordinator.validation import CheckedReply, RoundContext, check_reply, reject_duplicates
+from coordinator.validation import CheckedReply, RoundContext, check_evaluation, check_reply, reject_duplicates
+from coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
 from fedledger import messages
 from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.contribution import DetectorSettings, delta_gram, detect
 from fedledger.encoding import decode_model, encode_model, model_hash
 from fedledger.hashing import to_hex
+from fedledger.manifest import Requests
 
 
 def canonical_arrays(record: ArrayRecord) -> ArrayRecord:
@@ -28,14 +31,19 @@ def canonical_arrays(record: ArrayRecord) -> ArrayRecord:
 class LedgerStrategy(Strategy):
     """Wraps a Flower strategy without changing it, and records every round it runs.
 
-    For each round it checks every training reply (``coordinator.validation``), stores every
-    update it can read, screens the valid ones with the anomaly detector (``detection``; flagged
-    updates are rejected as ``anomalous``), hands only the accepted ones to the wrapped strategy
-    (sorted by participant, arrays sorted by name, so the aggregate can be re-derived), hashes and
-    stores the aggregate, re-derives it to confirm that an auditor can, scores each accepted update
-    (``scorer``), and — once the round's evaluation is in — stores the manifest and commits the
-    round on-chain. A round with fewer than ``min_accepted`` valid updates is not aggregated; it is
-    committed as failed, with the global model unchanged.
+    For each round it lets the wrapped strategy sample nodes, waiting at most ``connect_timeout``
+    seconds for enough of them to be connected (``coordinator.waiting``); with too few, the round
+    sends nothing and is committed as failed. It checks every training reply
+    (``coordinator.validation``), stores every update it can read, screens the valid ones with the
+    anomaly detector (``detection``; flagged updates are rejected as ``anomalous``), hands only the
+    accepted ones to the wrapped strategy — normalised to the protocol's records and sorted by
+    participant, arrays sorted by name, so the aggregate can be re-derived — hashes and stores the
+    aggregate, re-derives it to confirm that an auditor can, and scores each accepted update
+    (``scorer``). Evaluation replies are checked and normalised the same way before the wrapped
+    strategy aggregates them. Once the round's evaluation is in, it stores the manifest and commits
+    the round on-chain. A round with fewer than ``min_accepted`` valid updates is not aggregated;
+    it is committed as failed, with the global model unchanged. The manifest names, for training
+    and for evaluation, the nodes asked and those that never answered.
 
     Hashing happens before the wrapped strategy sees the replies, because some strategies
     (FedMedian, FedTrimmedAvg, Bulyan) consume the arrays of the replies they are given.
@@ -55,6 +63,7 @@ class LedgerStrategy(Strategy):
         detection: DetectorSettings | None,
         scorer: Scorer,
         on_round: Callable[[RoundReport], None],
+        connect_timeout: float,
         first_round: int = 1,
         replayed: Aggregator | None = None,
     ) -> None:
@@ -66,9 +75,12 @@ class LedgerStrategy(Strategy):
         self.detection = detection
         self.scorer = scorer
         self.on_round = on_round
+        self.connect_timeout = connect_timeout
         self.reports: list[RoundReport] = []
         self._base: dict | None = None
         self._base_hash = b""
+        self._training = Requests()
+        self._evaluation = Requests()
         self._judged: JudgedRound | None = None
         self._aggregator: Aggregator | None = replayed
         self._unsupported = ""
@@ -91,14 +103,46 @@ class LedgerStrategy(Strategy):
         self._base = {name: array.numpy() for name, array in arrays.items()}
         self._base_hash = model_hash(self._base)
         self._bind(config)
-        return self.inner.configure_train(server_round, arrays, config, grid)
+        self._training, sent = self._sample(
+            "train",
+            server_round,
+            lambda waiting: self.inner.configure_train(server_round, arrays, config, waiting),
+            grid,
+        )
+        return sent
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         server_round = self._run_round(server_round)
         self._bind(config)
-        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+        self._evaluation, sent = self._sample(
+            "evaluate",
+            server_round,
+            lambda waiting: self.inner.configure_evaluate(server_round, arrays, config, waiting),
+            grid,
+        )
+        return sent
+
+    def _sample(
+        self, phase: str, server_round: int, configure: Callable[[Grid], Iterable[Message]], grid: Grid
+    ) -> tuple[Requests, list[Message]]:
+        """The wrapped strategy's messages for ``phase``, sampled with a bounded wait for nodes;
+        none, and the reason, if too few nodes were connected in time."""
+        try:
+            sent = list(configure(BoundedWaitGrid(grid, nodes_needed(self.inner, phase), self.connect_timeout)))
+        except TooFewNodes as shortage:
+            log(
+                WARNING,
+                "round %d: no %s: %d nodes connected, %d needed; waited %.1f s (connect-timeout)",
+                server_round,
+                "training" if phase == "train" else "evaluation",
+                shortage.connected,
+                shortage.needed,
+                shortage.waited,
+            )
+            return Requests(skipped=str(shortage)), []
+        return Requests(asked=tuple(sorted(message.metadata.dst_node_id for message in sent))), sent
 
     def _run_round(self, flower_round: int) -> int:
         return flower_round + self.first_round - 1
@@ -113,25 +157,27 @@ class LedgerStrategy(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         server_round = self._run_round(server_round)
-        assert self._base is not None, "configure_train runs before aggregate_train"
-        context = RoundContext(self.session.domain, self.recorder.run_id, server_round, self._base_hash, self._base)
-        checked = reject_duplicates([check_reply(reply, context, self.session.participant_status) for reply in replies])
+        base = self._base
+        if base is None:
+            raise RuntimeError("configure_train runs before aggregate_train")
+        replies = list(replies)
+        self._training = _with_silent(self._training, replies, server_round, "train")
+        context = RoundContext(self.session.domain, self.recorder.run_id, server_round, self._base_hash, base)
+        is_active = cache(self.session.participant_status)  # one registry read per address and phase
+        checked = reject_duplicates([check_reply(reply, context, is_active) for reply in replies])
         for reply in checked:
             if reply.encoding is not None:
                 self.session.store.put(reply.encoding)
-        checked = self._screen(checked)
+        checked = self._screen(checked, base)
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
+        if self._training.skipped is not None:
+            return self._fail(server_round, checked, self._training.skipped)
         if len(accepted) < self.min_accepted:
             return self._fail(
                 server_round, checked, f"{len(accepted)} valid updates, at least {self.min_accepted} needed"
             )
 
-        for reply in accepted:
-            assert reply.message is not None
-            content = reply.message.content
-            key = next(iter(content.array_records))
-            content[key] = canonical_arrays(content.array_records[key])
-        aggregate, metrics = self.inner.aggregate_train(server_round, [reply.message for reply in accepted])
+        aggregate, metrics = self.inner.aggregate_train(server_round, [reply.for_strategy() for reply in accepted])
         if aggregate is None:
             return self._fail(server_round, checked, f"{type(self.inner).__name__} produced no aggregate")
 
@@ -140,26 +186,26 @@ class LedgerStrategy(Strategy):
         aggregate_hash = self.session.store.put(encode_model(arrays))
         stored = [decode_model(reply.encoding) for reply in accepted]
         weights = [reply.num_examples for reply in accepted]
-        given = self.scorer.scores(self._base, stored, weights)
+        given = self.scorer.scores(base, stored, weights)
         scores = {reply.participant: score for reply, score in zip(accepted, given, strict=True)}
         self._judged = JudgedRound(
             round=server_round,
             base_model_hash=self._base_hash,
             model_hash=aggregate_hash,
             replies=[replace(reply, score=scores[reply.participant]) if reply.accepted else reply for reply in checked],
-            reproduction=self._reproduce(server_round, stored, weights, aggregate_hash),
+            reproduction=self._reproduce(server_round, base, stored, weights, aggregate_hash),
+            requests=self._training,
             train_metrics=dict(metrics or {}),
         )
         return aggregate, metrics
 
-    def _screen(self, checked: list[CheckedReply]) -> list[CheckedReply]:
+    def _screen(self, checked: list[CheckedReply], base: dict) -> list[CheckedReply]:
         """Run the anomaly detector over the valid updates; flagged ones are rejected as ``anomalous``."""
         if self.detection is None:
             return checked
         positions = [index for index, reply in enumerate(checked) if reply.accepted]
-        assert self._base is not None
         statistics = detect(
-            delta_gram(self._base, [decode_model(checked[index].encoding) for index in positions]), self.detection
+            delta_gram(base, [decode_model(checked[index].encoding) for index in positions]), self.detection
         )
         if statistics is None:
             return checked
@@ -181,17 +227,19 @@ class LedgerStrategy(Strategy):
             model_hash=self._base_hash,
             replies=[reply.rejected("round-failed", failure) if reply.accepted else reply for reply in checked],
             reproduction="not aggregated",
+            requests=self._training,
             failure=failure,
         )
         return None, None
 
-    def _reproduce(self, server_round: int, stored: list[dict], weights: list[int], aggregate_hash: bytes) -> str:
+    def _reproduce(
+        self, server_round: int, base: dict, stored: list[dict], weights: list[int], aggregate_hash: bytes
+    ) -> str:
         """Re-derive the aggregate from the stored encodings, as an auditor will."""
         if self._aggregator is None:
             return f"unsupported: {self._unsupported}"
-        assert self._base is not None
         updates = [WeightedUpdate(arrays, weight) for arrays, weight in zip(stored, weights, strict=True)]
-        derived = model_hash(self._aggregator.aggregate(server_round, self._base, updates))
+        derived = model_hash(self._aggregator.aggregate(server_round, base, updates))
         if derived != aggregate_hash:
             return f"mismatch: re-derived {to_hex(derived)}"
         return "verified"
@@ -199,24 +247,32 @@ class LedgerStrategy(Strategy):
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         server_round = self._run_round(server_round)
         replies = list(replies)
-        metrics = self.inner.aggregate_evaluate(server_round, replies)
+        requests = _with_silent(self._evaluation, replies, server_round, "evaluate")
+        is_active = cache(self.session.participant_status)
+        checked = reject_duplicates([check_evaluation(reply, is_active) for reply in replies])
+        accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
+        metrics = self.inner.aggregate_evaluate(server_round, [reply.for_strategy() for reply in accepted])
         judged, self._judged = self._judged, None
         if judged is None:
             return metrics
-        report = self.recorder.commit(judged, _evaluation(replies, metrics))
+        report = self.recorder.commit(judged, JudgedEvaluation(requests, checked, dict(metrics or {})))
         self.reports.append(report)
         self.on_round(report)
         return metrics
 
 
-def _evaluation(replies: list[Message], aggregate: MetricRecord | None) -> dict:
-    """The evaluation part of a manifest: the aggregate and each participant's own figures."""
-    participants = {}
-    for reply in replies:
-        if reply.has_error() or messages.LEDGER_RECORD not in reply.content.config_records:
-            continue
-        participant = reply.content.config_records[messages.LEDGER_RECORD].get(messages.PARTICIPANT)
-        record = next(iter(reply.content.metric_records.values()), None)
-        if isinstance(participant, str) and record is not None:
-            participants[participant] = dict(record)
-    return {"aggregate": dict(aggregate or {}), "participants": participants}
+def _with_silent(requests: Requests, replies: list[Message], server_round: int, phase: str) -> Requests:
+    """``requests`` with the nodes that were asked and sent no reply (within the round timeout)."""
+    answered = {reply.metadata.src_node_id for reply in replies}
+    silent = tuple(node for node in requests.asked if node not in answered)
+    if silent:
+        log(
+            INFO,
+            "round %d: %d of %d nodes asked to %s did not answer within round-timeout: %s",
+            server_round,
+            len(silent),
+            len(requests.asked),
+            phase,
+            ", ".join(str(node) for node in silent),
+        )
+    return replace(requests, silent=silent)

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.session import LedgerSession
-from coordinator.validation import CheckedReply
+from coordinator.validation import CheckedEvaluation, CheckedReply
 from fedledger.hashing import to_hex
-from fedledger.manifest import RoundManifest, UpdateEntry
+from fedledger.manifest import RejectedEvaluation, Requests, RoundManifest, UpdateEntry
 from fedledger.rounds import seal
 from fedledger.runconfig import RunConfiguration
 
@@ -21,7 +21,8 @@ ROUNDS_FILE = "rounds.jsonl"
 class JudgedRound:
     """A training round after validation and aggregation, waiting to be committed.
 
-    ``model_hash`` is the aggregate's hash, or the base model's when the round failed.
+    ``model_hash`` is the aggregate's hash, or the base model's when the round failed;
+    ``requests`` names the nodes asked to train and those that did not answer.
     """
 
     round: int
@@ -29,12 +30,37 @@ class JudgedRound:
     model_hash: bytes
     replies: list[CheckedReply]
     reproduction: str
+    requests: Requests
     failure: str | None = None
     train_metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def accepted(self) -> list[CheckedReply]:
         return [reply for reply in self.replies if reply.accepted]
+
+
+@dataclass(frozen=True)
+class JudgedEvaluation:
+    """A round's evaluation: whom it asked, every reply and its verdict, and the wrapped
+    strategy's aggregate of the accepted ones."""
+
+    requests: Requests
+    replies: list[CheckedEvaluation]
+    aggregate: dict[str, Any]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The evaluation part of a manifest's metrics: the aggregate and each accepted participant's figures."""
+        participants = {reply.participant: reply.metrics for reply in self.replies if reply.accepted}
+        return {"aggregate": self.aggregate, "participants": participants}
+
+    @property
+    def rejected(self) -> tuple[RejectedEvaluation, ...]:
+        return tuple(
+            RejectedEvaluation(reply.node_id, reply.reason or "", reply.detail or "", reply.participant)
+            for reply in self.replies
+            if not reply.accepted
+        )
 
 
 @dataclass(frozen=True)
@@ -72,7 +98,7 @@ class RoundRecorder:
     def strategy(self) -> dict[str, Any]:
         return self.configuration.strategy
 
-    def commit(self, judged: JudgedRound, evaluation: dict[str, Any]) -> RoundReport:
+    def commit(self, judged: JudgedRound, evaluation: JudgedEvaluation) -> RoundReport:
         draft = RoundManifest(
             chain_id=self.session.domain.chain_id,
             registry=self.session.registry.address,
@@ -87,15 +113,18 @@ class RoundRecorder:
             updates=tuple(_entry(reply) for reply in judged.replies),
             updates_root="",
             rewards_root="",
-            metrics={"train": judged.train_metrics, "evaluate": evaluation},
+            metrics={"train": judged.train_metrics, "evaluate": evaluation.metrics},
             scoring=self.configuration.scoring,
             detection=None if self.configuration.detection is None else self.configuration.detection.to_json(),
+            training=judged.requests,
+            evaluation=evaluation.requests,
+            rejected_evaluations=evaluation.rejected,
         )
         manifest, commitment = seal(draft, self.configuration.rewards)
         self.session.store.put(manifest.to_bytes())
         receipt = self.session.registry.commit_round(self.run_id, judged.round, commitment)
         self._acknowledge(judged.round, manifest.model_hash, to_hex(commitment.manifest_hash), receipt.tx_hash)
-        sites = evaluation.get("participants", {})
+        sites = evaluation.metrics["participants"]
         return RoundReport(
             round=judged.round,
             accepted=commitment.accepted,
@@ -107,8 +136,8 @@ class RoundRecorder:
             block_number=receipt.block_number,
             outcome=manifest.outcome,
             reproduction=judged.reproduction,
-            eval_loss=evaluation.get("aggregate", {}).get("eval-loss"),
-            eval_accuracy=evaluation.get("aggregate", {}).get("eval-accuracy"),
+            eval_loss=evaluation.aggregate.get("eval-loss"),
+            eval_accuracy=evaluation.aggregate.get("eval-accuracy"),
             site_accuracy={who: metrics["eval-accuracy"] for who, metrics in sites.items()},
         )
 
@@ -131,7 +160,7 @@ def _entry(reply: CheckedReply) -> UpdateEntry:
         status="accepted" if reply.accepted else "rejected",
         participant=reply.participant,
         update_hash=to_hex(reply.update_hash) if reply.update_hash else None,
-        num_examples=reply.num_examples if isinstance(reply.num_examples, int) else None,
+        num_examples=reply.num_examples,
         signature=to_hex(reply.signature) if reply.signature else None,
         signed=reply.signed,
         reason=reply.reason,

@@ -51,6 +51,7 @@ class FederationSettings:
     server_learning_rate: float = 0.1
     server_momentum: float = 0.9
     round_timeout: float = 600.0
+    connect_timeout: float = 120.0
 
     # Training, sent to clients with every request
     local_epochs: int = 1
@@ -102,6 +103,7 @@ class FederationSettings:
             ("server-learning-rate", self.server_learning_rate > 0, "above 0"),
             ("server-momentum", 0 <= self.server_momentum < 1, "in [0, 1)"),
             ("round-timeout", self.round_timeout > 0, "above 0 (seconds)"),
+            ("connect-timeout", self.connect_timeout >= 0, "at least 0 (seconds)"),
             ("local-epochs", self.local_epochs >= 1, "at least 1"),
             ("batch-size", self.batch_size >= 1, "at least 1"),
             ("learning-rate", self.learning_rate > 0, "above 0"),

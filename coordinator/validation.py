@@ -1,50 +1,72 @@
-"""Checking every training reply before it can reach the aggregate.
+"""What a valid reply is: the one place that decides it, for training and for evaluation replies.
 
-A reply is accepted only if it is well formed; signed for this chain, registry, run and round,
-from the current global model; its arrays have the global model's names, shapes and dtypes and
-only finite values; its example count is positive; its signer is a registered, active
-participant; and that participant sent nothing else this round. Every failure is kept with a
-machine-readable reason and a sentence saying what exactly was wrong.
+A training reply is accepted only if it is well formed; signed for this chain, registry, run and
+round, from the current global model; its arrays have the global model's names, shapes and dtypes
+and only finite values; its example count is positive; its signer is a registered, active
+participant; and that participant sent nothing else this round. An evaluation reply is accepted
+only if it names a registered, active participant, carries a positive example count, a finite
+loss and an accuracy in [0, 1], and its participant sent no other evaluation reply this round.
+Every failure is kept with a machine-readable reason and a sentence saying what exactly was wrong.
+
+A reply is data from a site that may be hostile. Nothing in reading it may raise: any exception
+while reading it is a ``malformed`` rejection that quotes the exception. The work a reply can
+cause is bounded: arrays far larger than the model's are rejected before they are decoded.
+
+Accepted replies are *normalised* before the wrapped strategy sees them: it receives exactly the
+records and keys the protocol defines (``fedledger.messages``), so every accepted reply of a round
+has the layout Flower's consistency check demands, whatever else a site sent. Records and metric
+keys the protocol does not define are ignored.
 """
 
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Self, TypeVar
 
 import numpy as np
 from eth_utils import is_address, to_checksum_address
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from fedledger import messages
 from fedledger.contribution import AnomalyStatistics
-from fedledger.encoding import EncodingError, encode_model
+from fedledger.encoding import encode_model
 from fedledger.hashing import HASH_SIZE, keccak256, to_hex
 from fedledger.manifest import SignedFields
-from fedledger.signing import InvalidSignature, SigningDomain, UpdateMessage, recover_update_signer
+from fedledger.signing import SIGNATURE_SIZE, InvalidSignature, SigningDomain, UpdateMessage, recover_update_signer
 
-#: Rejection reasons, in the order the checks run.
+#: Rejection reasons, in the order the checks run. Evaluation replies use the same codes.
 REASONS = (
     "client-error",  # the node answered with an error instead of an update
-    "malformed",  # records or fields missing or of the wrong type
+    "malformed",  # records or fields missing or of the wrong type, or anything that cannot be read
     "wrong-run",  # signed for another run
     "wrong-round",  # signed for another round: a replay or a late reply
     "stale-base-model",  # trained from a model other than the current global model
     "bad-example-count",  # not a positive integer
-    "wrong-arrays",  # names, shapes or dtypes differ from the global model
+    "wrong-arrays",  # names, shapes or dtypes differ from the global model, or far more bytes than it
     "hash-mismatch",  # the signed update hash is not the hash of the arrays sent
     "bad-signature",  # the signature does not recover to the participant named
     "unregistered",  # the signer is not on the registry's allow-list
     "inactive",  # the signer was deactivated
     "non-finite",  # NaN or infinite values
-    "duplicate-participant",  # more than one update from one participant this round
+    "duplicate-participant",  # more than one reply from one participant this round
     "anomalous",  # flagged by the anomaly detector (fedledger.contribution)
     "round-failed",  # valid, but the round had too few valid updates to aggregate
 )
 
+#: A reply's arrays may hold at most this many times the bytes of the global model; beyond, they are not read.
+MAX_SIZE_RATIO = 2
+#: What each of the model's arrays is allowed on top of its values: the serialisation header.
+ARRAY_HEADER_BYTES = 256
+#: Integers a reply states (run, round, example count) are EIP-712 ``uint256`` values.
+UINT256_LIMIT = 2**256
+#: Details quote what a site sent; they are cut to this many characters.
+MAX_DETAIL_LENGTH = 300
+
 
 @dataclass(frozen=True)
 class RoundContext:
-    """What the replies of one round are checked against."""
+    """What the training replies of one round are checked against."""
 
     domain: SigningDomain
     run_id: int
@@ -52,15 +74,34 @@ class RoundContext:
     base_model_hash: bytes
     reference: Mapping[str, np.ndarray]
 
+    @property
+    def max_reply_bytes(self) -> int:
+        """The most array bytes a reply may carry and still be read, hashed and stored."""
+        return MAX_SIZE_RATIO * sum(array.nbytes + ARRAY_HEADER_BYTES for array in self.reference.values())
+
 
 @dataclass(frozen=True)
-class CheckedReply:
-    """A reply and what the checks found. ``reason is None`` means accepted."""
+class Judged:
+    """A reply and the verdict on it. ``reason is None`` means accepted."""
 
     node_id: int
     reason: str | None = None
     detail: str | None = None
     participant: str | None = None
+    message: Message | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+    def rejected(self, reason: str, detail: str) -> Self:
+        return replace(self, reason=reason, detail=_clip(detail))
+
+
+@dataclass(frozen=True)
+class CheckedReply(Judged):
+    """A training reply and what the checks read from it."""
+
     arrays: dict[str, np.ndarray] | None = None
     encoding: bytes | None = None
     update_hash: bytes | None = None
@@ -69,16 +110,38 @@ class CheckedReply:
     signed: SignedFields | None = None
     signed_update_hash: bytes | None = None
     train_loss: float | None = None
-    message: Message | None = None
     anomaly: AnomalyStatistics | None = None
     score: float | None = None
 
-    @property
-    def accepted(self) -> bool:
-        return self.reason is None
+    def for_strategy(self) -> Message:
+        """The accepted reply as the wrapped strategy receives it: its arrays sorted by name, and a
+        MetricRecord of exactly ``num-examples`` and ``train-loss``. Replaces the message's content."""
+        if not self.accepted or self.message is None or self.arrays is None:
+            raise ValueError(f"only an accepted training reply goes to the strategy (node {self.node_id})")
+        self.message.content = RecordDict(
+            {
+                messages.ARRAYS_RECORD: ArrayRecord({name: Array(self.arrays[name]) for name in sorted(self.arrays)}),
+                messages.METRICS_RECORD: MetricRecord(
+                    {messages.NUM_EXAMPLES: self.num_examples, messages.TRAIN_LOSS: self.train_loss}
+                ),
+            }
+        )
+        return self.message
 
-    def rejected(self, reason: str, detail: str) -> "CheckedReply":
-        return replace(self, reason=reason, detail=detail)
+
+@dataclass(frozen=True)
+class CheckedEvaluation(Judged):
+    """An evaluation reply and its figures (``num-examples``, ``eval-loss``, ``eval-accuracy``)."""
+
+    metrics: dict[str, int | float] | None = None
+
+    def for_strategy(self) -> Message:
+        """The accepted reply as the wrapped strategy receives it: a MetricRecord of exactly its
+        figures. Replaces the message's content."""
+        if not self.accepted or self.message is None or self.metrics is None:
+            raise ValueError(f"only an accepted evaluation reply goes to the strategy (node {self.node_id})")
+        self.message.content = RecordDict({messages.METRICS_RECORD: MetricRecord(dict(self.metrics))})
+        return self.message
 
 
 class _Rejected(Exception):
@@ -88,75 +151,105 @@ class _Rejected(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """The records of a training reply the checks read, as sent."""
+
+    arrays: ArrayRecord
+    metrics: MetricRecord
+    ledger: ConfigRecord | None
+
+
+# Training replies ---------------------------------------------------------------------------------
+
+
 def check_reply(message: Message, context: RoundContext, is_active: Callable[[str], str | None]) -> CheckedReply:
-    """Check one training reply.
+    """Check one training reply; never raises.
 
     ``is_active(address)`` returns ``None`` for a registered, active participant, else the
     rejection reason (``unregistered`` or ``inactive``).
     """
     checked = CheckedReply(node_id=message.metadata.src_node_id, message=message)
-    if message.has_error():
-        return checked.rejected("client-error", f"the node replied with an error: {message.error.reason}")
-    checked = _read(message, checked)
-    if not checked.accepted:
-        return checked
     try:
-        return _judge(checked, context, is_active)
+        parts = _parts(message)
+        checked = _read_arrays(checked, parts.arrays, context)
+        checked = _read_claims(checked, parts)
+        _judge(checked, parts, context, is_active)
     except _Rejected as rejection:
         return checked.rejected(rejection.reason, rejection.detail)
+    except Exception as error:  # whatever a site sends must not end the run
+        return checked.rejected("malformed", f"the reply cannot be read: {_describe(error)}")
+    return checked
 
 
-def _read(message: Message, checked: CheckedReply) -> CheckedReply:
-    """Pull the arrays, counts and signed fields out of the reply; reject what is malformed."""
+def _parts(message: Message) -> _Parts:
+    if message.has_error():
+        raise _Rejected("client-error", f"the node replied with an error: {message.error.reason}")
     content = message.content
-    if len(content.array_records) != 1 or len(content.metric_records) != 1:
-        return checked.rejected("malformed", "a reply carries exactly one ArrayRecord and one MetricRecord")
-    record: ArrayRecord = next(iter(content.array_records.values()))
-    metrics: MetricRecord = next(iter(content.metric_records.values()))
+    ledger = content.config_records.get(messages.LEDGER_RECORD)
+    return _Parts(
+        arrays=_only(content.array_records, "ArrayRecord"),
+        metrics=_only(content.metric_records, "MetricRecord"),
+        ledger=ledger if isinstance(ledger, ConfigRecord) else None,
+    )
+
+
+def _read_arrays(checked: CheckedReply, record: ArrayRecord, context: RoundContext) -> CheckedReply:
+    """Decode, encode and hash the arrays, unless they hold far more bytes than the model."""
+    size = sum(len(array.data) for array in record.values())
+    if size > context.max_reply_bytes:
+        raise _Rejected(
+            "wrong-arrays",
+            f"the arrays hold {size:,} bytes, more than {MAX_SIZE_RATIO} times the model's; they were not read",
+        )
     try:
         arrays = {name: array.numpy() for name, array in record.items()}
         encoding = encode_model(arrays)
-    except (EncodingError, ValueError, TypeError) as error:
-        return checked.rejected("malformed", f"the arrays cannot be read: {error}")
-    checked = replace(checked, arrays=arrays, encoding=encoding, update_hash=keccak256(encoding))
-    ledger = content.config_records.get(messages.LEDGER_RECORD)
-    if not isinstance(ledger, ConfigRecord):
-        return checked.rejected("malformed", f"the reply has no {messages.LEDGER_RECORD!r} ConfigRecord")
-    participant, signature = ledger.get(messages.PARTICIPANT), ledger.get(messages.SIGNATURE)
+    except Exception as error:  # a site's bytes may fail to decode in any way
+        raise _Rejected("malformed", f"the arrays cannot be read: {_describe(error)}") from None
+    return replace(checked, arrays=arrays, encoding=encoding, update_hash=keccak256(encoding))
+
+
+def _read_claims(checked: CheckedReply, parts: _Parts) -> CheckedReply:
+    """What the reply says about itself, for the manifest: each value only if it is well typed."""
+    ledger = parts.ledger or ConfigRecord()
+    run_id, round_number = _integer(ledger.get(messages.SIGNED_RUN_ID)), _integer(ledger.get(messages.SIGNED_ROUND))
     base_hash, update_hash = (
-        ledger.get(messages.SIGNED_BASE_MODEL_HASH),
-        ledger.get(messages.SIGNED_UPDATE_HASH),
+        _hash(ledger.get(messages.SIGNED_BASE_MODEL_HASH)),
+        _hash(ledger.get(messages.SIGNED_UPDATE_HASH)),
     )
-    run_id, round_number = ledger.get(messages.SIGNED_RUN_ID), ledger.get(messages.SIGNED_ROUND)
-    loss = metrics.get(messages.TRAIN_LOSS)
-    checked = replace(
-        checked,
-        num_examples=metrics.get(messages.NUM_EXAMPLES),
-        train_loss=float(loss) if isinstance(loss, int | float) else None,
-        participant=_address(participant),
-        signature=signature if isinstance(signature, bytes) else None,
-    )
-    if checked.participant is None or checked.signature is None:
-        return checked.rejected("malformed", "the reply does not name a participant address and a signature")
-    if not all(isinstance(value, bytes) and len(value) == HASH_SIZE for value in (base_hash, update_hash)):
-        return checked.rejected("malformed", "the signed base model hash and update hash must be 32 bytes each")
-    if not isinstance(run_id, int) or not isinstance(round_number, int):
-        return checked.rejected("malformed", "the signed run id and round must be integers")
+    signature = ledger.get(messages.SIGNATURE)
+    well_formed = run_id is not None and round_number is not None and base_hash is not None
     return replace(
-        checked, signed=SignedFields(run_id, round_number, to_hex(base_hash)), signed_update_hash=update_hash
+        checked,
+        participant=_address(ledger.get(messages.PARTICIPANT)),
+        signature=signature if isinstance(signature, bytes) and len(signature) == SIGNATURE_SIZE else None,
+        signed=SignedFields(run_id, round_number, to_hex(base_hash)) if well_formed else None,
+        signed_update_hash=update_hash,
+        num_examples=_integer(parts.metrics.get(messages.NUM_EXAMPLES)),
+        train_loss=_number(parts.metrics.get(messages.TRAIN_LOSS)),
     )
 
 
-def _address(value: object) -> str | None:
-    if isinstance(value, str) and is_address(value):
-        return to_checksum_address(value)
-    return None
-
-
-def _judge(checked: CheckedReply, context: RoundContext, is_active: Callable[[str], str | None]) -> CheckedReply:
-    """Hold a well-formed reply against the round; raise ``_Rejected`` at the first failed check."""
+def _judge(checked: CheckedReply, parts: _Parts, context: RoundContext, is_active: Callable[[str], str | None]) -> None:
+    """Hold a reply against the round; raise ``_Rejected`` at the first failed check."""
+    if parts.ledger is None:
+        raise _Rejected("malformed", f"the reply has no {messages.LEDGER_RECORD!r} ConfigRecord")
+    if checked.participant is None or checked.signature is None:
+        raise _Rejected(
+            "malformed", f"the reply does not name a participant address and a {SIGNATURE_SIZE}-byte signature"
+        )
     signed, arrays, update_hash = checked.signed, checked.arrays, checked.update_hash
-    assert signed is not None and arrays is not None and update_hash is not None and checked.signature is not None
+    if signed is None or checked.signed_update_hash is None:
+        raise _Rejected(
+            "malformed",
+            "the signed run id and round must be integers, and the signed base model hash and update hash "
+            f"must be {HASH_SIZE} bytes each",
+        )
+    if checked.train_loss is None:
+        raise _Rejected("malformed", f"the MetricRecord has no number {messages.TRAIN_LOSS!r}")
+    if arrays is None or update_hash is None:
+        raise ValueError("the arrays are read before the reply is judged")
     if signed.run_id != context.run_id:
         raise _Rejected("wrong-run", f"signed for run {signed.run_id}, this is run {context.run_id}")
     if signed.round != context.round:
@@ -168,13 +261,16 @@ def _judge(checked: CheckedReply, context: RoundContext, is_active: Callable[[st
             f"{to_hex(context.base_model_hash)[:18]}…",
         )
     examples = checked.num_examples
-    if not isinstance(examples, int) or isinstance(examples, bool) or examples <= 0:
-        raise _Rejected("bad-example-count", f"the example count must be a positive integer, got {examples!r}")
+    if examples is None or examples <= 0:
+        raise _Rejected(
+            "bad-example-count",
+            f"the example count must be a positive integer, got {_show(parts.metrics.get(messages.NUM_EXAMPLES))}",
+        )
     _check_arrays(arrays, context.reference)
     if checked.signed_update_hash != update_hash:
         raise _Rejected(
             "hash-mismatch",
-            f"the signed update hash is {to_hex(checked.signed_update_hash or b'')[:18]}…, "
+            f"the signed update hash is {to_hex(checked.signed_update_hash)[:18]}…, "
             f"the arrays sent hash to {to_hex(update_hash)[:18]}…",
         )
     message = UpdateMessage(context.run_id, context.round, context.base_model_hash, update_hash, examples)
@@ -184,13 +280,12 @@ def _judge(checked: CheckedReply, context: RoundContext, is_active: Callable[[st
         raise _Rejected("bad-signature", str(error)) from None
     if signer != checked.participant:
         raise _Rejected("bad-signature", f"the signature is by {signer}, not by {checked.participant}")
-    status = is_active(signer)
-    if status is not None:
-        raise _Rejected(status, f"{signer} is {'not registered' if status == 'unregistered' else 'deactivated'}")
+    _check_registered(signer, is_active)
     for name, array in arrays.items():
-        if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+        if not np.all(np.isfinite(array)):
             raise _Rejected("non-finite", f"array {name!r} holds NaN or infinite values")
-    return checked
+    if not math.isfinite(checked.train_loss):
+        raise _Rejected("non-finite", f"{messages.TRAIN_LOSS!r} is {checked.train_loss}")
 
 
 def _check_arrays(arrays: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> None:
@@ -205,19 +300,128 @@ def _check_arrays(arrays: Mapping[str, np.ndarray], reference: Mapping[str, np.n
             raise _Rejected("wrong-arrays", f"array {name!r} is {array.dtype}, the model's is {expected.dtype}")
 
 
-def reject_duplicates(replies: list[CheckedReply]) -> list[CheckedReply]:
+# Evaluation replies -------------------------------------------------------------------------------
+
+
+def check_evaluation(message: Message, is_active: Callable[[str], str | None]) -> CheckedEvaluation:
+    """Check one evaluation reply; never raises. ``is_active`` as for :func:`check_reply`."""
+    checked = CheckedEvaluation(node_id=message.metadata.src_node_id, message=message)
+    try:
+        if message.has_error():
+            raise _Rejected("client-error", f"the node replied with an error: {message.error.reason}")
+        content = message.content
+        ledger = content.config_records.get(messages.LEDGER_RECORD)
+        checked = replace(
+            checked,
+            participant=_address(ledger.get(messages.PARTICIPANT)) if isinstance(ledger, ConfigRecord) else None,
+        )
+        metrics = _only(content.metric_records, "MetricRecord")
+        if checked.participant is None:
+            raise _Rejected(
+                "malformed", f"the reply's {messages.LEDGER_RECORD!r} ConfigRecord does not name a participant address"
+            )
+        figures = _evaluation_figures(metrics)
+        _check_registered(checked.participant, is_active)
+        for key in (messages.EVAL_LOSS, messages.EVAL_ACCURACY):
+            if not math.isfinite(figures[key]):
+                raise _Rejected("non-finite", f"{key!r} is {figures[key]}")
+        if not 0.0 <= figures[messages.EVAL_ACCURACY] <= 1.0:
+            raise _Rejected(
+                "malformed", f"{messages.EVAL_ACCURACY!r} must be in [0, 1], got {figures[messages.EVAL_ACCURACY]}"
+            )
+    except _Rejected as rejection:
+        return checked.rejected(rejection.reason, rejection.detail)
+    except Exception as error:  # whatever a site sends must not end the run
+        return checked.rejected("malformed", f"the reply cannot be read: {_describe(error)}")
+    return replace(checked, metrics=figures)
+
+
+def _evaluation_figures(metrics: MetricRecord) -> dict[str, int | float]:
+    figures: dict[str, int | float] = {}
+    for key in (messages.EVAL_LOSS, messages.EVAL_ACCURACY):
+        value = _number(metrics.get(key))
+        if value is None:
+            raise _Rejected("malformed", f"the MetricRecord has no number {key!r}, got {_show(metrics.get(key))}")
+        figures[key] = value
+    examples = _integer(metrics.get(messages.NUM_EXAMPLES))
+    if examples is None or examples <= 0:
+        raise _Rejected(
+            "bad-example-count",
+            f"the example count must be a positive integer, got {_show(metrics.get(messages.NUM_EXAMPLES))}",
+        )
+    return {messages.NUM_EXAMPLES: examples, **figures}
+
+
+# Both ---------------------------------------------------------------------------------------------
+
+J = TypeVar("J", bound=Judged)
+R = TypeVar("R")
+
+
+def reject_duplicates(replies: list[J]) -> list[J]:
     """Reject every accepted reply whose participant sent more than one accepted reply.
 
-    Two different updates signed by one key cannot both be counted, and nothing tells which
+    Two different replies from one participant cannot both be counted, and nothing tells which
     one the participant meant, so neither is.
     """
     counts = Counter(reply.participant for reply in replies if reply.accepted)
     return [
         reply.rejected(
             "duplicate-participant",
-            f"{reply.participant} sent {counts[reply.participant]} updates this round",
+            f"{reply.participant} sent {counts[reply.participant]} replies this round",
         )
         if reply.accepted and counts[reply.participant] > 1
         else reply
         for reply in replies
     ]
+
+
+def _check_registered(address: str, is_active: Callable[[str], str | None]) -> None:
+    status = is_active(address)
+    if status is not None:
+        raise _Rejected(status, f"{address} is {'not registered' if status == 'unregistered' else 'deactivated'}")
+
+
+def _only(records: Mapping[str, R], kind: str) -> R:
+    if len(records) != 1:
+        raise _Rejected("malformed", f"a reply carries exactly one {kind}, this one carries {len(records)}")
+    return next(iter(records.values()))
+
+
+def _address(value: object) -> str | None:
+    if isinstance(value, str) and is_address(value):
+        return to_checksum_address(value)
+    return None
+
+
+def _integer(value: object) -> int | None:
+    """``value`` if it is an integer (not a bool) that EIP-712 could encode, else ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool) and -UINT256_LIMIT < value < UINT256_LIMIT:
+        return value
+    return None
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a float if it is one number (not a list, not a bool), else ``None``."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < UINT256_LIMIT:
+        return float(value)
+    return None
+
+
+def _hash(value: object) -> bytes | None:
+    return value if isinstance(value, bytes) and len(value) == HASH_SIZE else None
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _clip(detail: str) -> str:
+    return detail if len(detail) <= MAX_DETAIL_LENGTH else detail[: MAX_DETAIL_LENGTH - 1] + "…"

@@ -1,9 +1,11 @@
 """Round manifests: the canonical record of what the coordinator received and did in one round.
 
-A manifest lists every reply the coordinator received — accepted or rejected, and why — with
-the participant, the update hash, the example count and the signature; the strategy and its
-parameters; the aggregate hash; rewards; metrics. It is stored as canonical JSON in the artifact
-store, and ``manifestHash = keccak256(manifest bytes)`` is committed on-chain.
+A manifest lists every training reply the coordinator received — accepted or rejected, and why —
+with the participant, the update hash, the example count and the signature; which nodes each
+phase (training, evaluation) asked and which of them never answered; every rejected evaluation
+reply and why; the strategy and its parameters; the aggregate hash; rewards; metrics. It is
+stored as canonical JSON in the artifact store, and ``manifestHash = keccak256(manifest bytes)``
+is committed on-chain.
 """
 
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ from fedledger.canonical import canonical_json, parse_json
 from fedledger.contribution import AnomalyStatistics
 from fedledger.hashing import keccak256
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 Status = Literal["accepted", "rejected"]
 Outcome = Literal["aggregated", "failed"]
@@ -111,6 +113,58 @@ class UpdateEntry:
 
 
 @dataclass(frozen=True)
+class Requests:
+    """The requests one phase of a round (training or evaluation) sent.
+
+    Attributes:
+        asked: the nodes the phase sent a request to.
+        silent: the nodes among them that sent no reply within the round timeout.
+        skipped: why the phase sent no request at all (too few nodes connected), else ``None``.
+    """
+
+    asked: tuple[int, ...] = ()
+    silent: tuple[int, ...] = ()
+    skipped: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"asked": sorted(self.asked), "silent": sorted(self.silent), "skipped": self.skipped}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Requests":
+        return cls(asked=tuple(data["asked"]), silent=tuple(data["silent"]), skipped=data["skipped"])
+
+
+@dataclass(frozen=True)
+class RejectedEvaluation:
+    """An evaluation reply that was not aggregated, and why.
+
+    Attributes:
+        node_id: the Flower node that sent the reply.
+        participant: the address the reply names, if it names a well-formed one.
+        reason: machine-readable rejection code (those of training replies).
+        detail: what exactly was wrong, for people.
+    """
+
+    node_id: int
+    reason: str
+    detail: str
+    participant: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "participant": self.participant, "reason": self.reason, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RejectedEvaluation":
+        return cls(
+            node_id=data["node_id"], participant=data["participant"], reason=data["reason"], detail=data["detail"]
+        )
+
+    @property
+    def sort_key(self) -> tuple[int, str, str, str]:
+        return (self.node_id, self.participant or "", self.reason, self.detail)
+
+
+@dataclass(frozen=True)
 class RoundManifest:
     """Everything about one committed round that the chain only holds the hash of."""
 
@@ -130,6 +184,9 @@ class RoundManifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     scoring: dict[str, Any] = field(default_factory=dict)
     detection: dict[str, Any] | None = None
+    training: Requests = Requests()
+    evaluation: Requests = Requests()
+    rejected_evaluations: tuple[RejectedEvaluation, ...] = ()
 
     @property
     def accepted(self) -> tuple[UpdateEntry, ...]:
@@ -165,6 +222,11 @@ class RoundManifest:
             "metrics": _without_non_finite(self.metrics),
             "scoring": self.scoring,
             "detection": self.detection,
+            "training": self.training.to_json(),
+            "evaluation": self.evaluation.to_json(),
+            "rejected_evaluations": [
+                entry.to_json() for entry in sorted(self.rejected_evaluations, key=lambda entry: entry.sort_key)
+            ],
         }
 
     def to_bytes(self) -> bytes:
@@ -203,6 +265,11 @@ class RoundManifest:
                 metrics=document.get("metrics", {}),
                 scoring=document.get("scoring", {}),
                 detection=document.get("detection"),
+                training=Requests.from_json(document["training"]),
+                evaluation=Requests.from_json(document["evaluation"]),
+                rejected_evaluations=tuple(
+                    RejectedEvaluation.from_json(entry) for entry in document["rejected_evaluations"]
+                ),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"manifest is missing or mistypes a field: {error}") from None

@@ -1,16 +1,18 @@
 """Misbehaving simulated clients.
 
 *Faults* send replies the coordinator's validation must reject (bad signatures, wrong shapes,
-replays, ...). *Attacks* are sent by registered participants with valid signatures: poisoned or
-free-riding updates that only the anomaly detector, the contribution scores and robust strategies
-can catch. The honest ClientApp of ``client.app`` serves every other partition and request.
+replays, garbage, ...) or none at all. *Attacks* are sent by registered participants with valid
+signatures: poisoned or free-riding updates that only the anomaly detector, the contribution scores
+and robust strategies can catch. The honest ClientApp of ``client.app`` serves every other
+partition and request.
 """
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from client.app import (
@@ -22,6 +24,7 @@ from client.app import (
     train_round,
     training_update,
 )
+from client.identity import participant_address
 from client.site import PARTITION_ID
 from fedledger import messages
 
@@ -33,6 +36,8 @@ FAULTS = (
     "stale-base",  # trained from a model other than the current global model
     "replay",  # resends its previous round's reply, signature and all
     "duplicate",  # signs with partition 0's key, so that participant sends two updates
+    "garbage",  # every round, a training and an evaluation reply of a malformed layout (see GARBAGE)
+    "hang",  # answers every training request only after HANG_SECONDS: past a short round timeout
 )
 ATTACKS = (
     "sign-flip",  # sends base - delta: pushes the model the opposite way
@@ -46,6 +51,8 @@ NOISE_STD = 0.5
 FREE_RIDER_NOISE_STD = 1e-4
 FAKE_LOSS = 0.5  # what updates that were never trained report as their training loss
 UNREGISTERED_KEY_SEED = 987_654_321
+HANG_SECONDS = 25.0
+GARBAGE_SEED = 1_122
 _LAST_REPLY = "adversaries.last-reply"
 
 
@@ -64,7 +71,6 @@ def adversarial_client_app(behaviours: Mapping[int, str]) -> ClientApp:
         raise ValueError(f"unknown behaviours {sorted(unknown)}; known: {', '.join(FAULTS + ATTACKS)}")
     app = ClientApp(mods=[reply_with_site_errors])
     app.query()(initial_model)
-    app.evaluate()(evaluate_round)
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
@@ -73,7 +79,18 @@ def adversarial_client_app(behaviours: Mapping[int, str]) -> ClientApp:
             return train_round(message, context)
         if behaviour in ATTACKS:
             return _attack(behaviour, message, context)
+        if behaviour == "garbage":
+            return _garbage("train", message, context)
+        if behaviour == "hang":
+            time.sleep(HANG_SECONDS)
+            return train_round(message, context)
         return _fault(behaviour, message, context)
+
+    @app.evaluate()
+    def evaluate(message: Message, context: Context) -> Message:
+        if behaviours.get(int(context.node_config[PARTITION_ID])) == "garbage":
+            return _garbage("evaluate", message, context)
+        return evaluate_round(message, context)
 
     return app
 
@@ -151,3 +168,104 @@ def _replay(message: Message, context: Context, reply: Message) -> Message:
     if any(record is None for record in previous.values()):
         return reply
     return Message(RecordDict(previous), reply_to=message)
+
+
+# Garbage: a fixed family of malformed layouts, one per request --------------------------------------
+
+Layout = Callable[[Message, Context], Message]
+
+
+def _update(message: Message, context: Context, change: Callable[[dict], dict] | None = None) -> Message:
+    """A signed training reply without training: the received model nudged, then ``change``d."""
+    arrays = {name: (value + np.float32(0.001)).astype(value.dtype) for name, value in _received(message).items()}
+    return signed_reply(message, context, change(arrays) if change else arrays, 1, FAKE_LOSS)
+
+
+def _edited(build: Callable[[Message, Context], Message], edit: Callable[[RecordDict], None]) -> Layout:
+    def layout(message: Message, context: Context) -> Message:
+        reply = build(message, context)
+        edit(reply.content)
+        return reply
+
+    return layout
+
+
+def _failing(message: Message, context: Context) -> Message:
+    raise RuntimeError("garbage: the site's ClientApp failed")
+
+
+def _scores(message: Message, context: Context) -> Message:
+    """An evaluation reply without evaluating."""
+    address = participant_address(context.node_config, message.content[messages.CONFIG_RECORD])
+    content = RecordDict(
+        {
+            messages.METRICS_RECORD: MetricRecord(
+                {messages.NUM_EXAMPLES: 1, messages.EVAL_LOSS: FAKE_LOSS, messages.EVAL_ACCURACY: 0.5}
+            ),
+            messages.LEDGER_RECORD: ConfigRecord({messages.PARTICIPANT: address}),
+        }
+    )
+    return Message(content, reply_to=message)
+
+
+def _set_metric(key: str, value: object) -> Callable[[RecordDict], None]:
+    def edit(content: RecordDict) -> None:
+        content[messages.METRICS_RECORD][key] = value
+
+    return edit
+
+
+def _corrupt_first_array(content: RecordDict) -> None:
+    record = content[messages.ARRAYS_RECORD]
+    name = sorted(record)[0]
+    record[name] = Array(record[name].dtype, record[name].shape, record[name].stype, b"\x93NUMPY garbage")
+
+
+#: Per phase, the malformed layouts a ``garbage`` site sends, by name.
+GARBAGE: dict[str, dict[str, Layout]] = {
+    "train": {
+        "error": _failing,
+        "second-array-record": _edited(_update, lambda content: content.__setitem__("more", ArrayRecord())),
+        "no-metric-record": _edited(_update, lambda content: content.pop(messages.METRICS_RECORD)),
+        "example-count-list": _edited(_update, _set_metric(messages.NUM_EXAMPLES, [1, 1])),
+        "loss-list": _edited(_update, _set_metric(messages.TRAIN_LOSS, [0.5, 0.5])),
+        "nan-loss": _edited(_update, _set_metric(messages.TRAIN_LOSS, float("nan"))),
+        "extra-array": lambda message, context: _update(
+            message, context, lambda arrays: {**arrays, "extra": np.zeros(3, np.float32)}
+        ),
+        "float64-arrays": lambda message, context: _update(
+            message, context, lambda arrays: {name: value.astype(np.float64) for name, value in arrays.items()}
+        ),
+        "huge-array": lambda message, context: _update(
+            message,
+            context,
+            lambda arrays: {**arrays, "huge": np.zeros(10 * sum(value.size for value in arrays.values()), np.float64)},
+        ),
+        "corrupt-array-bytes": _edited(_update, _corrupt_first_array),
+        "no-ledger-record": _edited(_update, lambda content: content.pop(messages.LEDGER_RECORD)),
+    },
+    "evaluate": {
+        "error": _failing,
+        "no-accuracy": _edited(_scores, lambda content: content[messages.METRICS_RECORD].pop(messages.EVAL_ACCURACY)),
+        "nan-loss": _edited(_scores, _set_metric(messages.EVAL_LOSS, float("nan"))),
+        "accuracy-out-of-range": _edited(_scores, _set_metric(messages.EVAL_ACCURACY, 1.5)),
+        "example-count-list": _edited(_scores, _set_metric(messages.NUM_EXAMPLES, [1, 1])),
+        "second-metric-record": _edited(_scores, lambda content: content.__setitem__("more", MetricRecord())),
+        "no-participant": _edited(_scores, lambda content: content.pop(messages.LEDGER_RECORD)),
+    },
+}
+
+
+def garbage_layout(phase: str, round_number: int, partition_id: int) -> str:
+    """The layout a ``garbage`` partition sends for ``phase`` (``train`` or ``evaluate``) in
+    ``round_number``: each layout of the family once, in an order seeded by the partition, then
+    again."""
+    family = sorted(GARBAGE[phase])
+    order = np.random.default_rng([GARBAGE_SEED, partition_id]).permutation(len(family))
+    return family[order[(round_number - 1) % len(family)]]
+
+
+def _garbage(phase: str, message: Message, context: Context) -> Message:
+    round_number = int(message.content[messages.CONFIG_RECORD][messages.CONFIG_ROUND])
+    layout = garbage_layout(phase, round_number, int(context.node_config[PARTITION_ID]))
+    return GARBAGE[phase][layout](message, context)

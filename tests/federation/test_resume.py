@@ -71,7 +71,9 @@ def test_the_resumed_run_keeps_its_run_id_and_commits_the_rest(interrupted: Simu
     registry = Registry(resumed.chain, resumed.summary.ledger.registry)
     assert registry.run_count() == 1
     assert registry.run(resumed.summary.ledger.run_id).committed_rounds == ROUNDS
-    acknowledged = [json.loads(line)["round"] for line in (interrupted.output_dir / ROUNDS_FILE).read_text().splitlines()]
+    acknowledged = [
+        json.loads(line)["round"] for line in (interrupted.output_dir / ROUNDS_FILE).read_text().splitlines()
+    ]
     assert acknowledged == list(range(1, ROUNDS + 1))
 
 

@@ -9,10 +9,12 @@ from fedledger.chain import Registry
 from fedledger.cli import app
 from fedledger.encoding import decode_model, model_hash
 from fedledger.hashing import from_hex, keccak256, to_hex
+from fedledger.keys import simulated_participant
 from fedledger.manifest import RoundManifest
 from fedledger.merkle import MerkleTree, reward_leaf, update_leaf
 from fedledger.signing import UpdateMessage, verify_update
 from fedledger.store import ArtifactStore
+from simulations.adversaries import HANG_SECONDS, garbage_layout
 from simulations.runner import SimulationRequest, SimulationResult, audit_result, simulate_federation
 
 pytestmark = pytest.mark.simulation
@@ -25,6 +27,32 @@ FAULTS = {
     6: "stale-base",
     7: "replay",
     8: "duplicate",
+}
+GARBAGE_SITE, HANGING_SITE = 3, 4
+#: What the coordinator makes of each garbage layout (simulations.adversaries.GARBAGE).
+GARBAGE_REASONS = {
+    "train": {
+        "error": "client-error",
+        "second-array-record": "malformed",
+        "no-metric-record": "malformed",
+        "example-count-list": "bad-example-count",
+        "loss-list": "malformed",
+        "nan-loss": "non-finite",
+        "extra-array": "wrong-arrays",
+        "float64-arrays": "wrong-arrays",
+        "huge-array": "wrong-arrays",
+        "corrupt-array-bytes": "malformed",
+        "no-ledger-record": "malformed",
+    },
+    "evaluate": {
+        "error": "client-error",
+        "no-accuracy": "malformed",
+        "nan-loss": "non-finite",
+        "accuracy-out-of-range": "malformed",
+        "example-count-list": "bad-example-count",
+        "second-metric-record": "malformed",
+        "no-participant": "malformed",
+    },
 }
 
 
@@ -53,6 +81,20 @@ def hospitals(tmp_path_factory) -> SimulationResult:
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory) -> SimulationResult:
     return run(tmp_path_factory, "faulty", scenario="synthetic", clients=10, rounds=2, misbehaving=FAULTS)
+
+
+@pytest.fixture(scope="module")
+def unruly(tmp_path_factory) -> SimulationResult:
+    """Three honest sites, one sending garbage every round, one that never answers in time to train."""
+    return run(
+        tmp_path_factory,
+        "unruly",
+        scenario="synthetic",
+        clients=5,
+        rounds=2,
+        misbehaving={GARBAGE_SITE: "garbage", HANGING_SITE: "hang"},
+        overrides={"round_timeout": HANG_SECONDS - 5},
+    )
 
 
 def test_rounds_are_committed_in_order_and_chain_the_models(hospitals: SimulationResult):
@@ -174,3 +216,72 @@ def test_a_run_with_rejected_updates_passes_the_audit(faulty: SimulationResult):
     assert report.passed, [str(finding) for finding in report.problems()]
     checked = {finding.participant for finding in report.findings if finding.check == "update-hash"}
     assert len(checked) >= 9, "rejected updates are checked in the store too"
+
+
+def unruly_nodes(manifest: RoundManifest, result: SimulationResult) -> tuple[set[int], int, int]:
+    """The honest sites' nodes, the garbage site's and the hanging site's, from one round's record."""
+    honest = {simulated_participant(result.settings.key_seed, index).address for index in range(3)}
+    honest_nodes = {entry.node_id for entry in manifest.accepted if entry.participant in honest}
+    assert len(honest_nodes) == 3
+    (garbage,) = {entry.node_id for entry in manifest.updates} - honest_nodes
+    (hanging,) = set(manifest.training.asked) - honest_nodes - {garbage}
+    return honest_nodes, garbage, hanging
+
+
+def test_a_site_sending_garbage_every_round_is_rejected_with_a_reason_each_time(unruly: SimulationResult):
+    rounds = manifests(unruly)
+    assert [manifest.round for _, manifest in rounds] == [1, 2]
+    layouts = set()
+    for _, manifest in rounds:
+        _, garbage, _ = unruly_nodes(manifest, unruly)
+        assert manifest.outcome == "aggregated" and manifest.reproduction == "verified"
+        (entry,) = [entry for entry in manifest.updates if entry.node_id == garbage]
+        layout = garbage_layout("train", manifest.round, GARBAGE_SITE)
+        layouts.add(layout)
+        assert (entry.status, entry.reason) == ("rejected", GARBAGE_REASONS["train"][layout]), layout
+        assert entry.detail
+        if layout == "huge-array":
+            assert entry.update_hash is None, "arrays far larger than the model are not stored"
+        (rejected,) = manifest.rejected_evaluations
+        layout = garbage_layout("evaluate", manifest.round, GARBAGE_SITE)
+        assert (rejected.node_id, rejected.reason) == (garbage, GARBAGE_REASONS["evaluate"][layout]), layout
+        assert rejected.detail
+        assert len(manifest.metrics["evaluate"]["participants"]) == 4
+    assert len(layouts) == 2, "the garbage changes every round"
+
+
+def test_a_node_that_never_answers_in_time_is_recorded_as_silent_each_round(unruly: SimulationResult):
+    for _, manifest in manifests(unruly):
+        honest, garbage, hanging = unruly_nodes(manifest, unruly)
+        assert manifest.training.asked == tuple(sorted({*honest, garbage, hanging}))
+        assert manifest.training.silent == (hanging,)
+        assert manifest.evaluation.asked == manifest.training.asked and manifest.evaluation.silent == ()
+        assert hanging not in {entry.node_id for entry in manifest.updates}
+
+
+def test_a_run_with_garbage_and_a_silent_node_passes_the_audit(unruly: SimulationResult):
+    report = audit_result(unruly)
+    assert report.passed, [str(finding) for finding in report.problems()]
+    assert [audit.outcome for audit in report.runs[0].rounds] == ["aggregated"] * 2
+
+
+def test_with_too_few_nodes_connected_every_round_is_committed_as_failed(tmp_path_factory):
+    result = run(
+        tmp_path_factory,
+        "too-few",
+        scenario="synthetic",
+        clients=3,
+        rounds=2,
+        overrides={"min_nodes": 4, "connect_timeout": 1.0},
+    )
+    rounds = manifests(result)
+    assert [manifest.round for _, manifest in rounds] == [1, 2]
+    for _, manifest in rounds:
+        assert manifest.outcome == "failed"
+        assert manifest.failure is not None and manifest.failure.startswith(
+            "too few nodes connected: 3 connected, 4 needed; waited 1."
+        )
+        assert manifest.training.skipped == manifest.evaluation.skipped == manifest.failure
+        assert manifest.training.asked == manifest.evaluation.asked == ()
+    assert result.summary.final_model_hash == result.summary.initial_model_hash
+    assert audit_result(result).passed

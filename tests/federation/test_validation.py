@@ -1,12 +1,22 @@
-"""Every way a training reply can be wrong is rejected with its own reason, and honest ones pass."""
+"""Every way a reply can be wrong is rejected with its own reason, honest ones pass, and what passes
+reaches the strategy in the protocol's layout."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
 
-from coordinator.validation import REASONS, RoundContext, check_reply, reject_duplicates
+from coordinator.validation import (
+    MAX_DETAIL_LENGTH,
+    REASONS,
+    RoundContext,
+    check_evaluation,
+    check_reply,
+    reject_duplicates,
+)
 from fedledger import messages
 from fedledger.encoding import model_hash
 from fedledger.keys import simulated_participant
@@ -125,7 +135,7 @@ def test_an_honest_reply_is_accepted_with_everything_recorded():
         (
             lambda: make_reply(ledger_changes={messages.SIGNED_UPDATE_HASH: b"short"}),
             "malformed",
-            "must be 32 bytes",
+            "must be 32 bytes each",
         ),
     ],
 )
@@ -156,10 +166,229 @@ def test_two_updates_from_one_participant_are_both_rejected():
     other = check(make_reply(account=OTHER))
     judged = reject_duplicates([first, second, other])
     assert [reply.reason for reply in judged] == ["duplicate-participant", "duplicate-participant", None]
-    assert "sent 2 updates" in judged[0].detail
+    assert "sent 2 replies this round" in judged[0].detail
 
 
 def test_rejected_replies_do_not_count_as_duplicates():
     bad = check(make_reply(examples=0))
     good = check(make_reply())
     assert [reply.reason for reply in reject_duplicates([bad, good])] == ["bad-example-count", None]
+
+
+# Normalisation: what the wrapped strategy receives --------------------------------------------------
+
+
+def with_metrics(message: Message, **changes: object) -> Message:
+    metrics = message.content[messages.METRICS_RECORD]
+    for key, value in changes.items():
+        metrics[key.replace("_", "-")] = value
+    return message
+
+
+def test_extra_metric_keys_and_records_are_ignored_and_the_strategy_gets_the_protocol_layout():
+    extra = with_metrics(make_reply(), accuracy=0.9, batch_losses=[0.1, 0.2])
+    extra.content["notes"] = ConfigRecord({"site": "Basel"})
+    plain = make_reply(account=OTHER)
+    checked = [check(extra), check(plain)]
+    assert all(reply.accepted for reply in checked), [reply.detail for reply in checked]
+    replies = [reply.for_strategy() for reply in checked]
+    for reply in replies:
+        assert dict(reply.content.metric_records) == {
+            messages.METRICS_RECORD: {messages.NUM_EXAMPLES: 10, messages.TRAIN_LOSS: 0.5}
+        }
+        assert list(reply.content.array_records) == [messages.ARRAYS_RECORD]
+        assert list(reply.content[messages.ARRAYS_RECORD]) == sorted(BASE)
+        assert not reply.content.config_records
+    # What made Flower raise InconsistentMessageReplies before: the layouts now agree.
+    validate_message_reply_consistency([reply.content for reply in replies], messages.NUM_EXAMPLES, True)
+    aggregate, metrics = FedAvg().aggregate_train(2, replies)
+    assert aggregate is not None and metrics == {messages.TRAIN_LOSS: 0.5}
+
+
+def test_records_under_other_names_are_read_and_renamed():
+    message = make_reply()
+    message.content["weights"] = message.content.pop(messages.ARRAYS_RECORD)
+    message.content["figures"] = message.content.pop(messages.METRICS_RECORD)
+    checked = check(message)
+    assert checked.accepted, checked.detail
+    assert set(checked.for_strategy().content) == {messages.ARRAYS_RECORD, messages.METRICS_RECORD}
+
+
+def test_an_integer_loss_is_accepted_as_a_float():
+    checked = check(with_metrics(make_reply(), train_loss=1))
+    assert checked.accepted and checked.train_loss == 1.0
+    assert isinstance(checked.for_strategy().content[messages.METRICS_RECORD][messages.TRAIN_LOSS], float)
+
+
+def test_a_rejected_reply_never_goes_to_the_strategy():
+    with pytest.raises(ValueError, match="only an accepted training reply"):
+        check(make_reply(examples=0)).for_strategy()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "detail"),
+    [
+        (lambda m: m.content[messages.METRICS_RECORD].pop(messages.TRAIN_LOSS), "malformed", "no number 'train-loss'"),
+        (lambda m: with_metrics(m, train_loss=[0.1, 0.2]), "malformed", "no number 'train-loss'"),
+        (lambda m: with_metrics(m, train_loss=float("nan")), "non-finite", "'train-loss' is nan"),
+        (lambda m: with_metrics(m, train_loss=float("inf")), "non-finite", "'train-loss' is inf"),
+        (lambda m: with_metrics(m, num_examples=[10, 10]), "bad-example-count", "got [10, 10]"),
+        (lambda m: m.content[messages.METRICS_RECORD].pop(messages.NUM_EXAMPLES), "bad-example-count", "got None"),
+        (lambda m: m.content.__setitem__("more", MetricRecord({"x": 1})), "malformed", "one MetricRecord"),
+        (lambda m: m.content.__setitem__("more", ArrayRecord()), "malformed", "one ArrayRecord, this one carries 2"),
+        (lambda m: m.content.pop(messages.METRICS_RECORD), "malformed", "one MetricRecord, this one carries 0"),
+        (
+            lambda m: m.content[messages.LEDGER_RECORD].__setitem__(messages.SIGNATURE, b"\x01" * 64),
+            "malformed",
+            "65-byte signature",
+        ),
+        (
+            lambda m: m.content[messages.LEDGER_RECORD].__setitem__(messages.SIGNED_ROUND, 10**100_000),
+            "malformed",
+            "must be integers",
+        ),
+    ],
+)
+def test_metrics_and_fields_of_the_wrong_kind_are_rejected(change, reason, detail):
+    message = make_reply()
+    change(message)
+    checked = check(message)
+    assert checked.reason == reason, checked.detail
+    assert detail in checked.detail
+
+
+def test_an_error_reply_is_rejected_as_a_client_error():
+    request = Message(RecordDict(), dst_node_id=0, message_type=MessageType.TRAIN)
+    reply = Message(Error(code=0, reason="out of memory"), reply_to=request)
+    checked = check(reply)
+    assert (checked.reason, checked.detail) == ("client-error", "the node replied with an error: out of memory")
+
+
+def test_arrays_far_larger_than_the_model_are_rejected_unread():
+    huge = {**{name: value + 0.5 for name, value in BASE.items()}, "extra": np.zeros(10_000, np.float32)}
+    checked = check(make_reply(arrays=huge))
+    assert checked.reason == "wrong-arrays"
+    assert "40," in checked.detail and "were not read" in checked.detail
+    assert checked.encoding is None and checked.update_hash is None
+
+
+def test_arrays_of_another_dtype_within_the_bound_are_read_and_hashed():
+    wider = {name: (value + 0.5).astype(np.float64) for name, value in BASE.items()}
+    checked = check(make_reply(arrays=wider))
+    assert checked.reason == "wrong-arrays"
+    assert checked.update_hash == model_hash(wider)
+
+
+@pytest.mark.parametrize(
+    ("array", "detail"),
+    [
+        (Array("float32", (4,), "numpy.ndarray", b"not an npy file"), "the arrays cannot be read: ValueError"),
+        (Array("float32", (4,), "torch", b"\0" * 16), "Unsupported serialization type"),
+    ],
+)
+def test_unreadable_array_bytes_are_malformed(array, detail):
+    message = make_reply()
+    message.content[messages.ARRAYS_RECORD]["hidden.bias"] = array
+    checked = check(message)
+    assert checked.reason == "malformed"
+    assert detail in checked.detail
+
+
+class Exploding:
+    """What an object from a hostile node may do when it is read."""
+
+    def __getattribute__(self, name: str):
+        raise RuntimeError(f"boom on {name}")
+
+
+def test_whatever_raises_while_a_reply_is_read_is_a_malformed_rejection_quoting_it():
+    message = make_reply()
+    message.content[messages.ARRAYS_RECORD].__dict__["_data"]["hidden.bias"] = Exploding()
+    checked = check(message)
+    assert checked.reason == "malformed"
+    assert checked.detail == "the reply cannot be read: RuntimeError: boom on data"
+
+
+def test_details_quoting_what_a_site_sent_are_cut_short():
+    request = Message(RecordDict(), dst_node_id=0, message_type=MessageType.TRAIN)
+    checked = check(Message(Error(code=0, reason="x" * 100_000), reply_to=request))
+    assert checked.reason == "client-error"
+    assert len(checked.detail) == MAX_DETAIL_LENGTH and checked.detail.endswith("x…")
+
+
+# Evaluation replies ----------------------------------------------------------------------------------
+
+
+def evaluation_reply(account=HONEST, examples: object = 12, loss: object = 0.4, accuracy: object = 0.8) -> Message:
+    metrics = MetricRecord()
+    for key, value in (
+        (messages.NUM_EXAMPLES, examples),
+        (messages.EVAL_LOSS, loss),
+        (messages.EVAL_ACCURACY, accuracy),
+    ):
+        if value is not None:
+            metrics.__dict__["_data"][key] = value
+    content = RecordDict(
+        {
+            messages.METRICS_RECORD: metrics,
+            messages.LEDGER_RECORD: ConfigRecord({messages.PARTICIPANT: account.address}),
+        }
+    )
+    return Message(content, dst_node_id=0, message_type=MessageType.EVALUATE)
+
+
+def test_an_honest_evaluation_reply_is_accepted_and_normalised():
+    message = evaluation_reply()
+    message.content[messages.METRICS_RECORD]["eval-auc"] = 0.7
+    message.content["arrays"] = ArrayRecord({"w": Array(np.ones(3))})
+    checked = check_evaluation(message, is_active)
+    assert checked.accepted, checked.detail
+    assert checked.participant == HONEST.address
+    assert checked.metrics == {messages.NUM_EXAMPLES: 12, messages.EVAL_LOSS: 0.4, messages.EVAL_ACCURACY: 0.8}
+    content = checked.for_strategy().content
+    assert dict(content) == {messages.METRICS_RECORD: checked.metrics}
+
+
+@pytest.mark.parametrize(
+    ("build", "reason", "detail"),
+    [
+        (lambda: evaluation_reply(accuracy=None), "malformed", "no number 'eval-accuracy', got None"),
+        (lambda: evaluation_reply(loss=[0.1]), "malformed", "no number 'eval-loss', got [0.1]"),
+        (lambda: evaluation_reply(loss="low"), "malformed", "no number 'eval-loss'"),
+        (lambda: evaluation_reply(accuracy=1.5), "malformed", "must be in [0, 1], got 1.5"),
+        (lambda: evaluation_reply(loss=float("nan")), "non-finite", "'eval-loss' is nan"),
+        (lambda: evaluation_reply(examples=0), "bad-example-count", "got 0"),
+        (lambda: evaluation_reply(examples=2.0), "bad-example-count", "got 2.0"),
+        (lambda: evaluation_reply(account=STRANGER), "unregistered", "is not registered"),
+    ],
+)
+def test_each_bad_evaluation_reply_is_rejected_with_its_reason(build, reason, detail):
+    checked = check_evaluation(build(), is_active)
+    assert checked.reason == reason, checked.detail
+    assert detail in checked.detail
+
+
+def test_an_evaluation_reply_without_a_participant_is_malformed():
+    message = evaluation_reply()
+    message.content[messages.LEDGER_RECORD][messages.PARTICIPANT] = "site 3"
+    checked = check_evaluation(message, is_active)
+    assert (checked.reason, checked.participant) == ("malformed", None)
+    assert "does not name a participant address" in checked.detail
+
+
+def test_two_evaluation_replies_naming_one_participant_are_both_rejected():
+    replies = [check_evaluation(evaluation_reply(), is_active) for _ in range(2)]
+    replies.append(check_evaluation(evaluation_reply(account=OTHER), is_active))
+    assert [reply.reason for reply in reject_duplicates(replies)] == [
+        "duplicate-participant",
+        "duplicate-participant",
+        None,
+    ]
+
+
+def test_an_unreadable_evaluation_reply_is_malformed():
+    message = evaluation_reply(loss=Exploding())
+    checked = check_evaluation(message, is_active)
+    assert checked.reason == "malformed"
+    assert checked.detail.startswith("the reply cannot be read: RuntimeError")
+    assert checked.participant == HONEST.address

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fedledger.canonical import canonical_json
 from fedledger.hashing import keccak256
-from fedledger.manifest import RoundManifest, SignedFields, UpdateEntry
+from fedledger.manifest import RejectedEvaluation, Requests, RoundManifest, SignedFields, UpdateEntry
 from fedledger.rewards import RewardRule, split_budget
 
 ACCEPTED = UpdateEntry(
@@ -40,6 +40,14 @@ def manifest(**changes) -> RoundManifest:
         "rewards_root": "0x" + "99" * 32,
         "reproduction": "verified",
         "metrics": {"evaluate": {"aggregate": {"eval-accuracy": 0.8, "eval-auc": float("nan")}}},
+        "training": Requests(asked=(9, 3, 7), silent=(9,)),
+        "evaluation": Requests(asked=(3, 7)),
+        "rejected_evaluations": (
+            RejectedEvaluation(
+                node_id=7, reason="non-finite", detail="'eval-loss' is nan", participant="0x" + "11" * 20
+            ),
+            RejectedEvaluation(node_id=3, reason="malformed", detail="a reply carries exactly one MetricRecord"),
+        ),
     }
     values.update(changes)
     return RoundManifest(**values)
@@ -56,23 +64,64 @@ def test_a_manifest_round_trips_through_its_bytes():
 
 def test_manifest_bytes_are_canonical():
     data = manifest().to_bytes()
-    assert b" " not in data.replace(b"array 'w' holds NaN", b"")
+    details = [REJECTED.detail, *(entry.detail for entry in manifest().rejected_evaluations)]
+    for detail in details:
+        data = data.replace(detail.encode(), b"")
+    assert b" " not in data
+    data = manifest().to_bytes()
     assert data == canonical_json(manifest().to_json())
     assert b'"eval-auc":null' in data
     reordered = manifest(updates=(ACCEPTED, REJECTED))
     assert reordered.to_bytes() == data, "entries are stored in one order, accepted first"
 
 
+def test_who_was_asked_and_who_was_silent_round_trips_in_one_order():
+    data = manifest().to_bytes()
+    parsed = RoundManifest.from_bytes(data)
+    assert parsed.training == Requests(asked=(3, 7, 9), silent=(9,))
+    assert parsed.evaluation == Requests(asked=(3, 7))
+    assert [entry.node_id for entry in parsed.rejected_evaluations] == [3, 7]
+    reordered = manifest(
+        training=Requests(asked=(3, 7, 9), silent=(9,)),
+        rejected_evaluations=tuple(reversed(manifest().rejected_evaluations)),
+    )
+    assert reordered.to_bytes() == data
+    assert b'"silent":[9]' in data and b'"skipped":null' in data
+
+
+def test_a_skipped_phase_says_why():
+    skipped = Requests(skipped="too few nodes connected: 1 connected, 2 needed; waited 5.0 s")
+    parsed = RoundManifest.from_bytes(manifest(training=skipped, evaluation=skipped).to_bytes())
+    assert parsed.training == parsed.evaluation == skipped
+
+
 def test_any_change_changes_the_hash():
     original = manifest().manifest_hash
     assert manifest(updates=(ACCEPTED,)).manifest_hash != original
     assert manifest(reproduction="mismatch").manifest_hash != original
+    assert manifest(training=Requests(asked=(3, 7, 9))).manifest_hash != original
+    assert manifest(rejected_evaluations=()).manifest_hash != original
 
 
-@pytest.mark.parametrize("data", [b"not json", b"{}", b'{"version": 2}', b'{"version": 1}'])
+@pytest.mark.parametrize("data", [b"not json", b"{}", b'{"version": 2}', b'{"version": 1}', b'{"version": 3}'])
 def test_what_is_not_a_manifest_is_refused(data):
     with pytest.raises(ValueError):
         RoundManifest.from_bytes(data)
+
+
+def test_a_version_1_manifest_is_refused_by_name():
+    document = manifest().to_json()
+    for field in ("training", "evaluation", "rejected_evaluations"):
+        del document[field]
+    with pytest.raises(ValueError, match="not a version 2 round manifest"):
+        RoundManifest.from_bytes(canonical_json({**document, "version": 1}))
+
+
+def test_a_manifest_missing_a_version_2_field_is_refused():
+    document = manifest().to_json()
+    del document["training"]
+    with pytest.raises(ValueError, match="missing or mistypes a field: 'training'"):
+        RoundManifest.from_bytes(canonical_json(document))
 
 
 def test_budgets_split_in_proportion_rounding_down():

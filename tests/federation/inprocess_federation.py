@@ -1,0 +1,258 @@
+"""A federation in one process, fast enough to run hundreds of rounds in a test.
+
+The coordinator's ledger strategy and the wrapped Flower strategy run as they do under Flower:
+every message goes through Flower's own ``InMemoryGrid`` and the ``LinkState`` a SuperLink keeps.
+Each node's answer is computed by a Python function on a serving thread instead of a ClientApp;
+a function that returns ``None`` never answers. Honest sites sign real updates with keys that are
+registered on the in-process chain; their arrays are the global model plus a small change of
+their own, so no training (and no torch) is needed.
+"""
+
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.common.constant import HEARTBEAT_INTERVAL_INF, NOOP_ACCOUNT_NAME, NOOP_FLWR_AID, SUPERLINK_NODE_ID
+from flwr.server.superlink.linkstate import LinkStateFactory
+from flwr.supercore.constant import FLWR_IN_MEMORY_DB_NAME, NOOP_FEDERATION_ID, TaskType
+from flwr.supercore.object_store import ObjectStoreFactory
+from flwr.supercore.task_identity import TaskIdentity
+from flwr.superlink.federation import NoOpFederationManager
+from flwr.superlink.grid import InMemoryGrid
+
+from coordinator.app import client_config, run_configuration
+from coordinator.ledger import LedgerStrategy
+from coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
+from coordinator.scoring import ConsensusScorer
+from coordinator.session import LedgerSession
+from coordinator.settings import FederationSettings
+from coordinator.strategies import build_strategy, describe_strategy
+from fedledger import messages
+from fedledger.chain import Chain, Registry
+from fedledger.encoding import encode_model, model_hash
+from fedledger.hashing import ZERO_HASH
+from fedledger.signing import SigningDomain, UpdateMessage, sign_update
+from fedledger.store import ArtifactStore
+
+#: The global model every test run starts from.
+INITIAL_MODEL = {
+    "hidden.bias": np.zeros(4, np.float32),
+    "hidden.weight": np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3),
+    "output.bias": np.zeros(1, np.float32),
+}
+
+Responder = Callable[[Message], Message | None]
+
+
+class InProcessFederation:
+    """``nodes`` Flower nodes on an in-memory LinkState, and the ``InMemoryGrid`` a ServerApp uses.
+
+    ``responders[node_id]`` computes that node's reply to each message (``None``: no reply ever).
+    Inside the ``with`` block, messages the strategies build carry this run's identity; leaving
+    it re-raises the first error a responder raised (that node sent nothing for that message).
+    """
+
+    def __init__(self, nodes: int) -> None:
+        factory = LinkStateFactory(FLWR_IN_MEMORY_DB_NAME, NoOpFederationManager(), ObjectStoreFactory())
+        self.state = factory.state()
+        run_id = self.state.create_run(
+            None, None, None, {}, NOOP_FEDERATION_ID, None, NOOP_FLWR_AID, TaskType.SERVER_APP
+        )
+        self.run = self.state.get_run_info(run_ids=[run_id])[0]
+        self.node_ids: list[int] = []
+        for _ in range(nodes):
+            self.connect(self._register())
+        self.responders: dict[int, Responder] = {}
+        self.grid = InMemoryGrid(factory, pull_interval=0.001)
+        self.grid.set_run(self.run)
+        self._stop = threading.Event()
+        self._server = threading.Thread(target=self._serve, name="in-process nodes", daemon=True)
+        self._identity: tuple[int | None, int | None, int | None] = (None, None, None)
+        self._errors: list[Exception] = []
+
+    def _register(self) -> int:
+        return self.state.create_node(
+            NOOP_FLWR_AID, NOOP_ACCOUNT_NAME, secrets.token_bytes(32), heartbeat_interval=HEARTBEAT_INTERVAL_INF
+        )
+
+    def connect_later(self) -> int:
+        """A node that is registered, but not connected until ``connect`` is called."""
+        return self._register()
+
+    def connect(self, node_id: int) -> int:
+        """Bring ``node_id`` online (its first heartbeat); it is then served like the others."""
+        self.state.acknowledge_node_heartbeat(node_id=node_id, heartbeat_interval=HEARTBEAT_INTERVAL_INF)
+        if node_id not in self.node_ids:
+            self.node_ids.append(node_id)
+        return node_id
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            for node_id in self.node_ids:
+                for message in self.state.get_message_ins(node_id=node_id, limit=None):
+                    try:
+                        reply = self.responders[node_id](message)
+                    except Exception as error:  # a broken test responder: reported when the block ends
+                        self._errors.append(error)
+                        continue
+                    if reply is not None:
+                        reply.metadata.__dict__["_message_id"] = str(uuid.uuid4())
+                        self.state.store_message_res(reply)
+            self._stop.wait(0.001)
+
+    def __enter__(self) -> "InProcessFederation":
+        self._identity = (TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id)
+        TaskIdentity.run_id, TaskIdentity.task_id = self.run.run_id, self.run.primary_task_id
+        TaskIdentity.node_id = SUPERLINK_NODE_ID
+        self._server.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._server.join()
+        TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = self._identity
+        if self._errors and error is None:
+            raise RuntimeError(f"a node's responder failed: {self._errors[0]!r}") from self._errors[0]
+
+
+def received_arrays(message: Message) -> dict[str, np.ndarray]:
+    return {name: array.numpy() for name, array in message.content[messages.ARRAYS_RECORD].items()}
+
+
+def signing_domain(message: Message) -> SigningDomain:
+    config = message.content[messages.CONFIG_RECORD]
+    return SigningDomain(int(config[messages.CONFIG_CHAIN_ID]), str(config[messages.CONFIG_REGISTRY]))
+
+
+def update_message(message: Message, arrays: dict[str, np.ndarray], examples: int) -> UpdateMessage:
+    """What an honest site signs for ``arrays`` in reply to ``message``."""
+    config = message.content[messages.CONFIG_RECORD]
+    return UpdateMessage(
+        run_id=int(config[messages.CONFIG_RUN_ID]),
+        round=int(config[messages.CONFIG_ROUND]),
+        base_model_hash=model_hash(received_arrays(message)),
+        update_hash=model_hash(arrays),
+        num_examples=examples,
+    )
+
+
+def ledger_record(account: LocalAccount, domain: SigningDomain, update: UpdateMessage) -> ConfigRecord:
+    return ConfigRecord(
+        {
+            messages.PARTICIPANT: account.address,
+            messages.SIGNATURE: sign_update(domain, update, account.key),
+            messages.SIGNED_RUN_ID: update.run_id,
+            messages.SIGNED_ROUND: update.round,
+            messages.SIGNED_BASE_MODEL_HASH: update.base_model_hash,
+            messages.SIGNED_UPDATE_HASH: update.update_hash,
+        }
+    )
+
+
+def arrays_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
+    return ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
+
+
+@dataclass(frozen=True)
+class HonestSite:
+    """A registered site that answers every request correctly: its update is the global model
+    plus ``step`` times the round number, signed with its key."""
+
+    account: LocalAccount
+    step: float
+    examples: int = 20
+
+    def arrays(self, message: Message) -> dict[str, np.ndarray]:
+        round_number = int(message.content[messages.CONFIG_RECORD][messages.CONFIG_ROUND])
+        return {
+            name: (value + self.step * round_number).astype(value.dtype)
+            for name, value in received_arrays(message).items()
+        }
+
+    def __call__(self, message: Message) -> Message:
+        if message.metadata.message_type == MessageType.TRAIN:
+            return self.training_reply(message)
+        return self.evaluation_reply(message)
+
+    def training_reply(self, message: Message) -> Message:
+        arrays = self.arrays(message)
+        update = update_message(message, arrays, self.examples)
+        content = RecordDict(
+            {
+                messages.ARRAYS_RECORD: arrays_record(arrays),
+                messages.METRICS_RECORD: MetricRecord(
+                    {messages.NUM_EXAMPLES: self.examples, messages.TRAIN_LOSS: 0.25 + self.step}
+                ),
+                messages.LEDGER_RECORD: ledger_record(self.account, signing_domain(message), update),
+            }
+        )
+        return Message(content, reply_to=message)
+
+    def evaluation_reply(self, message: Message) -> Message:
+        content = RecordDict(
+            {
+                messages.METRICS_RECORD: MetricRecord(
+                    {messages.NUM_EXAMPLES: 10, messages.EVAL_LOSS: 0.5, messages.EVAL_ACCURACY: 0.75}
+                ),
+                messages.LEDGER_RECORD: ConfigRecord({messages.PARTICIPANT: self.account.address}),
+            }
+        )
+        return Message(content, reply_to=message)
+
+
+@dataclass
+class Ledger:
+    """A chain with a deployed registry, its participants registered, and an artifact store."""
+
+    session: LedgerSession
+    reports: list[RoundReport] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, store: str, participants: list[LocalAccount]) -> "Ledger":
+        chain = Chain.in_process()
+        registry, _ = Registry.deploy(chain, chain.signers[0])
+        session = LedgerSession(chain, registry, ArtifactStore(store), deployed=True)
+        for account in participants:
+            registry.add_participant(account.address, ZERO_HASH)
+        return cls(session)
+
+    def run(self, federation: InProcessFederation, settings: FederationSettings) -> tuple[int, LedgerStrategy]:
+        """Start a run of ``settings`` on the registry and let the ledger strategy run it on
+        ``federation``, as ``coordinator.app.run_federation`` does; returns the run id."""
+        initial = arrays_record(INITIAL_MODEL)
+        initial_hash = model_hash(INITIAL_MODEL)
+        self.session.store.put(encode_model(INITIAL_MODEL))
+        strategy = build_strategy(settings)
+        scorer = ConsensusScorer()
+        configuration = run_configuration(settings, describe_strategy(strategy), scorer, initial_hash)
+        run_id, _ = self.session.start_run(
+            configuration.to_bytes(), initial_hash, settings.rewards.budget, settings.num_server_rounds
+        )
+        ledger = LedgerStrategy(
+            strategy,
+            self.session,
+            RoundRecorder(self.session, run_id, configuration, Path(self.session.store.location).parent / ROUNDS_FILE),
+            settings.min_accepted,
+            settings.detection,
+            scorer,
+            self.reports.append,
+            settings.connect_timeout,
+        )
+        ledger.start(
+            federation.grid,
+            initial,
+            settings.num_server_rounds,
+            settings.round_timeout,
+            client_config(settings),
+            client_config(settings),
+        )
+        return run_id, ledger
