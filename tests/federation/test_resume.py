@@ -35,18 +35,24 @@ def crash_after(round_number: int):
     return on_round
 
 
-def request(directory: Path) -> SimulationRequest:
-    return SimulationRequest(scenario="hospitals", output_dir=directory / "run", rounds=ROUNDS, strategy="FedAdam")
+def request(output_dir: Path) -> SimulationRequest:
+    return SimulationRequest(scenario="hospitals", output_dir=output_dir, rounds=ROUNDS, strategy="FedAdam")
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> SimulationResult:
-    return simulate_federation(request(tmp_path_factory.mktemp("uninterrupted")), on_round=lambda report: None)
+def workdir(tmp_path_factory) -> Path:
+    """One directory for both runs, so that they share their sites' data files (and so their training)."""
+    return tmp_path_factory.mktemp("resume")
 
 
 @pytest.fixture(scope="module")
-def interrupted(tmp_path_factory) -> SimulationRequest:
-    crashed = request(tmp_path_factory.mktemp("interrupted"))
+def uninterrupted(workdir: Path) -> SimulationResult:
+    return simulate_federation(request(workdir / "uninterrupted"), on_round=lambda report: None)
+
+
+@pytest.fixture(scope="module")
+def interrupted(workdir: Path) -> SimulationRequest:
+    crashed = request(workdir / "interrupted")
     with pytest.raises(CoordinatorCrash):
         simulate_federation(crashed, on_round=crash_after(CRASH_AFTER_ROUND))
     return crashed
