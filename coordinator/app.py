@@ -9,21 +9,24 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from logging import INFO
+from logging import ERROR, INFO
 from pathlib import Path
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
 from coordinator.ledger import LedgerStrategy, canonical_arrays
-from coordinator.recorder import RoundRecorder, RoundReport
+from coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
+from coordinator.resume import CannotResume, ResumePoint, restore_server_optimiser, resume_point
 from coordinator.scoring import ConsensusScorer, Scorer
 from coordinator.session import LedgerSession
 from coordinator.settings import FederationSettings
 from coordinator.strategies import build_strategy, describe_strategy
 from fedledger import messages
-from fedledger.chain import Chain
+from fedledger.aggregation import Aggregator
+from fedledger.chain import Chain, ChainUnavailable
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import encode_model, model_hash
 from fedledger.errors import FedLedgerError
@@ -31,6 +34,10 @@ from fedledger.hashing import to_hex
 from fedledger.runconfig import RunConfiguration
 
 SUMMARY_FILE = "federation.json"
+
+
+class FederationStopped(FedLedgerError):
+    """The run stopped before its last round; the message says where it stands and how to resume it."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,23 @@ class FederationSummary:
         path = directory / SUMMARY_FILE
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
         return path
+
+
+def log_start(location: LedgerLocation) -> None:
+    """Where the run is recorded, before its first round: what an operator needs to find or resume it."""
+    log(
+        INFO,
+        "run %d on registry %s (chain %d), store %s",
+        location.run_id,
+        location.registry,
+        location.chain_id,
+        location.store,
+    )
+
+
+def flwr_resume_hint(location: LedgerLocation) -> str:
+    """How a deployment resumes a run: the same run config, naming the run and its registry."""
+    return f"flwr run <app> <federation> --run-config \"resume-run={location.run_id} registry='{location.registry}'\""
 
 
 def log_round(report: RoundReport) -> None:
@@ -150,46 +174,41 @@ def run_federation(
     chain: Chain | None = None,
     on_round: Callable[[RoundReport], None] = log_round,
     scorer: Scorer | None = None,
+    on_start: Callable[[LedgerLocation], None] = log_start,
+    resume_hint: Callable[[LedgerLocation], str] = flwr_resume_hint,
 ) -> FederationSummary:
     """Run the federation on ``grid``: with the ledger, every round is recorded; without, it is
-    plain Flower (used to measure what the ledger costs). ``scorer`` defaults to ``ConsensusScorer``."""
+    plain Flower (used to measure what the ledger costs). ``scorer`` defaults to ``ConsensusScorer``.
+
+    With ``settings.resume_run``, run that run on from its last committed round instead of starting
+    a new one. ``on_start`` is told where the run is recorded before its first round; if the chain
+    stays unreachable past its retry budget, the run stops with a ``FederationStopped`` whose
+    message ends with ``resume_hint``'s command.
+    """
     scorer = scorer or ConsensusScorer()
     started = time.perf_counter()
-    initial = request_initial_model(grid, settings)
-    initial_hash = model_hash({name: array.numpy() for name, array in initial.items()})
     strategy = build_strategy(settings)
-    train_config = client_config(settings)
-    evaluate_config = client_config(settings)
     if not settings.ledger:
-        result = strategy.start(
-            grid, initial, settings.num_server_rounds, settings.round_timeout, train_config, evaluate_config
-        )
-        final = {name: array.numpy() for name, array in result.arrays.items()}
-        summary = FederationSummary(
-            ledger=None,
-            initial_model_hash=to_hex(initial_hash),
-            final_model_hash=to_hex(model_hash(final)),
-            wall_time_seconds=time.perf_counter() - started,
-            rounds=[],
-        )
-        summary.save(Path(settings.output_dir))
-        return summary
+        return _run_without_ledger(grid, settings, strategy, started)
 
     session = LedgerSession.open(settings, chain)
-    session.store.put(encode_model({name: array.numpy() for name, array in initial.items()}))
-    description = describe_strategy(strategy)
-    configuration = run_configuration(settings, description, scorer, initial_hash)
-    run_id, _ = session.start_run(
-        configuration.to_bytes(), initial_hash, settings.rewards.budget, settings.num_server_rounds
+    if settings.resume_run:
+        point, replayed = _resume(session, settings, strategy, scorer)
+    else:
+        point, replayed = _start(grid, session, settings, strategy, scorer), None
+    output_dir = Path(settings.output_dir)
+    location = LedgerLocation(
+        chain_id=session.domain.chain_id,
+        registry=session.registry.address,
+        run_id=point.run_id,
+        store=session.store.location,
+        rpc_url=settings.rpc_url or None,
+        saved_chain=str(session.chain.journal) if session.chain.journal else None,
     )
-    log(
-        INFO,
-        "run %d started on registry %s (chain %d)",
-        run_id,
-        session.registry.address,
-        session.domain.chain_id,
-    )
-    recorder = RoundRecorder(session, run_id, configuration)
+    location.save(output_dir)
+    on_start(location)
+
+    recorder = RoundRecorder(session, point.run_id, point.configuration, output_dir / ROUNDS_FILE)
     ledger = LedgerStrategy(
         strategy,
         session,
@@ -199,31 +218,88 @@ def run_federation(
         scorer,
         on_round,
         settings.connect_timeout,
+        point.next_round,
+        replayed,
     )
-    result = ledger.start(
-        grid, initial, settings.num_server_rounds, settings.round_timeout, train_config, evaluate_config
-    )
-    final = {name: array.numpy() for name, array in canonical_arrays(result.arrays).items()} if result.arrays else {}
-    output_dir = Path(settings.output_dir)
-    saved_chain = session.chain.journal
-    ledger_location = LedgerLocation(
-        chain_id=session.domain.chain_id,
-        registry=session.registry.address,
-        run_id=run_id,
-        store=session.store.location,
-        rpc_url=settings.rpc_url or None,
-        saved_chain=str(saved_chain) if saved_chain else None,
-    )
-    ledger_location.save(output_dir)
+    model = ArrayRecord({name: Array(point.model[name]) for name in sorted(point.model)})
+    try:
+        result = ledger.start(
+            grid,
+            model,
+            settings.num_server_rounds - point.committed_rounds,
+            settings.round_timeout,
+            client_config(settings),
+            client_config(settings),
+        )
+    except ChainUnavailable as error:
+        last = ledger.reports[-1].round if ledger.reports else point.committed_rounds
+        raise FederationStopped(
+            f"{error}; run {point.run_id} on registry {location.registry} stopped after round {last} "
+            f"of {settings.num_server_rounds}; resume with: {resume_hint(location)}"
+        ) from None
+    final = {name: array.numpy() for name, array in result.arrays.items()} if result.arrays else point.model
     summary = FederationSummary(
-        ledger=ledger_location,
-        initial_model_hash=to_hex(initial_hash),
-        final_model_hash=to_hex(model_hash(final)) if final else to_hex(initial_hash),
+        ledger=location,
+        initial_model_hash=to_hex(point.initial_model_hash),
+        final_model_hash=to_hex(model_hash(final)),
         wall_time_seconds=time.perf_counter() - started,
         rounds=ledger.reports,
     )
     summary.save(output_dir)
     return summary
+
+
+def _run_without_ledger(
+    grid: Grid, settings: FederationSettings, strategy: Strategy, started: float
+) -> FederationSummary:
+    """Plain Flower, the same federation with no ledger: what the ledger's cost is measured against."""
+    initial = request_initial_model(grid, settings)
+    initial_hash = model_hash({name: array.numpy() for name, array in initial.items()})
+    result = strategy.start(
+        grid,
+        initial,
+        settings.num_server_rounds,
+        settings.round_timeout,
+        client_config(settings),
+        client_config(settings),
+    )
+    final = {name: array.numpy() for name, array in result.arrays.items()}
+    summary = FederationSummary(
+        ledger=None,
+        initial_model_hash=to_hex(initial_hash),
+        final_model_hash=to_hex(model_hash(final)),
+        wall_time_seconds=time.perf_counter() - started,
+        rounds=[],
+    )
+    summary.save(Path(settings.output_dir))
+    return summary
+
+
+def _start(
+    grid: Grid, session: LedgerSession, settings: FederationSettings, strategy: Strategy, scorer: Scorer
+) -> ResumePoint:
+    """A new run: the initial model from a node, stored, and the run started on-chain."""
+    initial = request_initial_model(grid, settings)
+    arrays = {name: array.numpy() for name, array in initial.items()}
+    initial_hash = session.store.put(encode_model(arrays))
+    configuration = run_configuration(settings, describe_strategy(strategy), scorer, initial_hash)
+    run_id, _ = session.start_run(
+        configuration.to_bytes(), initial_hash, settings.rewards.budget, settings.num_server_rounds
+    )
+    return ResumePoint(run_id, configuration, initial_hash, 0, arrays)
+
+
+def _resume(
+    session: LedgerSession, settings: FederationSettings, strategy: Strategy, scorer: Scorer
+) -> tuple[ResumePoint, Aggregator | None]:
+    """Where ``settings.resume_run`` stands, with ``strategy``'s optimiser state rebuilt, and the
+    re-aggregation rule carrying that state (``None`` when the strategy keeps none)."""
+    if not settings.registry:
+        raise CannotResume("resume-run needs the registry the run is recorded on (run config key 'registry')")
+    run = session.registry.run(settings.resume_run)
+    configuration = run_configuration(settings, describe_strategy(strategy), scorer, run.initial_model_hash)
+    point = resume_point(session, settings.resume_run, configuration)
+    return point, restore_server_optimiser(session, point, strategy)
 
 
 def make_server_app(
@@ -232,14 +308,28 @@ def make_server_app(
     on_round: Callable[[RoundReport], None] = log_round,
     on_finish: Callable[[FederationSummary], None] | None = None,
     scorer: Scorer | None = None,
+    on_start: Callable[[LedgerLocation], None] = log_start,
+    on_error: Callable[[FedLedgerError], None] | None = None,
+    resume_hint: Callable[[LedgerLocation], str] = flwr_resume_hint,
 ) -> ServerApp:
-    """A ServerApp running the federation with ``settings`` (default: from the run config)."""
+    """A ServerApp running the federation with ``settings`` (default: from the run config).
+
+    A ``FedLedgerError`` that ends the run is logged as one line; it is then handed to ``on_error``
+    if given (the one-machine runner reports it itself), else raised, so Flower marks the run failed.
+    """
     server_app = ServerApp()
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
-        resolved = settings or FederationSettings.from_run_config(context.run_config)
-        summary = run_federation(grid, resolved, chain, on_round, scorer)
+        try:
+            resolved = settings or FederationSettings.from_run_config(context.run_config)
+            summary = run_federation(grid, resolved, chain, on_round, scorer, on_start, resume_hint)
+        except FedLedgerError as error:
+            log(ERROR, "%s", error)
+            if on_error is None:
+                raise
+            on_error(error)
+            return
         if on_finish is not None:
             on_finish(summary)
 

@@ -47,6 +47,11 @@ class LedgerStrategy(Strategy):
 
     Hashing happens before the wrapped strategy sees the replies, because some strategies
     (FedMedian, FedTrimmedAvg, Bulyan) consume the arrays of the replies they are given.
+
+    A resumed run starts at ``first_round``: Flower counts its rounds from 1, and every round
+    number it passes in is shifted to the run's own before anything (the wrapped strategy, the
+    clients, the record) sees it. ``replayed`` is the re-aggregation rule with the state the
+    rounds before it left (a server optimiser's), so the first resumed round re-derives too.
     """
 
     def __init__(
@@ -59,8 +64,11 @@ class LedgerStrategy(Strategy):
         scorer: Scorer,
         on_round: Callable[[RoundReport], None],
         connect_timeout: float,
+        first_round: int = 1,
+        replayed: Aggregator | None = None,
     ) -> None:
         self.inner = inner
+        self.first_round = first_round
         self.session = session
         self.recorder = recorder
         self.min_accepted = min_accepted
@@ -74,11 +82,13 @@ class LedgerStrategy(Strategy):
         self._training = Requests()
         self._evaluation = Requests()
         self._judged: JudgedRound | None = None
-        try:
-            self._aggregator: Aggregator | None = aggregator_for(recorder.strategy)
-            self._unsupported = ""
-        except UnsupportedStrategy as error:
-            self._aggregator, self._unsupported = None, str(error)
+        self._aggregator: Aggregator | None = replayed
+        self._unsupported = ""
+        if replayed is None:
+            try:
+                self._aggregator = aggregator_for(recorder.strategy)
+            except UnsupportedStrategy as error:
+                self._unsupported = str(error)
 
     def summary(self) -> None:
         log(INFO, "\t├──> Ledger: registry %s, run %d", self.session.registry.address, self.recorder.run_id)
@@ -88,6 +98,7 @@ class LedgerStrategy(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round = self._run_round(server_round)
         arrays = canonical_arrays(arrays)
         self._base = {name: array.numpy() for name, array in arrays.items()}
         self._base_hash = model_hash(self._base)
@@ -103,6 +114,7 @@ class LedgerStrategy(Strategy):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round = self._run_round(server_round)
         self._bind(config)
         self._evaluation, sent = self._sample(
             "evaluate",
@@ -132,6 +144,9 @@ class LedgerStrategy(Strategy):
             return Requests(skipped=str(shortage)), []
         return Requests(asked=tuple(sorted(message.metadata.dst_node_id for message in sent))), sent
 
+    def _run_round(self, flower_round: int) -> int:
+        return flower_round + self.first_round - 1
+
     def _bind(self, config: ConfigRecord) -> None:
         """Tell clients which chain, registry and run to sign for."""
         config[messages.CONFIG_CHAIN_ID] = self.session.domain.chain_id
@@ -141,6 +156,7 @@ class LedgerStrategy(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round = self._run_round(server_round)
         base = self._base
         if base is None:
             raise RuntimeError("configure_train runs before aggregate_train")
@@ -229,6 +245,7 @@ class LedgerStrategy(Strategy):
         return "verified"
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        server_round = self._run_round(server_round)
         replies = list(replies)
         requests = _with_silent(self._evaluation, replies, server_round, "evaluate")
         is_active = cache(self.session.participant_status)

@@ -1,6 +1,8 @@
 """Turning a judged round into its record: rewards, Merkle roots, the manifest, the on-chain commit."""
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from coordinator.session import LedgerSession
@@ -9,6 +11,10 @@ from fedledger.hashing import to_hex
 from fedledger.manifest import RejectedEvaluation, Requests, RoundManifest, UpdateEntry
 from fedledger.rounds import seal
 from fedledger.runconfig import RunConfiguration
+
+#: The coordinator's own log of the commits it was told are mined, one JSON line per round, in the
+#: run's output directory: what a fault check compares the chain with afterwards.
+ROUNDS_FILE = "rounds.jsonl"
 
 
 @dataclass(frozen=True)
@@ -77,13 +83,16 @@ class RoundReport:
 
 
 class RoundRecorder:
-    """Commits judged rounds of one run: seals each (rewards, roots, manifest), stores the manifest
-    and commits the round on-chain."""
+    """Commits judged rounds of one run: seals each (rewards, roots, manifest), stores the manifest,
+    commits the round on-chain and, once the commit is mined, appends it to ``acknowledged``."""
 
-    def __init__(self, session: LedgerSession, run_id: int, configuration: RunConfiguration) -> None:
+    def __init__(
+        self, session: LedgerSession, run_id: int, configuration: RunConfiguration, acknowledged: Path
+    ) -> None:
         self.session = session
         self.run_id = run_id
         self.configuration = configuration
+        self.acknowledged = acknowledged
 
     @property
     def strategy(self) -> dict[str, Any]:
@@ -114,6 +123,7 @@ class RoundRecorder:
         manifest, commitment = seal(draft, self.configuration.rewards)
         self.session.store.put(manifest.to_bytes())
         receipt = self.session.registry.commit_round(self.run_id, judged.round, commitment)
+        self._acknowledge(judged.round, manifest.model_hash, to_hex(commitment.manifest_hash), receipt.tx_hash)
         sites = evaluation.metrics["participants"]
         return RoundReport(
             round=judged.round,
@@ -130,6 +140,18 @@ class RoundRecorder:
             eval_accuracy=evaluation.aggregate.get("eval-accuracy"),
             site_accuracy={who: metrics["eval-accuracy"] for who, metrics in sites.items()},
         )
+
+    def _acknowledge(self, round_number: int, model_hash: str, manifest_hash: str, tx_hash: str) -> None:
+        line = {
+            "run_id": self.run_id,
+            "round": round_number,
+            "model_hash": model_hash,
+            "manifest_hash": manifest_hash,
+            "tx_hash": tx_hash,
+        }
+        self.acknowledged.parent.mkdir(parents=True, exist_ok=True)
+        with self.acknowledged.open("a") as log:
+            log.write(json.dumps(line) + "\n")
 
 
 def _entry(reply: CheckedReply) -> UpdateEntry:

@@ -83,6 +83,7 @@ class FederationSettings:
     reward_per_round: int = 100
     rpc_retry_seconds: float = 120.0
     confirmations: int = 0
+    resume_run: int = 0  # a run of `registry` to continue from its last committed round; 0 starts a new run
 
     def __post_init__(self) -> None:
         """Refuse values no run can use, before anything starts."""
@@ -116,6 +117,9 @@ class FederationSettings:
             ("anomaly-threshold", self.anomaly_threshold > 0, "above 0"),
             ("anomaly-min-updates", self.anomaly_min_updates >= 2, "at least 2"),
             ("reward-per-round", self.reward_per_round >= 0, "at least 0"),
+            ("rpc-retry-seconds", self.rpc_retry_seconds >= 0, "at least 0 (seconds)"),
+            ("confirmations", self.confirmations >= 0, "at least 0"),
+            ("resume-run", self.resume_run >= 0, "at least 0 (0 starts a new run)"),
         ):
             if not allowed:
                 value = getattr(self, key.replace("-", "_"))

@@ -147,7 +147,7 @@ class Bulyan(Aggregator):
         return result
 
 
-class _ServerOptimiser(Aggregator):
+class ServerOptimiser(Aggregator):
     """The FedOpt family: FedAvg of the updates, then a server optimiser step from the base model."""
 
     stateful = True
@@ -179,7 +179,7 @@ class _ServerOptimiser(Aggregator):
         }
 
 
-class FedAdam(_ServerOptimiser):
+class FedAdam(ServerOptimiser):
     def _second_moment(self, previous: np.ndarray, delta: np.ndarray) -> np.ndarray:
         return self.beta_2 * previous + (1 - self.beta_2) * (delta**2)
 
@@ -196,12 +196,12 @@ class FedAdam(_ServerOptimiser):
         }
 
 
-class FedYogi(_ServerOptimiser):
+class FedYogi(ServerOptimiser):
     def _second_moment(self, previous: np.ndarray, delta: np.ndarray) -> np.ndarray:
         return previous - (1.0 - self.beta_2) * (delta**2) * np.sign(previous - delta**2)
 
 
-class FedAdagrad(_ServerOptimiser):
+class FedAdagrad(ServerOptimiser):
     def _second_moment(self, previous: np.ndarray, delta: np.ndarray) -> np.ndarray:
         return previous + (delta**2)
 

@@ -22,6 +22,16 @@ class RunConfiguration:
     detection: DetectorSettings | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": RUN_CONFIG_VERSION,
+            "strategy": self.strategy,
+            "rewards": self.rewards.to_json(),
+            "scoring": self.scoring,
+            "detection": None if self.detection is None else self.detection.to_json(),
+            "details": self.details,
+        }
+
     @property
     def planned_rounds(self) -> int | None:
         """The number of rounds the run plans (``details.num_server_rounds``); ``None`` if it records none."""
@@ -31,16 +41,7 @@ class RunConfiguration:
         return None
 
     def to_bytes(self) -> bytes:
-        return canonical_json(
-            {
-                "version": RUN_CONFIG_VERSION,
-                "strategy": self.strategy,
-                "rewards": self.rewards.to_json(),
-                "scoring": self.scoring,
-                "detection": None if self.detection is None else self.detection.to_json(),
-                "details": self.details,
-            }
-        )
+        return canonical_json(self.to_json())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "RunConfiguration":

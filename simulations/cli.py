@@ -13,7 +13,9 @@ import click
 import typer
 
 from coordinator.settings import STRATEGY_NAMES
+from fedledger.cli.audit import EXIT_CODES
 from fedledger.cli.common import check_rpc_url, console
+from fedledger.deployment import LedgerLocation
 from fedledger.errors import FedLedgerError
 
 
@@ -76,7 +78,23 @@ def simulate(
             help="Directory for the store and summary. Default: .fedledger/simulations/<scenario>-<time>.",
         ),
     ] = None,
+    misbehave: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SITE=BEHAVIOUR",
+            help="Make site SITE (counted from 0) send a fault (nan, wrong-shape, bad-signature, unregistered-key, "
+            "stale-base, replay, duplicate, garbage) or an attack every round (repeatable).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's own logs.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Run an interrupted simulation on from its last committed round, under the same run id: DIR is "
+            "its output directory, and its settings are the ones it was started with.",
+        ),
+    ] = None,
 ) -> None:
     """Run a federation on Flower's Simulation Engine; every round is checked, stored and committed on-chain.
 
@@ -98,42 +116,93 @@ def simulate(
             f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
         ) from None
 
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    output_dir = out or Path(".fedledger") / "simulations" / f"{scenario}-{stamp}"
-    request = SimulationRequest(
-        scenario=scenario,
-        output_dir=output_dir,
-        clients=clients,
-        rounds=rounds,
-        strategy=strategy,
-        seed=seed,
-        rpc_url=rpc_url,
-        fraction_train=fraction_train,
-        attack=attack,
-        malicious=malicious if attack else 0.0,
-        detector=detector,
-        score=score,
-    )
-    if rpc_url is not None:
-        check_node_access(rpc_url)
+    if resume is not None:
+        given = [
+            name
+            for name in _SETTING_OPTIONS
+            if click.get_current_context().get_parameter_source(name).name != "DEFAULT"
+        ]
+        if given:
+            raise FedLedgerError(
+                f"--resume runs a simulation with the settings it was started with: drop "
+                f"{', '.join('--' + name.replace('_', '-') for name in given)}"
+            )
+        request = SimulationRequest.load(resume)
+    else:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        request = SimulationRequest(
+            scenario=scenario,
+            output_dir=out or Path(".fedledger") / "simulations" / f"{scenario}-{stamp}",
+            clients=clients,
+            rounds=rounds,
+            strategy=strategy,
+            seed=seed,
+            rpc_url=rpc_url,
+            fraction_train=fraction_train,
+            misbehaving=_misbehaving(misbehave or []),
+            attack=attack,
+            malicious=malicious if attack else 0.0,
+            detector=detector,
+            score=score,
+        )
+    if request.rpc_url is not None:
+        check_node_access(request.rpc_url)
     scenario_spec, data = prepare_data(request)
     settings = settings_for(request, scenario_spec, data)
-    chain = rpc_url or "an in-process chain"
     console.print(
         f"[bold]{scenario_spec.name}[/bold]: {scenario_spec.description}\n"
-        f"{len(data.sites)} sites, {settings.num_server_rounds} rounds, {settings.strategy}, recorded on {chain}",
+        f"{len(data.sites)} sites, {settings.num_server_rounds} rounds, {settings.strategy}, "
+        f"recorded on {request.rpc_url or 'an in-process chain'}",
         highlight=False,
     )
-    printer = RoundPrinter(console, data, seed)
-    printer.header()
-    result = simulate_federation(request, printer, quiet=not verbose)
+    printer = RoundPrinter(console, data, request.seed)
+
+    def started(location: LedgerLocation) -> None:
+        console.print(
+            f"run {location.run_id} on registry {location.registry} (chain id {location.chain_id}), "
+            f"store {location.store}; resume with: fedledger simulate --resume {request.output_dir}",
+            highlight=False,
+        )
+        printer.header()
+
+    result = simulate_federation(request, printer, quiet=not verbose, on_start=started, resume=resume is not None)
     print_summary(console, result)
     audit = audit_result(result)
-    checked = len(audit.findings)
-    verdict = "[green]PASS[/green]" if audit.passed else "[red]FAIL[/red]"
-    console.print(f"audit           {verdict}: {checked - len(audit.problems())} of {checked} checks passed")
+    style = {"pass": "green", "fail": "red", "incomplete": "yellow"}[audit.verdict]
+    console.print(f"audit           [{style}]{audit.summary()}[/{style}]", highlight=False)
     for finding in audit.problems():
         console.print(str(finding), style="red", markup=False, highlight=False)
-    console.print(f"audit it again  fedledger audit --simulation {output_dir}", highlight=False)
-    if not audit.passed:
-        raise typer.Exit(1)
+    report = request.output_dir / "audit.html"
+    console.print(
+        f"audit it again  fedledger audit --simulation {request.output_dir} --report {report}", highlight=False
+    )
+    raise typer.Exit(EXIT_CODES[audit.verdict])
+
+
+#: The options that choose what to simulate; a resumed simulation takes them from its saved request.
+_SETTING_OPTIONS = (
+    "scenario",
+    "rounds",
+    "strategy",
+    "clients",
+    "seed",
+    "rpc_url",
+    "fraction_train",
+    "misbehave",
+    "attack",
+    "malicious",
+    "detector",
+    "score",
+    "out",
+)
+
+
+def _misbehaving(pairs: list[str]) -> dict[int, str]:
+    """``SITE=BEHAVIOUR`` pairs as a site -> behaviour mapping (the request checks the behaviours)."""
+    misbehaving = {}
+    for pair in pairs:
+        site, separator, behaviour = pair.partition("=")
+        if not separator or not site.isdigit() or not behaviour:
+            raise FedLedgerError(f"--misbehave {pair!r} must be SITE=BEHAVIOUR, e.g. 1=garbage")
+        misbehaving[int(site)] = behaviour
+    return misbehaving

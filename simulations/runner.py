@@ -4,11 +4,12 @@ By default the chain is an in-process EVM shared with the coordinator; with ``rp
 any node (``fedledger chain node`` starts a local one).
 """
 
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +21,25 @@ from client.metrics import accuracy, roc_auc
 from client.models import TabularClassifier
 from client.site import load_site
 from client.training import evaluate
-from coordinator.app import FederationSummary, make_server_app
+from coordinator.app import FederationSummary, log_start, make_server_app
 from coordinator.recorder import RoundReport
 from coordinator.scoring import ConsensusScorer
+from coordinator.session import CHAIN_FILE
 from coordinator.settings import FederationSettings
 from fedledger.audit import Auditor, AuditReport
 from fedledger.chain import Chain, Registry
+from fedledger.deployment import LedgerLocation
 from fedledger.encoding import decode_model
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
 from fedledger.store import ArtifactStore
-from simulations.adversaries import ATTACKS, adversarial_client_app, choose_attackers
+from simulations.adversaries import ATTACKS, FAULTS, adversarial_client_app, choose_attackers
 from simulations.scenarios import SCENARIOS, PreparedData, Scenario
 from simulations.scoring import leave_one_out_scorer
 
 VALIDATION_FRACTION = 0.1
+REQUEST_FILE = "simulation.json"
 SCORE_METHODS = ("consensus", "leave-one-out")
 
 
@@ -82,6 +86,11 @@ class SimulationRequest:
         if self.attack is not None and self.attack not in ATTACKS:
             raise RequestError(f"unknown attack {self.attack!r}: choose one of {', '.join(ATTACKS)}")
         SCENARIOS[self.scenario].check_clients(self.sites)
+        for site, behaviour in self.misbehaving.items():
+            if not 0 <= site < self.sites:
+                raise RequestError(f"site {site} cannot misbehave: the sites are numbered 0 to {self.sites - 1}")
+            if behaviour not in FAULTS + ATTACKS:
+                raise RequestError(f"unknown behaviour {behaviour!r}: choose one of {', '.join(FAULTS + ATTACKS)}")
         misbehaving = len(self.behaviours(self.sites))
         if misbehaving >= self.sites:
             raise RequestError(
@@ -94,10 +103,47 @@ class SimulationRequest:
         """The number of sites: as asked, else the scenario's default."""
         return SCENARIOS[self.scenario].default_clients if self.clients is None else self.clients
 
+    def save(self, path: Path) -> None:
+        """Write the request as JSON, so that ``fedledger simulate --resume`` can repeat it exactly."""
+        document = {
+            **{name: getattr(self, name) for name in _SCALAR_FIELDS},
+            "output_dir": str(self.output_dir),
+            "misbehaving": {str(index): behaviour for index, behaviour in self.misbehaving.items()},
+            "overrides": dict(self.overrides),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> "SimulationRequest":
+        """The request a simulation in ``directory`` was started with; its output stays in ``directory``.
+
+        Raises:
+            FedLedgerError: ``directory`` holds no request, or not a readable one.
+        """
+        path = directory / REQUEST_FILE
+        try:
+            document = json.loads(path.read_text())
+            return cls(
+                **{name: document[name] for name in _SCALAR_FIELDS},
+                output_dir=directory,
+                misbehaving={int(index): behaviour for index, behaviour in document["misbehaving"].items()},
+                overrides=document["overrides"],
+            )
+        except FileNotFoundError:
+            raise FedLedgerError(f"{directory} holds no simulation to resume ({REQUEST_FILE} is missing)") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+            raise FedLedgerError(f"{path} is not a simulation request: {error}") from None
+
     def behaviours(self, clients: int) -> dict[int, str]:
         """Partition id -> misbehaviour: the chosen attackers' attack, and the partitions named."""
         attackers = choose_attackers(clients, self.malicious, self.seed) if self.attack else []
         return {**{index: str(self.attack) for index in attackers}, **self.misbehaving}
+
+
+_SCALAR_FIELDS = tuple(
+    item.name for item in fields(SimulationRequest) if item.name not in {"output_dir", "misbehaving", "overrides"}
+)
 
 
 @dataclass(frozen=True)
@@ -170,17 +216,48 @@ def prepare_data(request: SimulationRequest) -> tuple[Scenario, PreparedData]:
 
 
 def simulate_federation(
-    request: SimulationRequest, on_round: Callable[[RoundReport], None], quiet: bool = True
+    request: SimulationRequest,
+    on_round: Callable[[RoundReport], None],
+    quiet: bool = True,
+    on_start: Callable[[LedgerLocation], None] = log_start,
+    resume: bool = False,
 ) -> SimulationResult:
-    """Run the federation of ``request`` on the Simulation Engine and evaluate its final model."""
+    """Run the federation of ``request`` on the Simulation Engine and evaluate its final model.
+
+    The request is saved in its output directory and the run's record (``ledger.json``, the
+    in-process chain's journal) is written there as it goes, so that ``resume=True`` can run an
+    interrupted simulation on from its last committed round under the same run id.
+
+    Raises:
+        FedLedgerError: the run stopped (e.g. the chain stayed unreachable); the message says how to resume.
+    """
     scenario, data = prepare_data(request)
     settings = settings_for(request, scenario, data)
     if settings.ledger and not settings.in_process_chain:
         check_node_access(settings.rpc_url)
-    chain = Chain.in_process() if settings.in_process_chain and settings.ledger else None
+    chain = None
+    if resume:
+        location = LedgerLocation.load(request.output_dir)
+        settings = settings.with_changes(resume_run=location.run_id, registry=location.registry)
+        if settings.in_process_chain:
+            chain = Chain.restore(Path(location.saved_chain or request.output_dir / CHAIN_FILE))
+    else:
+        request.save(request.output_dir / REQUEST_FILE)
+        if settings.in_process_chain and settings.ledger:
+            chain = Chain.in_process()
     finished: list[FederationSummary] = []
+    stopped: list[FedLedgerError] = []
     scorer = leave_one_out_scorer(data) if request.score == "leave-one-out" else ConsensusScorer()
-    server_app = make_server_app(settings, chain, on_round, on_finish=finished.append, scorer=scorer)
+    server_app = make_server_app(
+        settings,
+        chain,
+        on_round,
+        on_finish=finished.append,
+        scorer=scorer,
+        on_start=on_start,
+        on_error=stopped.append,
+        resume_hint=lambda _: f"fedledger simulate --resume {request.output_dir}",
+    )
     behaviours = request.behaviours(len(data.sites))
     client_app: ClientApp = adversarial_client_app(behaviours) if behaviours else honest_client_app
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a Ray notice about GPUs
@@ -197,8 +274,10 @@ def simulate_federation(
         },
     )
     wall_time = time.perf_counter() - started
+    if stopped:
+        raise stopped[0]
     if not finished:
-        raise RuntimeError("the federation did not finish; run with --verbose to see Flower's log")
+        raise FedLedgerError("the federation did not finish; run with --verbose to see Flower's log")
     summary = finished[0]
     final = _final_model(settings, summary) if settings.ledger else None
     sites, pooled_accuracy, pooled_auc = (

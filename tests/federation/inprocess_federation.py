@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 import numpy as np
@@ -28,7 +29,7 @@ from flwr.superlink.grid import InMemoryGrid
 
 from coordinator.app import client_config, run_configuration
 from coordinator.ledger import LedgerStrategy
-from coordinator.recorder import RoundRecorder, RoundReport
+from coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
 from coordinator.scoring import ConsensusScorer
 from coordinator.session import LedgerSession
 from coordinator.settings import FederationSettings
@@ -239,7 +240,7 @@ class Ledger:
         ledger = LedgerStrategy(
             strategy,
             self.session,
-            RoundRecorder(self.session, run_id, configuration),
+            RoundRecorder(self.session, run_id, configuration, Path(self.session.store.location).parent / ROUNDS_FILE),
             settings.min_accepted,
             settings.detection,
             scorer,

@@ -1,0 +1,117 @@
+"""A coordinator that dies mid-run is resumed under the same run id, and ends where an uninterrupted
+run ends: the same final model, bit for bit, with FedAdam's optimiser state rebuilt from the record."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from coordinator.app import run_configuration
+from coordinator.recorder import ROUNDS_FILE, RoundReport
+from coordinator.resume import CannotResume, resume_point
+from coordinator.scoring import ConsensusScorer
+from coordinator.session import LedgerSession
+from coordinator.strategies import build_strategy, describe_strategy
+from fedledger.chain import Chain, Registry
+from fedledger.deployment import LedgerLocation
+from simulations.runner import CHAIN_FILE, SimulationRequest, SimulationResult, audit_result, simulate_federation
+
+pytestmark = pytest.mark.simulation
+
+ROUNDS = 4
+CRASH_AFTER_ROUND = 2
+
+
+class CoordinatorCrash(Exception):
+    """Stands for the coordinator's process dying right after a commit."""
+
+
+def crash_after(round_number: int):
+    def on_round(report: RoundReport) -> None:
+        if report.round == round_number:
+            raise CoordinatorCrash(f"crashed after round {round_number}")
+
+    return on_round
+
+
+def request(output_dir: Path) -> SimulationRequest:
+    return SimulationRequest(scenario="hospitals", output_dir=output_dir, rounds=ROUNDS, strategy="FedAdam")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """One directory for both runs, so that they share their sites' data files (and so their training)."""
+    return tmp_path_factory.mktemp("resume")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(workdir: Path) -> SimulationResult:
+    return simulate_federation(request(workdir / "uninterrupted"), on_round=lambda report: None)
+
+
+@pytest.fixture(scope="module")
+def interrupted(workdir: Path) -> SimulationRequest:
+    crashed = request(workdir / "interrupted")
+    with pytest.raises(CoordinatorCrash):
+        simulate_federation(crashed, on_round=crash_after(CRASH_AFTER_ROUND))
+    return crashed
+
+
+@pytest.fixture(scope="module")
+def resumed(interrupted: SimulationRequest) -> SimulationResult:
+    return simulate_federation(
+        SimulationRequest.load(interrupted.output_dir), on_round=lambda report: None, resume=True
+    )
+
+
+def test_the_crash_left_two_acknowledged_rounds_on_the_saved_chain(interrupted: SimulationRequest):
+    location = LedgerLocation.load(interrupted.output_dir)
+    registry = Registry(Chain.restore(interrupted.output_dir / CHAIN_FILE), location.registry)
+    assert registry.run(location.run_id).committed_rounds == CRASH_AFTER_ROUND
+
+
+def test_the_resumed_run_keeps_its_run_id_and_commits_the_rest(interrupted: SimulationRequest, resumed):
+    assert resumed.summary.ledger.run_id == LedgerLocation.load(interrupted.output_dir).run_id
+    assert [report.round for report in resumed.summary.rounds] == list(range(CRASH_AFTER_ROUND + 1, ROUNDS + 1))
+    registry = Registry(resumed.chain, resumed.summary.ledger.registry)
+    assert registry.run_count() == 1
+    assert registry.run(resumed.summary.ledger.run_id).committed_rounds == ROUNDS
+    acknowledged = [
+        json.loads(line)["round"] for line in (interrupted.output_dir / ROUNDS_FILE).read_text().splitlines()
+    ]
+    assert acknowledged == list(range(1, ROUNDS + 1))
+
+
+def test_the_resumed_run_ends_with_the_uninterrupted_runs_model(resumed, uninterrupted: SimulationResult):
+    assert resumed.summary.final_model_hash == uninterrupted.summary.final_model_hash
+    assert all(report.reproduction == "verified" for report in resumed.summary.rounds)
+
+
+def test_the_resumed_run_audits_as_one_run(resumed):
+    report = audit_result(resumed)
+    assert report.passed, [str(finding) for finding in report.problems()]
+    assert [audit.round for audit in report.runs[0].rounds] == list(range(1, ROUNDS + 1))
+
+
+def open_run(result: SimulationResult, **changes) -> tuple[LedgerSession, object]:
+    """The resumed run's registry and store, as a coordinator with ``changes`` to its settings sees them."""
+    settings = replace(result.settings, registry=result.summary.ledger.registry, **changes)
+    session = LedgerSession.open(settings, Chain.restore(Path(result.summary.ledger.saved_chain)))
+    run = session.registry.run(result.summary.ledger.run_id)
+    configuration = run_configuration(
+        settings, describe_strategy(build_strategy(settings)), ConsensusScorer(), run.initial_model_hash
+    )
+    return session, configuration
+
+
+def test_a_complete_run_has_nothing_to_resume(resumed):
+    session, configuration = open_run(resumed)
+    with pytest.raises(CannotResume, match=f"already committed all {ROUNDS} of its rounds"):
+        resume_point(session, resumed.summary.ledger.run_id, configuration)
+
+
+def test_resuming_with_other_settings_is_refused_and_names_them(resumed):
+    session, configuration = open_run(resumed, learning_rate=0.5)
+    with pytest.raises(CannotResume, match=r"details\.training\.learning_rate: \S+ -> 0\.5"):
+        resume_point(session, resumed.summary.ledger.run_id, configuration)
