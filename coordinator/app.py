@@ -314,8 +314,8 @@ def make_server_app(
 ) -> ServerApp:
     """A ServerApp running the federation with ``settings`` (default: from the run config).
 
-    A ``FedLedgerError`` that ends the run is logged as one line; it is then handed to ``on_error``
-    if given (the one-machine runner reports it itself), else raised, so Flower marks the run failed.
+    A ``FedLedgerError`` that ends the run is handed to ``on_error`` if given (the one-machine runner
+    reports it itself); else it is logged as one line and raised, so Flower marks the run failed.
     """
     server_app = ServerApp()
 
@@ -325,8 +325,8 @@ def make_server_app(
             resolved = settings or FederationSettings.from_run_config(context.run_config)
             summary = run_federation(grid, resolved, chain, on_round, scorer, on_start, resume_hint)
         except FedLedgerError as error:
-            log(ERROR, "%s", error)
             if on_error is None:
+                log(ERROR, "%s", error)
                 raise
             on_error(error)
             return

@@ -13,6 +13,7 @@ import click
 import typer
 
 from coordinator.settings import STRATEGY_NAMES
+from fedledger.chain.transport import DEFAULT_RETRY_SECONDS
 from fedledger.cli.audit import EXIT_CODES
 from fedledger.cli.common import check_rpc_url, console
 from fedledger.deployment import LedgerLocation
@@ -45,6 +46,14 @@ def simulate(
             "the coordinator key comes from $FEDLEDGER_PRIVATE_KEY.",
         ),
     ] = None,
+    rpc_retry_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="How long every call to the node (--rpc-url) rides out an outage before the run stops, "
+            "naming the command that resumes it.",
+        ),
+    ] = DEFAULT_RETRY_SECONDS,
     fraction_train: Annotated[
         float,
         typer.Option(
@@ -138,6 +147,7 @@ def simulate(
             strategy=strategy,
             seed=seed,
             rpc_url=rpc_url,
+            rpc_retry_seconds=rpc_retry_seconds,
             fraction_train=fraction_train,
             misbehaving=_misbehaving(misbehave or []),
             attack=attack,
@@ -187,6 +197,7 @@ _SETTING_OPTIONS = (
     "clients",
     "seed",
     "rpc_url",
+    "rpc_retry_seconds",
     "fraction_train",
     "misbehave",
     "attack",

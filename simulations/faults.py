@@ -60,10 +60,12 @@ class FaultOutcome:
 
 
 class Fault(ABC):
-    """One way for a run to go wrong, injected into a real run in ``directory``."""
+    """One way for a run to go wrong, injected into a real run in ``directory``; ``resumes`` is how
+    many times the coordinator is resumed to finish the run."""
 
     name: str
     description: str
+    resumes: int = 0
 
     @abstractmethod
     def run(self, directory: Path) -> FaultOutcome: ...
@@ -136,6 +138,13 @@ class Coordinator:
         if self._process is None:
             raise RuntimeError("the coordinator was not started")
         return self._process
+
+    def stop_line(self) -> str:
+        """The one ``error:`` line a coordinator that stopped on its own printed last."""
+        lines = [line for line in self.log_tail().splitlines() if line.startswith("error: ")]
+        if not lines:
+            raise RuntimeError(f"the coordinator stopped without an error line: {self.log_tail()}")
+        return lines[-1]
 
     def log_tail(self) -> str:
         log = self.directory / f"coordinator-{self.starts}.log"
@@ -285,9 +294,34 @@ class NodeRestarted(Fault):
             return outcome(self.name, coordinator, Chain.connect(node.rpc_url), started)
 
 
+class NodeDownPastBudget(Fault):
+    name = "chain node: down past the retry budget"
+    description = (
+        "the node stays down longer than the coordinator's retry budget (5 s): the run stops with one line "
+        "naming the command that resumes it; the node comes back and the run is resumed"
+    )
+    resumes = 1
+    retry_seconds = 5
+
+    def run(self, directory: Path) -> FaultOutcome:
+        started = time.perf_counter()
+        with running_node(directory) as node:
+            coordinator = Coordinator(directory, {PRIVATE_KEY_ENV: node.coordinator_key()})
+            coordinator.start(*SCENARIO, "--rpc-url", node.rpc_url, "--rpc-retry-seconds", str(self.retry_seconds))
+            coordinator.wait_for_rounds(STRIKE_AFTER_ROUNDS)
+            node.stop()
+            if coordinator.finish() == 0 or "resume with: fedledger simulate --resume" not in coordinator.stop_line():
+                raise RuntimeError(f"the coordinator did not stop with the resume command: {coordinator.log_tail()}")
+            node.start()
+            coordinator.start()
+            coordinator.finish()
+            return outcome(self.name, coordinator, Chain.connect(node.rpc_url), started)
+
+
 class CoordinatorKilled(Fault):
     name = "coordinator: SIGKILL, resume"
     description = "the coordinator (in-process chain) is killed mid-run and resumed with `simulate --resume`"
+    resumes = 1
 
     def run(self, directory: Path) -> FaultOutcome:
         started = time.perf_counter()
@@ -304,6 +338,7 @@ class CoordinatorKilled(Fault):
 class CoordinatorKilledOnNode(Fault):
     name = "coordinator on a node: SIGKILL, resume"
     description = "the coordinator recording on `fedledger chain node` is killed mid-run and resumed"
+    resumes = 1
 
     def run(self, directory: Path) -> FaultOutcome:
         started = time.perf_counter()
@@ -333,6 +368,7 @@ class GarbageSite(Fault):
 FAULTS: tuple[Fault, ...] = (
     AnvilKilled(),
     NodeRestarted(),
+    NodeDownPastBudget(),
     CoordinatorKilled(),
     CoordinatorKilledOnNode(),
     GarbageSite(),

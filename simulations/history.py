@@ -20,7 +20,7 @@ from fedledger.contribution import DetectorSettings, consensus_scores, delta_gra
 from fedledger.encoding import encode_model
 from fedledger.hashing import ZERO_HASH, keccak256, to_hex
 from fedledger.keys import simulated_participant
-from fedledger.manifest import RoundManifest, SignedFields, UpdateEntry
+from fedledger.manifest import Requests, RoundManifest, SignedFields, UpdateEntry
 from fedledger.rewards import TOKEN_DECIMALS, RewardRule
 from fedledger.rounds import reward_proof, rewards_tree, seal
 from fedledger.runconfig import RunConfiguration
@@ -170,6 +170,7 @@ class SyntheticHistory:
             metrics={"evaluate": {"aggregate": {"eval-accuracy": float(self.rng.uniform(0.6, 0.9))}}},
             scoring=SCORING,
             detection=self.detection.to_json(),
+            training=Requests(asked=tuple(entry.node_id for entry in entries)),
         )
         manifest, commitment = seal(draft, self.rule)
         data = manifest.to_bytes()

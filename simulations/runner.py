@@ -27,7 +27,7 @@ from coordinator.scoring import ConsensusScorer
 from coordinator.session import CHAIN_FILE
 from coordinator.settings import FederationSettings
 from fedledger.audit import Auditor, AuditReport
-from fedledger.chain import Chain, Registry
+from fedledger.chain import DEFAULT_RETRY_SECONDS, Chain, Registry
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import decode_model
 from fedledger.errors import FedLedgerError
@@ -69,6 +69,7 @@ class SimulationRequest:
     malicious: float = 0.0
     detector: bool = True
     score: str = "consensus"
+    rpc_retry_seconds: float = DEFAULT_RETRY_SECONDS
     overrides: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -200,6 +201,7 @@ def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedD
         detector=request.detector,
         ledger=request.ledger,
         rpc_url=request.rpc_url or "",
+        rpc_retry_seconds=request.rpc_retry_seconds,
         store=str((request.output_dir / "store").resolve()),
         output_dir=str(request.output_dir.resolve()),
     )

@@ -232,6 +232,7 @@ class Auditor:
             audit.accuracy = manifest.metrics.get("evaluate", {}).get("aggregate", {}).get("eval-accuracy")
             audit.rewards = manifest.rewards
             self._binding(manifest, committed, state, record)
+            self._requests(manifest, audit, record)
             updates = RoundUpdates(manifest, state.model, self._updates(manifest, committed, record))
             self._roots(manifest, committed, record)
             config = state.config
@@ -355,6 +356,52 @@ class Auditor:
                 state = f"deactivated at block {registration.deactivated_at_block}"
             record.fail(
                 "registration", f"the signer was not active at block {block}", "registered and active", state, signer
+            )
+
+    def _requests(self, manifest: RoundManifest, audit: RoundAudit, record: FindingRecorder) -> None:
+        """Who was asked and who answered: every node asked to train either sent one of the listed
+        replies or is listed as silent, and nothing else is listed; evaluation likewise."""
+        training, evaluation = manifest.training, manifest.evaluation
+        audit.asked, audit.silent = len(training.asked), len(training.silent)
+        answered = sorted(entry.node_id for entry in manifest.updates)
+        expected = sorted(set(training.asked) - set(training.silent))
+        problems = []
+        if not set(training.silent) <= set(training.asked):
+            problems.append(("training: silent nodes that were never asked", training.asked, training.silent))
+        if answered != expected:
+            problems.append(
+                (
+                    "training: the replies listed are not those of the nodes asked less the silent ones",
+                    expected,
+                    answered,
+                )
+            )
+        if training.skipped is not None and (training.asked or manifest.outcome != "failed"):
+            problems.append(
+                (
+                    "training was skipped, yet nodes were asked or the round aggregated",
+                    "no node asked, round failed",
+                    f"{len(training.asked)} asked, {manifest.outcome}",
+                )
+            )
+        judged = sorted(entry.node_id for entry in manifest.rejected_evaluations)
+        if not set(evaluation.silent) <= set(evaluation.asked) or not set(judged) <= set(evaluation.asked) - set(
+            evaluation.silent
+        ):
+            problems.append(
+                (
+                    "evaluation: silent or rejected nodes that were never asked, or that are both",
+                    evaluation.asked,
+                    f"silent {list(evaluation.silent)}, rejected {judged}",
+                )
+            )
+        for message, want, have in problems:
+            record.fail("requests", message, str(want), str(have))
+        if not problems:
+            record.ok(
+                "requests",
+                f"training: {len(expected)} of {len(training.asked)} nodes asked answered; evaluation: "
+                f"{len(evaluation.asked) - len(evaluation.silent)} of {len(evaluation.asked)}",
             )
 
     def _roots(self, manifest: RoundManifest, committed: CommittedRound, record: FindingRecorder) -> None:

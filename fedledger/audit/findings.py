@@ -25,6 +25,8 @@ CHECKS = {
     "update-hash": "every listed update is stored and hashes to its listed hash",
     "signature": "every accepted update's EIP-712 signature recovers to its listed participant",
     "registration": "every accepted participant was registered and active at the commit's block",
+    "requests": "every node asked to train sent one of the listed replies or is listed as silent, and no other "
+    "reply is listed; every silent or rejected evaluation node was asked",
     "updates-root": "updatesRoot rebuilds from the manifest's accepted updates",
     "rewards-root": "rewardsRoot rebuilds from the manifest's rewards",
     "anomaly": "the anomaly detector's statistics recompute from the stored updates, and its flags follow them",
@@ -88,6 +90,8 @@ class RoundAudit:
     accuracy: float | None = None
     gas_used: int | None = None
     rewards: dict[str, int] = field(default_factory=dict)
+    asked: int = 0
+    silent: int = 0
 
     @property
     def passed(self) -> bool:

@@ -67,6 +67,7 @@ def _print(result: AuditReport, html_path: Path | None) -> None:
         table = Table(
             "round",
             "outcome",
+            "answered",
             "accepted",
             "rejected",
             "accuracy",
@@ -85,6 +86,7 @@ def _print(result: AuditReport, html_path: Path | None) -> None:
             table.add_row(
                 str(audit.round),
                 audit.outcome or "?",
+                f"{audit.asked - audit.silent}/{audit.asked}",
                 str(audit.accepted),
                 str(audit.rejected),
                 accuracy,
@@ -95,7 +97,7 @@ def _print(result: AuditReport, html_path: Path | None) -> None:
         stored = {finding.round for finding in run.orphans}
         for missing in range(len(run.rounds) + 1, run.planned_rounds + 1):
             note = "manifest stored" if missing in stored else "-"
-            table.add_row(str(missing), "not committed", "-", "-", "-", "-", note, style="yellow")
+            table.add_row(str(missing), "not committed", "-", "-", "-", "-", "-", note, style="yellow")
         show_table(table)
     for finding in result.problems():
         console.print(str(finding), style=_STYLES[finding.status], highlight=False, markup=False)

@@ -141,8 +141,20 @@ def test_a_committed_manifest_that_drops_an_accepted_update(tmp_path: Path):
         return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     report = audit(write_history(tmp_path, Dishonesty(rewrite_manifest=drop)))
-    assert {"manifest-binding", "updates-root", "reaggregation"} <= {check for check, _, _ in failures(report)}
+    assert {"manifest-binding", "updates-root", "reaggregation", "requests"} <= {
+        check for check, _, _ in failures(report)
+    }
     assert {round_number for _, round_number, _ in failures(report)} == {TAMPERED_ROUND}
+
+
+def test_a_committed_manifest_that_hides_a_node_that_never_answered(tmp_path: Path):
+    def hide(data: bytes) -> bytes:
+        document = json.loads(data)
+        document["training"]["asked"].append(99)  # asked, but neither answered nor listed as silent
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    report = audit(write_history(tmp_path, Dishonesty(rewrite_manifest=hide)))
+    assert failures(report) == {("requests", TAMPERED_ROUND, None)}
 
 
 def test_a_committed_manifest_with_an_inflated_score(tmp_path: Path):

@@ -17,5 +17,5 @@ def test_the_record_survives(fault: Fault, tmp_path: Path):
     assert (outcome.planned, outcome.committed) == (PLANNED_ROUNDS, PLANNED_ROUNDS), outcome
     assert outcome.lost == 0, outcome
     assert outcome.committed_twice == 0, outcome
-    assert outcome.runs == 1, outcome
+    assert (outcome.runs, outcome.resumed) == (1, fault.resumes), outcome
     assert outcome.verdict == "pass", outcome
