@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from logging import ERROR, INFO
+from logging import ERROR, INFO, WARNING
 from pathlib import Path
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
@@ -112,11 +112,13 @@ def client_config(settings: FederationSettings) -> ConfigRecord:
 
 
 def request_initial_model(grid: Grid, settings: FederationSettings) -> ArrayRecord:
-    """Ask one node for a freshly initialised model.
+    """Ask the connected nodes, one at a time, for a freshly initialised model; the first readable
+    answer is the initial model.
 
     Its weights depend only on the model's shape and ``model-seed``, so any participant can
     re-create it and check the initial model hash recorded on-chain. Waits at most
-    ``connect-timeout`` for a node to connect and ``round-timeout`` for its answer.
+    ``connect-timeout`` for a node to connect and ``round-timeout`` for each answer; a node that
+    does not answer, or answers with something that is not a model, is passed over with one line.
     """
     deadline = time.monotonic() + settings.connect_timeout
     while not (nodes := sorted(grid.get_node_ids())):
@@ -126,16 +128,32 @@ def request_initial_model(grid: Grid, settings: FederationSettings) -> ArrayReco
                 "cannot obtain the initial model"
             )
         time.sleep(1)
-    query = Message(RecordDict({messages.CONFIG_RECORD: client_config(settings)}), nodes[0], MessageType.QUERY)
-    replies = list(grid.send_and_receive([query], timeout=settings.round_timeout))
+    refusals = []
+    for node in nodes:
+        query = Message(RecordDict({messages.CONFIG_RECORD: client_config(settings)}), node, MessageType.QUERY)
+        replies = list(grid.send_and_receive([query], timeout=settings.round_timeout))
+        try:
+            return _initial_model(replies, settings)
+        except FedLedgerError as refusal:
+            log(WARNING, "node %d gave no initial model: %s", node, refusal)
+            refusals.append(f"node {node}: {refusal}")
+    raise FedLedgerError(f"no node gave an initial model ({'; '.join(refusals)})")
+
+
+def _initial_model(replies: list[Message], settings: FederationSettings) -> ArrayRecord:
     if not replies:
-        raise FedLedgerError(
-            f"node {nodes[0]} did not send the initial model within round-timeout ({settings.round_timeout:g} s)"
-        )
+        raise FedLedgerError(f"no answer within round-timeout ({settings.round_timeout:g} s)")
     (reply,) = replies
     if reply.has_error():
-        raise FedLedgerError(f"node {nodes[0]} could not create the initial model: {reply.error.reason}")
-    return canonical_arrays(reply.content[messages.ARRAYS_RECORD])
+        raise FedLedgerError(f"it replied with an error: {reply.error.reason}")
+    try:
+        arrays = canonical_arrays(reply.content.array_records[messages.ARRAYS_RECORD])
+        encode_model({name: array.numpy() for name, array in arrays.items()})
+    except Exception as error:  # the reply is a node's data: whatever it holds, it is refused, not fatal
+        raise FedLedgerError(f"its reply holds no readable model: {type(error).__name__}: {error}") from None
+    if not arrays:
+        raise FedLedgerError("its reply holds an empty model")
+    return arrays
 
 
 def run_configuration(

@@ -36,7 +36,7 @@ FAULTS = (
     "stale-base",  # trained from a model other than the current global model
     "replay",  # resends its previous round's reply, signature and all
     "duplicate",  # signs with partition 0's key, so that participant sends two updates
-    "garbage",  # every round, a training and an evaluation reply of a malformed layout (see GARBAGE)
+    "garbage",  # malformed replies of many layouts (see GARBAGE), and no model when asked for the initial one
     "hang",  # answers every training request only after HANG_SECONDS: past a short round timeout
 )
 ATTACKS = (
@@ -70,7 +70,12 @@ def adversarial_client_app(behaviours: Mapping[int, str]) -> ClientApp:
     if unknown:
         raise ValueError(f"unknown behaviours {sorted(unknown)}; known: {', '.join(FAULTS + ATTACKS)}")
     app = ClientApp(mods=[reply_with_site_errors])
-    app.query()(initial_model)
+
+    @app.query()
+    def query(message: Message, context: Context) -> Message:
+        if behaviours.get(int(context.node_config[PARTITION_ID])) == "garbage":
+            return Message(RecordDict({messages.METRICS_RECORD: MetricRecord({"not-a-model": 1})}), reply_to=message)
+        return initial_model(message, context)
 
     @app.train()
     def train(message: Message, context: Context) -> Message:

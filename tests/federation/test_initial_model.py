@@ -1,0 +1,48 @@
+"""The initial model comes from the first node that gives a readable one: a node that sends
+garbage, an error or nothing is passed over, and only when every node fails does the run stop,
+in one line naming each of them."""
+
+import pytest
+from flwr.app import Message, MetricRecord, RecordDict
+from inprocess_federation import INITIAL_MODEL, InProcessFederation, arrays_record
+
+from coordinator.app import request_initial_model
+from coordinator.settings import FederationSettings
+from fedledger import messages
+from fedledger.encoding import model_hash
+from fedledger.errors import FedLedgerError
+
+SETTINGS = FederationSettings(round_timeout=0.5, connect_timeout=1.0)
+
+
+def model(message: Message) -> Message:
+    return Message(RecordDict({messages.ARRAYS_RECORD: arrays_record(INITIAL_MODEL)}), reply_to=message)
+
+
+def garbage(message: Message) -> Message:
+    return Message(RecordDict({messages.METRICS_RECORD: MetricRecord({"not-a-model": 1})}), reply_to=message)
+
+
+def silent(message: Message) -> None:
+    return None
+
+
+def test_nodes_that_send_garbage_or_nothing_are_passed_over():
+    federation = InProcessFederation(3)
+    first, second, third = sorted(federation.node_ids)
+    federation.responders.update({first: garbage, second: silent, third: model})
+    with federation:
+        initial = request_initial_model(federation.grid, SETTINGS)
+    assert model_hash({name: array.numpy() for name, array in initial.items()}) == model_hash(INITIAL_MODEL)
+
+
+def test_when_no_node_gives_a_model_the_run_stops_in_one_line_naming_each():
+    federation = InProcessFederation(2)
+    first, second = sorted(federation.node_ids)
+    federation.responders.update({first: garbage, second: silent})
+    with federation, pytest.raises(FedLedgerError) as stopped:
+        request_initial_model(federation.grid, SETTINGS)
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert f"node {first}: its reply holds no readable model: KeyError" in message
+    assert f"node {second}: no answer within round-timeout (0.5 s)" in message
