@@ -7,6 +7,7 @@ that a mistyped digit in a copied address is caught before anything is registere
 
 import re
 
+from eth_typing import ChecksumAddress
 from eth_utils import is_checksum_address, to_checksum_address
 
 from fedledger.errors import FedLedgerError
@@ -19,7 +20,7 @@ class AddressError(FedLedgerError, ValueError):
     """Text that is not an Ethereum address, or a mixed-case address whose EIP-55 checksum is wrong."""
 
 
-def checksum_address(text: str, what: str = "address") -> str:
+def checksum_address(text: str, what: str = "address") -> ChecksumAddress:
     """``text`` as an EIP-55 checksummed address.
 
     Raises:

@@ -36,10 +36,12 @@ class Deployment:
             FedLedgerError: the file is missing or is not a deployment record.
         """
         try:
-            return cls(**json.loads(path.read_text()))
+            return cls(**json.loads(path.read_bytes()))
         except FileNotFoundError:
             raise FedLedgerError(f"no deployment file at {path}: deploy with `fedledger chain deploy`") from None
-        except (json.JSONDecodeError, TypeError) as error:
+        except IsADirectoryError:
+            raise FedLedgerError(f"{path} is a directory, not a FedLedger deployment file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
             raise FedLedgerError(f"{path} is not a FedLedger deployment file: {error}") from None
 
 

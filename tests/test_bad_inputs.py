@@ -3,6 +3,7 @@ and what is allowed, a non-zero exit and no traceback; ``--debug`` shows the tra
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -302,6 +303,13 @@ def test_debug_shows_the_traceback_of_a_fedledger_error_on_the_real_console(file
             "error: recording on http://127.0.0.1:9 needs the coordinator's key: "
             f"set ${PRIVATE_KEY_ENV} or ${KEYSTORE_ENV}",
         ),
+        (("--misbehave", "1"), "error: --misbehave '1' must be SITE=BEHAVIOUR, e.g. 1=garbage"),
+        (("--misbehave", "4=garbage"), "error: site 4 cannot misbehave: the sites are numbered 0 to 3"),
+        (
+            ("--misbehave", "1=nosuch"),
+            "error: unknown behaviour 'nosuch': choose one of nan, wrong-shape, bad-signature, unregistered-key, "
+            "stale-base, replay, duplicate, garbage, hang, sign-flip, scaling, label-flip, gaussian-noise, free-rider",
+        ),
     ],
 )
 def test_simulate_refuses_what_cannot_run_before_the_simulation_starts(
@@ -331,6 +339,42 @@ def test_simulate_options_out_of_range_are_refused_as_they_are_read(tmp_path: Pa
     exit_code = 1 if "--rpc-url" in args else 2
     assert refused("simulate", *args, "--out", str(out), exit_code=exit_code).startswith(line)
     assert not out.exists()
+
+
+def test_resume_refuses_a_directory_without_a_simulation_and_settings_given_again(tmp_path: Path):
+    assert refused("simulate", "--resume", str(tmp_path)) == (
+        f"error: {tmp_path} holds no simulation to resume (simulation.json is missing)"
+    )
+    (tmp_path / "simulation.json").write_text("{not json")
+    assert refused("simulate", "--resume", str(tmp_path)).startswith(
+        f"error: {tmp_path / 'simulation.json'} is not a simulation request"
+    )
+    assert refused("simulate", "--resume", str(tmp_path), "--rounds", "3", "--seed", "1") == (
+        "error: --resume runs a simulation with the settings it was started with: drop --rounds, --seed"
+    )
+
+
+def test_a_deployment_file_that_is_not_text_is_one_line(tmp_path: Path):
+    deployment = tmp_path / "deployment.json"
+    deployment.write_bytes(b"\x89PNG\r\n\x00\xff")
+    assert refused("chain", "status", "--deployment", str(deployment)).startswith(
+        f"error: {deployment} is not a FedLedger deployment file: 'utf-8' codec can't decode"
+    )
+
+
+def test_a_chain_node_on_a_port_in_use_is_one_line(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = refused("chain", "node", "--state-dir", str(tmp_path / "anvil"), "--port", str(port))
+    assert line == f"error: cannot serve JSON-RPC on 127.0.0.1:{port}: Address already in use"
+
+
+def test_the_registry_api_refuses_a_wrong_checksum_too(chain, registry):
+    with pytest.raises(AddressError, match="wrong EIP-55 checksum"):
+        registry.add_participant(WRONG_CHECKSUM, bytes(32))
+    assert registry.participant(GOOD) is None
 
 
 def test_simulate_refuses_an_output_directory_that_is_a_file(tmp_path: Path):

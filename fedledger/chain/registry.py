@@ -10,6 +10,7 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import BadFunctionCallOutput
 
+from fedledger.addresses import checksum_address
 from fedledger.chain.artifacts import load_artifact
 from fedledger.chain.connection import Chain, Receipt
 from fedledger.chain.errors import ChainError
@@ -119,10 +120,10 @@ class Registry:
                 interface of this version (ERC-165), such as the token or an older registry.
         """
         self.chain = chain
-        self.address = Web3.to_checksum_address(address)
+        self.address = checksum_address(address)
         if not chain.w3.eth.get_code(self.address):
             raise ChainError(f"{self.address} is not a FedLedger registry: no contract there on {chain.description}")
-        self.sender = Web3.to_checksum_address(sender) if sender else None
+        self.sender = checksum_address(sender) if sender else None
         self.contract = chain.w3.eth.contract(address=self.address, abi=load_artifact("FedLedgerRegistry").abi)
         if not self._reports_registry_interface():
             raise ChainError(
@@ -149,8 +150,8 @@ class Registry:
         artifact = load_artifact("FedLedgerRegistry")
         factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         constructor = factory.constructor(
-            Web3.to_checksum_address(admin or sender),
-            Web3.to_checksum_address(coordinator or sender),
+            checksum_address(admin or sender),
+            checksum_address(coordinator or sender),
             admin_transfer_delay,
         )
         receipt = chain.transact(constructor, sender)
@@ -179,14 +180,14 @@ class Registry:
     # Roles -------------------------------------------------------------------------------
 
     def is_admin(self, address: str) -> bool:
-        return self._read(self.contract.functions.hasRole(ADMIN_ROLE, Web3.to_checksum_address(address)))
+        return self._read(self.contract.functions.hasRole(ADMIN_ROLE, checksum_address(address)))
 
     def is_coordinator(self, address: str) -> bool:
-        return self._read(self.contract.functions.hasRole(COORDINATOR_ROLE, Web3.to_checksum_address(address)))
+        return self._read(self.contract.functions.hasRole(COORDINATOR_ROLE, checksum_address(address)))
 
     def grant_coordinator(self, address: str) -> Receipt:
         """Grant the coordinator role to ``address``. Admin only."""
-        return self._send(self.contract.functions.grantRole(COORDINATOR_ROLE, Web3.to_checksum_address(address)))
+        return self._send(self.contract.functions.grantRole(COORDINATOR_ROLE, checksum_address(address)))
 
     def admin(self) -> ChecksumAddress:
         """The one account holding the admin role (the zero address once it was renounced)."""
@@ -205,7 +206,7 @@ class Registry:
 
     def begin_admin_transfer(self, new_admin: str) -> tuple[PendingAdmin, Receipt]:
         """Start handing the admin role to ``new_admin``, who accepts it after the delay. Admin only."""
-        receipt = self._send(self.contract.functions.beginDefaultAdminTransfer(Web3.to_checksum_address(new_admin)))
+        receipt = self._send(self.contract.functions.beginDefaultAdminTransfer(checksum_address(new_admin)))
         tx_receipt = self.chain.w3.eth.get_transaction_receipt(receipt.tx_hash)
         (event,) = self.contract.events.DefaultAdminTransferScheduled().process_receipt(tx_receipt)
         return PendingAdmin(event["args"]["newAdmin"], event["args"]["acceptSchedule"]), receipt
@@ -222,7 +223,7 @@ class Registry:
 
     def run_allowance(self, coordinator: str) -> int:
         """What ``coordinator`` may still budget for the runs it starts, in token units."""
-        return self._read(self.contract.functions.runAllowance(Web3.to_checksum_address(coordinator)))
+        return self._read(self.contract.functions.runAllowance(checksum_address(coordinator)))
 
     def set_run_allowance(self, coordinator: str, amount: int, expected: int | None = None) -> Receipt:
         """Set ``coordinator``'s run allowance to ``amount`` token units. Admin only.
@@ -231,7 +232,7 @@ class Registry:
         allowance spent meanwhile raises ``ContractRevert(RunAllowanceChanged)`` instead of being
         granted twice.
         """
-        checksum = Web3.to_checksum_address(coordinator)
+        checksum = checksum_address(coordinator)
         current = self.run_allowance(checksum) if expected is None else expected
         return self._send(self.contract.functions.setRunAllowance(checksum, current, amount))
 
@@ -239,16 +240,16 @@ class Registry:
 
     def add_participant(self, address: str, metadata_hash: bytes) -> Receipt:
         """Add ``address`` to the allow-list. Admin only."""
-        call = self.contract.functions.addParticipant(Web3.to_checksum_address(address), metadata_hash)
+        call = self.contract.functions.addParticipant(checksum_address(address), metadata_hash)
         return self._send(call)
 
     def deactivate_participant(self, address: str) -> Receipt:
         """Deactivate ``address`` for good. Admin only."""
-        return self._send(self.contract.functions.deactivateParticipant(Web3.to_checksum_address(address)))
+        return self._send(self.contract.functions.deactivateParticipant(checksum_address(address)))
 
     def participant(self, address: str) -> ParticipantRecord | None:
         """The allow-list record of ``address``, or ``None`` if it was never added."""
-        checksum = Web3.to_checksum_address(address)
+        checksum = checksum_address(address)
         metadata_hash, registered, deactivated = self._read(self.contract.functions.getParticipant(checksum))
         if registered == 0:
             return None
@@ -262,7 +263,7 @@ class Registry:
 
     def is_active_at(self, address: str, block_number: int) -> bool:
         """Whether ``address`` was registered and active in block ``block_number``."""
-        return self._read(self.contract.functions.isActiveAt(Web3.to_checksum_address(address), block_number))
+        return self._read(self.contract.functions.isActiveAt(checksum_address(address), block_number))
 
     # Runs and rounds ---------------------------------------------------------------------
 
@@ -345,7 +346,7 @@ class Registry:
     ) -> bool:
         """Whether the contract accepts ``proof`` of the update against the round's ``updatesRoot``."""
         call = self.contract.functions.isUpdateIncluded(
-            run_id, round_number, Web3.to_checksum_address(participant), update_hash, num_examples, proof
+            run_id, round_number, checksum_address(participant), update_hash, num_examples, proof
         )
         return self._read(call)
 
@@ -356,14 +357,14 @@ class Registry:
         return self._send(self.contract.functions.claim(run_id, round_number, amount, proof))
 
     def claimed_amount(self, run_id: int, round_number: int, address: str) -> int:
-        call = self.contract.functions.claimedAmount(run_id, round_number, Web3.to_checksum_address(address))
+        call = self.contract.functions.claimedAmount(run_id, round_number, checksum_address(address))
         return self._read(call)
 
     def claimed_total(self, run_id: int, round_number: int) -> int:
         return self._read(self.contract.functions.claimedTotal(run_id, round_number))
 
     def token_balance(self, address: str) -> int:
-        return self._read(self.token.functions.balanceOf(Web3.to_checksum_address(address)))
+        return self._read(self.token.functions.balanceOf(checksum_address(address)))
 
     # Signed updates ----------------------------------------------------------------------
 

@@ -104,8 +104,8 @@ def deploy(
     Without --rpc-url the same deployment is rehearsed on a throwaway in-process chain, from the
     given key (funded by a development account) or else a development account.
     """
-    chain = Chain.open(rpc_url)
     account = load_sender(keystore)
+    chain = Chain.open(rpc_url)
     if rpc_url is None:
         sender = chain.signers[0] if account is None else _funded_on_dry_run(chain, account)
     elif account is None:
