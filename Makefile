@@ -11,7 +11,7 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadfile
 
 $(INSTALLED): pyproject.toml package.json package-lock.json
 	test -d $(VENV) || python3 -m venv $(VENV)

@@ -70,6 +70,9 @@ class Fault(ABC):
     @abstractmethod
     def run(self, directory: Path) -> FaultOutcome: ...
 
+    def __str__(self) -> str:
+        return self.name
+
 
 def fedledger_command(*arguments: str) -> list[str]:
     """The ``fedledger`` command line of this Python environment."""

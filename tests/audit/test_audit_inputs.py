@@ -14,6 +14,7 @@ from fedledger.cli import app
 from fedledger.cli.audit import EXIT_CODES
 from fedledger.deployment import LEDGER_FILE, LedgerLocation
 from fedledger.errors import FedLedgerError
+from fedledger.hashing import keccak256, to_hex
 from simulations.history import SyntheticHistory
 
 RunWriter = Callable[..., SyntheticHistory]
@@ -232,3 +233,36 @@ def test_a_participant_verifies_its_inclusion_from_a_saved_chain_given_explicitl
     )
     assert result.exit_code == 0, result.output
     assert result.output.count("yes (proof verified on-chain)") == 3
+
+
+@pytest.mark.parametrize(
+    ("rehash", "problem"),
+    [(False, "was altered: its signed bytes hash otherwise"), (True, "does not replay: ")],
+)
+def test_an_edited_saved_chain_is_one_line_naming_the_file_and_the_first_transaction(
+    finished_run, rehash: bool, problem: str
+):
+    directory, _ = finished_run
+    journal = directory / CHAIN_FILE
+    lines = journal.read_text().splitlines(keepends=True)
+    edited = json.loads(lines[2])
+    raw = bytearray(bytes.fromhex(edited["raw"][2:]))
+    raw[-40] ^= 0x01  # inside the signature
+    edited["raw"] = "0x" + raw.hex()
+    if rehash:  # an editor who also fixes the recorded hash
+        edited["hash"] = to_hex(keccak256(bytes(raw)))
+    journal.write_text("".join([*lines[:2], json.dumps(edited) + "\n", *lines[3:]]))
+    result = audit("--simulation", directory)
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert line.startswith(f"error: {journal}: transaction 1 (0x")
+    assert problem in line
+
+
+def test_a_registry_address_that_holds_another_contract_is_one_line(finished_run):
+    directory, history = finished_run
+    result = audit("--simulation", directory, "--registry", history.registry.token_address)
+    assert result.exit_code == 1
+    assert f"{history.registry.token_address} on in-process is not a FedLedger registry" in one_error_line(
+        result.output
+    )

@@ -2,18 +2,23 @@
 Engine with a SuperLink and two SuperNodes on 127.0.0.1, each recording on a real anvil node."""
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 
+from coordinator.recorder import ROUNDS_FILE
 from coordinator.settings import FederationSettings
+from fedledger.audit import Auditor
 from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
+from fedledger.deployment import LedgerLocation
 from fedledger.hashing import keccak256
 from fedledger.keys import PRIVATE_KEY_ENV, create_keystore
 from fedledger.manifest import RoundManifest
 from fedledger.store import ArtifactStore
-from simulations.deployment import LocalDeployment
+from simulations.deployment import LocalDeployment, config_text
 from simulations.scenarios import SCENARIOS
 
 pytestmark = [pytest.mark.anvil, pytest.mark.deployment]
@@ -57,6 +62,47 @@ def test_flwr_run_on_the_simulation_engine(anvil: AnvilNode, tmp_path: Path):
     assert [manifest.round for manifest in manifests] == [1, 2]
     assert all(len(manifest.accepted) == 4 and manifest.reproduction == "verified" for manifest in manifests)
     assert manifests[-1].model_hash == summary["final_model_hash"]
+
+
+def test_a_stopped_flwr_run_resumes_under_the_same_run_id_with_the_resume_run_setting(anvil: AnvilNode, tmp_path: Path):
+    data = SCENARIOS["hospitals"].prepare(tmp_path / "data", 4, 0)
+    coordinator = anvil.dev_accounts()[0]
+    output_dir = tmp_path / "run"
+    config = {
+        "data-dir": str(data.directory),
+        "simulated-participants": 4,
+        "num-server-rounds": 3,
+        "rpc-url": anvil.rpc_url,
+        "store": str(tmp_path / "store"),
+        "output-dir": str(output_dir),
+    }
+    port = free_port()
+    with LocalDeployment(tmp_path) as flower:
+        flower.superlink(port, simulation=True, env={PRIVATE_KEY_ENV: coordinator.key.to_0x_hex()})
+        flower.connection("local-sim", port, num_supernodes=4)
+        started = flower.flwr("run", ".", "local-sim", "--run-config", config_text(config))
+        (flower_run,) = re.findall(r"started run (\d+)", started)
+        wait_for(lambda: (output_dir / ROUNDS_FILE).exists(), "round 1 to be committed", timeout=300)
+        flower.flwr("stop", flower_run, "local-sim")
+        location = LedgerLocation.load(output_dir)
+        flower.flwr_run(
+            "local-sim", {**config, "resume-run": location.run_id, "registry": location.registry}, timeout=600
+        )
+    registry = Registry(Chain.connect(anvil.rpc_url), location.registry)
+    assert registry.run_count() == 1
+    assert registry.run(location.run_id).committed_rounds == 3
+    acknowledged = [json.loads(line)["round"] for line in (output_dir / ROUNDS_FILE).read_text().splitlines()]
+    assert acknowledged == [1, 2, 3]
+    report = Auditor(registry, ArtifactStore(tmp_path / "store")).audit([location.run_id])
+    assert report.verdict == "pass", [str(finding) for finding in report.problems()]
+
+
+def wait_for(condition, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.2)
 
 
 def test_flwr_run_on_the_deployment_engine_with_two_supernodes(anvil: AnvilNode, tmp_path: Path):
