@@ -1,4 +1,4 @@
-"""Where things are: a registry deployment, and a finished run's record, so later commands need not be told again."""
+"""Where things are: a registry deployment, and a run's record, so later commands need not be told again."""
 
 import json
 import os
@@ -59,7 +59,7 @@ _LOCATION_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 
 @dataclass(frozen=True)
 class LedgerLocation:
-    """Where a finished run's record is: its chain (a node, or a saved in-process chain), its
+    """Where a run's record is: its chain (a node, or a saved in-process chain), its
     registry and run, and its artifact store. A run's output directory holds it as ``ledger.json``.
 
     In the file, a store or saved chain inside the run's directory is written relative to it, so
@@ -98,7 +98,9 @@ class LedgerLocation:
         try:
             document = json.loads(path.read_bytes())
         except FileNotFoundError:
-            raise FedLedgerError(f"{directory} holds no finished run ({LEDGER_FILE} is missing)") from None
+            raise FedLedgerError(
+                f"{directory} holds no run's record ({LEDGER_FILE} is missing: the run never started)"
+            ) from None
         except OSError as error:
             raise FedLedgerError(f"{path} cannot be read: {error.strerror}") from None
         except ValueError as error:

@@ -8,8 +8,11 @@ stored as canonical JSON in the artifact store, and ``manifestHash = keccak256(m
 is committed on-chain.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from eth_utils import is_checksum_address
 
 from fedledger.canonical import canonical_json, parse_json
 from fedledger.contribution import AnomalyStatistics
@@ -83,22 +86,27 @@ class UpdateEntry:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "UpdateEntry":
-        signed = data.get("signed")
+    def from_json(cls, data: object) -> "UpdateEntry":
+        """Raises:
+        ValueError: a field is missing or of the wrong type or form.
+        """
+        fields = _Fields(data, "an update entry")
+        signed = fields.optional("signed", dict)
+        anomaly = fields.optional("anomaly", dict)
         return cls(
-            node_id=data["node_id"],
-            status=data["status"],
-            participant=data.get("participant"),
-            update_hash=data.get("update_hash"),
-            num_examples=data.get("num_examples"),
-            signature=data.get("signature"),
-            signed=None if signed is None else SignedFields(**signed),
-            reason=data.get("reason"),
-            detail=data.get("detail"),
-            reward=int(data.get("reward", "0")),
-            train_loss=data.get("train_loss"),
-            score=data.get("score"),
-            anomaly=None if data.get("anomaly") is None else AnomalyStatistics.from_json(data["anomaly"]),
+            node_id=fields.integer("node_id"),
+            status=fields.choice("status", ("accepted", "rejected")),
+            participant=fields.optional_address("participant"),
+            update_hash=fields.optional_hash("update_hash"),
+            num_examples=fields.optional("num_examples", int),
+            signature=fields.optional_hex("signature"),
+            signed=None if signed is None else _signed_fields(signed),
+            reason=fields.optional("reason", str),
+            detail=fields.optional("detail", str),
+            reward=fields.decimal("reward"),
+            train_loss=fields.optional_number("train_loss"),
+            score=fields.optional_number("score"),
+            anomaly=None if anomaly is None else _anomaly(anomaly),
         )
 
     @property
@@ -130,8 +138,14 @@ class Requests:
         return {"asked": sorted(self.asked), "silent": sorted(self.silent), "skipped": self.skipped}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Requests":
-        return cls(asked=tuple(data["asked"]), silent=tuple(data["silent"]), skipped=data["skipped"])
+    def from_json(cls, data: object) -> "Requests":
+        """Raises:
+        ValueError: a field is missing or of the wrong type.
+        """
+        fields = _Fields(data, "a phase's requests")
+        return cls(
+            asked=fields.integers("asked"), silent=fields.integers("silent"), skipped=fields.optional("skipped", str)
+        )
 
 
 @dataclass(frozen=True)
@@ -154,9 +168,16 @@ class RejectedEvaluation:
         return {"node_id": self.node_id, "participant": self.participant, "reason": self.reason, "detail": self.detail}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RejectedEvaluation":
+    def from_json(cls, data: object) -> "RejectedEvaluation":
+        """Raises:
+        ValueError: a field is missing or of the wrong type or form.
+        """
+        fields = _Fields(data, "a rejected evaluation")
         return cls(
-            node_id=data["node_id"], participant=data["participant"], reason=data["reason"], detail=data["detail"]
+            node_id=fields.integer("node_id"),
+            participant=fields.optional_address("participant"),
+            reason=fields.required("reason", str),
+            detail=fields.required("detail", str),
         )
 
     @property
@@ -239,40 +260,136 @@ class RoundManifest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "RoundManifest":
-        """Parse stored manifest bytes.
+        """Parse stored manifest bytes, checking every field's type and form: a manifest is data
+        from whoever wrote the store, and what is read from it must be safe to check.
 
         Raises:
-            ValueError: the bytes are not a manifest of a known version.
+            ValueError: the bytes are not a manifest of a known version, or a field is missing or of
+                the wrong type or form; the message names the field.
         """
         document = parse_json(data, "manifest")
         if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
             raise ValueError(f"not a version {MANIFEST_VERSION} round manifest")
-        try:
-            return cls(
-                chain_id=document["chain_id"],
-                registry=document["registry"],
-                run_id=document["run_id"],
-                round=document["round"],
-                base_model_hash=document["base_model_hash"],
-                model_hash=document["model_hash"],
-                outcome=document["outcome"],
-                failure=document.get("failure"),
-                strategy=document["strategy"],
-                reproduction=document["reproduction"],
-                updates=tuple(UpdateEntry.from_json(entry) for entry in document["updates"]),
-                updates_root=document["updates_root"],
-                rewards_root=document["rewards_root"],
-                metrics=document.get("metrics", {}),
-                scoring=document.get("scoring", {}),
-                detection=document.get("detection"),
-                training=Requests.from_json(document["training"]),
-                evaluation=Requests.from_json(document["evaluation"]),
-                rejected_evaluations=tuple(
-                    RejectedEvaluation.from_json(entry) for entry in document["rejected_evaluations"]
-                ),
-            )
-        except (KeyError, TypeError) as error:
-            raise ValueError(f"manifest is missing or mistypes a field: {error}") from None
+        fields = _Fields(document, "the manifest")
+        return cls(
+            chain_id=fields.integer("chain_id"),
+            registry=fields.address("registry"),
+            run_id=fields.integer("run_id"),
+            round=fields.integer("round"),
+            base_model_hash=fields.hash("base_model_hash"),
+            model_hash=fields.hash("model_hash"),
+            outcome=fields.choice("outcome", ("aggregated", "failed")),
+            failure=fields.optional("failure", str),
+            strategy=fields.required("strategy", dict),
+            reproduction=fields.required("reproduction", str),
+            updates=tuple(UpdateEntry.from_json(entry) for entry in fields.required("updates", list)),
+            updates_root=fields.hash("updates_root"),
+            rewards_root=fields.hash("rewards_root"),
+            metrics=fields.required("metrics", dict),
+            scoring=fields.required("scoring", dict),
+            detection=fields.optional("detection", dict),
+            training=Requests.from_json(fields.required("training", dict)),
+            evaluation=Requests.from_json(fields.required("evaluation", dict)),
+            rejected_evaluations=tuple(
+                RejectedEvaluation.from_json(entry) for entry in fields.required("rejected_evaluations", list)
+            ),
+        )
+
+
+_HASH = re.compile(r"0x[0-9a-f]{64}")
+_HEX = re.compile(r"0x(?:[0-9a-f]{2})*")
+
+
+class _Fields:
+    """Typed reads of one JSON object of a manifest; every failure is a ``ValueError`` naming the field."""
+
+    def __init__(self, document: object, what: str) -> None:
+        if not isinstance(document, dict):
+            raise ValueError(f"{what} must be a JSON object, got {type(document).__name__}")
+        self.document = document
+        self.what = what
+
+    def _fail(self, key: str, expected: str) -> ValueError:
+        return ValueError(f"{self.what}'s {key!r} must be {expected}, got {self.document.get(key)!r}")
+
+    def required(self, key: str, kind: type) -> Any:
+        value = self.document.get(key)
+        if key not in self.document or not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self._fail(key, f"a {kind.__name__}")
+        return value
+
+    def optional(self, key: str, kind: type) -> Any:
+        return None if self.document.get(key) is None else self.required(key, kind)
+
+    def integer(self, key: str) -> int:
+        return self.required(key, int)
+
+    def integers(self, key: str) -> tuple[int, ...]:
+        values = self.required(key, list)
+        if not all(isinstance(value, int) and not isinstance(value, bool) for value in values):
+            raise self._fail(key, "a list of integers")
+        return tuple(values)
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> Any:
+        value = self.document.get(key)
+        if value not in allowed:
+            raise self._fail(key, " or ".join(allowed))
+        return value
+
+    def decimal(self, key: str) -> int:
+        """An amount written as a decimal string (JSON numbers lose precision past 2**53)."""
+        value = self.document.get(key)
+        if not isinstance(value, str) or not value.isdigit():
+            raise self._fail(key, "a decimal string of digits")
+        return int(value)
+
+    def optional_number(self, key: str) -> float | None:
+        value = self.document.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self._fail(key, "a number")
+        return value
+
+    def hash(self, key: str) -> str:
+        value = self.document.get(key)
+        if not isinstance(value, str) or not _HASH.fullmatch(value):
+            raise self._fail(key, "a 32-byte hash in lower-case hex with 0x")
+        return value
+
+    def optional_hash(self, key: str) -> str | None:
+        return None if self.document.get(key) is None else self.hash(key)
+
+    def optional_hex(self, key: str) -> str | None:
+        value = self.document.get(key)
+        if value is not None and (not isinstance(value, str) or not _HEX.fullmatch(value)):
+            raise self._fail(key, "bytes in lower-case hex with 0x")
+        return value
+
+    def address(self, key: str) -> str:
+        value = self.document.get(key)
+        if not isinstance(value, str) or not is_checksum_address(value):
+            raise self._fail(key, "an EIP-55 checksummed address")
+        return value
+
+    def optional_address(self, key: str) -> str | None:
+        return None if self.document.get(key) is None else self.address(key)
+
+
+def _signed_fields(data: dict[str, Any]) -> SignedFields:
+    fields = _Fields(data, "the signed fields")
+    return SignedFields(fields.integer("run_id"), fields.integer("round"), fields.hash("base_model_hash"))
+
+
+def _anomaly(data: dict[str, Any]) -> AnomalyStatistics:
+    fields = _Fields(data, "the anomaly statistics")
+    numbers = [
+        fields.optional_number(key) for key in ("norm", "spread", "agreement", "norm_z", "spread_z", "agreement_z")
+    ]
+    flags = fields.required("flags", list)
+    if any(number is None for number in numbers) or not all(isinstance(flag, str) for flag in flags):
+        raise ValueError(f"the anomaly statistics must hold six numbers and a list of flag names, got {data!r}")
+    return AnomalyStatistics.from_json(data)
 
 
 def _finite_or_none(value: float | None) -> float | None:

@@ -30,7 +30,11 @@ class ArtifactMissing(ArtifactError):
 
 
 class ArtifactTampered(ArtifactError):
-    """The bytes stored under a hash do not hash to it."""
+    """The bytes stored under a hash do not hash to it; ``actual`` is what they hash to."""
+
+    def __init__(self, digest: bytes, actual: bytes, message: str) -> None:
+        self.actual = actual
+        super().__init__(digest, message)
 
 
 _ARTIFACT_NAME = re.compile(r"(?P<shard>[0-9a-f]{2})/(?P<name>(?P=shard)[0-9a-f]{62})")
@@ -112,6 +116,7 @@ class ArtifactStore:
         if actual != digest:
             raise ArtifactTampered(
                 digest,
+                actual,
                 f"artifact {to_hex(digest)} in {self.location} is corrupted: its bytes hash to {to_hex(actual)}",
             )
         return data

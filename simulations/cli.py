@@ -14,7 +14,7 @@ import typer
 
 from coordinator.settings import STRATEGY_NAMES
 from fedledger.chain.transport import DEFAULT_RETRY_SECONDS
-from fedledger.cli.audit import EXIT_CODES
+from fedledger.cli.audit import EXIT_CODES, print_verdict
 from fedledger.cli.common import check_rpc_url, console
 from fedledger.deployment import LedgerLocation
 from fedledger.errors import FedLedgerError
@@ -126,15 +126,17 @@ def simulate(
         ) from None
 
     if resume is not None:
+        context = click.get_current_context()
         given = [
-            name
-            for name in _SETTING_OPTIONS
-            if click.get_current_context().get_parameter_source(name).name != "DEFAULT"
+            parameter.name
+            for parameter in context.command.params
+            if parameter.name not in _RUN_OPTIONS
+            and context.get_parameter_source(parameter.name or "") is not click.core.ParameterSource.DEFAULT
         ]
         if given:
             raise FedLedgerError(
                 f"--resume runs a simulation with the settings it was started with: drop "
-                f"{', '.join('--' + name.replace('_', '-') for name in given)}"
+                f"{', '.join('--' + (name or '').replace('_', '-') for name in given)}"
             )
         request = SimulationRequest.load(resume)
     else:
@@ -178,10 +180,7 @@ def simulate(
     result = simulate_federation(request, printer, quiet=not verbose, on_start=started, resume=resume is not None)
     print_summary(console, result)
     audit = audit_result(result)
-    style = {"pass": "green", "fail": "red", "incomplete": "yellow"}[audit.verdict]
-    console.print(f"audit           [{style}]{audit.summary()}[/{style}]", highlight=False)
-    for finding in audit.problems():
-        console.print(str(finding), style="red", markup=False, highlight=False)
+    print_verdict(audit)
     report = request.output_dir / "audit.html"
     console.print(
         f"audit it again  fedledger audit --simulation {request.output_dir} --report {report}", highlight=False
@@ -189,23 +188,8 @@ def simulate(
     raise typer.Exit(EXIT_CODES[audit.verdict])
 
 
-#: The options that choose what to simulate; a resumed simulation takes them from its saved request.
-_SETTING_OPTIONS = (
-    "scenario",
-    "rounds",
-    "strategy",
-    "clients",
-    "seed",
-    "rpc_url",
-    "rpc_retry_seconds",
-    "fraction_train",
-    "misbehave",
-    "attack",
-    "malicious",
-    "detector",
-    "score",
-    "out",
-)
+#: The options that say how to run, not what: the only ones a resumed simulation takes.
+_RUN_OPTIONS = {"resume", "verbose"}
 
 
 def _misbehaving(pairs: list[str]) -> dict[int, str]:

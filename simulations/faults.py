@@ -24,15 +24,15 @@ from pathlib import Path
 from web3 import HTTPProvider, Web3
 
 from coordinator.recorder import ROUNDS_FILE
-from fedledger.chain import Chain, Registry
+from fedledger.chain import Chain, Registry, RunRecord
 from fedledger.chain.anvil import AnvilNode, free_port
 from fedledger.deployment import LedgerLocation
 from fedledger.hashing import to_hex
 from fedledger.keys import PRIVATE_KEY_ENV
 
 #: A small federation that still has rounds to interrupt: four hospitals, six rounds.
-SCENARIO = ("--scenario", "hospitals", "--rounds", "6")
 PLANNED_ROUNDS = 6
+SCENARIO = ("--scenario", "hospitals", "--rounds", str(PLANNED_ROUNDS))
 #: The fault strikes once the coordinator has acknowledged this many rounds.
 STRIKE_AFTER_ROUNDS = 2
 _RUN_TIMEOUT_SECONDS = 600
@@ -43,8 +43,11 @@ _POLL_SECONDS = 0.1
 class FaultOutcome:
     """One fault's run, as the record shows it afterwards.
 
+    ``planned``: the rounds the run plans, as the registry holds them.
     ``lost``: rounds the coordinator was told were mined that the registry does not hold as told.
-    ``committed_twice``: rounds the registry logged as committed more than once.
+    ``committed_twice``: rounds whose commit was sent in more than one transaction (the registry
+    refuses a second commit, but a second transaction mined at all would mean a commit was sent
+    again without looking first), or that the coordinator acknowledged more than once.
     ``runs``: runs the registry holds (a resume continues its run; it never starts another).
     """
 
@@ -109,7 +112,10 @@ class Coordinator:
     def acknowledged(self) -> list[dict]:
         """The commits the coordinator was told are mined, in order."""
         path = self.output_dir / ROUNDS_FILE
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        if not path.exists():
+            return []
+        lines = path.read_text().split("\n")[:-1]  # a last line without its newline was never finished
+        return [json.loads(line) for line in lines]
 
     def wait_for_rounds(self, count: int) -> None:
         """Block until ``count`` rounds are acknowledged.
@@ -184,8 +190,10 @@ class ChainNode:
 
     def kill_anvil(self) -> None:
         """SIGKILL the anvil process the node runs, and wait for the node to notice and exit."""
-        (anvil,) = _children(self.process.pid)
-        os.kill(anvil, signal.SIGKILL)
+        children = _children(self.process.pid)
+        if len(children) != 1:
+            raise RuntimeError(f"the chain node should run one anvil process, it runs {children}")
+        os.kill(children[0], signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
@@ -233,13 +241,11 @@ def outcome(fault: str, coordinator: Coordinator, chain: Chain, started: float) 
         number: to_hex(registry.committed_round(run.run_id, number).commitment.manifest_hash)
         for number in range(1, run.committed_rounds + 1)
     }
-    lost = {
-        entry["round"] for entry in coordinator.acknowledged() if held.get(entry["round"]) != entry["manifest_hash"]
-    }
-    events = registry.contract.events.RoundCommitted().get_logs(
-        from_block=run.start_block, argument_filters={"runId": run.run_id}
-    )
-    commits = Counter(event["args"]["round"] for event in events)
+    acknowledged = coordinator.acknowledged()
+    lost = {entry["round"] for entry in acknowledged if held.get(entry["round"]) != entry["manifest_hash"]}
+    sent = _commit_transactions(registry, run)
+    twice = {number for number, count in sent.items() if count > 1}
+    twice |= {number for number, count in Counter(entry["round"] for entry in acknowledged).items() if count > 1}
     audit = subprocess.run(
         fedledger_command("audit", "--simulation", str(coordinator.output_dir), "--json"),
         capture_output=True,
@@ -252,15 +258,36 @@ def outcome(fault: str, coordinator: Coordinator, chain: Chain, started: float) 
         verdict = f"error: {(audit.stderr or audit.stdout).strip()[-300:]}"
     return FaultOutcome(
         fault=fault,
-        planned=PLANNED_ROUNDS,
+        planned=run.planned_rounds,
         committed=run.committed_rounds,
         lost=len(lost),
-        committed_twice=sum(1 for count in commits.values() if count > 1),
+        committed_twice=len(twice),
         resumed=coordinator.starts - 1,
         runs=registry.run_count(),
         verdict=verdict,
         wall_time_seconds=time.perf_counter() - started,
     )
+
+
+def _commit_transactions(registry: Registry, run: RunRecord) -> Counter[int]:
+    """How many ``commitRound`` transactions for each round of ``run`` were mined, reverted ones included."""
+    w3, sent = registry.chain.w3, Counter[int]()
+    for number in range(run.start_block, w3.eth.block_number + 1):
+        for transaction in w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            if transaction["to"] != registry.address:
+                continue
+            function, arguments = registry.contract.decode_function_input(transaction["input"])
+            if function.fn_name == "commitRound" and arguments["runId"] == run.run_id:
+                sent[arguments["round"]] += 1
+    return sent
+
+
+def _saved_chain(coordinator: Coordinator) -> Chain:
+    """The in-process chain the coordinator journaled, rebuilt."""
+    location = LedgerLocation.load(coordinator.output_dir)
+    if location.saved_chain is None:
+        raise RuntimeError(f"{coordinator.output_dir} names no saved chain: the run was not on the in-process chain")
+    return Chain.restore(Path(location.saved_chain))
 
 
 class AnvilKilled(Fault):
@@ -334,8 +361,7 @@ class CoordinatorKilled(Fault):
         coordinator.kill()
         coordinator.start()
         coordinator.finish()
-        location = LedgerLocation.load(coordinator.output_dir)
-        return outcome(self.name, coordinator, Chain.restore(Path(location.saved_chain or "")), started)
+        return outcome(self.name, coordinator, _saved_chain(coordinator), started)
 
 
 class CoordinatorKilledOnNode(Fault):
@@ -364,8 +390,7 @@ class GarbageSite(Fault):
         coordinator = Coordinator(directory)
         coordinator.start(*SCENARIO, "--misbehave", "1=garbage")
         coordinator.finish()
-        location = LedgerLocation.load(coordinator.output_dir)
-        return outcome(self.name, coordinator, Chain.restore(Path(location.saved_chain or "")), started)
+        return outcome(self.name, coordinator, _saved_chain(coordinator), started)
 
 
 FAULTS: tuple[Fault, ...] = (

@@ -235,8 +235,6 @@ def simulate_federation(
     """
     scenario, data = prepare_data(request)
     settings = settings_for(request, scenario, data)
-    if settings.ledger and not settings.in_process_chain:
-        check_node_access(settings.rpc_url)
     chain = None
     if resume:
         location = LedgerLocation.load(request.output_dir)

@@ -31,7 +31,7 @@ from fedledger.manifest import RoundManifest, UpdateEntry
 from fedledger.rounds import rewards_tree, updates_tree
 from fedledger.runconfig import RunConfiguration
 from fedledger.signing import InvalidSignature, SigningDomain, UpdateMessage, recover_update_signer
-from fedledger.store import ArtifactError, ArtifactMissing, ArtifactStore
+from fedledger.store import ArtifactError, ArtifactMissing, ArtifactStore, ArtifactTampered
 
 Arrays = dict[str, np.ndarray]
 
@@ -314,8 +314,11 @@ class Auditor:
                 stored[index] = decode_model(self.store.get(from_hex(entry.update_hash)))
             except ArtifactMissing as error:
                 record.fail("update-hash", str(error), entry.update_hash, "nothing stored", entry.participant)
-            except (ArtifactError, EncodingError) as error:
-                record.fail("update-hash", str(error), entry.update_hash, None, entry.participant)
+            except ArtifactTampered as error:
+                record.fail("update-hash", str(error), entry.update_hash, to_hex(error.actual), entry.participant)
+            except EncodingError as error:
+                found = "bytes that are not a model encoding"
+                record.fail("update-hash", str(error), entry.update_hash, found, entry.participant)
             else:
                 record.ok("update-hash", f"{entry.status} update is intact", participant=entry.participant)
             if entry.status == "accepted":

@@ -41,7 +41,7 @@ CHECKS = {
 }
 
 #: The checks made once per run rather than once per round.
-RUN_CHECKS = ("run-config", "rounds", "orphans")
+RUN_CHECKS = ("run-config", "rounds", "planned-rounds", "orphans")
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,11 @@ class AuditReport:
         return [finding for finding in self.findings if finding.status != "pass"]
 
     def summary(self) -> str:
-        """One line: the verdict, the checks passed, and every run that is short of its plan or has orphans."""
-        checked = len(self.findings)
-        parts = [f"{self.verdict.upper()}: {checked - len(self.problems())} of {checked} checks passed"]
+        """One line: the verdict, the checks passed (orphans are listed, not counted as checks), and every
+        run that is short of its plan or has orphans."""
+        checks = [finding for finding in self.findings if finding.status != "orphan"]
+        passed = sum(finding.status == "pass" for finding in checks)
+        parts = [f"{self.verdict.upper()}: {passed} of {len(checks)} checks passed"]
         for run in self.runs:
             if run.planned_rounds != len(run.rounds):
                 parts.append(f"run {run.run_id}: {run.progress()}")

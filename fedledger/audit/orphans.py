@@ -33,8 +33,8 @@ class StoredManifests:
     """Every round manifest in a store, by the run it names.
 
     The store is listed once and only artifacts that start like JSON are read; an artifact that
-    is not a manifest (a run configuration), that names no well-formed run and round, or whose
-    bytes no longer hash to its name, is attributed to no run.
+    is not a well-formed manifest (a run configuration, say), or whose bytes no longer hash to its
+    name, is attributed to no run.
     """
 
     def __init__(self, store: ArtifactStore) -> None:
@@ -44,10 +44,8 @@ class StoredManifests:
                 manifest = RoundManifest.from_bytes(store.get(digest))
             except (ArtifactError, ValueError):
                 continue
-            numbers = (manifest.chain_id, manifest.run_id, manifest.round)
-            if all(type(number) is int for number in numbers) and isinstance(manifest.registry, str):
-                key = (manifest.chain_id, manifest.registry.lower(), manifest.run_id)
-                self._by_run[key].append(StoredManifest(to_hex(digest), manifest))
+            key = (manifest.chain_id, manifest.registry.lower(), manifest.run_id)
+            self._by_run[key].append(StoredManifest(to_hex(digest), manifest))
 
     def of_run(self, chain_id: int, registry: str, run_id: int) -> list[StoredManifest]:
         """The manifests that name this run, by round and hash."""
@@ -87,7 +85,7 @@ def record_orphans(
             message = f"manifest {stored.digest} is stored, but round {round_number} was never committed"
             audit.findings.append(_orphan(audit.run_id, round_number, message))
         for kind, digest, participant in _named(stored.manifest):
-            if digest in referenced or digest in listed or not _is_stored(store, digest):
+            if digest in referenced or digest in listed or from_hex(digest) not in store:
                 continue
             listed.add(digest)
             audit.findings.append(
@@ -110,17 +108,10 @@ def record_orphans(
 
 
 def _named(manifest: RoundManifest) -> list[tuple[str, str, str | None]]:
-    """(kind, hash, participant) of every model and update ``manifest`` names, hashes in lower case."""
+    """(kind, hash, participant) of every model and update ``manifest`` names."""
     named = [("model", manifest.model_hash, None), ("model", manifest.base_model_hash, None)]
     named += [("update", entry.update_hash, entry.participant) for entry in manifest.updates if entry.update_hash]
-    return [(kind, digest.lower(), participant) for kind, digest, participant in named if isinstance(digest, str)]
-
-
-def _is_stored(store: ArtifactStore, digest: str) -> bool:
-    try:
-        return from_hex(digest) in store
-    except ValueError:
-        return False
+    return named
 
 
 def _orphan(

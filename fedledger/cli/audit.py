@@ -100,8 +100,13 @@ def _print(result: AuditReport, html_path: Path | None) -> None:
             note = "manifest stored" if missing in stored else "-"
             table.add_row(str(missing), "not committed", "-", "-", "-", "-", "-", note, style="yellow")
         show_table(table)
+    print_verdict(result)
+    if html_path is not None:
+        console.print(f"report written to {html_path}")
+
+
+def print_verdict(result: AuditReport) -> None:
+    """Every problem (failures, what could not be checked, missing rounds, orphans), then the one-line verdict."""
     for finding in result.problems():
         console.print(str(finding), style=_STYLES[finding.status], highlight=False, markup=False)
     console.print(result.summary(), style=_VERDICT_STYLES[result.verdict], highlight=False, markup=False)
-    if html_path is not None:
-        console.print(f"report written to {html_path}")

@@ -191,7 +191,7 @@ ChainFile = Annotated[
     typer.Option(
         "--chain-file",
         dir_okay=False,
-        help="A saved in-process chain (a run's chain.json), replayed instead of connecting to a node; "
+        help="A saved in-process chain (a run's chain.jsonl), replayed instead of connecting to a node; "
         "not with --rpc-url.",
     ),
 ]
@@ -227,6 +227,11 @@ def open_history(
         raise FedLedgerError("pass --rpc-url (a node, also read from $FEDLEDGER_RPC_URL) or --chain-file, not both")
     if simulation is not None:
         location = LedgerLocation.load(simulation)
+        if rpc_url is not None and location.saved_chain and chain_file is None:
+            raise FedLedgerError(
+                f"the run in {simulation} was recorded on an in-process chain, saved in {location.saved_chain}: "
+                "drop --rpc-url (also read from $FEDLEDGER_RPC_URL)"
+            )
         artifacts = ArtifactStore.existing(store or location.store)
         saved = chain_file or (Path(location.saved_chain) if location.saved_chain else None)
         node = rpc_url or location.rpc_url

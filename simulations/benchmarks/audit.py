@@ -69,7 +69,10 @@ def main() -> None:
         started = time.perf_counter()
         report = auditor.audit()
         audit_seconds = time.perf_counter() - started
-        assert report.passed, [str(finding) for finding in report.problems()]
+        if not report.passed:
+            raise SystemExit(
+                "the synthetic history does not pass its audit:\n" + "\n".join(map(str, report.problems()))
+            )
         share = _hashing_share(auditor)
         started = time.perf_counter()
         StoredManifests(store)

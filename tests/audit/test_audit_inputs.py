@@ -98,7 +98,7 @@ def test_a_store_that_does_not_exist_is_one_line_and_is_not_created(finished_run
 @pytest.mark.parametrize(
     ("contents", "problem"),
     [
-        (None, "holds no finished run (ledger.json is missing)"),
+        (None, "holds no run's record (ledger.json is missing: the run never started)"),
         (b"{not json", "is not a ledger location: Expecting property name"),
         (b"\x89PNG\r\n\x1a\n\x00\xff", "is not a ledger location: 'utf-8' codec can't decode"),
         (b"[1, 2]", "is not a ledger location: it holds no JSON object"),

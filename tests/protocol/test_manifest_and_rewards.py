@@ -120,7 +120,27 @@ def test_a_version_1_manifest_is_refused_by_name():
 def test_a_manifest_missing_a_version_2_field_is_refused():
     document = manifest().to_json()
     del document["training"]
-    with pytest.raises(ValueError, match="missing or mistypes a field: 'training'"):
+    with pytest.raises(ValueError, match="the manifest's 'training' must be a dict, got None"):
+        RoundManifest.from_bytes(canonical_json(document))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda document: document["updates"][0].update(update_hash=7), "'update_hash' must be a 32-byte hash"),
+        (lambda document: document["updates"][0].update(node_id="one"), "'node_id' must be a int"),
+        (lambda document: document["updates"][0].update(participant="0xabc"), "'participant' must be an EIP-55"),
+        (lambda document: document["updates"][0].update(reward=-5), "'reward' must be a decimal string"),
+        (lambda document: document["updates"][0].update(status="maybe"), "'status' must be accepted or rejected"),
+        (lambda document: document["training"].update(asked=[1, "2"]), "'asked' must be a list of integers"),
+        (lambda document: document.update(registry="0x" + "ab" * 20), "'registry' must be an EIP-55"),
+        (lambda document: document.update(updates={}), "'updates' must be a list"),
+    ],
+)
+def test_a_manifest_with_a_field_of_the_wrong_type_or_form_is_refused_naming_it(edit, message):
+    document = manifest(updates=(ACCEPTED,)).to_json()
+    edit(document)
+    with pytest.raises(ValueError, match=message):
         RoundManifest.from_bytes(canonical_json(document))
 
 
