@@ -157,6 +157,24 @@ def test_a_committed_manifest_that_hides_a_node_that_never_answered(tmp_path: Pa
     assert failures(report) == {("requests", TAMPERED_ROUND, None)}
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("update_hash", 7), ("participant", "0xnot-an-address"), ("node_id", None), ("reward", [1])],
+)
+def test_a_committed_manifest_with_a_field_of_the_wrong_type_is_a_finding_not_a_crash(
+    tmp_path: Path, field: str, value: object
+):
+    def mistype(data: bytes) -> bytes:
+        document = json.loads(data)
+        document["updates"][0][field] = value
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    report = audit(write_history(tmp_path, Dishonesty(rewrite_manifest=mistype)))
+    assert ("manifest-canonical", TAMPERED_ROUND, None) in failures(report)
+    assert report.verdict == "fail"
+    assert {round_number for _, round_number, _ in failures(report)} <= {TAMPERED_ROUND, TAMPERED_ROUND + 1}
+
+
 def test_a_committed_manifest_with_an_inflated_score(tmp_path: Path):
     def inflate(data: bytes) -> bytes:
         document = json.loads(data)
