@@ -93,6 +93,12 @@ class InProcessFederation:
             self.node_ids.append(node_id)
         return node_id
 
+    def disconnect(self, node_id: int) -> None:
+        """Take ``node_id`` offline, as a SuperNode that went away: it is no longer among the
+        connected nodes, and it answers nothing more."""
+        self.state.deactivate_node(node_id)
+        self.node_ids = [node for node in self.node_ids if node != node_id]
+
     def _serve(self) -> None:
         while not self._stop.is_set():
             for node_id in self.node_ids:
