@@ -32,6 +32,7 @@ from eth_utils import is_address, to_checksum_address
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from fedledger import messages
+from fedledger.aggregation import WeightedUpdate
 from fedledger.contribution import AnomalyStatistics, delta_gram
 from fedledger.encoding import encode_model
 from fedledger.hashing import HASH_SIZE, keccak256, to_hex
@@ -121,6 +122,13 @@ class CheckedReply(Judged):
     train_loss: float | None = None
     anomaly: AnomalyStatistics | None = None
     score: float | None = None
+
+    def as_update(self) -> WeightedUpdate:
+        """The accepted update as it is screened, scored and re-aggregated: its arrays (those whose
+        encoding is stored, sorted by name) weighted by its example count."""
+        if not self.accepted or self.arrays is None or self.num_examples is None:
+            raise ValueError(f"only an accepted training reply is an update (node {self.node_id})")
+        return WeightedUpdate(self.arrays, self.num_examples)
 
     def for_strategy(self) -> Message:
         """The accepted reply as the wrapped strategy receives it: its arrays sorted by name, and a
