@@ -250,16 +250,15 @@ def _read_arrays(record: ArrayRecord, context: RoundContext) -> tuple[dict[str, 
 def _read_claims(checked: CheckedReply, content: RecordDict) -> CheckedReply:
     """What the reply says about itself, for the manifest: each value only if it is well typed.
 
-    Read before anything else and never raises, so that a reply rejected for its records or its
-    arrays is still recorded with the participant, signature and signed fields it named.
+    Read before anything else, and no value a record holds makes it raise, so that a reply
+    rejected for its records or its arrays is still recorded with the participant, signature and
+    signed fields it named.
     """
     ledger = _ledger_record(content)
     metric_records = content.metric_records
     metrics = next(iter(metric_records.values())) if len(metric_records) == 1 else None
-    run_id, round_number = (
-        _claim(ledger, messages.SIGNED_RUN_ID, _integer),
-        _claim(ledger, messages.SIGNED_ROUND, _integer),
-    )
+    run_id = _claim(ledger, messages.SIGNED_RUN_ID, _integer)
+    round_number = _claim(ledger, messages.SIGNED_ROUND, _integer)
     base_hash = _claim(ledger, messages.SIGNED_BASE_MODEL_HASH, _hash)
     well_formed = run_id is not None and round_number is not None and base_hash is not None
     return replace(
