@@ -12,20 +12,20 @@ from dataclasses import asdict, dataclass
 from logging import ERROR, INFO, WARNING
 from pathlib import Path
 
+import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
-from coordinator.ledger import LedgerStrategy, canonical_arrays
+from coordinator.ledger import LedgerStrategy, Reaggregation
 from coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
-from coordinator.resume import CannotResume, ResumePoint, restore_server_optimiser, resume_point
+from coordinator.resume import RunStart, restore_server_optimiser, resumed_run
 from coordinator.scoring import ConsensusScorer, Scorer
 from coordinator.session import LedgerSession
 from coordinator.settings import FederationSettings
 from coordinator.strategies import build_strategy, describe_strategy
 from fedledger import messages
-from fedledger.aggregation import Aggregator
 from fedledger.chain import Chain, ChainUnavailable
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import encode_model, model_hash
@@ -111,9 +111,9 @@ def client_config(settings: FederationSettings) -> ConfigRecord:
     return config
 
 
-def request_initial_model(grid: Grid, settings: FederationSettings) -> ArrayRecord:
-    """Ask the connected nodes, one at a time, for a freshly initialised model; the first readable
-    answer is the initial model.
+def request_initial_model(grid: Grid, settings: FederationSettings) -> dict[str, np.ndarray]:
+    """Ask the connected nodes, one at a time in node id order, for a freshly initialised model;
+    the first readable, finite answer is the initial model (its arrays, sorted by name).
 
     Its weights depend only on the model's shape and ``model-seed``, so any participant can
     re-create it and check the initial model hash recorded on-chain. Waits at most
@@ -140,19 +140,23 @@ def request_initial_model(grid: Grid, settings: FederationSettings) -> ArrayReco
     raise FedLedgerError(f"no node gave an initial model ({'; '.join(refusals)})")
 
 
-def _initial_model(replies: list[Message], settings: FederationSettings) -> ArrayRecord:
+def _initial_model(replies: list[Message], settings: FederationSettings) -> dict[str, np.ndarray]:
     if not replies:
         raise FedLedgerError(f"no answer within round-timeout ({settings.round_timeout:g} s)")
     (reply,) = replies
     if reply.has_error():
         raise FedLedgerError(f"it replied with an error: {reply.error.reason}")
     try:
-        arrays = canonical_arrays(reply.content.array_records[messages.ARRAYS_RECORD])
-        encode_model({name: array.numpy() for name, array in arrays.items()})
+        record = reply.content.array_records[messages.ARRAYS_RECORD]
+        arrays = {name: record[name].numpy() for name in sorted(record)}
+        encode_model(arrays)
     except Exception as error:  # the reply is a node's data: whatever it holds, it is refused, not fatal
         raise FedLedgerError(f"its reply holds no readable model: {type(error).__name__}: {error}") from None
     if not arrays:
         raise FedLedgerError("its reply holds an empty model")
+    for name, array in arrays.items():
+        if not np.all(np.isfinite(array)):
+            raise FedLedgerError(f"its model's array {name!r} holds NaN or infinite values")
     return arrays
 
 
@@ -210,15 +214,18 @@ def run_federation(
         return _run_without_ledger(grid, settings, strategy, started)
 
     session = LedgerSession.open(settings, chain)
+    description = describe_strategy(strategy)
+    reaggregation = Reaggregation.of(description)
     if settings.resume_run:
-        point, replayed = _resume(session, settings, strategy, scorer)
+        start = _resume(session, settings, description, scorer)
+        restore_server_optimiser(session, start, strategy, reaggregation)
     else:
-        point, replayed = _start(grid, session, settings, strategy, scorer), None
+        start = _start(grid, session, settings, description, scorer)
     output_dir = Path(settings.output_dir)
     location = LedgerLocation(
         chain_id=session.domain.chain_id,
         registry=session.registry.address,
-        run_id=point.run_id,
+        run_id=start.run_id,
         store=session.store.location,
         rpc_url=settings.rpc_url or None,
         saved_chain=str(session.chain.journal) if session.chain.journal else None,
@@ -226,39 +233,38 @@ def run_federation(
     location.save(output_dir)
     on_start(location)
 
-    recorder = RoundRecorder(session, point.run_id, point.configuration, output_dir / ROUNDS_FILE)
     ledger = LedgerStrategy(
         strategy,
-        session,
-        recorder,
-        settings.min_accepted,
-        settings.detection,
-        scorer,
-        on_round,
-        settings.connect_timeout,
-        point.next_round,
-        replayed,
+        session=session,
+        recorder=RoundRecorder(session, start.run_id, start.configuration, output_dir / ROUNDS_FILE),
+        min_accepted=settings.min_accepted,
+        detection=settings.detection,
+        scorer=scorer,
+        reaggregation=reaggregation,
+        on_round=on_round,
+        connect_timeout=settings.connect_timeout,
+        first_round=start.next_round,
     )
-    model = ArrayRecord({name: Array(point.model[name]) for name in sorted(point.model)})
+    model = ArrayRecord({name: Array(start.model[name]) for name in sorted(start.model)})
     try:
         result = ledger.start(
             grid,
             model,
-            settings.num_server_rounds - point.committed_rounds,
+            start.rounds_left,
             settings.round_timeout,
             client_config(settings),
             client_config(settings),
         )
     except ChainUnavailable as error:
-        last = ledger.reports[-1].round if ledger.reports else point.committed_rounds
+        last = ledger.reports[-1].round if ledger.reports else start.committed_rounds
         raise FederationStopped(
-            f"{error}; run {point.run_id} on registry {location.registry} stopped after round {last} "
-            f"of {settings.num_server_rounds}; resume with: {resume_hint(location)}"
+            f"{error}; run {start.run_id} on registry {location.registry} stopped after round {last} "
+            f"of {start.planned_rounds}; resume with: {resume_hint(location)}"
         ) from None
-    final = {name: array.numpy() for name, array in result.arrays.items()} if result.arrays else point.model
+    final = {name: array.numpy() for name, array in result.arrays.items()} if result.arrays else start.model
     summary = FederationSummary(
         ledger=location,
-        initial_model_hash=to_hex(point.initial_model_hash),
+        initial_model_hash=to_hex(start.initial_model_hash),
         final_model_hash=to_hex(model_hash(final)),
         wall_time_seconds=time.perf_counter() - started,
         rounds=ledger.reports,
@@ -272,10 +278,9 @@ def _run_without_ledger(
 ) -> FederationSummary:
     """Plain Flower, the same federation with no ledger: what the ledger's cost is measured against."""
     initial = request_initial_model(grid, settings)
-    initial_hash = model_hash({name: array.numpy() for name, array in initial.items()})
     result = strategy.start(
         grid,
-        initial,
+        ArrayRecord({name: Array(array) for name, array in initial.items()}),
         settings.num_server_rounds,
         settings.round_timeout,
         client_config(settings),
@@ -284,7 +289,7 @@ def _run_without_ledger(
     final = {name: array.numpy() for name, array in result.arrays.items()}
     summary = FederationSummary(
         ledger=None,
-        initial_model_hash=to_hex(initial_hash),
+        initial_model_hash=to_hex(model_hash(initial)),
         final_model_hash=to_hex(model_hash(final)),
         wall_time_seconds=time.perf_counter() - started,
         rounds=[],
@@ -294,30 +299,25 @@ def _run_without_ledger(
 
 
 def _start(
-    grid: Grid, session: LedgerSession, settings: FederationSettings, strategy: Strategy, scorer: Scorer
-) -> ResumePoint:
-    """A new run: the initial model from a node, stored, and the run started on-chain."""
+    grid: Grid, session: LedgerSession, settings: FederationSettings, strategy: dict, scorer: Scorer
+) -> RunStart:
+    """A new run of ``strategy`` (as ``describe_strategy`` gives it): the initial model from a node,
+    stored, and the run started on-chain."""
     initial = request_initial_model(grid, settings)
-    arrays = {name: array.numpy() for name, array in initial.items()}
-    initial_hash = session.store.put(encode_model(arrays))
-    configuration = run_configuration(settings, describe_strategy(strategy), scorer, initial_hash)
+    initial_hash = session.store.put(encode_model(initial))
+    configuration = run_configuration(settings, strategy, scorer, initial_hash)
     run_id, _ = session.start_run(
         configuration.to_bytes(), initial_hash, settings.rewards.budget, settings.num_server_rounds
     )
-    return ResumePoint(run_id, configuration, initial_hash, 0, arrays)
+    return RunStart(run_id, configuration, initial_hash, 0, settings.num_server_rounds, initial)
 
 
-def _resume(
-    session: LedgerSession, settings: FederationSettings, strategy: Strategy, scorer: Scorer
-) -> tuple[ResumePoint, Aggregator | None]:
-    """Where ``settings.resume_run`` stands, with ``strategy``'s optimiser state rebuilt, and the
-    re-aggregation rule carrying that state (``None`` when the strategy keeps none)."""
-    if not settings.registry:
-        raise CannotResume("resume-run needs the registry the run is recorded on (run config key 'registry')")
+def _resume(session: LedgerSession, settings: FederationSettings, strategy: dict, scorer: Scorer) -> RunStart:
+    """Where ``settings.resume_run`` stands, once the chain and store confirm it is the run of
+    ``strategy`` these settings describe."""
     run = session.registry.run(settings.resume_run)
-    configuration = run_configuration(settings, describe_strategy(strategy), scorer, run.initial_model_hash)
-    point = resume_point(session, settings.resume_run, configuration)
-    return point, restore_server_optimiser(session, point, strategy)
+    configuration = run_configuration(settings, strategy, scorer, run.initial_model_hash)
+    return resumed_run(session, run, configuration)
 
 
 def make_server_app(

@@ -1,9 +1,10 @@
 """The ledger strategy: any Flower strategy, with every round checked, hashed, stored and committed."""
 
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from functools import cache
 from logging import INFO, WARNING
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
@@ -18,7 +19,7 @@ from coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
 from fedledger import messages
 from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.contribution import DetectorSettings, delta_gram, detect
-from fedledger.encoding import decode_model, encode_model, model_hash
+from fedledger.encoding import encode_model, model_hash
 from fedledger.hashing import to_hex
 from fedledger.manifest import Requests
 
@@ -26,6 +27,23 @@ from fedledger.manifest import Requests
 def canonical_arrays(record: ArrayRecord) -> ArrayRecord:
     """The same arrays, ordered by name: the order the canonical encoding and the auditor use."""
     return ArrayRecord({name: record[name] for name in sorted(record)})
+
+
+@dataclass(frozen=True)
+class Reaggregation:
+    """How the coordinator re-derives each aggregate: with ``aggregator``, the rule an auditor runs,
+    or not at all (``None``), and then ``unsupported`` says why."""
+
+    aggregator: Aggregator | None
+    unsupported: str = ""
+
+    @classmethod
+    def of(cls, strategy: Mapping[str, Any]) -> "Reaggregation":
+        """The re-aggregation of ``strategy``, described as a manifest records it."""
+        try:
+            return cls(aggregator_for(strategy))
+        except UnsupportedStrategy as error:
+            return cls(None, str(error))
 
 
 class LedgerStrategy(Strategy):
@@ -48,47 +66,43 @@ class LedgerStrategy(Strategy):
     Hashing happens before the wrapped strategy sees the replies, because some strategies
     (FedMedian, FedTrimmedAvg, Bulyan) consume the arrays of the replies they are given.
 
-    A resumed run starts at ``first_round``: Flower counts its rounds from 1, and every round
+    ``reaggregation`` is the rule each aggregate is re-derived with; for a resumed run, it carries
+    the state the rounds before left (a server optimiser's), so the first resumed round re-derives
+    too. A resumed run starts at ``first_round``: Flower counts its rounds from 1, and every round
     number it passes in is shifted to the run's own before anything (the wrapped strategy, the
-    clients, the record) sees it. ``replayed`` is the re-aggregation rule with the state the
-    rounds before it left (a server optimiser's), so the first resumed round re-derives too.
+    clients, the record) sees it.
     """
 
     def __init__(
         self,
         inner: Strategy,
+        *,
         session: LedgerSession,
         recorder: RoundRecorder,
         min_accepted: int,
         detection: DetectorSettings | None,
         scorer: Scorer,
+        reaggregation: Reaggregation,
         on_round: Callable[[RoundReport], None],
         connect_timeout: float,
         first_round: int = 1,
-        replayed: Aggregator | None = None,
     ) -> None:
         self.inner = inner
-        self.first_round = first_round
         self.session = session
         self.recorder = recorder
         self.min_accepted = min_accepted
         self.detection = detection
         self.scorer = scorer
+        self.reaggregation = reaggregation
         self.on_round = on_round
         self.connect_timeout = connect_timeout
+        self.first_round = first_round
         self.reports: list[RoundReport] = []
         self._base: dict | None = None
         self._base_hash = b""
         self._training = Requests()
         self._evaluation = Requests()
         self._judged: JudgedRound | None = None
-        self._aggregator: Aggregator | None = replayed
-        self._unsupported = ""
-        if replayed is None:
-            try:
-                self._aggregator = aggregator_for(recorder.strategy)
-            except UnsupportedStrategy as error:
-                self._unsupported = str(error)
 
     def summary(self) -> None:
         log(INFO, "\t├──> Ledger: registry %s, run %d", self.session.registry.address, self.recorder.run_id)
@@ -184,16 +198,15 @@ class LedgerStrategy(Strategy):
         aggregate = canonical_arrays(aggregate)
         arrays = {name: array.numpy() for name, array in aggregate.items()}
         aggregate_hash = self.session.store.put(encode_model(arrays))
-        stored = [decode_model(reply.encoding) for reply in accepted]
-        weights = [reply.num_examples for reply in accepted]
-        given = self.scorer.scores(base, stored, weights)
+        updates = [reply.as_update() for reply in accepted]
+        given = self.scorer.scores(base, [update.arrays for update in updates], [update.weight for update in updates])
         scores = {reply.participant: score for reply, score in zip(accepted, given, strict=True)}
         self._judged = JudgedRound(
             round=server_round,
             base_model_hash=self._base_hash,
             model_hash=aggregate_hash,
             replies=[replace(reply, score=scores[reply.participant]) if reply.accepted else reply for reply in checked],
-            reproduction=self._reproduce(server_round, base, stored, weights, aggregate_hash),
+            reproduction=self._reproduce(server_round, base, updates, aggregate_hash),
             requests=self._training,
             train_metrics=dict(metrics or {}),
         )
@@ -205,7 +218,7 @@ class LedgerStrategy(Strategy):
             return checked
         positions = [index for index, reply in enumerate(checked) if reply.accepted]
         statistics = detect(
-            delta_gram(base, [decode_model(checked[index].encoding) for index in positions]), self.detection
+            delta_gram(base, [checked[index].as_update().arrays for index in positions]), self.detection
         )
         if statistics is None:
             return checked
@@ -232,14 +245,13 @@ class LedgerStrategy(Strategy):
         )
         return None, None
 
-    def _reproduce(
-        self, server_round: int, base: dict, stored: list[dict], weights: list[int], aggregate_hash: bytes
-    ) -> str:
-        """Re-derive the aggregate from the stored encodings, as an auditor will."""
-        if self._aggregator is None:
-            return f"unsupported: {self._unsupported}"
-        updates = [WeightedUpdate(arrays, weight) for arrays, weight in zip(stored, weights, strict=True)]
-        derived = model_hash(self._aggregator.aggregate(server_round, base, updates))
+    def _reproduce(self, server_round: int, base: dict, updates: list[WeightedUpdate], aggregate_hash: bytes) -> str:
+        """Re-derive the aggregate from the accepted updates — the arrays whose encodings were
+        stored, in the same order — as an auditor will."""
+        aggregator = self.reaggregation.aggregator
+        if aggregator is None:
+            return f"unsupported: {self.reaggregation.unsupported}"
+        derived = model_hash(aggregator.aggregate(server_round, base, updates))
         if derived != aggregate_hash:
             return f"mismatch: re-derived {to_hex(derived)}"
         return "verified"

@@ -1,12 +1,13 @@
 """Continuing a run from its last committed round, under the same run id.
 
-The chain says how far the run got; the store holds everything else. The model to continue from
-is read from the store by the hash the chain committed (the store re-hashes what it returns), and a
-server optimiser's state (FedAdam, FedYogi, FedAdagrad, FedAvgM) is re-derived by replaying every
-committed round from its stored updates — each replayed aggregate must hash to the committed model,
-so a resumed run continues exactly where the interrupted one stood.
+The chain says how far the run got and how far it may go; the store holds everything else. The
+model to continue from is read from the store by the hash the chain committed (the store re-hashes
+what it returns), and a server optimiser's state (FedAdam, FedYogi, FedAdagrad, FedAvgM) is
+re-derived by replaying every committed round from its stored updates — each replayed aggregate
+must hash to the committed model, so a resumed run continues exactly where the interrupted one stood.
 """
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,17 +15,22 @@ from flwr.app import Array, ArrayRecord
 from flwr.serverapp.strategy import FedAvgM, Strategy
 from flwr.serverapp.strategy.fedopt import FedOpt
 
+from coordinator.ledger import Reaggregation
 from coordinator.session import LedgerSession
 from fedledger import aggregation
-from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
+from fedledger.aggregation import Aggregator, WeightedUpdate
+from fedledger.chain import RunRecord
 from fedledger.encoding import EncodingError, decode_model, model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex, to_hex
-from fedledger.manifest import RoundManifest
+from fedledger.manifest import RoundManifest, UpdateEntry
 from fedledger.runconfig import RunConfiguration
 from fedledger.store import ArtifactError
 
 Arrays = dict[str, np.ndarray]
+
+#: How ``configuration_differences`` shows a setting one configuration has and the other lacks.
+ABSENT = "(absent)"
 
 
 class CannotResume(FedLedgerError):
@@ -32,62 +38,69 @@ class CannotResume(FedLedgerError):
 
 
 @dataclass(frozen=True)
-class ResumePoint:
-    """Where an interrupted run stands: its id, configuration, committed rounds and current model."""
+class RunStart:
+    """Where a run starts this time: its id and configuration, how many of its planned rounds are
+    already committed (0 for a new run), and the model it goes on from."""
 
     run_id: int
     configuration: RunConfiguration
     initial_model_hash: bytes
     committed_rounds: int
+    planned_rounds: int
     model: Arrays
 
     @property
     def next_round(self) -> int:
         return self.committed_rounds + 1
 
+    @property
+    def rounds_left(self) -> int:
+        return self.planned_rounds - self.committed_rounds
 
-def resume_point(session: LedgerSession, run_id: int, configuration: RunConfiguration) -> ResumePoint:
-    """Where run ``run_id`` stands, once the chain and store confirm it is the run ``configuration`` describes.
+
+def resumed_run(session: LedgerSession, run: RunRecord, configuration: RunConfiguration) -> RunStart:
+    """Where ``run`` stands, once the chain and store confirm it is the run ``configuration`` describes.
 
     Raises:
-        CannotResume: the run is another coordinator's, was configured otherwise, is already
-            complete, or its current model is not in the store intact.
+        CannotResume: the run is another coordinator's, was configured otherwise, has committed
+            all the rounds the registry planned for it, or its current model is not in the store intact.
     """
-    run = session.registry.run(run_id)
     if run.coordinator != session.registry.sender:
-        raise CannotResume(f"run {run_id} was started by {run.coordinator}, not by this coordinator")
-    recorded = _read(session, run.config_hash, f"run {run_id}'s configuration")
+        raise CannotResume(f"run {run.run_id} was started by {run.coordinator}, not by this coordinator")
+    recorded = _read(session, run.config_hash, f"run {run.run_id}'s configuration")
     if recorded != configuration.to_bytes():
         try:
             differences = configuration_differences(RunConfiguration.from_bytes(recorded), configuration)
         except ValueError as error:
-            raise CannotResume(f"run {run_id}'s recorded configuration cannot be read: {error}") from None
-        raise CannotResume(f"the settings differ from run {run_id}'s recorded configuration: {differences}")
-    planned = configuration.details["num_server_rounds"]
-    if run.committed_rounds >= planned:
-        raise CannotResume(f"run {run_id} already committed all {planned} of its rounds: nothing to resume")
-    model_hash_now = (
-        session.registry.committed_round(run_id, run.committed_rounds).commitment.model_hash
+            raise CannotResume(f"run {run.run_id}'s recorded configuration cannot be read: {error}") from None
+        raise CannotResume(f"the settings differ from run {run.run_id}'s recorded configuration: {differences}")
+    if run.committed_rounds >= run.planned_rounds:
+        raise CannotResume(
+            f"run {run.run_id} already committed all {run.planned_rounds} of its rounds: nothing to resume"
+        )
+    current_model_hash = (
+        session.registry.committed_round(run.run_id, run.committed_rounds).commitment.model_hash
         if run.committed_rounds
         else run.initial_model_hash
     )
-    model = _model(session, model_hash_now, f"the model of round {run.committed_rounds}")
-    return ResumePoint(run_id, configuration, run.initial_model_hash, run.committed_rounds, model)
+    model = _model(session, current_model_hash, f"the model of round {run.committed_rounds}")
+    return RunStart(run.run_id, configuration, run.initial_model_hash, run.committed_rounds, run.planned_rounds, model)
 
 
 def configuration_differences(recorded: RunConfiguration, current: RunConfiguration) -> str:
-    """The settings that differ, as ``path: recorded -> current``."""
+    """The settings that differ, as ``path: recorded -> current`` (``(absent)`` for a setting one of
+    them does not have, even where the other holds ``None``)."""
     before, after = _flatten(recorded.to_json()), _flatten(current.to_json())
     changed = [
-        f"{key}: {before.get(key, '(absent)')} -> {after.get(key, '(absent)')}"
-        for key in sorted(set(before) | set(after))
-        if before.get(key) != after.get(key)
+        f"{key}: {before.get(key, ABSENT)} -> {after.get(key, ABSENT)}"
+        for key in sorted(before.keys() | after.keys())
+        if _encoded(before, key) != _encoded(after, key)
     ]
     return "; ".join(changed) or "the encodings differ"
 
 
 def _flatten(document: object, prefix: str = "") -> dict[str, object]:
-    if not isinstance(document, dict):
+    if not isinstance(document, dict) or not document:
         return {prefix: document}
     flat: dict[str, object] = {}
     for key, value in document.items():
@@ -95,47 +108,44 @@ def _flatten(document: object, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def restore_server_optimiser(session: LedgerSession, point: ResumePoint, strategy: Strategy) -> Aggregator | None:
-    """Give ``strategy`` the server-optimiser state it had after the last committed round; return the
-    re-aggregation rule carrying the same state (``None`` for a strategy that has none).
+def _encoded(flat: dict[str, object], key: str) -> str | None:
+    """The setting as JSON (so ``1``, ``1.0`` and ``true`` differ), or ``None`` if it is absent."""
+    return json.dumps(flat[key]) if key in flat else None
+
+
+def restore_server_optimiser(
+    session: LedgerSession, start: RunStart, strategy: Strategy, reaggregation: Reaggregation
+) -> None:
+    """Give ``strategy``, and ``reaggregation``'s rule, the server-optimiser state they had after
+    the last committed round.
 
     Stateless strategies need nothing. For the FedOpt family and FedAvgM, every committed round is
     replayed from its stored updates with the re-aggregation rule the auditor uses; each replayed
     aggregate must hash to the committed model.
 
     Raises:
-        CannotResume: a round cannot be replayed or replays to another model.
+        CannotResume: the strategy keeps a state that no re-aggregation rule rebuilds, or a round
+            cannot be replayed, or replays to another model.
     """
-    try:
-        aggregator = aggregator_for(point.configuration.strategy)
-    except UnsupportedStrategy as error:
+    aggregator = reaggregation.aggregator
+    if aggregator is None:
         if isinstance(strategy, FedOpt | FedAvgM):
-            raise CannotResume(f"the server optimiser's state cannot be rebuilt: {error}") from None
-        return None
+            raise CannotResume(f"the server optimiser's state cannot be rebuilt: {reaggregation.unsupported}")
+        return
     if not aggregator.stateful:
-        return None
-    _replay(session, point, aggregator)
-    _transfer(aggregator, strategy, point.model)
-    return aggregator
+        return
+    _replay(session, start, aggregator)
+    _transfer(aggregator, strategy, start.model)
 
 
-def _replay(session: LedgerSession, point: ResumePoint, aggregator: Aggregator) -> None:
-    registry = session.registry
-    base = _model(session, point.initial_model_hash, "the initial model")
-    for round_number in range(1, point.committed_rounds + 1):
-        commitment = registry.committed_round(point.run_id, round_number).commitment
-        manifest = RoundManifest.from_bytes(
-            _read(session, commitment.manifest_hash, f"round {round_number}'s manifest")
-        )
+def _replay(session: LedgerSession, start: RunStart, aggregator: Aggregator) -> None:
+    base = _model(session, start.initial_model_hash, "the initial model")
+    for round_number in range(1, start.committed_rounds + 1):
+        commitment = session.registry.committed_round(start.run_id, round_number).commitment
+        manifest = _manifest(session, commitment.manifest_hash, round_number)
         if manifest.outcome != "aggregated":
             continue
-        updates = [
-            WeightedUpdate(
-                _model(session, from_hex(entry.update_hash or ""), f"an update of round {round_number}"),
-                entry.num_examples or 0,
-            )
-            for entry in manifest.accepted
-        ]
+        updates = [_accepted_update(session, entry, round_number) for entry in manifest.accepted]
         replayed = aggregator.aggregate(round_number, base, updates)
         if model_hash(replayed) != commitment.model_hash:
             raise CannotResume(
@@ -143,6 +153,17 @@ def _replay(session: LedgerSession, point: ResumePoint, aggregator: Aggregator) 
                 f"not the committed {to_hex(commitment.model_hash)}: the server optimiser's state cannot be rebuilt"
             )
         base = replayed
+
+
+def _accepted_update(session: LedgerSession, entry: UpdateEntry, round_number: int) -> WeightedUpdate:
+    what = f"round {round_number}'s accepted update from node {entry.node_id}"
+    if entry.update_hash is None or entry.num_examples is None:
+        raise CannotResume(f"{what} is recorded without its update hash or example count")
+    try:
+        digest = from_hex(entry.update_hash, what="its update hash")
+    except ValueError as error:
+        raise CannotResume(f"{what}: {error}") from None
+    return WeightedUpdate(_model(session, digest, what), entry.num_examples)
 
 
 def _transfer(aggregator: Aggregator, strategy: Strategy, model: Arrays) -> None:
@@ -173,14 +194,16 @@ def _read(session: LedgerSession, digest: bytes, what: str) -> bytes:
 
 
 def _manifest(session: LedgerSession, digest: bytes, round_number: int) -> RoundManifest:
+    data = _read(session, digest, f"round {round_number}'s manifest")
     try:
-        return RoundManifest.from_bytes(_read(session, digest, f"round {round_number}'s manifest"))
+        return RoundManifest.from_bytes(data)
     except ValueError as error:
         raise CannotResume(f"round {round_number}'s manifest cannot be read: {error}") from None
 
 
 def _model(session: LedgerSession, digest: bytes, what: str) -> Arrays:
+    data = _read(session, digest, what)
     try:
-        return decode_model(_read(session, digest, what))
+        return decode_model(data)
     except EncodingError as error:
         raise CannotResume(f"{what} cannot be decoded: {error}") from None

@@ -9,20 +9,24 @@ from fedledger.contribution import DetectorSettings
 from fedledger.errors import FedLedgerError
 from fedledger.rewards import RULES, TOKEN_DECIMALS, RewardRule
 
-#: The Flower strategies a federation can run (``coordinator.strategies`` builds them).
-STRATEGY_NAMES = (
-    "FedAvg",
-    "FedProx",
-    "FedAdam",
-    "FedYogi",
-    "FedAdagrad",
-    "FedAvgM",
-    "FedMedian",
-    "FedTrimmedAvg",
-    "Krum",
-    "MultiKrum",
-    "Bulyan",
-)
+#: The Flower strategies a federation can run (``flwr.serverapp.strategy`` classes of these names),
+#: each with the keyword arguments it is given beyond sampling and the setting each is read from.
+#: ``coordinator.strategies`` builds them; this module imports neither Flower nor torch, so the
+#: command line can list the names without loading either.
+STRATEGY_PARAMETERS: dict[str, dict[str, str]] = {
+    "FedAvg": {},
+    "FedProx": {"proximal_mu": "proximal_mu"},
+    "FedAdam": {"eta": "server_learning_rate", "eta_l": "learning_rate"},
+    "FedYogi": {"eta": "server_learning_rate", "eta_l": "learning_rate"},
+    "FedAdagrad": {"eta": "server_learning_rate", "eta_l": "learning_rate"},
+    "FedAvgM": {"server_momentum": "server_momentum"},
+    "FedMedian": {},
+    "FedTrimmedAvg": {"beta": "trim_beta"},
+    "Krum": {"num_malicious_nodes": "num_malicious_nodes"},
+    "MultiKrum": {"num_malicious_nodes": "num_malicious_nodes", "num_nodes_to_select": "num_nodes_to_select"},
+    "Bulyan": {"num_malicious_nodes": "num_malicious_nodes"},
+}
+STRATEGY_NAMES = tuple(STRATEGY_PARAMETERS)
 
 
 class SettingsError(FedLedgerError, ValueError):
@@ -126,6 +130,8 @@ class FederationSettings:
                 raise SettingsError(f"{key!r} must be {expected}, got {value!r}")
         if self.registry:
             checksum_address(self.registry, "'registry'")
+        elif self.resume_run:
+            raise SettingsError(f"'resume-run' {self.resume_run} needs 'registry', the registry the run is recorded on")
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "FederationSettings":

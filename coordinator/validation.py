@@ -2,15 +2,18 @@
 
 A training reply is accepted only if it is well formed; signed for this chain, registry, run and
 round, from the current global model; its arrays have the global model's names, shapes and dtypes
-and only finite values; its example count is positive; its signer is a registered, active
-participant; and that participant sent nothing else this round. An evaluation reply is accepted
+and only finite values, within a distance of the global model that float64 can sum; its example
+count is positive; its signer is a registered, active participant; and that participant sent
+nothing else this round. An evaluation reply is accepted
 only if it names a registered, active participant, carries a positive example count, a finite
 loss and an accuracy in [0, 1], and its participant sent no other evaluation reply this round.
 Every failure is kept with a machine-readable reason and a sentence saying what exactly was wrong.
 
 A reply is data from a site that may be hostile. Nothing in reading it may raise: any exception
-while reading it is a ``malformed`` rejection that quotes the exception. The work a reply can
-cause is bounded: arrays far larger than the model's are rejected before they are decoded.
+while reading it is a ``malformed`` rejection that quotes the exception. The registry read that
+says whether a participant is active is the coordinator's own: if it fails (the chain is
+unreachable), that failure propagates and is never blamed on the site. The work a reply can cause
+is bounded: arrays far larger than the model's are rejected before they are decoded.
 
 Accepted replies are *normalised* before the wrapped strategy sees them: it receives exactly the
 records and keys the protocol defines (``fedledger.messages``), so every accepted reply of a round
@@ -29,7 +32,8 @@ from eth_utils import is_address, to_checksum_address
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from fedledger import messages
-from fedledger.contribution import AnomalyStatistics
+from fedledger.aggregation import WeightedUpdate
+from fedledger.contribution import AnomalyStatistics, delta_gram
 from fedledger.encoding import encode_model
 from fedledger.hashing import HASH_SIZE, keccak256, to_hex
 from fedledger.manifest import SignedFields
@@ -54,10 +58,15 @@ REASONS = (
     "round-failed",  # valid, but the round had too few valid updates to aggregate
 )
 
-#: A reply's arrays may hold at most this many times the bytes of the global model; beyond, they are not read.
+#: A reply's arrays may hold at most this many times the bytes of the global model's values, plus
+#: ``ARRAY_HEADER_BYTES`` for each of the model's arrays; beyond, they are not read.
 MAX_SIZE_RATIO = 2
-#: What each of the model's arrays is allowed on top of its values: the serialisation header.
+#: What each of the model's arrays is allowed on top of its values: its serialisation header.
 ARRAY_HEADER_BYTES = 256
+#: The largest squared distance, in float64, an update may be from the global model. A round's
+#: statistics (``fedledger.contribution``) add up to n² such terms for n updates; below this
+#: bound, those sums stay finite in any round of up to 2**31 updates.
+MAX_SQUARED_DISTANCE = float(np.finfo(np.float64).max) / 2**64
 #: Integers a reply states (run, round, example count) are EIP-712 ``uint256`` values.
 UINT256_LIMIT = 2**256
 #: Details quote what a site sent; they are cut to this many characters.
@@ -77,7 +86,8 @@ class RoundContext:
     @property
     def max_reply_bytes(self) -> int:
         """The most array bytes a reply may carry and still be read, hashed and stored."""
-        return MAX_SIZE_RATIO * sum(array.nbytes + ARRAY_HEADER_BYTES for array in self.reference.values())
+        values = sum(array.nbytes for array in self.reference.values())
+        return MAX_SIZE_RATIO * values + ARRAY_HEADER_BYTES * len(self.reference)
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,13 @@ class CheckedReply(Judged):
     train_loss: float | None = None
     anomaly: AnomalyStatistics | None = None
     score: float | None = None
+
+    def as_update(self) -> WeightedUpdate:
+        """The accepted update as it is screened, scored and re-aggregated: its arrays (those whose
+        encoding is stored, sorted by name) weighted by its example count."""
+        if not self.accepted or self.arrays is None or self.num_examples is None:
+            raise ValueError(f"only an accepted training reply is an update (node {self.node_id})")
+        return WeightedUpdate(self.arrays, self.num_examples)
 
     def for_strategy(self) -> Message:
         """The accepted reply as the wrapped strategy receives it: its arrays sorted by name, and a
@@ -160,78 +177,104 @@ class _Parts:
     ledger: ConfigRecord | None
 
 
+@dataclass(frozen=True)
+class _SignedUpdate:
+    """A training reply that passed every check on what it says about itself: what is left to
+    check is its signer's standing on the registry, and its values."""
+
+    signer: str
+    arrays: Mapping[str, np.ndarray]
+    train_loss: float
+
+
 # Training replies ---------------------------------------------------------------------------------
 
 
 def check_reply(message: Message, context: RoundContext, is_active: Callable[[str], str | None]) -> CheckedReply:
-    """Check one training reply; never raises.
+    """Check one training reply. Nothing a site sends makes it raise.
 
     ``is_active(address)`` returns ``None`` for a registered, active participant, else the
-    rejection reason (``unregistered`` or ``inactive``).
+    rejection reason (``unregistered`` or ``inactive``). It reads the registry; if that read
+    fails, the failure is the coordinator's, not the site's, and propagates.
     """
     checked = CheckedReply(node_id=message.metadata.src_node_id, message=message)
     try:
-        parts = _parts(message)
-        checked = _read_arrays(checked, parts.arrays, context)
-        checked = _read_claims(checked, parts)
-        _judge(checked, parts, context, is_active)
+        if message.has_error():
+            raise _Rejected("client-error", f"the node replied with an error: {message.error.reason}")
+        checked = _read_claims(checked, message.content)
+        parts = _parts(message.content)
+        arrays, encoding = _read_arrays(parts.arrays, context)
+        update_hash = keccak256(encoding)
+        checked = replace(checked, arrays=arrays, encoding=encoding, update_hash=update_hash)
+        update = _judge(checked, parts, context, arrays, update_hash)
     except _Rejected as rejection:
         return checked.rejected(rejection.reason, rejection.detail)
     except Exception as error:  # whatever a site sends must not end the run
         return checked.rejected("malformed", f"the reply cannot be read: {_describe(error)}")
-    return checked
+    status = is_active(update.signer)
+    if status is not None:
+        return checked.rejected(status, _standing(update.signer, status))
+    problem = _non_finite(update, context.reference)
+    return checked if problem is None else checked.rejected("non-finite", problem)
 
 
-def _parts(message: Message) -> _Parts:
-    if message.has_error():
-        raise _Rejected("client-error", f"the node replied with an error: {message.error.reason}")
-    content = message.content
+def _ledger_record(content: RecordDict) -> ConfigRecord | None:
     ledger = content.config_records.get(messages.LEDGER_RECORD)
+    return ledger if isinstance(ledger, ConfigRecord) else None
+
+
+def _parts(content: RecordDict) -> _Parts:
     return _Parts(
         arrays=_only(content.array_records, "ArrayRecord"),
         metrics=_only(content.metric_records, "MetricRecord"),
-        ledger=ledger if isinstance(ledger, ConfigRecord) else None,
+        ledger=_ledger_record(content),
     )
 
 
-def _read_arrays(checked: CheckedReply, record: ArrayRecord, context: RoundContext) -> CheckedReply:
-    """Decode, encode and hash the arrays, unless they hold far more bytes than the model."""
+def _read_arrays(record: ArrayRecord, context: RoundContext) -> tuple[dict[str, np.ndarray], bytes]:
+    """The arrays, in name order, and their encoding; not read if they hold far more bytes than the model."""
     size = sum(len(array.data) for array in record.values())
     if size > context.max_reply_bytes:
         raise _Rejected(
             "wrong-arrays",
-            f"the arrays hold {size:,} bytes, more than {MAX_SIZE_RATIO} times the model's; they were not read",
+            f"the arrays hold {size:,} bytes, more than the {context.max_reply_bytes:,} a reply to this model "
+            "may hold; they were not read",
         )
     try:
-        arrays = {name: array.numpy() for name, array in record.items()}
-        encoding = encode_model(arrays)
+        arrays = {name: record[name].numpy() for name in sorted(record)}
+        return arrays, encode_model(arrays)
     except Exception as error:  # a site's bytes may fail to decode in any way
         raise _Rejected("malformed", f"the arrays cannot be read: {_describe(error)}") from None
-    return replace(checked, arrays=arrays, encoding=encoding, update_hash=keccak256(encoding))
 
 
-def _read_claims(checked: CheckedReply, parts: _Parts) -> CheckedReply:
-    """What the reply says about itself, for the manifest: each value only if it is well typed."""
-    ledger = parts.ledger or ConfigRecord()
-    run_id, round_number = _integer(ledger.get(messages.SIGNED_RUN_ID)), _integer(ledger.get(messages.SIGNED_ROUND))
-    base_hash, update_hash = (
-        _hash(ledger.get(messages.SIGNED_BASE_MODEL_HASH)),
-        _hash(ledger.get(messages.SIGNED_UPDATE_HASH)),
-    )
-    signature = ledger.get(messages.SIGNATURE)
+def _read_claims(checked: CheckedReply, content: RecordDict) -> CheckedReply:
+    """What the reply says about itself, for the manifest: each value only if it is well typed.
+
+    Read before anything else, and no value a record holds makes it raise, so that a reply
+    rejected for its records or its arrays is still recorded with the participant, signature and
+    signed fields it named.
+    """
+    ledger = _ledger_record(content)
+    metric_records = content.metric_records
+    metrics = next(iter(metric_records.values())) if len(metric_records) == 1 else None
+    run_id = _claim(ledger, messages.SIGNED_RUN_ID, _integer)
+    round_number = _claim(ledger, messages.SIGNED_ROUND, _integer)
+    base_hash = _claim(ledger, messages.SIGNED_BASE_MODEL_HASH, _hash)
     well_formed = run_id is not None and round_number is not None and base_hash is not None
     return replace(
         checked,
-        participant=_address(ledger.get(messages.PARTICIPANT)),
-        signature=signature if isinstance(signature, bytes) and len(signature) == SIGNATURE_SIZE else None,
+        participant=_claim(ledger, messages.PARTICIPANT, _address),
+        signature=_claim(ledger, messages.SIGNATURE, _signature),
         signed=SignedFields(run_id, round_number, to_hex(base_hash)) if well_formed else None,
-        signed_update_hash=update_hash,
-        num_examples=_integer(parts.metrics.get(messages.NUM_EXAMPLES)),
-        train_loss=_number(parts.metrics.get(messages.TRAIN_LOSS)),
+        signed_update_hash=_claim(ledger, messages.SIGNED_UPDATE_HASH, _hash),
+        num_examples=_claim(metrics, messages.NUM_EXAMPLES, _integer),
+        train_loss=_claim(metrics, messages.TRAIN_LOSS, _number),
     )
 
 
-def _judge(checked: CheckedReply, parts: _Parts, context: RoundContext, is_active: Callable[[str], str | None]) -> None:
+def _judge(
+    checked: CheckedReply, parts: _Parts, context: RoundContext, arrays: dict[str, np.ndarray], update_hash: bytes
+) -> _SignedUpdate:
     """Hold a reply against the round; raise ``_Rejected`` at the first failed check."""
     if parts.ledger is None:
         raise _Rejected("malformed", f"the reply has no {messages.LEDGER_RECORD!r} ConfigRecord")
@@ -239,7 +282,7 @@ def _judge(checked: CheckedReply, parts: _Parts, context: RoundContext, is_activ
         raise _Rejected(
             "malformed", f"the reply does not name a participant address and a {SIGNATURE_SIZE}-byte signature"
         )
-    signed, arrays, update_hash = checked.signed, checked.arrays, checked.update_hash
+    signed = checked.signed
     if signed is None or checked.signed_update_hash is None:
         raise _Rejected(
             "malformed",
@@ -248,8 +291,6 @@ def _judge(checked: CheckedReply, parts: _Parts, context: RoundContext, is_activ
         )
     if checked.train_loss is None:
         raise _Rejected("malformed", f"the MetricRecord has no number {messages.TRAIN_LOSS!r}")
-    if arrays is None or update_hash is None:
-        raise ValueError("the arrays are read before the reply is judged")
     if signed.run_id != context.run_id:
         raise _Rejected("wrong-run", f"signed for run {signed.run_id}, this is run {context.run_id}")
     if signed.round != context.round:
@@ -280,12 +321,24 @@ def _judge(checked: CheckedReply, parts: _Parts, context: RoundContext, is_activ
         raise _Rejected("bad-signature", str(error)) from None
     if signer != checked.participant:
         raise _Rejected("bad-signature", f"the signature is by {signer}, not by {checked.participant}")
-    _check_registered(signer, is_active)
-    for name, array in arrays.items():
+    return _SignedUpdate(signer, arrays, checked.train_loss)
+
+
+def _non_finite(update: _SignedUpdate, reference: Mapping[str, np.ndarray]) -> str | None:
+    """Why the update's values cannot be aggregated and scored in float64, or ``None`` if they can."""
+    for name, array in update.arrays.items():
         if not np.all(np.isfinite(array)):
-            raise _Rejected("non-finite", f"array {name!r} holds NaN or infinite values")
-    if not math.isfinite(checked.train_loss):
-        raise _Rejected("non-finite", f"{messages.TRAIN_LOSS!r} is {checked.train_loss}")
+            return f"array {name!r} holds NaN or infinite values"
+    with np.errstate(over="ignore", invalid="ignore"):
+        squared_distance = float(delta_gram(reference, [update.arrays])[0, 0])
+    if not squared_distance <= MAX_SQUARED_DISTANCE:
+        return (
+            f"the update's distance from the global model overflows: its square is {squared_distance:.3g} in "
+            f"float64, more than the {MAX_SQUARED_DISTANCE:.3g} a round's statistics can add up"
+        )
+    if not math.isfinite(update.train_loss):
+        return f"{messages.TRAIN_LOSS!r} is {update.train_loss}"
+    return None
 
 
 def _check_arrays(arrays: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> None:
@@ -304,35 +357,33 @@ def _check_arrays(arrays: Mapping[str, np.ndarray], reference: Mapping[str, np.n
 
 
 def check_evaluation(message: Message, is_active: Callable[[str], str | None]) -> CheckedEvaluation:
-    """Check one evaluation reply; never raises. ``is_active`` as for :func:`check_reply`."""
+    """Check one evaluation reply. Nothing a site sends makes it raise; ``is_active`` as for
+    :func:`check_reply`, whose failures propagate."""
     checked = CheckedEvaluation(node_id=message.metadata.src_node_id, message=message)
     try:
         if message.has_error():
             raise _Rejected("client-error", f"the node replied with an error: {message.error.reason}")
-        content = message.content
-        ledger = content.config_records.get(messages.LEDGER_RECORD)
-        checked = replace(
-            checked,
-            participant=_address(ledger.get(messages.PARTICIPANT)) if isinstance(ledger, ConfigRecord) else None,
-        )
-        metrics = _only(content.metric_records, "MetricRecord")
-        if checked.participant is None:
+        participant = _claim(_ledger_record(message.content), messages.PARTICIPANT, _address)
+        checked = replace(checked, participant=participant)
+        metrics = _only(message.content.metric_records, "MetricRecord")
+        if participant is None:
             raise _Rejected(
                 "malformed", f"the reply's {messages.LEDGER_RECORD!r} ConfigRecord does not name a participant address"
             )
         figures = _evaluation_figures(metrics)
-        _check_registered(checked.participant, is_active)
-        for key in (messages.EVAL_LOSS, messages.EVAL_ACCURACY):
-            if not math.isfinite(figures[key]):
-                raise _Rejected("non-finite", f"{key!r} is {figures[key]}")
-        if not 0.0 <= figures[messages.EVAL_ACCURACY] <= 1.0:
-            raise _Rejected(
-                "malformed", f"{messages.EVAL_ACCURACY!r} must be in [0, 1], got {figures[messages.EVAL_ACCURACY]}"
-            )
     except _Rejected as rejection:
         return checked.rejected(rejection.reason, rejection.detail)
     except Exception as error:  # whatever a site sends must not end the run
         return checked.rejected("malformed", f"the reply cannot be read: {_describe(error)}")
+    status = is_active(participant)
+    if status is not None:
+        return checked.rejected(status, _standing(participant, status))
+    for key in (messages.EVAL_LOSS, messages.EVAL_ACCURACY):
+        if not math.isfinite(figures[key]):
+            return checked.rejected("non-finite", f"{key!r} is {figures[key]}")
+    accuracy = figures[messages.EVAL_ACCURACY]
+    if not 0.0 <= accuracy <= 1.0:
+        return checked.rejected("malformed", f"{messages.EVAL_ACCURACY!r} must be in [0, 1], got {accuracy}")
     return replace(checked, metrics=figures)
 
 
@@ -376,10 +427,19 @@ def reject_duplicates(replies: list[J]) -> list[J]:
     ]
 
 
-def _check_registered(address: str, is_active: Callable[[str], str | None]) -> None:
-    status = is_active(address)
-    if status is not None:
-        raise _Rejected(status, f"{address} is {'not registered' if status == 'unregistered' else 'deactivated'}")
+def _standing(address: str, status: str) -> str:
+    return f"{address} is {'not registered' if status == 'unregistered' else 'deactivated'}"
+
+
+def _claim(record: Mapping[str, object] | None, key: str, read: Callable[[object], R | None]) -> R | None:
+    """``read(record[key])``: ``None`` without the record or the key, or if the value is not of the
+    kind ``read`` accepts, or raises when it is looked at."""
+    if record is None:
+        return None
+    try:
+        return read(record.get(key))
+    except Exception:  # a value that raises when looked at claims nothing
+        return None
 
 
 def _only(records: Mapping[str, R], kind: str) -> R:
@@ -412,6 +472,10 @@ def _number(value: object) -> float | None:
 
 def _hash(value: object) -> bytes | None:
     return value if isinstance(value, bytes) and len(value) == HASH_SIZE else None
+
+
+def _signature(value: object) -> bytes | None:
+    return value if isinstance(value, bytes) and len(value) == SIGNATURE_SIZE else None
 
 
 def _show(value: object) -> str:

@@ -5,6 +5,12 @@ enough nodes are connected. The ledger strategy hands the wrapped strategy a :cl
 instead of the real grid while it samples: its ``get_node_ids`` waits at most ``timeout`` seconds
 for the nodes the strategy needs, then raises :class:`TooFewNodes`, so a round never hangs on
 sampling and the coordinator can record why it sent nothing.
+
+Once enough nodes are connected, the grid answers every later ``get_node_ids`` of the phase with
+the same nodes. Flower's FedAvg family counts the connected nodes once to size its sample (at most
+that count) and then has ``sample_nodes`` wait until at least the sample size are connected; were
+the second count taken afresh, a node that dropped between the two would leave it waiting forever.
+A sampled node that has dropped is sent its message, does not answer, and is recorded as silent.
 """
 
 import time
@@ -49,16 +55,23 @@ def nodes_needed(strategy: Strategy, phase: str) -> int:
 
 
 class BoundedWaitGrid(Grid):
-    """A grid whose ``get_node_ids`` waits at most ``timeout`` seconds (from creation) for
-    ``needed`` connected nodes, then raises :class:`TooFewNodes`; everything else is ``grid``'s."""
+    """A grid for one phase's sampling, whose ``get_node_ids`` waits at most ``timeout`` seconds
+    (from creation) for ``needed`` connected nodes, then raises :class:`TooFewNodes`; once that
+    many were connected, it returns those nodes on every call. Everything else is ``grid``'s."""
 
     def __init__(self, grid: Grid, needed: int, timeout: float) -> None:
         self.grid = grid
         self.needed = needed
         self.timeout = timeout
         self.started = time.monotonic()
+        self._connected: list[int] | None = None
 
     def get_node_ids(self) -> Iterable[int]:
+        if self._connected is None:
+            self._connected = self._wait_for_nodes()
+        return list(self._connected)
+
+    def _wait_for_nodes(self) -> list[int]:
         while len(nodes := list(self.grid.get_node_ids())) < self.needed:
             waited = time.monotonic() - self.started
             if waited >= self.timeout:

@@ -160,40 +160,31 @@ class ServerOptimiser(Aggregator):
     def aggregate(self, round_number: int, base: Mapping[str, np.ndarray], updates: Sequence[WeightedUpdate]) -> Arrays:
         averaged = weighted_average(updates)
         delta = {name: value - base[name] for name, value in averaged.items()}
-        if not self.m_t:
-            self.m_t = {name: np.zeros_like(value) for name, value in averaged.items()}
-        self.m_t = {name: self.beta_1 * value + (1 - self.beta_1) * delta[name] for name, value in self.m_t.items()}
-        if not self.v_t:
-            self.v_t = {name: np.zeros_like(value) for name, value in averaged.items()}
-        self.v_t = {name: self._second_moment(value, delta[name]) for name, value in self.v_t.items()}
-        return {name: np.asarray(value) for name, value in self._step(round_number, base).items()}
+        m_t = self.m_t or {name: np.zeros_like(value) for name, value in averaged.items()}
+        m_t = {name: self.beta_1 * value + (1 - self.beta_1) * delta[name] for name, value in m_t.items()}
+        v_t = self.v_t or {name: np.zeros_like(value) for name, value in averaged.items()}
+        v_t = {name: self._second_moment(value, delta[name]) for name, value in v_t.items()}
+        self.m_t, self.v_t = m_t, v_t
+        return {name: np.asarray(value) for name, value in self._step(round_number, base, m_t, v_t).items()}
 
     @abstractmethod
     def _second_moment(self, previous: np.ndarray, delta: np.ndarray) -> np.ndarray: ...
 
-    def _step(self, round_number: int, base: Mapping[str, np.ndarray]) -> Arrays:
-        assert self.m_t is not None and self.v_t is not None
-        return {
-            name: value + self.eta * self.m_t[name] / (np.sqrt(self.v_t[name]) + self.tau)
-            for name, value in base.items()
-        }
+    def _step(self, round_number: int, base: Mapping[str, np.ndarray], m_t: Arrays, v_t: Arrays) -> Arrays:
+        return {name: value + self.eta * m_t[name] / (np.sqrt(v_t[name]) + self.tau) for name, value in base.items()}
 
 
 class FedAdam(ServerOptimiser):
     def _second_moment(self, previous: np.ndarray, delta: np.ndarray) -> np.ndarray:
         return self.beta_2 * previous + (1 - self.beta_2) * (delta**2)
 
-    def _step(self, round_number: int, base: Mapping[str, np.ndarray]) -> Arrays:
-        assert self.m_t is not None and self.v_t is not None
+    def _step(self, round_number: int, base: Mapping[str, np.ndarray], m_t: Arrays, v_t: Arrays) -> Arrays:
         eta_norm = (
             self.eta
             * np.sqrt(1 - np.power(self.beta_2, round_number + 1.0))
             / (1 - np.power(self.beta_1, round_number + 1.0))
         )
-        return {
-            name: value + eta_norm * self.m_t[name] / (np.sqrt(self.v_t[name]) + self.tau)
-            for name, value in base.items()
-        }
+        return {name: value + eta_norm * m_t[name] / (np.sqrt(v_t[name]) + self.tau) for name, value in base.items()}
 
 
 class FedYogi(ServerOptimiser):

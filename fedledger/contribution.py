@@ -8,9 +8,10 @@ through their Gram matrix: one matrix product gives every norm, pairwise distanc
 min(1, |delta_i| / median_j |delta_j|)`` over a round's accepted updates — how far an update points
 the way the others agree on, each of them counting once whatever its size (so one huge update
 cannot drag the consensus its way), discounted if it moved much less than a typical update and
-never boosted for moving more. An update that opposes the consensus scores 0; a free-rider, who
-sends the global model back (or it plus a little noise), has a delta of no or random direction and
-next to no length, and scores about 0.
+never boosted for moving more (the length factor is 1 when the median length is 0: most updates
+did not move, so any update that did moved at least a typical amount). An update that opposes the
+consensus scores 0; a free-rider, who sends the global model back (or it plus a little noise), has
+a delta of no or random direction and next to no length, and scores about 0.
 
 **Anomaly detection** (``robust-z``): for each update, three statistics — its *norm*; its *spread*,
 the median of its distances to the other updates; and its *agreement*, the cosine between it and
@@ -188,7 +189,7 @@ def detect(gram: np.ndarray, settings: DetectorSettings) -> list[AnomalyStatisti
 def consensus_scores(gram: np.ndarray) -> list[float]:
     """Each update's contribution score, from the ``delta_gram``: its alignment with the other
     updates' consensus direction (the sum of their unit vectors; at least 0), times its length
-    relative to the median length (at most 1).
+    relative to the median length (at most 1; 1 when the median length is 0).
 
     A lone update is the consensus by itself and scores 1 (0 if its delta is zero).
     """
@@ -208,7 +209,8 @@ def consensus_scores(gram: np.ndarray) -> list[float]:
             scores.append(0.0)
             continue
         alignment = max(0.0, float(towards_others) / others_length)
-        scores.append(alignment * min(1.0, float(norms[index]) / typical))
+        relative_length = min(1.0, float(norms[index]) / typical) if typical > 0 else 1.0
+        scores.append(alignment * relative_length)
     return scores
 
 

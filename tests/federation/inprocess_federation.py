@@ -28,7 +28,7 @@ from flwr.superlink.federation import NoOpFederationManager
 from flwr.superlink.grid import InMemoryGrid
 
 from coordinator.app import client_config, run_configuration
-from coordinator.ledger import LedgerStrategy
+from coordinator.ledger import LedgerStrategy, Reaggregation
 from coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
 from coordinator.scoring import ConsensusScorer
 from coordinator.session import LedgerSession
@@ -92,6 +92,12 @@ class InProcessFederation:
         if node_id not in self.node_ids:
             self.node_ids.append(node_id)
         return node_id
+
+    def disconnect(self, node_id: int) -> None:
+        """Take ``node_id`` offline, as a SuperNode that went away: it is no longer among the
+        connected nodes, and it answers nothing more."""
+        self.state.deactivate_node(node_id)
+        self.node_ids = [node for node in self.node_ids if node != node_id]
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -225,9 +231,20 @@ class Ledger:
             registry.add_participant(account.address, ZERO_HASH)
         return cls(session)
 
-    def run(self, federation: InProcessFederation, settings: FederationSettings) -> tuple[int, LedgerStrategy]:
+    def run(
+        self,
+        federation: InProcessFederation,
+        settings: FederationSettings,
+        planned_rounds: int | None = None,
+        rounds: int | None = None,
+    ) -> tuple[int, LedgerStrategy]:
         """Start a run of ``settings`` on the registry and let the ledger strategy run it on
-        ``federation``, as ``coordinator.app.run_federation`` does; returns the run id."""
+        ``federation``, as ``coordinator.app.run_federation`` does; returns the run id.
+
+        The registry is told ``planned_rounds`` (default: ``num-server-rounds``); the coordinator
+        runs ``rounds`` of them (default: all) and stops, as one that was interrupted would.
+        """
+        planned_rounds = planned_rounds or settings.num_server_rounds
         initial = arrays_record(INITIAL_MODEL)
         initial_hash = model_hash(INITIAL_MODEL)
         self.session.store.put(encode_model(INITIAL_MODEL))
@@ -235,22 +252,25 @@ class Ledger:
         scorer = ConsensusScorer()
         configuration = run_configuration(settings, describe_strategy(strategy), scorer, initial_hash)
         run_id, _ = self.session.start_run(
-            configuration.to_bytes(), initial_hash, settings.rewards.budget, settings.num_server_rounds
+            configuration.to_bytes(), initial_hash, settings.rewards.budget, planned_rounds
         )
         ledger = LedgerStrategy(
             strategy,
-            self.session,
-            RoundRecorder(self.session, run_id, configuration, Path(self.session.store.location).parent / ROUNDS_FILE),
-            settings.min_accepted,
-            settings.detection,
-            scorer,
-            self.reports.append,
-            settings.connect_timeout,
+            session=self.session,
+            recorder=RoundRecorder(
+                self.session, run_id, configuration, Path(self.session.store.location).parent / ROUNDS_FILE
+            ),
+            min_accepted=settings.min_accepted,
+            detection=settings.detection,
+            scorer=scorer,
+            reaggregation=Reaggregation.of(configuration.strategy),
+            on_round=self.reports.append,
+            connect_timeout=settings.connect_timeout,
         )
         ledger.start(
             federation.grid,
             initial,
-            settings.num_server_rounds,
+            rounds or planned_rounds,
             settings.round_timeout,
             client_config(settings),
             client_config(settings),

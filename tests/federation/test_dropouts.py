@@ -101,6 +101,33 @@ def test_a_node_that_connects_while_the_round_waits_takes_part(ledger):
     assert late in manifest.training.asked and len(manifest.accepted) == 3
 
 
+def test_a_node_that_drops_while_the_strategy_samples_does_not_hang_the_round(ledger):
+    """Flower's FedAvg counts the connected nodes to size its sample, then waits until that many
+    are connected: a node that drops between the two counts must not leave it waiting for ever."""
+    federation = honest_federation(4)
+    dropping = federation.node_ids[3]
+    count_nodes = federation.grid.get_node_ids
+
+    def count_then_drop() -> list[int]:
+        nodes = list(count_nodes())
+        federation.disconnect(dropping)
+        return nodes
+
+    federation.grid.get_node_ids = count_then_drop
+    settings = FederationSettings(num_server_rounds=1, min_nodes=2, round_timeout=1.0)
+    finished = []
+    with federation:
+        runner = threading.Thread(target=lambda: finished.append(ledger.run(federation, settings)), daemon=True)
+        runner.start()
+        runner.join(timeout=30)
+    assert finished, "the round hung while the strategy sampled"
+    ((run_id, _),) = finished
+    (manifest,) = manifests(ledger, run_id)
+    assert manifest.outcome == "aggregated" and len(manifest.accepted) == 3
+    assert dropping in manifest.training.asked and manifest.training.silent == (dropping,)
+    assert dropping not in manifest.evaluation.asked
+
+
 def test_the_wait_is_for_what_the_strategy_needs():
     assert nodes_needed(FedAvg(min_available_nodes=3, min_train_nodes=2, min_evaluate_nodes=5), "train") == 3
     assert nodes_needed(FedAvg(min_available_nodes=3, min_train_nodes=2, min_evaluate_nodes=5), "evaluate") == 5
@@ -116,3 +143,12 @@ def test_the_bounded_wait_gives_up_with_what_it_saw():
     assert (caught.value.connected, caught.value.needed) == (1, 2)
     assert 0.2 <= caught.value.waited < 1.0
     assert list(BoundedWaitGrid(federation.grid, needed=1, timeout=0.0).get_node_ids()) == federation.node_ids
+
+
+def test_once_enough_nodes_were_connected_the_phase_sees_those_nodes():
+    federation = InProcessFederation(3)
+    waiting = BoundedWaitGrid(federation.grid, needed=2, timeout=0.0)
+    connected = sorted(waiting.get_node_ids())
+    federation.disconnect(connected[0])
+    assert sorted(federation.grid.get_node_ids()) == connected[1:]
+    assert sorted(waiting.get_node_ids()) == connected

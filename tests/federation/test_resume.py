@@ -9,12 +9,13 @@ import pytest
 
 from coordinator.app import run_configuration
 from coordinator.recorder import ROUNDS_FILE, RoundReport
-from coordinator.resume import CannotResume, resume_point
+from coordinator.resume import CannotResume, resumed_run
 from coordinator.scoring import ConsensusScorer
 from coordinator.session import LedgerSession
 from coordinator.strategies import build_strategy, describe_strategy
-from fedledger.chain import Chain, Registry
+from fedledger.chain import Chain, Registry, RunRecord
 from fedledger.deployment import LedgerLocation
+from fedledger.runconfig import RunConfiguration
 from simulations.runner import CHAIN_FILE, SimulationRequest, SimulationResult, audit_result, simulate_federation
 
 pytestmark = pytest.mark.simulation
@@ -94,7 +95,7 @@ def test_the_resumed_run_audits_as_one_run(resumed):
     assert [audit.round for audit in report.runs[0].rounds] == list(range(1, ROUNDS + 1))
 
 
-def open_run(result: SimulationResult, **changes) -> tuple[LedgerSession, object]:
+def open_run(result: SimulationResult, **changes) -> tuple[LedgerSession, RunRecord, RunConfiguration]:
     """The resumed run's registry and store, as a coordinator with ``changes`` to its settings sees them."""
     settings = replace(result.settings, registry=result.summary.ledger.registry, **changes)
     session = LedgerSession.open(settings, Chain.restore(Path(result.summary.ledger.saved_chain)))
@@ -102,16 +103,16 @@ def open_run(result: SimulationResult, **changes) -> tuple[LedgerSession, object
     configuration = run_configuration(
         settings, describe_strategy(build_strategy(settings)), ConsensusScorer(), run.initial_model_hash
     )
-    return session, configuration
+    return session, run, configuration
 
 
 def test_a_complete_run_has_nothing_to_resume(resumed):
-    session, configuration = open_run(resumed)
+    session, run, configuration = open_run(resumed)
     with pytest.raises(CannotResume, match=f"already committed all {ROUNDS} of its rounds"):
-        resume_point(session, resumed.summary.ledger.run_id, configuration)
+        resumed_run(session, run, configuration)
 
 
 def test_resuming_with_other_settings_is_refused_and_names_them(resumed):
-    session, configuration = open_run(resumed, learning_rate=0.5)
+    session, run, configuration = open_run(resumed, learning_rate=0.5)
     with pytest.raises(CannotResume, match=r"details\.training\.learning_rate: \S+ -> 0\.5"):
-        resume_point(session, resumed.summary.ledger.run_id, configuration)
+        resumed_run(session, run, configuration)

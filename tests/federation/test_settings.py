@@ -1,12 +1,15 @@
 """The run config in pyproject.toml and the coordinator's settings agree; bad values are named."""
 
+import subprocess
+import sys
 import tomllib
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from coordinator.settings import FederationSettings, SettingsError
+from coordinator.settings import STRATEGY_NAMES, STRATEGY_PARAMETERS, FederationSettings, SettingsError
+from coordinator.strategies import build_strategy
 
 PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
 
@@ -56,8 +59,42 @@ def test_rewards_are_whole_tokens_in_base_units():
         ({"round-timeout": 0}, r"run config: 'round-timeout' must be above 0 \(seconds\), got 0.0"),
         ({"anomaly-min-updates": 1}, "run config: 'anomaly-min-updates' must be at least 2, got 1"),
         ({"registry": "0x123"}, "run config: 'registry' '0x123' is not an Ethereum address"),
+        ({"resume-run": 3}, "run config: 'resume-run' 3 needs 'registry', the registry the run is recorded on$"),
     ],
 )
 def test_run_config_values_out_of_range_are_refused_naming_the_key(run_config: dict, message: str):
     with pytest.raises(SettingsError, match=f"^{message}"):
         FederationSettings.from_run_config(run_config)
+
+
+def test_a_resumed_run_names_its_registry_before_anything_connects_or_deploys():
+    with pytest.raises(SettingsError, match="'resume-run' 7 needs 'registry'"):
+        FederationSettings(resume_run=7)
+    registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    assert FederationSettings(resume_run=7, registry=registry).resume_run == 7
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_each_strategy_name_builds_that_flower_strategy_with_its_settings(name):
+    settings = FederationSettings(
+        strategy=name,
+        min_nodes=3,
+        proximal_mu=0.3,
+        server_learning_rate=0.2,
+        learning_rate=0.04,
+        server_momentum=0.5,
+        trim_beta=0.1,
+        num_malicious_nodes=1,
+        num_nodes_to_select=2,
+    )
+    strategy = build_strategy(settings)
+    assert type(strategy).__name__ == name
+    assert (strategy.min_train_nodes, strategy.min_available_nodes) == (3, 3)
+    for keyword, setting in STRATEGY_PARAMETERS[name].items():
+        assert getattr(strategy, keyword) == getattr(settings, setting), keyword
+
+
+def test_the_command_line_lists_the_strategies_without_loading_flower_or_torch():
+    program = "import sys, fedledger.cli; print('simulations.cli' in sys.modules, {'flwr', 'torch'} & set(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "True set()"

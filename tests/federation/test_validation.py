@@ -1,6 +1,7 @@
 """Every way a reply can be wrong is rejected with its own reason, honest ones pass, and what passes
 reaches the strategy in the protocol's layout."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -10,6 +11,7 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
 
 from coordinator.validation import (
+    ARRAY_HEADER_BYTES,
     MAX_DETAIL_LENGTH,
     REASONS,
     RoundContext,
@@ -18,8 +20,11 @@ from coordinator.validation import (
     reject_duplicates,
 )
 from fedledger import messages
+from fedledger.chain import ChainUnavailable
 from fedledger.encoding import model_hash
+from fedledger.hashing import to_hex
 from fedledger.keys import simulated_participant
+from fedledger.manifest import SignedFields
 from fedledger.signing import SigningDomain, UpdateMessage, sign_update
 
 DOMAIN = SigningDomain(chain_id=31337, registry="0x5FbDB2315678afecb367f032d93F642f64180aa3")
@@ -154,6 +159,81 @@ def test_a_reply_without_the_ledger_record_is_malformed_but_still_hashed():
     assert checked.update_hash is not None
 
 
+BASE64 = {name: value.astype(np.float64) for name, value in BASE.items()}
+CONTEXT64 = replace(CONTEXT, base_model_hash=model_hash(BASE64), reference=BASE64)
+
+
+def float64_reply(change: float) -> Message:
+    arrays = {name: value + 0.5 for name, value in BASE64.items()}
+    arrays["hidden.bias"][0] = change
+    signed = UpdateMessage(1, 2, CONTEXT64.base_model_hash, model_hash(arrays), 10)
+    return make_reply(arrays=arrays, signed=signed)
+
+
+def test_an_update_whose_distance_from_the_model_overflows_float64_is_non_finite():
+    assert check_reply(float64_reply(1.0), CONTEXT64, is_active).accepted
+    checked = check_reply(float64_reply(1e200), CONTEXT64, is_active)
+    assert checked.reason == "non-finite"
+    assert checked.detail.startswith("the update's distance from the global model overflows: its square is inf")
+
+
+def test_an_update_whose_squared_distance_a_round_could_not_sum_is_non_finite():
+    """Finite by itself, but five such updates would make the round's statistics NaN."""
+    assert math.isfinite(1.2e154**2) and not math.isfinite(2 * 1.2e154**2)
+    checked = check_reply(float64_reply(1.2e154), CONTEXT64, is_active)
+    assert checked.reason == "non-finite"
+    assert "its square is 1.44e+308 in float64" in checked.detail
+    assert check_reply(float64_reply(1e144), CONTEXT64, is_active).accepted
+
+
+def unreachable_registry(address: str) -> str | None:
+    raise ChainUnavailable("the node at http://127.0.0.1:8545 did not answer for 120 s")
+
+
+def test_a_registry_that_cannot_be_read_is_the_coordinators_failure_not_the_sites():
+    with pytest.raises(ChainUnavailable, match="did not answer"):
+        check_reply(make_reply(), CONTEXT, unreachable_registry)
+    with pytest.raises(ChainUnavailable, match="did not answer"):
+        check_evaluation(evaluation_reply(), unreachable_registry)
+
+
+def test_a_reply_that_fails_before_its_signer_is_known_never_reads_the_registry():
+    checked = check_reply(make_reply(signed=signed_for(round=1)), CONTEXT, unreachable_registry)
+    assert checked.reason == "wrong-round"
+
+
+def claims(checked) -> tuple:
+    return (checked.participant, checked.signature is not None, checked.signed, checked.num_examples)
+
+
+HONEST_CLAIMS = (HONEST.address, True, SignedFields(1, 2, to_hex(CONTEXT.base_model_hash)), 10)
+
+
+def test_a_reply_rejected_for_its_arrays_or_records_keeps_the_participant_and_signature_it_named():
+    huge = {**{name: value + 0.5 for name, value in BASE.items()}, "extra": np.zeros(10_000, np.float32)}
+    corrupt = make_reply()
+    corrupt.content[messages.ARRAYS_RECORD]["hidden.bias"] = Array("float32", (4,), "numpy.ndarray", b"junk")
+    two_array_records = make_reply()
+    two_array_records.content["more.arrays"] = ArrayRecord({"x": Array(np.ones(2, np.float32))})
+    for message, reason in ((make_reply(arrays=huge), "wrong-arrays"), (corrupt, "malformed")):
+        checked = check(message)
+        assert checked.reason == reason and claims(checked) == HONEST_CLAIMS, checked.detail
+    checked = check(two_array_records)
+    assert checked.reason == "malformed" and "exactly one ArrayRecord" in checked.detail
+    assert claims(checked) == HONEST_CLAIMS
+
+
+def test_a_claim_that_raises_when_read_is_left_out_and_the_others_are_kept():
+    message = make_reply()
+    message.content[messages.METRICS_RECORD].__dict__["_data"][messages.NUM_EXAMPLES] = Exploding()
+    two_metric_records = make_reply()
+    two_metric_records.content["more.metrics"] = MetricRecord({"x": 1})
+    checked = check(message)
+    assert checked.reason == "bad-example-count" and claims(checked) == (*HONEST_CLAIMS[:3], None)
+    checked = check(two_metric_records)
+    assert checked.reason == "malformed" and claims(checked) == (*HONEST_CLAIMS[:3], None)
+
+
 def test_an_inactive_participant_is_rejected():
     checked = check_reply(make_reply(), CONTEXT, lambda address: "inactive")
     assert checked.reason == "inactive"
@@ -270,6 +350,23 @@ def test_arrays_far_larger_than_the_model_are_rejected_unread():
     assert checked.reason == "wrong-arrays"
     assert "40," in checked.detail and "were not read" in checked.detail
     assert checked.encoding is None and checked.update_hash is None
+
+
+def test_the_size_bound_is_twice_the_values_plus_one_header_per_array():
+    assert CONTEXT.max_reply_bytes == 2 * (4 + 12) * 4 + 2 * ARRAY_HEADER_BYTES
+    honest = {name: value + 0.5 for name, value in BASE.items()}
+
+    def padded(values: int) -> dict[str, np.ndarray]:
+        return {**honest, "extra": np.zeros(values, np.float32)}
+
+    def size(arrays: dict[str, np.ndarray]) -> int:
+        return sum(len(Array(value).data) for value in arrays.values())
+
+    most = max(values for values in range(1000) if size(padded(values)) <= CONTEXT.max_reply_bytes)
+    read, unread = check(make_reply(arrays=padded(most))), check(make_reply(arrays=padded(most + 1)))
+    assert read.reason == unread.reason == "wrong-arrays"
+    assert read.update_hash is not None and "unexpected: ['extra']" in read.detail
+    assert unread.update_hash is None and unread.detail.endswith("they were not read")
 
 
 def test_arrays_of_another_dtype_within_the_bound_are_read_and_hashed():

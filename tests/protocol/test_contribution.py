@@ -65,6 +65,16 @@ def test_one_huge_update_neither_drags_the_consensus_nor_earns_more():
     assert scores[7] <= 1.0, "a scaled-up update earns at most a full share"
 
 
+def test_when_most_updates_did_not_move_the_ones_that_did_get_a_full_length_factor():
+    """The median length is 0 when most sites send the global model back unchanged."""
+    moved = rows(honest_updates(2, np.random.default_rng(4), spread=0.0))
+    deltas = np.vstack([np.zeros((3, moved.shape[1])), moved])
+    scores = consensus_scores(gram(deltas))
+    assert scores[:3] == [0.0, 0.0, 0.0]
+    assert scores[3:] == pytest.approx([1.0, 1.0]), "two identical moves agree fully, at full length"
+    assert consensus_scores(gram(deltas)) == scores
+
+
 def test_a_lone_update_is_the_consensus():
     row = rows(honest_updates(1, np.random.default_rng(6)))
     assert consensus_scores(gram(row)) == [1.0]
