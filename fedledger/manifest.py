@@ -296,6 +296,7 @@ class RoundManifest:
         )
 
 
+_KIND_NAMES = {int: "an integer", str: "a string", dict: "a JSON object", list: "a list"}
 _HASH = re.compile(r"0x[0-9a-f]{64}")
 _HEX = re.compile(r"0x(?:[0-9a-f]{2})*")
 
@@ -315,7 +316,7 @@ class _Fields:
     def required(self, key: str, kind: type) -> Any:
         value = self.document.get(key)
         if key not in self.document or not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self._fail(key, f"a {kind.__name__}")
+            raise self._fail(key, _KIND_NAMES[kind])
         return value
 
     def optional(self, key: str, kind: type) -> Any:

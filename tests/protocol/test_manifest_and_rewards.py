@@ -120,7 +120,7 @@ def test_a_version_1_manifest_is_refused_by_name():
 def test_a_manifest_missing_a_version_2_field_is_refused():
     document = manifest().to_json()
     del document["training"]
-    with pytest.raises(ValueError, match="the manifest's 'training' must be a dict, got None"):
+    with pytest.raises(ValueError, match="the manifest's 'training' must be a JSON object, got None"):
         RoundManifest.from_bytes(canonical_json(document))
 
 
@@ -128,7 +128,7 @@ def test_a_manifest_missing_a_version_2_field_is_refused():
     ("edit", "message"),
     [
         (lambda document: document["updates"][0].update(update_hash=7), "'update_hash' must be a 32-byte hash"),
-        (lambda document: document["updates"][0].update(node_id="one"), "'node_id' must be a int"),
+        (lambda document: document["updates"][0].update(node_id="one"), "'node_id' must be an integer"),
         (lambda document: document["updates"][0].update(participant="0xabc"), "'participant' must be an EIP-55"),
         (lambda document: document["updates"][0].update(reward=-5), "'reward' must be a decimal string"),
         (lambda document: document["updates"][0].update(status="maybe"), "'status' must be accepted or rejected"),
