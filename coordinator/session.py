@@ -7,7 +7,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from coordinator.settings import FederationSettings
-from fedledger.chain import IN_PROCESS, Chain, ChainError, Receipt, Registry
+from fedledger.chain import Chain, ChainError, Receipt, Registry
 from fedledger.hashing import ZERO_HASH
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
 from fedledger.rewards import TOKEN_DECIMALS, format_tokens
@@ -43,7 +43,7 @@ class LedgerSession:
         any other node its key comes from ``$FEDLEDGER_PRIVATE_KEY`` or ``$FEDLEDGER_KEYSTORE``.
         """
         chain = chain or Chain.open(settings.rpc_url or None, settings.rpc_retry_seconds, settings.confirmations)
-        if chain.description == IN_PROCESS and chain.journal is None:
+        if chain.is_in_process and chain.journal is None:
             chain.journal_to(Path(settings.output_dir) / CHAIN_FILE)
         coordinator = chain.signers[0] if chain.signers else chain.add_signer(_coordinator_key())
         if settings.registry:

@@ -1,6 +1,6 @@
 """Chain access: connections, the registry contract, decoded reverts and a local anvil node."""
 
-from fedledger.chain.connection import IN_PROCESS, Chain, Receipt
+from fedledger.chain.connection import Chain, Receipt
 from fedledger.chain.errors import ChainError, ContractRevert
 from fedledger.chain.registry import (
     CommittedRound,
@@ -14,7 +14,6 @@ from fedledger.chain.transport import DEFAULT_RETRY_SECONDS, ChainUnavailable
 
 __all__ = [
     "DEFAULT_RETRY_SECONDS",
-    "IN_PROCESS",
     "Chain",
     "ChainError",
     "ChainUnavailable",

@@ -57,7 +57,8 @@ class AnvilNode:
     whole chain to ``state_dir/state.json`` after every request that can change it, before
     answering, so every transaction a client was told about survives anvil being killed. A
     restarted node loads that file and continues the chain. ``state_dir/anvil.json`` lists the
-    node's funded development accounts and their keys.
+    node's funded development accounts and their keys; anvil's output is appended to
+    ``state_dir/anvil.log``, so a restart keeps what a crashed anvil wrote.
 
     anvil runs in a session of its own (a Ctrl-C meant for this process must not reach it mid-save;
     :meth:`stop` stops it) and, on Linux, is killed when the thread that started it ends, so it
@@ -71,6 +72,7 @@ class AnvilNode:
         self.chain_id = chain_id
         self._process: subprocess.Popen[bytes] | None = None
         self._relay: StateSavingRelay | None = None
+        self._log_start = 0  # where this start's output begins in the log
 
     @property
     def rpc_url(self) -> str:
@@ -125,7 +127,8 @@ class AnvilNode:
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
         anvil_port = free_port()
-        with self.log_file.open("wb") as log:
+        with self.log_file.open("ab") as log:
+            self._log_start = log.tell()
             self._process = subprocess.Popen(
                 self.command(anvil_port),
                 stdout=log,
@@ -136,18 +139,19 @@ class AnvilNode:
         self._wait_until_answering(AnvilClient(anvil_port))
         try:
             self._relay = StateSavingRelay((self.host, self.port), anvil_port, self.state_file)
+        except OSError as error:
+            self.stop()
+            raise ChainError(f"cannot serve JSON-RPC on {self.host}:{self.port}: {error.strerror or error}") from None
+        try:
             self._relay.save()
         except StateSaveError as error:
             self.stop()
             raise ChainError(str(error)) from None
-        except OSError as error:
-            self.stop()
-            raise ChainError(f"cannot serve JSON-RPC on {self.host}:{self.port}: {error.strerror or error}") from None
         self._relay.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving, save the chain a last time, and stop anvil."""
+        """Stop serving, save the chain a last time, and stop anvil: whatever of it was started."""
         relay, self._relay = self._relay, None
         if relay is not None:
             relay.stop()
@@ -200,7 +204,10 @@ class AnvilNode:
         raise ChainError(f"anvil did not answer within {_START_TIMEOUT_SECONDS} s: {self._log_tail()}")
 
     def _log_tail(self) -> str:
-        text = self.log_file.read_text(errors="replace").strip() if self.log_file.exists() else ""
+        """The end of what anvil wrote since this start, on one line."""
+        with self.log_file.open("rb") as log:
+            log.seek(self._log_start)
+            text = log.read().decode(errors="replace")
         return " ".join(text[-2000:].split()) or "(no output)"
 
     def __enter__(self) -> "AnvilNode":

@@ -14,16 +14,19 @@ from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from web3.types import BlockIdentifier, LogReceipt, TxParams, TxReceipt
 
+from fedledger.addresses import checksum_address
 from fedledger.chain.artifacts import load_artifact
-from fedledger.chain.errors import ChainError, ErrorDecoder
+from fedledger.chain.errors import ChainError, ContractRevert, ErrorDecoder
 from fedledger.chain.journal import Journal, JournalEntry, read_journal
 from fedledger.chain.transport import DEFAULT_RETRY_SECONDS, RetryingHTTPProvider, SendInterrupted
 
 IN_PROCESS = "in-process"
 #: How long a sent transaction may stay unmined, and a chain without a new block, before giving up.
 RECEIPT_TIMEOUT_SECONDS = 120.0
+#: How many times a transaction the node has no trace of is sent again before giving up.
+MAX_RESENDS = 5
 _POLL_SECONDS = (0.02, 1.0)  # first and longest wait between two looks at a pending transaction
 #: What nodes answer when sent a transaction they already hold or have mined: look it up by hash.
 _ALREADY_SENT_ANSWERS = ("already known", "already imported", "known transaction", "nonce too low")
@@ -33,14 +36,16 @@ _ALREADY_SENT_ANSWERS = ("already known", "already imported", "known transaction
 class Receipt:
     """The outcome of a mined transaction.
 
-    ``tx_hash`` and ``gas_used`` are ``None`` when they are not known: a commit found in contract
-    storage on a node that keeps no logs names its block, not its transaction.
+    ``logs`` are the events the transaction emitted, as the node returned them. ``tx_hash`` and
+    ``gas_used`` are ``None``, and ``logs`` empty, when they are not known: a commit found in
+    contract storage on a node that keeps no logs names its block, not its transaction.
     """
 
     tx_hash: str | None
     block_number: int
     gas_used: int | None
     contract_address: ChecksumAddress | None = None
+    logs: tuple[LogReceipt, ...] = ()
 
     @classmethod
     def of(cls, receipt: TxReceipt) -> "Receipt":
@@ -49,6 +54,7 @@ class Receipt:
             block_number=receipt["blockNumber"],
             gas_used=receipt["gasUsed"],
             contract_address=receipt.get("contractAddress"),
+            logs=tuple(receipt["logs"]),
         )
 
 
@@ -69,12 +75,13 @@ class Chain:
     whatever the node: the in-process chain's funded development keys are registered
     automatically; on any other node, keys come from a keystore or an environment variable (see
     :mod:`fedledger.keys`). Reverts raise :class:`~fedledger.chain.errors.ContractRevert` naming the
-    contract's custom error.
+    contract's custom error, whether the node refuses the transaction or mines it reverted.
 
     On a node (:meth:`connect`), every call rides out outages of up to ``retry_seconds``
     (:class:`~fedledger.chain.transport.RetryingHTTPProvider`), and a transaction is never sent
-    twice: after a fault it is looked up by hash before its same signed bytes are sent again.
-    With ``confirmations``, a transaction counts as mined once that many blocks follow it and its
+    again before it has been looked up by hash: after a fault, its same signed bytes are sent
+    again only when the node has no trace of it, at most ``MAX_RESENDS`` times. With
+    ``confirmations``, a transaction counts as mined once that many blocks follow it and its
     receipt is still there.
     """
 
@@ -85,7 +92,7 @@ class Chain:
         self.description = description
         self.confirmations = confirmations
         self._signers: dict[ChecksumAddress, LocalAccount] = {}
-        self._mined: list[JournalEntry] | None = [] if description == IN_PROCESS else None
+        self._mined: list[JournalEntry] = []  # on the in-process chain: every transaction, for its journal
         self._journal: Journal | None = None
         self._errors = ErrorDecoder(load_artifact(name).abi for name in ("FedLedgerRegistry", "ContributionToken"))
 
@@ -99,6 +106,12 @@ class Chain:
         return chain
 
     @property
+    def is_in_process(self) -> bool:
+        """Whether this chain is an EVM inside this process (:meth:`in_process`): gone when the
+        process ends, unless it keeps a journal (:meth:`journal_to`)."""
+        return isinstance(self.w3.provider, EthereumTesterProvider)
+
+    @property
     def journal(self) -> Path | None:
         """The file this in-process chain appends every mined transaction to, if any."""
         return self._journal.path if self._journal is not None else None
@@ -110,7 +123,7 @@ class Chain:
         mined, before its sender is told. Replayed on a fresh in-process chain (same genesis, same
         development keys) they rebuild the same state.
         """
-        if self._mined is None:
+        if not self.is_in_process:
             raise ChainError(f"only the in-process chain keeps a journal; {self.description} keeps its own state")
         self._journal = Journal(path, self.chain_id, self._mined)
 
@@ -166,18 +179,27 @@ class Chain:
 
     def balance(self, address: str) -> int:
         """Balance of ``address`` in wei."""
-        return self.w3.eth.get_balance(Web3.to_checksum_address(address))
+        return self.w3.eth.get_balance(checksum_address(address))
 
-    def transact(self, call: ContractFunction | ContractConstructor, sender: str) -> Receipt:
+    def transact(
+        self, call: ContractFunction | ContractConstructor, sender: str, estimate_on: BlockIdentifier = "latest"
+    ) -> Receipt:
         """Send a contract call (or a deployment) from ``sender`` and wait for it to be mined.
+
+        Its gas is estimated by running it on the state of block ``estimate_on``: the latest block,
+        or ``"pending"`` for a call whose outcome depends on the time of the block that will hold
+        it (the latest block of a chain that mines only when sent a transaction can be hours old).
 
         Raises:
             ContractRevert: the contract reverted; names its custom error and arguments.
             ChainError: ``sender`` has no key here, or the transaction failed otherwise.
         """
         sender = self._require_signer(sender)
+        if self.is_in_process:
+            estimate_on = "latest"  # eth-tester refuses "pending"; it runs "latest" on a new block at the pending time
         try:
-            transaction = call.build_transaction({"from": sender, "nonce": self._next_nonce(sender)})
+            gas = call.estimate_gas({"from": sender}, block_identifier=estimate_on)
+            transaction = call.build_transaction({"from": sender, "nonce": self._next_nonce(sender), "gas": gas})
         except (ContractLogicError, TransactionFailed) as error:
             raise self._errors.from_exception(error) from None
         return self._sign_and_send(transaction, sender)
@@ -189,7 +211,7 @@ class Chain:
         tip = self.w3.eth.max_priority_fee
         transaction: TxParams = {
             "from": sender,
-            "to": Web3.to_checksum_address(to),
+            "to": checksum_address(to),
             "value": wei,
             "gas": 21_000,
             "maxPriorityFeePerGas": tip,
@@ -212,7 +234,7 @@ class Chain:
         return Receipt.of(found) if found is not None else None
 
     def _require_signer(self, sender: str) -> ChecksumAddress:
-        address = Web3.to_checksum_address(sender)
+        address = checksum_address(sender)
         if address not in self._signers:
             raise ChainError(
                 f"no key for {address} on {self.description}: give its keystore or set FEDLEDGER_PRIVATE_KEY"
@@ -229,8 +251,28 @@ class Chain:
         receipt = self._await_receipt(sent)
         self._record(JournalEntry.of(sent.raw, receipt["status"]))
         if receipt["status"] != 1:
-            raise ChainError(f"transaction {sent.tx_hash.to_0x_hex()} was mined but failed (status 0)")
+            raise self._failure(sent, transaction, receipt["blockNumber"])
         return Receipt.of(receipt)
+
+    def _failure(self, sent: InFlight, transaction: TxParams, block: int) -> ChainError:
+        """Why ``sent``, mined in ``block``, failed: its call run again on that block's state.
+
+        A revert there decodes to the contract's custom error (a transaction mined earlier in the
+        block, or before it, changed what the call found when it was signed).
+        """
+        call: TxParams = {"from": sent.sender, "gas": transaction["gas"], "value": transaction.get("value", 0)}
+        for field in ("to", "data"):
+            if field in transaction:
+                call[field] = transaction[field]
+        mined = f"transaction {sent.tx_hash.to_0x_hex()} was mined in block {block} but failed (status 0)"
+        try:
+            self.w3.eth.call(call, block)
+        except (ContractLogicError, TransactionFailed) as error:
+            revert = self._errors.from_exception(error)
+            return revert if isinstance(revert, ContractRevert) else ChainError(f"{mined}: {revert}")
+        except Web3RPCError as error:
+            return ChainError(f"{mined}: {_node_message(error)}")
+        return ChainError(f"{mined}; the same call on that block's state succeeds, so why is not known")
 
     def _submit(self, sent: InFlight) -> None:
         """Hand ``sent`` to the node; an interrupted send or a node that already has it is settled by
@@ -242,7 +284,7 @@ class Chain:
         except (ContractLogicError, TransactionFailed) as error:
             raise self._errors.from_exception(error) from None
         except Web3RPCError as error:
-            answer = ((error.rpc_response or {}).get("error") or {}).get("message") or str(error)
+            answer = _node_message(error)
             if any(known in answer.lower() for known in _ALREADY_SENT_ANSWERS):
                 return
             raise ChainError(
@@ -253,17 +295,30 @@ class Chain:
     def _await_receipt(self, sent: InFlight) -> TxReceipt:
         """Wait until ``sent`` is mined (and confirmed); send its same bytes again if the node lost it.
 
+        The wait for a receipt lasts ``RECEIPT_TIMEOUT_SECONDS``, counted afresh after each time
+        the transaction was sent again or its block was dropped while it waited for confirmations;
+        a transaction the node still has no trace of after ``MAX_RESENDS`` sends again is given up.
+
         Raises:
-            ChainError: its nonce was taken by another transaction, or it was not mined in time.
+            ChainError: its nonce was taken by another transaction, it was not mined in time, or the
+                node kept losing it.
         """
         deadline = time.monotonic() + RECEIPT_TIMEOUT_SECONDS
         pause = _POLL_SECONDS[0]
+        resends = 0
         while True:
             receipt = self._find_receipt(sent.tx_hash)
             if receipt is not None:
                 if self._still_there_after_confirmations(sent, receipt):
                     return receipt
+                deadline = time.monotonic() + RECEIPT_TIMEOUT_SECONDS  # a reorganisation dropped its block
             elif self._find_transaction(sent.tx_hash) is None:
+                if resends == MAX_RESENDS:
+                    raise ChainError(
+                        f"{self.description} lost transaction {sent.tx_hash.to_0x_hex()} (nonce {sent.nonce} of "
+                        f"{sent.sender}) each of the {1 + MAX_RESENDS} times it was sent; it is not sent again"
+                    )
+                resends += 1
                 self._send_again(sent)
                 deadline = time.monotonic() + RECEIPT_TIMEOUT_SECONDS
             if time.monotonic() > deadline:
@@ -321,7 +376,7 @@ class Chain:
             return None
 
     def _record(self, entry: JournalEntry) -> None:
-        if self._mined is None:
+        if not self.is_in_process:
             return
         self._mined.append(entry)
         if self._journal is not None:
@@ -336,3 +391,8 @@ class Chain:
         if status != entry.status:
             raise ChainError(f"{where} does not replay: status {status} on replay, {entry.status} when mined")
         self._record(entry)
+
+
+def _node_message(error: Web3RPCError) -> str:
+    """The message of a node's JSON-RPC error answer."""
+    return ((error.rpc_response or {}).get("error") or {}).get("message") or str(error)

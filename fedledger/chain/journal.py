@@ -8,7 +8,6 @@ and is ignored when the journal is read.
 """
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from eth_utils import keccak
 
 from fedledger.chain.errors import ChainError
+from fedledger.files import write_atomically
 
 JOURNAL_FORMAT = "fedledger-in-process-chain/2"
 
@@ -43,13 +43,8 @@ class Journal:
         """Write a journal of ``entries`` to ``path`` (replacing any file there atomically) and keep appending to it."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(path.name + ".tmp")
-        with staging.open("w") as file:
-            file.write(json.dumps({"format": JOURNAL_FORMAT, "chain_id": chain_id}) + "\n")
-            file.writelines(entry.to_line() for entry in entries)
-            file.flush()
-            os.fsync(file.fileno())
-        staging.replace(path)
+        header = json.dumps({"format": JOURNAL_FORMAT, "chain_id": chain_id}) + "\n"
+        write_atomically(path, "".join([header, *(entry.to_line() for entry in entries)]).encode())
 
     def append(self, entry: JournalEntry) -> None:
         """Append ``entry``; returns once the line is with the operating system."""

@@ -6,14 +6,16 @@ from typing import Any
 
 from eth_typing import ChecksumAddress
 from eth_utils import function_abi_to_4byte_selector
+from hexbytes import HexBytes
 from web3 import Web3
-from web3.contract.contract import ContractFunction
+from web3.contract.contract import ContractEvent, ContractFunction
 from web3.exceptions import BadFunctionCallOutput
+from web3.types import BlockIdentifier, EventData
 
 from fedledger.addresses import checksum_address
 from fedledger.chain.artifacts import load_artifact
 from fedledger.chain.connection import Chain, Receipt
-from fedledger.chain.errors import ChainError
+from fedledger.chain.errors import ChainError, ContractRevert
 from fedledger.hashing import to_hex
 from fedledger.signing import DOMAIN_NAME, DOMAIN_VERSION, SigningDomain, UpdateMessage
 
@@ -163,13 +165,22 @@ class Registry:
         """The same registry, with writes sent from ``sender``."""
         return Registry(self.chain, self.address, sender)
 
-    def _send(self, call: ContractFunction) -> Receipt:
+    def _send(self, call: ContractFunction, estimate_on: BlockIdentifier = "latest") -> Receipt:
         if self.sender is None:
             raise ChainError("this registry handle is read-only: no sender account was given")
-        return self.chain.transact(call, self.sender)
+        return self.chain.transact(call, self.sender, estimate_on)
 
     def _read(self, call: ContractFunction) -> Any:
         return self.chain.call(call)
+
+    def _emitted(self, event: ContractEvent, receipt: Receipt) -> list[EventData]:
+        """The ``event`` logs this registry emitted in the transaction of ``receipt``, decoded."""
+        topic = HexBytes(event.topic)
+        return [
+            event.process_log(log)
+            for log in receipt.logs
+            if log["address"] == self.address and log["topics"] and log["topics"][0] == topic
+        ]
 
     def _reports_registry_interface(self) -> bool:
         try:
@@ -207,13 +218,13 @@ class Registry:
     def begin_admin_transfer(self, new_admin: str) -> tuple[PendingAdmin, Receipt]:
         """Start handing the admin role to ``new_admin``, who accepts it after the delay. Admin only."""
         receipt = self._send(self.contract.functions.beginDefaultAdminTransfer(checksum_address(new_admin)))
-        tx_receipt = self.chain.w3.eth.get_transaction_receipt(receipt.tx_hash)
-        (event,) = self.contract.events.DefaultAdminTransferScheduled().process_receipt(tx_receipt)
+        (event,) = self._emitted(self.contract.events.DefaultAdminTransferScheduled(), receipt)
         return PendingAdmin(event["args"]["newAdmin"], event["args"]["acceptSchedule"]), receipt
 
     def accept_admin_transfer(self) -> Receipt:
-        """Take the admin role, once the delay has passed. The pending admin only."""
-        return self._send(self.contract.functions.acceptDefaultAdminTransfer())
+        """Take the admin role, once the delay has passed by the time of the block that takes it. The
+        pending admin only."""
+        return self._send(self.contract.functions.acceptDefaultAdminTransfer(), estimate_on="pending")
 
     def cancel_admin_transfer(self) -> Receipt:
         """Cancel the admin transfer under way. Admin only."""
@@ -276,8 +287,7 @@ class Registry:
         """
         call = self.contract.functions.startRun(config_hash, initial_model_hash, reward_per_round, planned_rounds)
         receipt = self._send(call)
-        tx_receipt = self.chain.w3.eth.get_transaction_receipt(receipt.tx_hash)
-        (event,) = self.contract.events.RunStarted().process_receipt(tx_receipt)
+        (event,) = self._emitted(self.contract.events.RunStarted(), receipt)
         return event["args"]["runId"], receipt
 
     def commit_round(self, run_id: int, round_number: int, commitment: RoundCommitment) -> Receipt:
@@ -285,24 +295,16 @@ class Registry:
 
         Idempotent: when the round is already committed with exactly ``commitment`` (a commit sent
         before a crash or an outage), that commit is returned — its receipt if the node keeps the
-        ``RoundCommitted`` log, else its block with the transaction and gas unknown.
+        ``RoundCommitted`` log, else its block with the transaction and gas unknown. The round is
+        looked up before the commit is sent, and again when the commit reverts: a commit sent
+        before a crash may be mined just before this one.
 
         Raises:
             ChainError: the round is already committed with a different commitment.
         """
-        if 1 <= round_number <= self.run(run_id).committed_rounds:
-            committed = self.committed_round(run_id, round_number)
-            if committed.commitment != commitment:
-                raise ChainError(
-                    f"run {run_id} round {round_number} is already committed with manifest "
-                    f"{to_hex(committed.commitment.manifest_hash)}, not {to_hex(commitment.manifest_hash)}"
-                )
-            block = committed.committed_at_block
-            logs = self.contract.events.RoundCommitted().get_logs(
-                from_block=block, to_block=block, argument_filters={"runId": run_id, "round": round_number}
-            )
-            receipt = self.chain.receipt(logs[0]["transactionHash"]) if logs else None
-            return receipt or Receipt(tx_hash=None, block_number=block, gas_used=None)
+        earlier = self._earlier_commit(run_id, round_number, commitment)
+        if earlier is not None:
+            return earlier
         call = self.contract.functions.commitRound(
             run_id,
             round_number,
@@ -313,7 +315,35 @@ class Registry:
             commitment.accepted,
             commitment.rejected,
         )
-        return self._send(call)
+        try:
+            return self._send(call)
+        except ContractRevert:
+            earlier = self._earlier_commit(run_id, round_number, commitment)
+            if earlier is None:
+                raise
+            return earlier
+
+    def _earlier_commit(self, run_id: int, round_number: int, commitment: RoundCommitment) -> Receipt | None:
+        """The commit of round ``round_number`` if it is already on-chain with ``commitment``; ``None`` if
+        the round is not committed yet.
+
+        Raises:
+            ChainError: the round is committed with a different commitment.
+        """
+        if not 1 <= round_number <= self.run(run_id).committed_rounds:
+            return None
+        committed = self.committed_round(run_id, round_number)
+        if committed.commitment != commitment:
+            raise ChainError(
+                f"run {run_id} round {round_number} is already committed with manifest "
+                f"{to_hex(committed.commitment.manifest_hash)}, not {to_hex(commitment.manifest_hash)}"
+            )
+        block = committed.committed_at_block
+        logs = self.contract.events.RoundCommitted().get_logs(
+            from_block=block, to_block=block, argument_filters={"runId": run_id, "round": round_number}
+        )
+        receipt = self.chain.receipt(logs[0]["transactionHash"]) if logs else None
+        return receipt or Receipt(tx_hash=None, block_number=block, gas_used=None)
 
     def run_count(self) -> int:
         return self._read(self.contract.functions.runCount())

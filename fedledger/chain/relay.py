@@ -2,16 +2,16 @@
 
 anvil writes its state only on exit or every few seconds, so a killed anvil forgets transactions
 whose receipts it had already handed out. The relay closes that gap: every request that is not on
-a read-only list is forwarded, then (once anvil has mined what it was sent) the whole chain is
-dumped with ``anvil_dumpState`` and written atomically to the state file, and only then is the
-answer passed back. Whatever a client has been told is on disk; ``anvil --load-state`` brings it back.
+a read-only list is forwarded, then (once anvil has mined what it was sent, or after
+``MINING_WAIT_SECONDS`` if it has not) the whole chain is dumped with ``anvil_dumpState`` and
+written atomically to the state file, and only then is the answer passed back. Every block a
+client can read is on disk; ``anvil --load-state`` brings it back.
 """
 
 import contextlib
 import gzip
 import http.client
 import json
-import os
 import socket
 import threading
 import time
@@ -19,6 +19,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from fedledger.files import write_atomically
 
 #: Methods that only read: the chain is not saved after them. Anything else is followed by a save.
 READ_ONLY_METHODS = frozenset(
@@ -71,7 +73,8 @@ READ_ONLY_METHODS = frozenset(
         "debug_traceCall",
     }
 )
-_MINING_WAIT_SECONDS = 5.0
+#: How long a save waits for anvil to mine the executable transactions it holds (with automine, at once).
+MINING_WAIT_SECONDS = 5.0
 _UPSTREAM_TIMEOUT_SECONDS = 60.0
 
 
@@ -108,7 +111,7 @@ class AnvilClient:
 
 
 class StateSaver:
-    """Writes anvil's whole chain to ``state_file``, atomically (temp file, fsync, rename)."""
+    """Writes anvil's whole chain to ``state_file``, atomically (see :func:`~fedledger.files.write_atomically`)."""
 
     def __init__(self, anvil: AnvilClient, state_file: Path) -> None:
         self.anvil = anvil
@@ -117,30 +120,24 @@ class StateSaver:
     def save(self) -> None:
         """Wait until anvil has mined every executable transaction it holds, then write its chain.
 
+        anvil mines each transaction as it arrives, unless a client switched that off
+        (``evm_setAutomine``, ``evm_setIntervalMining``): then the wait ends after
+        ``MINING_WAIT_SECONDS`` and the chain is written without the transactions still pending.
+        Nobody can have read a receipt of those; each is on disk once a later request has it mined.
+
         Raises:
             StateSaveError: anvil did not dump its state, or the file could not be written.
         """
         try:
             self._wait_until_mined()
             dump = self.anvil.call("anvil_dumpState")
-            state = gzip.decompress(bytes.fromhex(dump.removeprefix("0x")))
-            staging = self.state_file.with_name(self.state_file.name + ".tmp")
-            with staging.open("wb") as file:
-                file.write(state)
-                file.flush()
-                os.fsync(file.fileno())
-            staging.replace(self.state_file)
-            directory = os.open(self.state_file.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            write_atomically(self.state_file, gzip.decompress(bytes.fromhex(dump.removeprefix("0x"))))
         except (OSError, ValueError) as error:
             raise StateSaveError(f"cannot save the chain to {self.state_file}: {error}") from error
 
     def _wait_until_mined(self) -> None:
         # anvil answers eth_sendRawTransaction before it mines: the dump must include the block.
-        deadline = time.monotonic() + _MINING_WAIT_SECONDS
+        deadline = time.monotonic() + MINING_WAIT_SECONDS
         while int(self.anvil.call("txpool_status")["pending"], 16) and time.monotonic() < deadline:
             time.sleep(0.001)
 
@@ -149,8 +146,10 @@ class StateSavingRelay(ThreadingHTTPServer):
     """Serves JSON-RPC on ``address`` by forwarding to anvil on ``anvil_port``; saves the chain after
     every request that can change it, before answering.
 
-    Requests are handled one at a time, so no client can read a state that is not yet saved. If a
-    save fails, the relay answers HTTP 503 to everything from then on and ``failure`` says why.
+    Requests are handled one at a time, so no client can read a state that is not yet saved. A
+    request that can change the chain is followed by a save even when anvil's answer to it is lost
+    (it may have been applied). If a save fails, the relay answers HTTP 503 to everything from then
+    on and ``failure`` says why.
     """
 
     daemon_threads = True
@@ -163,14 +162,19 @@ class StateSavingRelay(ThreadingHTTPServer):
         self._lock = threading.Lock()  # one request at a time, its save included
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._serving: threading.Thread | None = None
 
     def start(self) -> None:
         """Serve from a thread of its own."""
-        threading.Thread(target=self.serve_forever, name="anvil-relay", daemon=True).start()
+        self._serving = threading.Thread(target=self.serve_forever, name="anvil-relay", daemon=True)
+        self._serving.start()
 
     def stop(self) -> None:
-        """Stop serving and drop every open connection, so clients reconnect to whatever serves next."""
-        self.shutdown()
+        """Stop serving (if it was started) and drop every open connection, so clients reconnect to
+        whatever serves next."""
+        if self._serving is not None:
+            self.shutdown()  # waits for serve_forever to return: it would wait forever had it never run
+            self._serving = None
         self.server_close()
         with self._connections_lock:
             for connection in self._connections:
@@ -178,9 +182,13 @@ class StateSavingRelay(ThreadingHTTPServer):
                     connection.shutdown(socket.SHUT_RDWR)
 
     def save(self) -> None:
-        """Save the chain now (between requests)."""
+        """Save the chain now (between requests).
+
+        Raises:
+            StateSaveError: the chain could not be saved; ``failure`` says why, and nothing is served from then on.
+        """
         with self._lock:
-            self.saver.save()
+            self._save()
 
     def relay(self, body: bytes) -> tuple[int, bytes]:
         """Forward ``body`` to anvil and save the chain if it may have changed; the answer to send back."""
@@ -189,15 +197,25 @@ class StateSavingRelay(ThreadingHTTPServer):
                 return _unavailable(self.failure)
             try:
                 status, answer = self.anvil.post(body)
-            except OSError as error:
+                applied = status == HTTPStatus.OK
+            except ConnectionRefusedError as error:
                 return _unavailable(f"anvil is not answering: {error}")
-            if status == HTTPStatus.OK and not _only_reads(body):
+            except OSError as error:
+                status, answer = _unavailable(f"anvil is not answering: {error}")
+                applied = True  # anvil may have applied the request before its answer was lost
+            if applied and not _only_reads(body):
                 try:
-                    self.saver.save()
+                    self._save()
                 except StateSaveError as error:
-                    self.failure = str(error)
-                    return _unavailable(self.failure)
+                    return _unavailable(str(error))
             return status, answer
+
+    def _save(self) -> None:
+        try:
+            self.saver.save()
+        except StateSaveError as error:
+            self.failure = str(error)
+            raise
 
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._connections_lock:

@@ -2,7 +2,8 @@
 
 A node that restarts, a proxy answering 502 while it does, a dropped connection: each is a
 transport failure, retried with exponential backoff for up to ``retry_seconds``. An answer from the
-node, even an error (a revert, invalid params), is never retried. ``eth_sendRawTransaction`` is
+node, even an error (a revert, invalid params), is never retried, nor is an HTTP error that says the
+request itself is wrong (4xx: a wrong path, a body too large). ``eth_sendRawTransaction`` is
 the one request sent only once: whether a transaction reached the node is decided by looking it up
 by hash (:class:`~fedledger.chain.connection.Chain` does), not by sending it blindly again.
 """
@@ -97,18 +98,32 @@ class RetryingHTTPProvider(HTTPProvider):
                 response = super().make_request(method, params)
             except requests.RequestException as error:
                 if not is_transient(error):
-                    raise
+                    raise self._refused(method, error) from None
                 raise SendInterrupted(f"sending to {self.url} failed: {describe(error)}") from None
             self._answered()
             return response
-        return self._retrying(lambda: super(RetryingHTTPProvider, self).make_request(method, params))
+        return self._retrying(method, lambda: super(RetryingHTTPProvider, self).make_request(method, params))
 
     def make_batch_request(self, requests_: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse] | RPCResponse:
+        """Send a batch with the same retries as a single call.
+
+        A guard, kept on purpose: FedLedger itself sends no batches, but anyone holding
+        ``Chain.w3`` can (``w3.batch_requests()``), and web3 alone would not retry one at all. A
+        batch holding ``eth_sendRawTransaction`` is refused: a retry would send it again.
+        """
         if any(method in SENT_ONCE for method, _ in requests_):
             raise ChainError(f"{', '.join(sorted(SENT_ONCE))} is not sent in a batch: it must be sent exactly once")
-        return self._retrying(lambda: super(RetryingHTTPProvider, self).make_batch_request(requests_))
+        batch = f"a batch ({', '.join(method for method, _ in requests_)})"
+        return self._retrying(batch, lambda: super(RetryingHTTPProvider, self).make_batch_request(requests_))
 
-    def _retrying(self, request: Callable[[], Result]) -> Result:
+    def _refused(self, method: str, error: requests.RequestException) -> ChainError:
+        """A request refused for good without a JSON-RPC answer (by the node or a proxy before it)."""
+        if isinstance(error, requests.HTTPError) and error.response is not None:
+            response = error.response
+            return ChainError(f"{self.url} answered {method} with HTTP {response.status_code} {response.reason}")
+        return ChainError(f"{method} to {self.url} failed: {describe(error)}")
+
+    def _retrying(self, method: str, request: Callable[[], Result]) -> Result:
         deadline: float | None = None
         delay = FIRST_RETRY_DELAY_SECONDS
         while True:
@@ -116,7 +131,7 @@ class RetryingHTTPProvider(HTTPProvider):
                 result = request()
             except requests.RequestException as error:
                 if not is_transient(error):
-                    raise
+                    raise self._refused(method, error) from None
                 now = time.monotonic()
                 if self._outage_started is None:
                     self._outage_started = now

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fedledger.chain import Registry
+from fedledger.chain import ContractRevert, Registry
 from fedledger.cli.common import (
     DeploymentFile,
     Keystore,
@@ -22,6 +22,9 @@ from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE, Deployment
 from fedledger.errors import FedLedgerError
 from fedledger.rewards import TOKEN_DECIMALS, format_tokens
 
+#: The largest run allowance, in whole tokens, that fits the contract's uint256 in token units.
+MAX_ALLOWANCE_TOKENS = (2**256 - 1) // 10**TOKEN_DECIMALS
+
 app = typer.Typer(
     help="Hand the admin role over in two steps: the admin starts a transfer, and the new admin accepts "
     "it once the registry's admin-transfer delay has passed.",
@@ -35,7 +38,11 @@ def allowance(
     ],
     tokens: Annotated[
         int | None,
-        typer.Argument(min=0, help="The new allowance, in whole tokens. Without it, the allowance is shown."),
+        typer.Argument(
+            min=0,
+            max=MAX_ALLOWANCE_TOKENS,
+            help="The new allowance, in whole tokens. Without it, the allowance is shown.",
+        ),
     ] = None,
     rpc_url: RpcUrl = None,
     registry: RegistryAddress = None,
@@ -90,7 +97,8 @@ def accept(
 ) -> None:
     """Take the admin role, as the account a transfer was started to, once its delay has passed.
 
-    The deployment file, when it names this registry, is updated with the new admin.
+    Whether it has passed is decided by the registry, against the time of the block that takes the
+    role. The deployment file, when it names this registry, is updated with the new admin.
     """
     handle = open_registry(rpc_url, registry, deployment, keystore)
     require_sender(handle)
@@ -99,13 +107,15 @@ def accept(
         raise FedLedgerError(f"no admin transfer is under way on registry {handle.address}")
     if pending.new_admin != handle.sender:
         raise FedLedgerError(f"the admin transfer under way is to {pending.new_admin}, not to {handle.sender}")
-    latest_block_time = handle.chain.w3.eth.get_block("latest")["timestamp"]
-    if latest_block_time <= pending.accept_after:
+    try:
+        receipt = handle.accept_admin_transfer()
+    except ContractRevert as revert:
+        if revert.name != "AccessControlEnforcedDefaultAdminDelay":
+            raise
         raise FedLedgerError(
-            f"the admin transfer can be accepted after {utc(pending.accept_after)}; the node's latest block "
-            f"is from {utc(latest_block_time)}"
-        )
-    receipt = handle.accept_admin_transfer()
+            f"the admin transfer to {pending.new_admin} can be accepted after {utc(pending.accept_after)} "
+            f"by the chain's clock, not yet: the registry refused it ({revert})"
+        ) from None
     console.print(f"{handle.sender} is the admin of registry {handle.address} (block {receipt.block_number})")
     _record_admin(deployment, handle)
 

@@ -91,6 +91,7 @@ def deploy(
         int,
         typer.Option(
             min=0,
+            max=admin.MAX_ALLOWANCE_TOKENS,
             help="Run allowance granted to the coordinator, in whole tokens; sent by the admin, so the "
             "deploying account must be the admin. Later: `fedledger chain allowance`.",
         ),
@@ -100,9 +101,9 @@ def deploy(
     """Deploy the FedLedger registry and its contribution token, with an admin (a cold key) and a
     coordinator (the hot key on the SuperLink host).
 
-    On a node (--rpc-url) the deployment is written to the deployment file, which later commands read.
-    Without --rpc-url the same deployment is rehearsed on a throwaway in-process chain, from the
-    given key (funded by a development account) or else a development account.
+    On a node (--rpc-url) the deployment is written to the deployment file, which later commands read,
+    before the allowance is granted. Without --rpc-url the same deployment is rehearsed on a throwaway
+    in-process chain, from the given key (funded by a development account) or else a development account.
     """
     account = load_sender(keystore)
     chain = Chain.open(rpc_url)
@@ -131,8 +132,28 @@ def deploy(
     console.print(f"chain id     {chain.chain_id}, block {receipt.block_number}, gas {receipt.gas_used:,}")
     console.print(f"admin        {admin_account} (transfer delay {admin_delay:,} s)")
     console.print(f"coordinator  {coordinator_account}")
+    if rpc_url is not None:
+        Deployment(
+            rpc_url=rpc_url,
+            chain_id=chain.chain_id,
+            registry=registry.address,
+            token=registry.token_address,
+            admin=admin_account,
+            coordinator=coordinator_account,
+            block=receipt.block_number,
+        ).save(deployment)
+        console.print(f"deployment written to {deployment}")
     if allowance:
-        registry.set_run_allowance(coordinator_account, allowance * 10**TOKEN_DECIMALS, expected=0)
+        try:
+            registry.set_run_allowance(coordinator_account, allowance * 10**TOKEN_DECIMALS, expected=0)
+        except FedLedgerError as error:
+            if rpc_url is None:
+                raise
+            raise FedLedgerError(
+                f"registry {registry.address} is deployed and recorded in {deployment}, but granting the "
+                f"coordinator's run allowance failed: {error}; grant it with `fedledger chain allowance "
+                f"{coordinator_account} {allowance} --deployment {deployment}` and the admin's key"
+            ) from None
     console.print(f"run allowance of the coordinator: {allowance:,} tokens")
     if rpc_url is None:
         if admin_account == coordinator_account:
@@ -144,17 +165,6 @@ def deploy(
             "[yellow]this was the in-process chain, gone when this command exits; to keep a deployment, "
             "start a node with `fedledger chain node` and pass --rpc-url[/yellow]"
         )
-        return
-    Deployment(
-        rpc_url=rpc_url,
-        chain_id=chain.chain_id,
-        registry=registry.address,
-        token=registry.token_address,
-        admin=admin_account,
-        coordinator=coordinator_account,
-        block=receipt.block_number,
-    ).save(deployment)
-    console.print(f"deployment written to {deployment}")
 
 
 def _funded_on_dry_run(chain: Chain, account: LocalAccount) -> str:

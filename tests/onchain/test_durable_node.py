@@ -2,8 +2,10 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +17,7 @@ import requests
 
 from fedledger.chain import Chain
 from fedledger.chain.anvil import AnvilNode, free_port
+from fedledger.chain.relay import StateSavingRelay
 
 pytestmark = pytest.mark.anvil
 
@@ -162,3 +165,43 @@ def test_a_killed_anvil_ends_chain_node_in_one_line_and_the_same_command_resumes
         f"to its last answered request: restart it with `fedledger chain node --state-dir {state_dir} "
         f"--port {port} --host 127.0.0.1`"
     )
+
+
+def test_a_node_whose_first_save_fails_stops_its_anvil_and_exits_in_one_line(tmp_path: Path):
+    state_dir, port = tmp_path / "anvil", free_port()
+    (state_dir / "state.json.tmp").mkdir(parents=True)  # where a save writes before it renames
+    command = ["chain", "node", "--state-dir", str(state_dir), "--port", str(port)]
+    node = subprocess.Popen(
+        [sys.executable, "-m", "fedledger.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    try:
+        _, error = node.communicate(timeout=60)
+    finally:
+        node.kill()
+    assert node.returncode == 1
+    assert error.startswith(f"error: cannot save the chain to {state_dir / 'state.json'}: ")
+    assert len(error.strip().splitlines()) == 1
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_a_relay_that_never_served_stops_at_once(tmp_path: Path):
+    relay = StateSavingRelay(("127.0.0.1", free_port()), free_port(), tmp_path / "state.json")
+    stopping = threading.Thread(target=relay.stop, daemon=True)
+    stopping.start()
+    stopping.join(10)
+    assert not stopping.is_alive(), "stop() waited for a relay that never served"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(relay.server_address, timeout=5)
+
+
+def test_a_restarted_node_keeps_what_anvil_wrote_to_its_log_before(anvil: AnvilNode):
+    anvil.stop()
+    with anvil.log_file.open("a") as log:
+        log.write("the last words of an anvil that crashed\n")
+    anvil.start()
+    assert "the last words of an anvil that crashed" in anvil.log_file.read_text()

@@ -189,8 +189,10 @@ def test_a_missing_journal_is_named(tmp_path: Path):
 
 @pytest.mark.anvil
 def test_only_the_in_process_chain_keeps_a_journal(anvil, tmp_path: Path):
+    node = Chain.connect(anvil.rpc_url)
+    assert not node.is_in_process
     with pytest.raises(ChainError, match="only the in-process chain keeps a journal"):
-        Chain.connect(anvil.rpc_url).journal_to(tmp_path / "chain.jsonl")
+        node.journal_to(tmp_path / "chain.jsonl")
 
 
 WRITER = textwrap.dedent(

@@ -2,15 +2,19 @@
 
 Faults in the transport are made by a small HTTP relay between the client and the node
 (:class:`FaultyLink`): it forwards requests to anvil and, when told, loses a request or its answer
-the way a broken connection does.
+the way a broken connection does, or answers with an HTTP error. Put between the relay of
+`fedledger chain node` and its anvil, it loses anvil's answers to the relay instead.
 """
 
+import dataclasses
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,23 +22,31 @@ from typing import Any
 import pytest
 import requests
 from eth_account.signers.local import LocalAccount
+from typer.testing import CliRunner
+from web3.contract.contract import ContractFunction
 
-from fedledger.chain import Chain, ChainError, ChainUnavailable, Registry
+from fedledger.chain import Chain, ChainError, ChainUnavailable, Registry, connection
 from fedledger.chain.anvil import AnvilNode, free_port
-from fedledger.hashing import keccak256
+from fedledger.chain.relay import StateSavingRelay
+from fedledger.cli import app
+from fedledger.hashing import keccak256, to_hex
+from fedledger.keys import PRIVATE_KEY_ENV
+from fedledger.rewards import TOKEN_DECIMALS
 
 from helpers import participant_key, reverts, sample_commitment
 
 pytestmark = pytest.mark.anvil
 
-Fault = Callable[["FaultyLink", bytes], bytes | None]
+Fault = Callable[["FaultyLink", bytes], bytes | int | None]
 
 
 class FaultyLink(ThreadingHTTPServer):
     """Forwards JSON-RPC to ``node_url``; ``fault`` decides the fate of each eth_sendRawTransaction.
 
-    ``fault(link, body)`` returns the answer to send back, or ``None`` to close the connection
-    without answering. ``sends`` holds the signed bytes of every eth_sendRawTransaction the node received.
+    ``fault(link, body)`` returns the answer to send back, an HTTP error status to answer with, or
+    ``None`` to close the connection without answering. ``sends`` holds the signed bytes of every
+    eth_sendRawTransaction the node received, ``methods`` the method of every request the link
+    was sent. The next ``failing_answers`` requests are answered with HTTP ``failing_status`` instead.
     """
 
     daemon_threads = True
@@ -44,7 +56,9 @@ class FaultyLink(ThreadingHTTPServer):
         self.node_url = node_url
         self.fault: Fault | None = None
         self.failing_answers = 0
+        self.failing_status = 503
         self.sends: list[str] = []
+        self.methods: list[str] = []
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -79,9 +93,11 @@ class _LinkHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        decoded = json.loads(body)
+        self.server.methods += [request["method"] for request in (decoded if isinstance(decoded, list) else [decoded])]
         if self.server.failing_answers:
             self.server.failing_answers -= 1
-            self.send_error(503)
+            self.send_error(self.server.failing_status)
             return
         fault, is_send = self.server.fault, b"eth_sendRawTransaction" in body
         if is_send and fault is not None:
@@ -91,6 +107,9 @@ class _LinkHandler(BaseHTTPRequestHandler):
             answer = self.server.forward(body)
         if answer is None:
             self.close_connection = True
+            return
+        if isinstance(answer, int):
+            self.send_error(answer)
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -287,40 +306,322 @@ def test_a_node_that_was_never_there_is_reported_at_once(tmp_path: Path):
 # Confirmations ----------------------------------------------------------------------------
 
 
+class ReorgingMiner(threading.Thread):
+    """Mines a block every 50 ms; once a transaction from ``sender`` is mined, drops its block in a reorg (once)."""
+
+    def __init__(self, url: str, sender: str) -> None:
+        super().__init__()
+        self.url, self.sender = url, sender
+        self.first_block = int(rpc(url, "eth_blockNumber"), 16)
+        self.reorged: list[str] = []  # the hash of the block the transaction was first mined in
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            latest = int(rpc(self.url, "eth_blockNumber"), 16)
+            blocks = [
+                rpc(self.url, "eth_getBlockByNumber", hex(n), True) for n in range(self.first_block + 1, latest + 1)
+            ]
+            mined_in = [
+                block
+                for block in blocks
+                if any(tx["from"].lower() == self.sender.lower() for tx in block["transactions"])
+            ]
+            if mined_in and not self.reorged:
+                self.reorged.append(mined_in[0]["hash"])
+                rpc(self.url, "anvil_reorg", latest - int(mined_in[0]["number"], 16) + 1, [])
+            else:
+                rpc(self.url, "anvil_mine", 1)
+            time.sleep(0.05)
+
+    def __enter__(self) -> "ReorgingMiner":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.done.set()
+        self.join()
+
+
 def test_confirmations_wait_for_blocks_and_survive_a_reorg(anvil: AnvilNode):
     chain = Chain.connect(anvil.rpc_url, confirmations=2)
     sender, receiver = (chain.add_signer(account) for account in anvil.dev_accounts()[:2])
-    before, first_block = mined_nonce(chain, sender), chain.block_number
-    reorged: list[str] = []  # the hash of the block the transaction was first mined in
-    done = threading.Event()
+    before = mined_nonce(chain, sender)
 
-    def miner() -> None:
-        """Mines a block every 50 ms; once the transaction is mined, drops its block in a reorg."""
-        while not done.is_set():
-            latest = int(rpc(anvil.rpc_url, "eth_blockNumber"), 16)
-            blocks = [
-                rpc(anvil.rpc_url, "eth_getBlockByNumber", hex(n), True) for n in range(first_block + 1, latest + 1)
-            ]
-            mined_in = [
-                block for block in blocks if any(tx["from"].lower() == sender.lower() for tx in block["transactions"])
-            ]
-            if mined_in and not reorged:
-                reorged.append(mined_in[0]["hash"])
-                rpc(anvil.rpc_url, "anvil_reorg", latest - int(mined_in[0]["number"], 16) + 1, [])
-            else:
-                rpc(anvil.rpc_url, "anvil_mine", 1)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=miner)
-    thread.start()
-    try:
+    with ReorgingMiner(anvil.rpc_url, sender) as miner:
         receipt = chain.send_value(sender, receiver, 7)
-    finally:
-        done.set()
-        thread.join()
 
-    assert reorged, "the transaction was never mined before the reorg"
-    assert chain.w3.eth.get_block(receipt.block_number)["hash"].to_0x_hex() != reorged[0]
+    assert miner.reorged, "the transaction was never mined before the reorg"
+    assert chain.w3.eth.get_block(receipt.block_number)["hash"].to_0x_hex() != miner.reorged[0]
     assert chain.block_number >= receipt.block_number + 2
     assert mined_nonce(chain, sender) == before + 1
     assert chain.receipt(receipt.tx_hash) == receipt
+
+
+def test_a_reorg_after_a_confirmation_wait_longer_than_the_receipt_timeout_is_waited_on_afresh(
+    anvil: AnvilNode, monkeypatch
+):
+    monkeypatch.setattr(connection, "RECEIPT_TIMEOUT_SECONDS", 1.0)
+    chain = Chain.connect(anvil.rpc_url, confirmations=20)  # about 2 s of blocks: longer than the timeout
+    sender, receiver = (chain.add_signer(account) for account in anvil.dev_accounts()[:2])
+    started = time.monotonic()
+
+    with ReorgingMiner(anvil.rpc_url, sender) as miner:
+        receipt = chain.send_value(sender, receiver, 7)
+
+    assert miner.reorged and time.monotonic() - started > 2
+    assert chain.w3.eth.get_block(receipt.block_number)["hash"].to_0x_hex() != miner.reorged[0]
+    assert chain.receipt(receipt.tx_hash) == receipt
+
+
+# Resending: bounded -----------------------------------------------------------------------
+
+
+def finished_within(seconds: float, work: Callable[[], Any]) -> Any:
+    """What ``work`` returns (or raises); fails the test if it runs longer than ``seconds``."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # handed to the test below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def test_a_transaction_the_node_keeps_losing_is_given_up_after_a_bounded_number_of_sends(anvil, link: FaultyLink):
+    chain, sender, receiver = connected(link.url, anvil)
+    nonce = mined_nonce(chain, sender)
+    attempts: list[str] = []
+
+    def lost_every_time(link: FaultyLink, body: bytes) -> None:
+        attempts.append(signed_bytes(body))
+        link.fault = lost_every_time
+
+    link.fault = lost_every_time
+    with pytest.raises(ChainError) as caught:
+        finished_within(30, lambda: chain.send_value(sender, receiver, 7))
+
+    assert len(attempts) == 1 + connection.MAX_RESENDS and len(set(attempts)) == 1
+    tx_hash = "0x" + keccak256(bytes.fromhex(attempts[0][2:])).hex()
+    assert str(caught.value) == (
+        f"{link.url} lost transaction {tx_hash} (nonce {nonce} of {sender}) each of the "
+        f"{1 + connection.MAX_RESENDS} times it was sent; it is not sent again"
+    )
+    assert link.sends == [] and mined_nonce(chain, sender) == nonce
+
+
+# Errors that no retry can mend ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [404, 413])
+def test_an_http_error_no_retry_can_mend_is_one_chain_error_naming_the_url_and_the_status(
+    anvil, link: FaultyLink, status: int
+):
+    chain, sender, receiver = connected(link.url, anvil)
+    phrase = HTTPStatus(status).phrase
+    link.failing_status, link.failing_answers = status, 1
+    started = time.monotonic()
+    with pytest.raises(ChainError) as caught:
+        chain.block_number  # noqa: B018
+    assert str(caught.value) == f"{link.url} answered eth_blockNumber with HTTP {status} {phrase}"
+    assert time.monotonic() - started < 1
+
+    link.fault = lambda link, body: status
+    with pytest.raises(ChainError) as caught:
+        chain.send_value(sender, receiver, 7)
+    assert str(caught.value) == f"{link.url} answered eth_sendRawTransaction with HTTP {status} {phrase}"
+    assert link.sends == []
+
+
+def test_a_batch_of_reads_rides_out_an_outage_like_a_single_call(anvil, link: FaultyLink):
+    chain, sender, _ = connected(link.url, anvil)
+    link.failing_answers = 2
+    with chain.w3.batch_requests() as batch:
+        batch.add(chain.w3.eth.get_block("latest"))
+        batch.add(chain.w3.eth.get_balance(sender))
+        block, balance = batch.execute()
+    assert link.failing_answers == 0
+    assert (block["number"], balance) == (chain.block_number, chain.balance(sender))
+
+
+# Reading a transaction's events -------------------------------------------------------------
+
+
+def test_events_are_read_from_the_receipt_the_send_waited_for(anvil, link: FaultyLink):
+    chain, sender, receiver = connected(link.url, anvil)
+    registry, _ = Registry.deploy(chain, sender, admin_transfer_delay=600)
+
+    link.methods.clear()
+    run_id, receipt = registry.start_run(keccak256(b"config"), keccak256(b"model"), 0, 5)
+    assert run_id == 1 and registry.run(run_id).start_block == receipt.block_number
+    pending, _ = registry.begin_admin_transfer(receiver)
+    assert pending == registry.pending_admin() and pending.new_admin == receiver
+
+    assert link.methods.count("eth_sendRawTransaction") == 2
+    assert link.methods.count("eth_getTransactionReceipt") == 2
+
+
+# A transaction mined but reverted -----------------------------------------------------------
+
+
+def send_without_waiting(chain: Chain, call: ContractFunction, account: LocalAccount) -> str:
+    """Sign and send ``call`` from ``account``, as a process that crashes right after would; its hash."""
+    nonce = chain.w3.eth.get_transaction_count(account.address, "pending")
+    signed = account.sign_transaction(call.build_transaction({"from": account.address, "nonce": nonce}))
+    return chain.w3.eth.send_raw_transaction(signed.raw_transaction).to_0x_hex()
+
+
+def mined_in_one_block(chain: Chain, first: Callable[[], str], second: Callable[[], Any]) -> tuple[str, Any]:
+    """With mining off, run ``first`` (which sends a transaction), then ``second`` until its transaction
+    is pending too, and mine both in one block: ``first``'s hash and what ``second`` returns (or raises)."""
+
+    def pending() -> int:
+        return int(chain.w3.provider.make_request("txpool_status", [])["result"]["pending"], 16)
+
+    chain.w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        first_hash = first()
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(second)
+            while pending() < 2 and not later.done():
+                time.sleep(0.01)
+            chain.w3.provider.make_request("evm_mine", [])
+            return first_hash, later.result(timeout=30)
+    finally:
+        chain.w3.provider.make_request("evm_setAutomine", [True])
+
+
+def straight_to_anvil(anvil: AnvilNode) -> tuple[Chain, LocalAccount, Registry]:
+    """A chain on anvil's own port (mining switched off is not waited on there), its first account, a registry."""
+    chain = Chain.connect(f"http://127.0.0.1:{anvil.anvil_port}")
+    account = anvil.dev_accounts()[0]
+    registry, _ = Registry.deploy(chain, chain.add_signer(account))
+    return chain, account, registry
+
+
+def test_a_transaction_mined_reverted_raises_the_contract_s_custom_error(anvil: AnvilNode):
+    chain, account, registry = straight_to_anvil(anvil)
+    participant = participant_key(0).address
+    add = registry.contract.functions.addParticipant(participant, keccak256(b"first"))
+
+    with reverts("ParticipantAlreadyRegistered", participant=participant):
+        mined_in_one_block(
+            chain,
+            lambda: send_without_waiting(chain, add, account),
+            lambda: registry.add_participant(participant, keccak256(b"second")),
+        )
+
+    block = chain.w3.eth.get_block("latest", full_transactions=True)
+    assert [chain.w3.eth.get_transaction_receipt(tx["hash"])["status"] for tx in block["transactions"]] == [1, 0]
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_commit_mined_just_after_one_sent_before_a_crash_is_settled_by_the_registry(anvil: AnvilNode, same: bool):
+    chain, account, registry = straight_to_anvil(anvil)
+    run_id, _ = registry.start_run(keccak256(b"config"), keccak256(b"model 0"), 0, 5)
+    before_crash = sample_commitment(1)
+    again = sample_commitment(1 if same else 2)
+    commit = registry.contract.functions.commitRound(run_id, 1, *dataclasses.astuple(before_crash))
+
+    def commit_again() -> Any:
+        try:
+            return registry.commit_round(run_id, 1, again)
+        except ChainError as error:
+            return error
+
+    first_hash, outcome = mined_in_one_block(chain, lambda: send_without_waiting(chain, commit, account), commit_again)
+
+    assert registry.committed_round(run_id, 1).commitment == before_crash
+    if same:
+        assert outcome == chain.receipt(first_hash)
+    else:
+        assert str(outcome) == (
+            f"run {run_id} round 1 is already committed with manifest {to_hex(before_crash.manifest_hash)}, "
+            f"not {to_hex(again.manifest_hash)}"
+        )
+
+
+# The relay of `fedledger chain node`, when anvil's answer is lost ----------------------------
+
+
+@pytest.mark.parametrize("save_fails", [False, True])
+def test_a_write_whose_answer_anvil_lost_is_saved_before_the_relay_answers(
+    anvil: AnvilNode, tmp_path: Path, save_fails: bool
+):
+    to_anvil = FaultyLink(f"http://127.0.0.1:{anvil.anvil_port}")  # between the relay and anvil
+    relay = StateSavingRelay(("127.0.0.1", free_port()), to_anvil.server_address[1], tmp_path / "state.json")
+    relay.save()
+    relay.start()
+    account, receiver = anvil.dev_accounts()[:2]
+    fees = {"maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9, "gas": 21_000, "chainId": 31337}
+    nonce = int(rpc(to_anvil.node_url, "eth_getTransactionCount", account.address, "latest"), 16)
+    transfer = account.sign_transaction({"to": receiver.address, "value": 1, "nonce": nonce, **fees})
+
+    def applied_but_answer_lost(link: FaultyLink, body: bytes) -> None:
+        link.forward(body)
+        if save_fails:
+            link.failing_answers = 10**6
+
+    to_anvil.fault = applied_but_answer_lost
+    relay_url = f"http://127.0.0.1:{relay.server_address[1]}"
+    try:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction"}
+        answer = requests.post(relay_url, json={**body, "params": [transfer.raw_transaction.to_0x_hex()]})
+        assert answer.status_code == 503
+        if save_fails:
+            assert relay.failure is not None and relay.failure.startswith(f"cannot save the chain to {tmp_path}")
+            read = requests.post(relay_url, json={"jsonrpc": "2.0", "id": 2, "method": "eth_blockNumber"})
+            assert read.status_code == 503 and read.json()["error"]["message"] == relay.failure
+            return
+        assert relay.failure is None
+    finally:
+        relay.stop()
+        to_anvil.shutdown()
+        to_anvil.server_close()
+
+    saved = tmp_path / "reloaded"
+    saved.mkdir()
+    shutil.copy(tmp_path / "state.json", saved / "state.json")
+    with AnvilNode(saved, port=free_port()) as reloaded:
+        assert Chain.connect(reloaded.rpc_url).receipt(transfer.hash) is not None
+
+
+# `fedledger chain deploy` on a node that refuses the allowance ----------------------------------
+
+
+def test_deploy_records_the_registry_before_granting_the_allowance_and_says_how_to_grant_it(
+    anvil: AnvilNode, link: FaultyLink, tmp_path: Path
+):
+    admin, coordinator = anvil.dev_accounts()[:2]
+    deployment = tmp_path / "deployment.json"
+    refusal = {"jsonrpc": "2.0", "id": 0, "error": {"code": -32003, "message": "txpool is full"}}
+
+    def deployed_then_refused(link: FaultyLink, body: bytes) -> bytes:
+        link.fault = lambda link, body: json.dumps({**refusal, "id": json.loads(body)["id"]}).encode()
+        return link.forward(body)
+
+    link.fault = deployed_then_refused
+    options = ["--rpc-url", link.url, "--coordinator", coordinator.address, "--deployment", str(deployment)]
+    result = CliRunner().invoke(
+        app, ["chain", "deploy", *options, "--allowance", "500"], env={PRIVATE_KEY_ENV: admin.key.to_0x_hex()}
+    )
+
+    assert result.exit_code == 1, result.output
+    registry = Registry(Chain.connect(anvil.rpc_url), json.loads(deployment.read_text())["registry"])
+    assert registry.run_allowance(coordinator.address) == 0
+    grant = f"fedledger chain allowance {coordinator.address} 500 --deployment {deployment}"
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith(f"error: registry {registry.address} is deployed and recorded in {deployment}, but ")
+    assert "txpool is full" in error and error.endswith(f"grant it with `{grant}` and the admin's key")
+
+    granted = CliRunner().invoke(app, grant.split()[1:], env={PRIVATE_KEY_ENV: admin.key.to_0x_hex()})
+    assert granted.exit_code == 0, granted.output
+    assert registry.run_allowance(coordinator.address) == 500 * 10**TOKEN_DECIMALS
