@@ -8,6 +8,7 @@ from pathlib import Path
 import fsspec
 
 from fedledger.errors import FedLedgerError
+from fedledger.files import write_atomically
 
 DEFAULT_DEPLOYMENT_FILE = Path(".fedledger") / "deployment.json"
 
@@ -26,7 +27,7 @@ class Deployment:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_atomically(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
 
     @classmethod
     def load(cls, path: Path) -> "Deployment":
@@ -82,7 +83,7 @@ class LedgerLocation:
             store=_relative_to(self.store, directory),
             saved_chain=None if self.saved_chain is None else _relative_to(self.saved_chain, directory),
         )
-        path.write_text(json.dumps(asdict(portable), indent=2) + "\n")
+        write_atomically(path, (json.dumps(asdict(portable), indent=2) + "\n").encode())
         return path
 
     @classmethod
