@@ -276,7 +276,8 @@ def _commit_transactions(registry: Registry, run: RunRecord) -> Counter[int]:
         for transaction in w3.eth.get_block(number, full_transactions=True)["transactions"]:
             if transaction["to"] != registry.address:
                 continue
-            function, arguments = registry.contract.decode_function_input(transaction["input"])
+            payload = transaction["input"] if "input" in transaction else transaction["data"]  # eth-tester: "data"
+            function, arguments = registry.contract.decode_function_input(payload)
             if function.fn_name == "commitRound" and arguments["runId"] == run.run_id:
                 sent[arguments["round"]] += 1
     return sent
