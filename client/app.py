@@ -1,7 +1,7 @@
 """The participant's Flower ClientApp: train on local records, sign the update, evaluate.
 
 Node config of a real install: ``data-path`` (CSV or Parquet), ``schema-path`` (see
-``client.schema``) and ``keystore`` (password in ``$FEDLEDGER_KEYSTORE_PASSWORD``). In a
+``fedledger.client.schema``) and ``keystore`` (password in ``$FEDLEDGER_KEYSTORE_PASSWORD``). In a
 simulation, each virtual node finds its data file and key from its ``partition-id``.
 """
 
@@ -15,11 +15,11 @@ from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.constant import ErrorCode
 from flwr.supercore import log
 
-from client.identity import participant_address, participant_key
-from client.models import TabularClassifier, model_arrays
-from client.site import LocalSite, data_paths, load_site
-from client.training import TrainingSettings, evaluate, train
 from fedledger import messages
+from fedledger.client.identity import participant_address, participant_key
+from fedledger.client.models import TabularClassifier, model_arrays
+from fedledger.client.site import LocalSite, data_paths, load_site
+from fedledger.client.training import TrainingSettings, evaluate, train
 from fedledger.encoding import model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import keccak256

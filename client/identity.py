@@ -8,8 +8,8 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord
 from flwr.app.user_config import UserConfig
 
-from client.site import PARTITION_ID
 from fedledger import messages
+from fedledger.client.site import PARTITION_ID
 from fedledger.errors import FedLedgerError
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, keystore_address, load_keystore, simulated_participant
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from client.data import LabeledTable
-from client.schema import Schema
+from fedledger.client.data import LabeledTable
+from fedledger.client.schema import Schema
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ import numpy as np
 from flwr.app import ConfigRecord
 from flwr.app.user_config import UserConfig
 
-from client.data import load_table, train_test_split
-from client.preprocessing import Preprocessing
-from client.schema import Schema, SchemaError
 from fedledger import messages
+from fedledger.client.data import load_table, train_test_split
+from fedledger.client.preprocessing import Preprocessing
+from fedledger.client.schema import Schema, SchemaError
 
 #: Node config keys of a real install.
 DATA_PATH = "data-path"

@@ -18,15 +18,15 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
-from coordinator.ledger import LedgerStrategy, Reaggregation
-from coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
-from coordinator.resume import RunStart, restore_server_optimiser, resumed_run
-from coordinator.scoring import ConsensusScorer, Scorer
-from coordinator.session import LedgerSession
-from coordinator.settings import FederationSettings
-from coordinator.strategies import build_strategy, describe_strategy
 from fedledger import messages
 from fedledger.chain import Chain, ChainUnavailable
+from fedledger.coordinator.ledger import LedgerStrategy, Reaggregation
+from fedledger.coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
+from fedledger.coordinator.resume import RunStart, restore_server_optimiser, resumed_run
+from fedledger.coordinator.scoring import ConsensusScorer, Scorer
+from fedledger.coordinator.session import LedgerSession
+from fedledger.coordinator.settings import FederationSettings
+from fedledger.coordinator.strategies import build_strategy, describe_strategy
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import encode_model, model_hash
 from fedledger.errors import FedLedgerError

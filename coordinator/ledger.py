@@ -11,14 +11,20 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
-from coordinator.recorder import JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
-from coordinator.scoring import Scorer
-from coordinator.session import LedgerSession
-from coordinator.validation import CheckedReply, RoundContext, check_evaluation, check_reply, reject_duplicates
-from coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
 from fedledger import messages
 from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.contribution import DetectorSettings, delta_gram, detect
+from fedledger.coordinator.recorder import JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
+from fedledger.coordinator.scoring import Scorer
+from fedledger.coordinator.session import LedgerSession
+from fedledger.coordinator.validation import (
+    CheckedReply,
+    RoundContext,
+    check_evaluation,
+    check_reply,
+    reject_duplicates,
+)
+from fedledger.coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
 from fedledger.encoding import encode_model, model_hash
 from fedledger.hashing import to_hex
 from fedledger.manifest import Requests

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.session import LedgerSession
-from coordinator.validation import CheckedEvaluation, CheckedReply
+from fedledger.coordinator.session import LedgerSession
+from fedledger.coordinator.validation import CheckedEvaluation, CheckedReply
 from fedledger.hashing import to_hex
 from fedledger.manifest import RejectedEvaluation, Requests, RoundManifest, UpdateEntry
 from fedledger.rounds import seal

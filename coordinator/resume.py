@@ -15,11 +15,11 @@ from flwr.app import Array, ArrayRecord
 from flwr.serverapp.strategy import FedAvgM, Strategy
 from flwr.serverapp.strategy.fedopt import FedOpt
 
-from coordinator.ledger import Reaggregation
-from coordinator.session import LedgerSession
 from fedledger import aggregation
 from fedledger.aggregation import Aggregator, WeightedUpdate
 from fedledger.chain import RunRecord
+from fedledger.coordinator.ledger import Reaggregation
+from fedledger.coordinator.session import LedgerSession
 from fedledger.encoding import EncodingError, decode_model, model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex, to_hex

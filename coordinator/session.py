@@ -6,8 +6,8 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from coordinator.settings import FederationSettings
 from fedledger.chain import Chain, ChainError, Receipt, Registry
+from fedledger.coordinator.settings import FederationSettings
 from fedledger.hashing import ZERO_HASH
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
 from fedledger.rewards import TOKEN_DECIMALS, format_tokens

@@ -17,7 +17,7 @@ import solcx
 from solcx.exceptions import SolcError
 from solcx.wrapper import get_version_str_from_solc_binary
 
-from contracts import ARTIFACTS_DIR, CONTRACTS_DIR, SOLCJS_WRAPPER, SOURCES_DIR
+from fedledger.contracts import ARTIFACTS_DIR, CONTRACTS_DIR, SOLCJS_WRAPPER, SOURCES_DIR
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import keccak256, to_hex
 

@@ -3,7 +3,7 @@
 *Faults* send replies the coordinator's validation must reject (bad signatures, wrong shapes,
 replays, garbage, ...) or none at all. *Attacks* are sent by registered participants with valid
 signatures: poisoned or free-riding updates that only the anomaly detector, the contribution scores
-and robust strategies can catch. The honest ClientApp of ``client.app`` serves every other
+and robust strategies can catch. The honest ClientApp of ``fedledger.client.app`` serves every other
 partition and request.
 """
 
@@ -15,7 +15,8 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from client.app import (
+from fedledger import messages
+from fedledger.client.app import (
     evaluate_round,
     initial_model,
     local_site,
@@ -24,9 +25,8 @@ from client.app import (
     train_round,
     training_update,
 )
-from client.identity import participant_address
-from client.site import PARTITION_ID
-from fedledger import messages
+from fedledger.client.identity import participant_address
+from fedledger.client.site import PARTITION_ID
 
 FAULTS = (
     "nan",  # NaN in the update

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from client.data import LabeledTable, load_table, train_test_split
-from client.metrics import accuracy, roc_auc
-from client.models import TabularClassifier
-from client.preprocessing import Preprocessing
-from client.schema import Schema
-from client.training import TrainingSettings, evaluate, train
-from coordinator.settings import FederationSettings
-from simulations.scenarios import PreparedData
+from fedledger.client.data import LabeledTable, load_table, train_test_split
+from fedledger.client.metrics import accuracy, roc_auc
+from fedledger.client.models import TabularClassifier
+from fedledger.client.preprocessing import Preprocessing
+from fedledger.client.schema import Schema
+from fedledger.client.training import TrainingSettings, evaluate, train
+from fedledger.coordinator.settings import FederationSettings
+from fedledger.simulations.scenarios import PreparedData
 
 
 @dataclass(frozen=True)

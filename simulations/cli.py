@@ -12,10 +12,10 @@ from typing import Annotated
 import click
 import typer
 
-from coordinator.settings import STRATEGY_NAMES
 from fedledger.chain.transport import DEFAULT_RETRY_SECONDS
 from fedledger.cli.audit import EXIT_CODES, print_verdict
 from fedledger.cli.common import check_rpc_url, console
+from fedledger.coordinator.settings import STRATEGY_NAMES
 from fedledger.deployment import LedgerLocation
 from fedledger.errors import FedLedgerError
 
@@ -111,8 +111,8 @@ def simulate(
     exist, or a site count the scenario cannot be split over, is refused in one line.
     """
     try:
-        from simulations.report import RoundPrinter, print_summary
-        from simulations.runner import (
+        from fedledger.simulations.report import RoundPrinter, print_summary
+        from fedledger.simulations.runner import (
             SimulationRequest,
             audit_result,
             check_node_access,

@@ -5,7 +5,7 @@ Simulation Engine), injects one fault — the chain node killed or restarted mid
 killed and resumed, a site sending garbage every round — lets the run finish, and then compares
 three things: the rounds the coordinator was told were mined (``rounds.jsonl`` in the run's
 directory), the rounds the registry holds, and the verdict of ``fedledger audit``. Used by the
-fault tests and by ``python -m simulations.benchmarks.faults``.
+fault tests and by ``python -m fedledger.simulations.benchmarks.faults``.
 """
 
 import json
@@ -23,9 +23,9 @@ from pathlib import Path
 
 from web3 import HTTPProvider, Web3
 
-from coordinator.recorder import ROUNDS_FILE
 from fedledger.chain import Chain, Registry, RunRecord
 from fedledger.chain.anvil import AnvilNode, free_port
+from fedledger.coordinator.recorder import ROUNDS_FILE
 from fedledger.deployment import LedgerLocation
 from fedledger.hashing import to_hex
 from fedledger.keys import PRIVATE_KEY_ENV

@@ -1,12 +1,12 @@
 """Write a scenario's per-site data files for ``flwr run``, and print the run config that uses them.
 
-python -m simulations.prepare hospitals [--clients N] [--seed S] [--out DIR]
+python -m fedledger.simulations.prepare hospitals [--clients N] [--seed S] [--out DIR]
 """
 
 import argparse
 from pathlib import Path
 
-from simulations.scenarios import SCENARIOS, ScenarioError
+from fedledger.simulations.scenarios import SCENARIOS, ScenarioError
 
 
 def main() -> None:

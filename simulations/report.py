@@ -6,11 +6,11 @@ import statistics
 from rich.console import Console
 from rich.table import Table
 
-from coordinator.recorder import RoundReport
 from fedledger.cli.common import show_table
+from fedledger.coordinator.recorder import RoundReport
 from fedledger.keys import simulated_participant
-from simulations.runner import SimulationResult
-from simulations.scenarios import PreparedData
+from fedledger.simulations.runner import SimulationResult
+from fedledger.simulations.scenarios import PreparedData
 
 MAX_SITE_COLUMNS = 6
 MAX_SITE_ROWS = 12

@@ -16,27 +16,27 @@ import numpy as np
 from flwr.clientapp import ClientApp
 from flwr.simulation import run_simulation
 
-from client.app import app as honest_client_app
-from client.metrics import accuracy, roc_auc
-from client.models import TabularClassifier
-from client.site import load_site
-from client.training import evaluate
-from coordinator.app import FederationSummary, log_start, make_server_app
-from coordinator.recorder import RoundReport
-from coordinator.scoring import ConsensusScorer
-from coordinator.session import CHAIN_FILE
-from coordinator.settings import FederationSettings
 from fedledger.audit import Auditor, AuditReport
 from fedledger.chain import DEFAULT_RETRY_SECONDS, Chain, Registry
+from fedledger.client.app import app as honest_client_app
+from fedledger.client.metrics import accuracy, roc_auc
+from fedledger.client.models import TabularClassifier
+from fedledger.client.site import load_site
+from fedledger.client.training import evaluate
+from fedledger.coordinator.app import FederationSummary, log_start, make_server_app
+from fedledger.coordinator.recorder import RoundReport
+from fedledger.coordinator.scoring import ConsensusScorer
+from fedledger.coordinator.session import CHAIN_FILE
+from fedledger.coordinator.settings import FederationSettings
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import decode_model
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
+from fedledger.simulations.adversaries import ATTACKS, FAULTS, adversarial_client_app, choose_attackers
+from fedledger.simulations.scenarios import SCENARIOS, PreparedData, Scenario
+from fedledger.simulations.scoring import leave_one_out_scorer
 from fedledger.store import ArtifactStore
-from simulations.adversaries import ATTACKS, FAULTS, adversarial_client_app, choose_attackers
-from simulations.scenarios import SCENARIOS, PreparedData, Scenario
-from simulations.scoring import leave_one_out_scorer
 
 VALIDATION_FRACTION = 0.1
 REQUEST_FILE = "simulation.json"
@@ -51,7 +51,7 @@ class RequestError(FedLedgerError, ValueError):
 class SimulationRequest:
     """What to simulate. ``None`` means the scenario's default.
 
-    ``misbehaving`` names partitions that send a fault or an attack (``simulations.adversaries``);
+    ``misbehaving`` names partitions that send a fault or an attack (``fedledger.simulations.adversaries``);
     ``attack`` with ``malicious`` makes that share of partitions, chosen with the seed, attack.
     """
 

@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from client.data import load_table
-from client.models import TabularClassifier
-from client.preprocessing import Preprocessing
-from client.schema import Schema
-from client.training import evaluate
 from fedledger.aggregation import WeightedUpdate, weighted_average
+from fedledger.client.data import load_table
+from fedledger.client.models import TabularClassifier
+from fedledger.client.preprocessing import Preprocessing
+from fedledger.client.schema import Schema
+from fedledger.client.training import evaluate
 from fedledger.hashing import keccak256, to_hex
-from simulations.scenarios import PreparedData
+from fedledger.simulations.scenarios import PreparedData
 
 Arrays = Mapping[str, np.ndarray]
 

@@ -17,9 +17,9 @@ from types import TracebackType
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from contracts import CONTRACTS_DIR
 from fedledger.chain.errors import ChainError
 from fedledger.chain.relay import AnvilClient, StateSaveError, StateSavingRelay
+from fedledger.contracts import CONTRACTS_DIR
 
 ANVIL_ENV = "FEDLEDGER_ANVIL"
 _NPM_ANVIL = CONTRACTS_DIR.parent / "node_modules" / ".bin" / "anvil"

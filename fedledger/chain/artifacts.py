@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from contracts import ARTIFACTS_DIR
+from fedledger.contracts import ARTIFACTS_DIR
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Federated accuracy and ROC-AUC beside the pooled baseline and each site training alone.
 
-    python -m simulations.benchmarks.accuracy [--scenarios hospitals banks] [--seed 0]
+    python -m fedledger.simulations.benchmarks.accuracy [--scenarios hospitals banks] [--seed 0]
 
 Each scenario runs with its default rounds on the Simulation Engine with the ledger on; the
 baselines use the same model, optimiser, train/test splits and number of passes over the data.
@@ -10,8 +10,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from simulations.baselines import baselines
-from simulations.runner import SimulationRequest, simulate_federation
+from fedledger.simulations.baselines import baselines
+from fedledger.simulations.runner import SimulationRequest, simulate_federation
 
 
 def _row(name: str, examples: int, accuracy: float, auc: float) -> str:

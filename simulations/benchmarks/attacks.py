@@ -1,6 +1,6 @@
 """Poisoning and free-riding against each defence: accuracy, detection and who gets paid.
 
-    python -m simulations.benchmarks.attacks [--scenario banks] [--clients 10] [--rounds 10]
+    python -m fedledger.simulations.benchmarks.attacks [--scenario banks] [--clients 10] [--rounds 10]
         [--fractions 0.1 0.3] [--attacks sign-flip scaling ...] [--defences FedAvg detector Krum ...]
 
 For every attack and share of malicious clients it runs the federation once per defence: FedAvg
@@ -20,9 +20,9 @@ from pathlib import Path
 from fedledger.chain import Registry
 from fedledger.keys import simulated_participant
 from fedledger.manifest import RoundManifest
+from fedledger.simulations.adversaries import ATTACKS, choose_attackers
+from fedledger.simulations.runner import SimulationRequest, SimulationResult, simulate_federation
 from fedledger.store import ArtifactStore
-from simulations.adversaries import ATTACKS, choose_attackers
-from simulations.runner import SimulationRequest, SimulationResult, simulate_federation
 
 DEFENCES = ("FedAvg", "detector", "Krum", "MultiKrum", "Bulyan", "FedMedian", "FedTrimmedAvg")
 

@@ -1,6 +1,6 @@
 """Audit throughput: how long the audit takes beside hashing the same bytes, measured in one run.
 
-    python -m simulations.benchmarks.audit [--rounds 50] [--clients 20] [--parameters 1000000]
+    python -m fedledger.simulations.benchmarks.audit [--rounds 50] [--clients 20] [--parameters 1000000]
 
 Writes a history of ``rounds`` FedAvg rounds with ``clients`` signed updates each of a model with
 about ``parameters`` float32 parameters (``simulations.history``), on the in-process chain with the
@@ -22,8 +22,8 @@ from fedledger.audit import Auditor
 from fedledger.audit.orphans import StoredManifests
 from fedledger.chain import Chain
 from fedledger.hashing import keccak256
+from fedledger.simulations.history import SyntheticHistory
 from fedledger.store import ArtifactStore
-from simulations.history import SyntheticHistory
 
 
 def _hashing_share(auditor: Auditor) -> float:

@@ -1,6 +1,6 @@
 """Wall time per round of a two-site deployment, with the ledger and without, in one run.
 
-    python -m simulations.benchmarks.deployment [--rounds 3] [--repeats 2]
+    python -m fedledger.simulations.benchmarks.deployment [--rounds 3] [--repeats 2]
 
 Real processes on this machine: an anvil node; a SuperLink with TLS and SuperNode authentication;
 two SuperNodes (the Cleveland and Hungary hospitals), each with its own data file, encrypted
@@ -14,15 +14,15 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from coordinator.settings import FederationSettings
 from fedledger.certificates import create_certificates
 from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
+from fedledger.coordinator.settings import FederationSettings
 from fedledger.hashing import keccak256
 from fedledger.identity import SUPERNODE_PUBLIC_KEY_FILE, create_participant
 from fedledger.keys import PRIVATE_KEY_ENV
-from simulations.deployment import LocalDeployment
-from simulations.scenarios import SCENARIOS
+from fedledger.simulations.deployment import LocalDeployment
+from fedledger.simulations.scenarios import SCENARIOS
 
 PASSWORD = "benchmark site password"
 CONNECTION = "federation"

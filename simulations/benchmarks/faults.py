@@ -1,6 +1,6 @@
 """Faults injected into real runs, one row each: what was planned, committed, lost, committed twice, resumed.
 
-    python -m simulations.benchmarks.faults [--only NAME ...]
+    python -m fedledger.simulations.benchmarks.faults [--only NAME ...]
 
 Every fault of ``simulations.faults`` runs a real coordinator process (four hospitals, six rounds)
 and, where it applies, a real ``fedledger chain node``; the row is read off the registry and the
@@ -11,7 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from simulations.faults import FAULTS, FaultOutcome
+from fedledger.simulations.faults import FAULTS, FaultOutcome
 
 
 def main() -> None:

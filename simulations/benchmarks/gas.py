@@ -1,6 +1,6 @@
 """Gas used by every registry operation, with commitRound measured for roots over 4, 100 and 1,000 clients.
 
-Run with ``python -m simulations.benchmarks.gas``. The chain is the in-process EVM (Prague rules);
+Run with ``python -m fedledger.simulations.benchmarks.gas``. The chain is the in-process EVM (Prague rules);
 ``--rpc-url`` measures on another node instead, with the key in $FEDLEDGER_PRIVATE_KEY. One key is
 admin and coordinator here, and the registry's admin-transfer delay is 0, so that the two-step
 admin transfer can be measured to its end without waiting.

@@ -1,6 +1,6 @@
 """What `fedledger chain node` pays to save the chain before answering, per transaction, as the chain grows.
 
-    python -m simulations.benchmarks.node [--sizes 0 100 500 1000 2000] [--samples 20]
+    python -m fedledger.simulations.benchmarks.node [--sizes 0 100 500 1000 2000] [--samples 20]
 
 One anvil node (``AnvilNode``, as `fedledger chain node` runs it). At each chain size, the same
 transfer is sent ``--samples`` times through the node's JSON-RPC port, which saves the whole chain

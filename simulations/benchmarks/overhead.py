@@ -1,6 +1,6 @@
 """What the ledger costs: the same simulation with the ledger on and off, in one run.
 
-    python -m simulations.benchmarks.overhead [--scenario hospitals] [--rounds 10] [--repeats 2]
+    python -m fedledger.simulations.benchmarks.overhead [--scenario hospitals] [--rounds 10] [--repeats 2]
 
 Runs alternate (on, off, on, off, ...) so that a busy machine slows both alike. Prints each run's
 wall time (the whole simulation, Ray's start included, and the federation alone), the ratios,
@@ -12,8 +12,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from simulations.benchmarks.measure import PeakMemory
-from simulations.runner import SimulationRequest, simulate_federation
+from fedledger.simulations.benchmarks.measure import PeakMemory
+from fedledger.simulations.runner import SimulationRequest, simulate_federation
 
 
 def main() -> None:

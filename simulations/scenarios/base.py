@@ -9,8 +9,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from client.schema import Schema
-from client.training import TrainingSettings
+from fedledger.client.schema import Schema
+from fedledger.client.training import TrainingSettings
 from fedledger.errors import FedLedgerError
 
 PARTITIONS_FILE = "partitions.json"

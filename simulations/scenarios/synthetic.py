@@ -5,9 +5,9 @@ shared nonlinear rule, with its own shift of the feature distribution (covariate
 import numpy as np
 import pandas as pd
 
-from client.schema import Column, Schema
-from client.training import TrainingSettings
-from simulations.scenarios.base import Scenario
+from fedledger.client.schema import Column, Schema
+from fedledger.client.training import TrainingSettings
+from fedledger.simulations.scenarios.base import Scenario
 
 NUM_FEATURES = 8
 ROWS_PER_CLIENT = (30, 90)

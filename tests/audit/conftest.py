@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.session import CHAIN_FILE
 from fedledger.chain import Chain
+from fedledger.coordinator.session import CHAIN_FILE
 from fedledger.deployment import LedgerLocation
+from fedledger.simulations.history import SyntheticHistory
 from fedledger.store import ArtifactStore
-from simulations.history import SyntheticHistory
 
 
 @pytest.fixture

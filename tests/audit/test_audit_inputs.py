@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.session import CHAIN_FILE
 from fedledger.cli import app
 from fedledger.cli.audit import EXIT_CODES
+from fedledger.coordinator.session import CHAIN_FILE
 from fedledger.deployment import LEDGER_FILE, LedgerLocation
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import keccak256, to_hex
-from simulations.history import SyntheticHistory
+from fedledger.simulations.history import SyntheticHistory
 
 RunWriter = Callable[..., SyntheticHistory]
 

@@ -10,8 +10,8 @@ from fedledger.encoding import encode_model
 from fedledger.hashing import from_hex, to_hex
 from fedledger.rewards import RewardRule
 from fedledger.runconfig import RunConfiguration
+from fedledger.simulations.history import STRATEGY, SyntheticHistory
 from fedledger.store import ArtifactStore
-from simulations.history import STRATEGY, SyntheticHistory
 
 SHAPES = {"layer.weight": (4, 3), "layer.bias": (4,)}
 CLIENTS = 3

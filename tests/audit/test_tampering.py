@@ -12,8 +12,8 @@ from fedledger.encoding import encode_model
 from fedledger.hashing import from_hex
 from fedledger.keys import simulated_participant
 from fedledger.manifest import RoundManifest
+from fedledger.simulations.history import Dishonesty, SyntheticHistory
 from fedledger.store import ArtifactStore
-from simulations.history import Dishonesty, SyntheticHistory
 
 SHAPES = {"layer.weight": (6, 4), "layer.bias": (6,)}
 CLIENTS = 5

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from simulations.faults import PLANNED_ROUNDS, Fault
+from fedledger.simulations.faults import PLANNED_ROUNDS, Fault
 
 
 def assert_the_record_survives(fault: Fault, directory: Path) -> None:

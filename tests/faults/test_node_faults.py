@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from survival import assert_the_record_survives
 
-from simulations.faults import FAULTS, Fault
+from fedledger.simulations.faults import FAULTS, Fault
 
 pytestmark = [pytest.mark.faults, pytest.mark.anvil]
 

@@ -27,15 +27,15 @@ from flwr.supercore.task_identity import TaskIdentity
 from flwr.superlink.federation import NoOpFederationManager
 from flwr.superlink.grid import InMemoryGrid
 
-from coordinator.app import client_config, run_configuration
-from coordinator.ledger import LedgerStrategy, Reaggregation
-from coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
-from coordinator.scoring import ConsensusScorer
-from coordinator.session import LedgerSession
-from coordinator.settings import FederationSettings
-from coordinator.strategies import build_strategy, describe_strategy
 from fedledger import messages
 from fedledger.chain import Chain, Registry
+from fedledger.coordinator.app import client_config, run_configuration
+from fedledger.coordinator.ledger import LedgerStrategy, Reaggregation
+from fedledger.coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
+from fedledger.coordinator.scoring import ConsensusScorer
+from fedledger.coordinator.session import LedgerSession
+from fedledger.coordinator.settings import FederationSettings
+from fedledger.coordinator.strategies import build_strategy, describe_strategy
 from fedledger.encoding import encode_model, model_hash
 from fedledger.hashing import ZERO_HASH
 from fedledger.signing import SigningDomain, UpdateMessage, sign_update
@@ -239,7 +239,7 @@ class Ledger:
         rounds: int | None = None,
     ) -> tuple[int, LedgerStrategy]:
         """Start a run of ``settings`` on the registry and let the ledger strategy run it on
-        ``federation``, as ``coordinator.app.run_federation`` does; returns the run id.
+        ``federation``, as ``fedledger.coordinator.app.run_federation`` does; returns the run id.
 
         The registry is told ``planned_rounds`` (default: ``num-server-rounds``); the coordinator
         runs ``rounds`` of them (default: all) and stops, as one that was interrupted would.

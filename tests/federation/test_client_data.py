@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from client.data import check_table, load_table, read_table, train_test_split
-from client.metrics import accuracy, roc_auc
-from client.models import TabularClassifier, load_arrays, model_arrays
-from client.preprocessing import Preprocessing
-from client.schema import Column, Schema, SchemaError
+from fedledger.client.data import check_table, load_table, read_table, train_test_split
+from fedledger.client.metrics import accuracy, roc_auc
+from fedledger.client.models import TabularClassifier, load_arrays, model_arrays
+from fedledger.client.preprocessing import Preprocessing
+from fedledger.client.schema import Column, Schema, SchemaError
 
 SCHEMA = Schema(
     target="disease",

@@ -13,8 +13,8 @@ from fedledger.keys import PRIVATE_KEY_ENV, simulated_participant
 from fedledger.manifest import RoundManifest
 from fedledger.merkle import reward_leaf
 from fedledger.rounds import rewards_tree
+from fedledger.simulations.runner import SimulationRequest, SimulationResult, audit_result, simulate_federation
 from fedledger.store import ArtifactStore
-from simulations.runner import SimulationRequest, SimulationResult, audit_result, simulate_federation
 
 from helpers import reverts
 

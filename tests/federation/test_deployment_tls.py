@@ -15,9 +15,9 @@ from fedledger.hashing import keccak256
 from fedledger.identity import SUPERNODE_PUBLIC_KEY_FILE, create_participant
 from fedledger.keys import PRIVATE_KEY_ENV
 from fedledger.manifest import RoundManifest
+from fedledger.simulations.deployment import LocalDeployment
+from fedledger.simulations.scenarios import SCENARIOS
 from fedledger.store import ArtifactStore
-from simulations.deployment import LocalDeployment
-from simulations.scenarios import SCENARIOS
 
 pytestmark = [pytest.mark.anvil, pytest.mark.deployment]
 

@@ -8,7 +8,7 @@ import pytest
 from flwr.app import Message
 from inprocess_federation import HonestSite, InProcessFederation, Ledger
 
-from coordinator.settings import FederationSettings
+from fedledger.coordinator.settings import FederationSettings
 from fedledger.encoding import decode_model
 from fedledger.hashing import from_hex
 from fedledger.manifest import RoundManifest

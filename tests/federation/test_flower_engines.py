@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.recorder import ROUNDS_FILE
-from coordinator.settings import FederationSettings
 from fedledger.audit import Auditor
 from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
+from fedledger.coordinator.recorder import ROUNDS_FILE
+from fedledger.coordinator.settings import FederationSettings
 from fedledger.deployment import LedgerLocation
 from fedledger.hashing import keccak256
 from fedledger.keys import PRIVATE_KEY_ENV, create_keystore
 from fedledger.manifest import RoundManifest
+from fedledger.simulations.deployment import LocalDeployment, config_text
+from fedledger.simulations.scenarios import SCENARIOS
 from fedledger.store import ArtifactStore
-from simulations.deployment import LocalDeployment, config_text
-from simulations.scenarios import SCENARIOS
 
 pytestmark = [pytest.mark.anvil, pytest.mark.deployment]
 

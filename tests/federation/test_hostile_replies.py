@@ -33,9 +33,9 @@ from inprocess_federation import (
     update_message,
 )
 
-from coordinator.settings import FederationSettings
-from coordinator.validation import REASONS
 from fedledger import messages
+from fedledger.coordinator.settings import FederationSettings
+from fedledger.coordinator.validation import REASONS
 from fedledger.hashing import from_hex, keccak256
 from fedledger.manifest import RoundManifest
 from fedledger.signing import UpdateMessage, sign_update

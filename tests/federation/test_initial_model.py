@@ -9,9 +9,9 @@ import pytest
 from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from inprocess_federation import INITIAL_MODEL, InProcessFederation, arrays_record
 
-from coordinator.app import request_initial_model
-from coordinator.settings import FederationSettings
 from fedledger import messages
+from fedledger.coordinator.app import request_initial_model
+from fedledger.coordinator.settings import FederationSettings
 from fedledger.encoding import model_hash
 from fedledger.errors import FedLedgerError
 

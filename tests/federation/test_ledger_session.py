@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.session import LedgerSession
-from coordinator.settings import FederationSettings
 from fedledger.chain import Chain, ChainError, Registry
+from fedledger.coordinator.session import LedgerSession
+from fedledger.coordinator.settings import FederationSettings
 from fedledger.hashing import keccak256
 from fedledger.rewards import TOKEN_DECIMALS
 

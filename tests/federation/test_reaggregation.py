@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Message, MessageType, MetricRecord, RecordDict
 
-from coordinator.settings import STRATEGY_NAMES, FederationSettings
-from coordinator.strategies import build_strategy, describe_strategy
 from fedledger.aggregation import UnsupportedStrategy, WeightedUpdate, aggregator_for
+from fedledger.coordinator.settings import STRATEGY_NAMES, FederationSettings
+from fedledger.coordinator.strategies import build_strategy, describe_strategy
 from fedledger.encoding import decode_model, encode_model, model_hash
 
 SHAPES = {"hidden.bias": (16,), "hidden.weight": (16, 12), "output.bias": (1,), "output.weight": (1, 16)}

@@ -7,16 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.app import run_configuration
-from coordinator.recorder import ROUNDS_FILE, RoundReport
-from coordinator.resume import CannotResume, resumed_run
-from coordinator.scoring import ConsensusScorer
-from coordinator.session import LedgerSession
-from coordinator.strategies import build_strategy, describe_strategy
 from fedledger.chain import Chain, Registry, RunRecord
+from fedledger.coordinator.app import run_configuration
+from fedledger.coordinator.recorder import ROUNDS_FILE, RoundReport
+from fedledger.coordinator.resume import CannotResume, resumed_run
+from fedledger.coordinator.scoring import ConsensusScorer
+from fedledger.coordinator.session import LedgerSession
+from fedledger.coordinator.strategies import build_strategy, describe_strategy
 from fedledger.deployment import LedgerLocation
 from fedledger.runconfig import RunConfiguration
-from simulations.runner import CHAIN_FILE, SimulationRequest, SimulationResult, audit_result, simulate_federation
+from fedledger.simulations.runner import (
+    CHAIN_FILE,
+    SimulationRequest,
+    SimulationResult,
+    audit_result,
+    simulate_federation,
+)
 
 pytestmark = pytest.mark.simulation
 

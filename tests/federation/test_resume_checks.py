@@ -7,13 +7,19 @@ from dataclasses import replace
 import pytest
 from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger
 
-from coordinator.app import run_configuration
-from coordinator.ledger import Reaggregation
-from coordinator.resume import CannotResume, RunStart, configuration_differences, restore_server_optimiser, resumed_run
-from coordinator.scoring import ConsensusScorer
-from coordinator.settings import FederationSettings
-from coordinator.strategies import build_strategy, describe_strategy
 from fedledger.chain import RoundCommitment
+from fedledger.coordinator.app import run_configuration
+from fedledger.coordinator.ledger import Reaggregation
+from fedledger.coordinator.resume import (
+    CannotResume,
+    RunStart,
+    configuration_differences,
+    restore_server_optimiser,
+    resumed_run,
+)
+from fedledger.coordinator.scoring import ConsensusScorer
+from fedledger.coordinator.settings import FederationSettings
+from fedledger.coordinator.strategies import build_strategy, describe_strategy
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH, from_hex
 from fedledger.manifest import RoundManifest

@@ -6,8 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulations.scenarios import SCENARIOS, ScenarioError
-from simulations.scenarios.banks import DIRICHLET_ALPHA, MIN_BANK_SIZE, Banks, label_skewed_split, load_records
+from fedledger.simulations.scenarios import SCENARIOS, ScenarioError
+from fedledger.simulations.scenarios.banks import (
+    DIRICHLET_ALPHA,
+    MIN_BANK_SIZE,
+    Banks,
+    label_skewed_split,
+    load_records,
+)
 
 SEEDS = range(21)
 BANK_COUNTS = (2, 3, 5, 10, 20, 33)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.settings import STRATEGY_NAMES, STRATEGY_PARAMETERS, FederationSettings, SettingsError
-from coordinator.strategies import build_strategy
+from fedledger.coordinator.settings import STRATEGY_NAMES, STRATEGY_PARAMETERS, FederationSettings, SettingsError
+from fedledger.coordinator.strategies import build_strategy
 
 PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
 
@@ -25,7 +25,7 @@ def test_every_setting_is_in_the_flower_run_config_with_its_default():
 
 def test_the_flower_components_point_at_the_apps():
     components = PYPROJECT["tool"]["flwr"]["app"]["components"]
-    assert components == {"serverapp": "coordinator.app:app", "clientapp": "client.app:app"}
+    assert components == {"serverapp": "fedledger.coordinator.app:app", "clientapp": "fedledger.client.app:app"}
 
 
 def test_run_config_values_are_checked():
@@ -95,6 +95,9 @@ def test_each_strategy_name_builds_that_flower_strategy_with_its_settings(name):
 
 
 def test_the_command_line_lists_the_strategies_without_loading_flower_or_torch():
-    program = "import sys, fedledger.cli; print('simulations.cli' in sys.modules, {'flwr', 'torch'} & set(sys.modules))"
+    program = (
+        "import sys, fedledger.cli; "
+        "print('fedledger.simulations.cli' in sys.modules, {'flwr', 'torch'} & set(sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "True set()"

@@ -13,9 +13,9 @@ from fedledger.keys import simulated_participant
 from fedledger.manifest import RoundManifest
 from fedledger.merkle import MerkleTree, reward_leaf, update_leaf
 from fedledger.signing import UpdateMessage, verify_update
+from fedledger.simulations.adversaries import HANG_SECONDS, garbage_layout
+from fedledger.simulations.runner import SimulationRequest, SimulationResult, audit_result, simulate_federation
 from fedledger.store import ArtifactStore
-from simulations.adversaries import HANG_SECONDS, garbage_layout
-from simulations.runner import SimulationRequest, SimulationResult, audit_result, simulate_federation
 
 pytestmark = pytest.mark.simulation
 
@@ -29,7 +29,7 @@ FAULTS = {
     8: "duplicate",
 }
 GARBAGE_SITE, HANGING_SITE = 3, 4
-#: What the coordinator makes of each garbage layout (simulations.adversaries.GARBAGE).
+#: What the coordinator makes of each garbage layout (fedledger.simulations.adversaries.GARBAGE).
 GARBAGE_REASONS = {
     "train": {
         "error": "client-error",

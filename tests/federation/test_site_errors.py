@@ -6,16 +6,16 @@ from pathlib import Path
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
-from client.app import app
-from client.identity import KEYSTORE
-from client.models import TabularClassifier, model_arrays
-from client.schema import Schema
-from client.site import DATA_PATH, SCHEMA_PATH
-from coordinator.app import client_config
-from coordinator.settings import FederationSettings
 from fedledger import messages
+from fedledger.client.app import app
+from fedledger.client.identity import KEYSTORE
+from fedledger.client.models import TabularClassifier, model_arrays
+from fedledger.client.schema import Schema
+from fedledger.client.site import DATA_PATH, SCHEMA_PATH
+from fedledger.coordinator.app import client_config
+from fedledger.coordinator.settings import FederationSettings
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, create_keystore
-from simulations.scenarios import SCENARIOS
+from fedledger.simulations.scenarios import SCENARIOS
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 

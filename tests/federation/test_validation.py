@@ -10,7 +10,9 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MessageTy
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
 
-from coordinator.validation import (
+from fedledger import messages
+from fedledger.chain import ChainUnavailable
+from fedledger.coordinator.validation import (
     ARRAY_HEADER_BYTES,
     MAX_DETAIL_LENGTH,
     REASONS,
@@ -19,8 +21,6 @@ from coordinator.validation import (
     check_reply,
     reject_duplicates,
 )
-from fedledger import messages
-from fedledger.chain import ChainUnavailable
 from fedledger.encoding import model_hash
 from fedledger.hashing import to_hex
 from fedledger.keys import simulated_participant
@@ -48,7 +48,7 @@ def make_reply(
     domain: SigningDomain = DOMAIN,
     ledger_changes: dict | None = None,
 ) -> Message:
-    """A reply built the way client.app builds one, with whatever fault the test asks for."""
+    """A reply built the way fedledger.client.app builds one, with whatever fault the test asks for."""
     arrays = {name: value + 0.5 for name, value in BASE.items()} if arrays is None else arrays
     signed_examples = examples if isinstance(examples, int) else 10
     message = signed or UpdateMessage(1, 2, CONTEXT.base_model_hash, model_hash(arrays), signed_examples)

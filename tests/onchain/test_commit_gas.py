@@ -1,7 +1,7 @@
 """commitRound costs the same whatever the number of clients behind its roots, and under 150,000 gas."""
 
 from fedledger.chain import Chain
-from simulations.benchmarks.gas import CLIENT_COUNTS, calldata_gas, measure
+from fedledger.simulations.benchmarks.gas import CLIENT_COUNTS, calldata_gas, measure
 
 COMMIT_GAS_CEILING = 150_000
 

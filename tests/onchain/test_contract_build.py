@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from contracts import ARTIFACTS_DIR
 from fedledger.chain.artifacts import load_artifact
 from fedledger.compiler import (
     ARTIFACT_CONTRACTS,
@@ -14,6 +13,7 @@ from fedledger.compiler import (
     find_compiler,
     pinned_solc_version,
 )
+from fedledger.contracts import ARTIFACTS_DIR
 from fedledger.hashing import keccak256, to_hex
 
 
