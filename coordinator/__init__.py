@@ -1,1 +1,5 @@
-"""The coordinator's Flower ServerApp: the ledger strategy, validation and round commits."""
+"""The coordinator: ``Ledger`` wraps any Flower strategy so that every round is recorded on-chain."""
+
+from fedledger.coordinator.api import Ledger
+
+__all__ = ["Ledger"]
