@@ -17,7 +17,7 @@ from pathlib import Path
 from fedledger.certificates import create_certificates
 from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
-from fedledger.coordinator.settings import FederationSettings
+from fedledger.coordinator.config import LedgerSettings
 from fedledger.hashing import keccak256
 from fedledger.identity import SUPERNODE_PUBLIC_KEY_FILE, create_participant
 from fedledger.keys import PRIVATE_KEY_ENV
@@ -43,7 +43,7 @@ def main() -> None:
             chain = Chain.connect(anvil.rpc_url)
             coordinator = anvil.dev_accounts()[0]
             registry, _ = Registry.deploy(chain, chain.add_signer(coordinator))
-            run_budget = FederationSettings().rewards.budget * arguments.rounds
+            run_budget = LedgerSettings().rewards.budget * arguments.rounds
             registry.set_run_allowance(coordinator.address, run_budget * arguments.repeats)  # one ledger run per repeat
             port = free_port()
             deployment.superlink(
@@ -62,12 +62,13 @@ def main() -> None:
                     deployment.flwr_run(
                         CONNECTION,
                         {
-                            "rpc-url": anvil.rpc_url,
-                            "registry": registry.address,
-                            "ledger": ledger,
+                            "fedledger.rpc-url": anvil.rpc_url,
+                            "fedledger.registry": registry.address,
+                            "fedledger.enabled": ledger,
                             "num-server-rounds": arguments.rounds,
-                            "store": str(directory / "store"),
-                            "output-dir": str(output),
+                            "schema-path": str(data.schema_path),
+                            "fedledger.store": str(directory / "store"),
+                            "fedledger.output-dir": str(output),
                         },
                         timeout=1800,
                     )
