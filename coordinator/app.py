@@ -49,11 +49,15 @@ def initial_arrays(settings: FederationSettings) -> ArrayRecord:
     return ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
 
 
+def model_description(settings: FederationSettings) -> dict[str, str | int]:
+    """The model, as the run configuration records it."""
+    return {"architecture": "TabularClassifier", "hidden_units": settings.hidden_units, "seed": settings.model_seed}
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     settings = FederationSettings.from_run_config(context.run_config)
-    model = {"architecture": "TabularClassifier", "hidden_units": settings.hidden_units, "seed": settings.model_seed}
-    strategy = Ledger.from_context(context, model=model).wrap(build_strategy(settings))
+    strategy = Ledger.from_context(context, model=model_description(settings)).wrap(build_strategy(settings))
     strategy.start(
         grid=grid,
         initial_arrays=initial_arrays(settings),
