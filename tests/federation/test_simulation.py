@@ -1,5 +1,6 @@
 """Federations on Flower's Simulation Engine, checked against what the chain and the store hold."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -278,10 +279,11 @@ def test_with_too_few_nodes_connected_every_round_is_committed_as_failed(tmp_pat
     assert [manifest.round for _, manifest in rounds] == [1, 2]
     for _, manifest in rounds:
         assert manifest.outcome == "failed"
-        assert manifest.failure is not None and manifest.failure.startswith(
-            "too few nodes connected: 3 connected, 4 needed; waited 1."
-        )
-        assert manifest.training.skipped == manifest.evaluation.skipped == manifest.failure
+        for shortage in (manifest.failure, manifest.evaluation.skipped):  # each phase waits on its own
+            assert shortage is not None and re.fullmatch(
+                r"too few nodes connected: 3 connected, 4 needed; waited 1\.\d s", shortage
+            )
+        assert manifest.training.skipped == manifest.failure
         assert manifest.training.asked == manifest.evaluation.asked == ()
     assert result.summary.final_model_hash == result.summary.initial_model_hash
     assert audit_result(result).passed
