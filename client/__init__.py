@@ -1,1 +1,7 @@
-"""The participant's Flower ClientApp: local training, data loading and update signing."""
+"""FedLedger's client side: ``ledger_mod``, the Flower mod that signs any ClientApp's updates for the
+ledger, and the tabular task's ClientApp (``fedledger.client.app``, imported only on demand: it
+needs torch)."""
+
+from fedledger.client.mod import ledger_mod
+
+__all__ = ["ledger_mod"]

@@ -9,10 +9,11 @@ from flwr.app import ConfigRecord
 from flwr.app.user_config import UserConfig
 
 from fedledger import messages
-from fedledger.client.site import PARTITION_ID
 from fedledger.errors import FedLedgerError
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, keystore_address, load_keystore, simulated_participant
 
+#: Node config key Flower's simulation gives every virtual node.
+PARTITION_ID = "partition-id"
 #: Node config key of a real install: its encrypted keystore (password in $FEDLEDGER_KEYSTORE_PASSWORD).
 KEYSTORE = "keystore"
 
@@ -25,7 +26,7 @@ def participant_key(node_config: UserConfig, config: ConfigRecord) -> LocalAccou
     """The node's signing key: its keystore in a real install; a derived key in a simulation."""
     if KEYSTORE in node_config:
         return _keystore(Path(str(node_config[KEYSTORE])))
-    key_seed = config.get(messages.CONFIG_SIMULATION_KEY_SEED)
+    key_seed = config.get(messages.CONFIG_KEY_SEED)
     if isinstance(key_seed, int) and PARTITION_ID in node_config:
         return simulated_participant(key_seed, int(node_config[PARTITION_ID]))
     raise IdentityError(f"this node has no signing key: set {KEYSTORE!r} in its node config")

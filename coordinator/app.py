@@ -20,6 +20,7 @@ from flwr.supercore import log
 
 from fedledger import messages
 from fedledger.chain import Chain, ChainUnavailable
+from fedledger.client import task_keys
 from fedledger.coordinator.ledger import LedgerStrategy, Reaggregation
 from fedledger.coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
 from fedledger.coordinator.resume import RunStart, restore_server_optimiser, resumed_run
@@ -95,19 +96,19 @@ def client_config(settings: FederationSettings) -> ConfigRecord:
     """What every client needs to know to train and evaluate like the others."""
     config = ConfigRecord(
         {
-            messages.CONFIG_LOCAL_EPOCHS: settings.local_epochs,
-            messages.CONFIG_BATCH_SIZE: settings.batch_size,
-            messages.CONFIG_LEARNING_RATE: settings.learning_rate,
-            messages.CONFIG_MOMENTUM: settings.momentum,
-            messages.CONFIG_HIDDEN_UNITS: settings.hidden_units,
-            messages.CONFIG_MODEL_SEED: settings.model_seed,
-            messages.CONFIG_TEST_FRACTION: settings.test_fraction,
-            messages.CONFIG_SPLIT_SEED: settings.split_seed,
+            task_keys.LOCAL_EPOCHS: settings.local_epochs,
+            task_keys.BATCH_SIZE: settings.batch_size,
+            task_keys.LEARNING_RATE: settings.learning_rate,
+            task_keys.MOMENTUM: settings.momentum,
+            task_keys.HIDDEN_UNITS: settings.hidden_units,
+            task_keys.MODEL_SEED: settings.model_seed,
+            task_keys.TEST_FRACTION: settings.test_fraction,
+            task_keys.SPLIT_SEED: settings.split_seed,
         }
     )
     if settings.data_dir:
-        config[messages.CONFIG_SIMULATION_DATA_DIR] = settings.data_dir
-        config[messages.CONFIG_SIMULATION_KEY_SEED] = settings.key_seed
+        config[task_keys.SIMULATION_DATA_DIR] = settings.data_dir
+        config[messages.CONFIG_KEY_SEED] = settings.key_seed
     return config
 
 

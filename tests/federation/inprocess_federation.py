@@ -29,6 +29,7 @@ from flwr.superlink.grid import InMemoryGrid
 
 from fedledger import messages
 from fedledger.chain import Chain, Registry
+from fedledger.client import task_keys
 from fedledger.coordinator.app import client_config, run_configuration
 from fedledger.coordinator.ledger import LedgerStrategy, Reaggregation
 from fedledger.coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
@@ -196,7 +197,7 @@ class HonestSite:
             {
                 messages.ARRAYS_RECORD: arrays_record(arrays),
                 messages.METRICS_RECORD: MetricRecord(
-                    {messages.NUM_EXAMPLES: self.examples, messages.TRAIN_LOSS: 0.25 + self.step}
+                    {messages.NUM_EXAMPLES: self.examples, task_keys.TRAIN_LOSS: 0.25 + self.step}
                 ),
                 messages.LEDGER_RECORD: ledger_record(self.account, signing_domain(message), update),
             }
@@ -207,7 +208,7 @@ class HonestSite:
         content = RecordDict(
             {
                 messages.METRICS_RECORD: MetricRecord(
-                    {messages.NUM_EXAMPLES: 10, messages.EVAL_LOSS: 0.5, messages.EVAL_ACCURACY: 0.75}
+                    {messages.NUM_EXAMPLES: 10, task_keys.EVAL_LOSS: 0.5, task_keys.EVAL_ACCURACY: 0.75}
                 ),
                 messages.LEDGER_RECORD: ConfigRecord({messages.PARTICIPANT: self.account.address}),
             }
