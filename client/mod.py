@@ -47,7 +47,7 @@ class _LedgerRequest:
         weight_key = config.get(messages.CONFIG_WEIGHT_KEY, messages.NUM_EXAMPLES)
         if not isinstance(weight_key, str) or not weight_key:
             raise UnsignableReply(
-                f"the request's {messages.CONFIG_WEIGHT_KEY!r} must be a key name, got {weight_key!r}"
+                f"the request's {messages.CONFIG_WEIGHT_KEY!r} must be a metric key name, got {weight_key!r}"
             )
         return cls(
             domain=SigningDomain(
