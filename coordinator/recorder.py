@@ -138,7 +138,11 @@ class RoundRecorder:
             reproduction=judged.reproduction,
             eval_loss=evaluation.aggregate.get("eval-loss"),
             eval_accuracy=evaluation.aggregate.get("eval-accuracy"),
-            site_accuracy={who: metrics["eval-accuracy"] for who, metrics in sites.items()},
+            site_accuracy={
+                who: figures["eval-accuracy"]
+                for who, figures in sites.items()
+                if isinstance(figures.get("eval-accuracy"), float)
+            },
         )
 
     def _acknowledge(self, round_number: int, model_hash: str, manifest_hash: str, tx_hash: str) -> None:
