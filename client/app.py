@@ -58,19 +58,6 @@ def _as_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
     return ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
 
 
-@app.query()
-def initial_model(message: Message, context: Context) -> Message:
-    """A freshly initialised model: its weights depend only on the schema and ``model-seed``."""
-    config = message.content[messages.CONFIG_RECORD]
-    site = local_site(context, config)
-    model = TabularClassifier.initialised(
-        site.schema.num_features,
-        int(config[task_keys.HIDDEN_UNITS]),
-        int(config[task_keys.MODEL_SEED]),
-    )
-    return Message(RecordDict({messages.ARRAYS_RECORD: _as_record(model_arrays(model))}), reply_to=message)
-
-
 def training_update(
     message: Message, context: Context, site: LocalSite | None = None
 ) -> tuple[dict[str, np.ndarray], int, float]:

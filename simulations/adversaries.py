@@ -24,7 +24,6 @@ from fedledger import messages
 from fedledger.client import task_keys
 from fedledger.client.app import (
     evaluate_round,
-    initial_model,
     local_site,
     reply_with_site_errors,
     train_round,
@@ -42,7 +41,7 @@ FAULTS = (
     "stale-base",  # trained from a model other than the current global model
     "replay",  # resends its previous round's reply, signature and all
     "duplicate",  # signs with partition 0's key, so that participant sends two updates
-    "garbage",  # malformed replies of many layouts (see GARBAGE), and no model when asked for the initial one
+    "garbage",  # malformed replies of many layouts (see GARBAGE)
     "hang",  # answers every training request only after HANG_SECONDS: past a short round timeout
 )
 ATTACKS = (
@@ -76,12 +75,6 @@ def adversarial_client_app(behaviours: Mapping[int, str]) -> ClientApp:
     if unknown:
         raise ValueError(f"unknown behaviours {sorted(unknown)}; known: {', '.join(FAULTS + ATTACKS)}")
     app = ClientApp(mods=[reply_with_site_errors, tampering_mod(behaviours), ledger_mod])
-
-    @app.query()
-    def query(message: Message, context: Context) -> Message:
-        if behaviours.get(_partition(context)) == "garbage":
-            return Message(RecordDict({messages.METRICS_RECORD: MetricRecord({"not-a-model": 1})}), reply_to=message)
-        return initial_model(message, context)
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
