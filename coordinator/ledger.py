@@ -319,9 +319,8 @@ class LedgerStrategy(Strategy):
             raise RuntimeError("configure_train runs before aggregate_train")
         replies = list(replies)
         self._training = _with_silent(self._training, replies, server_round, "train")
-        weight_key = getattr(self.inner, "weighted_by_key", messages.NUM_EXAMPLES)
         context = RoundContext(
-            self.session.domain, self.recorder.run_id, server_round, self._base_hash, base, weight_key
+            self.session.domain, self.recorder.run_id, server_round, self._base_hash, base, self.weight_key
         )
         is_active = cache(self.session.participant_status)  # one registry read per address and phase
         checked = reject_duplicates([check_reply(reply, context, is_active) for reply in replies])
@@ -407,8 +406,7 @@ class LedgerStrategy(Strategy):
         replies = list(replies)
         requests = _with_silent(self._evaluation, replies, server_round, "evaluate")
         is_active = cache(self.session.participant_status)
-        weight_key = getattr(self.inner, "weighted_by_key", messages.NUM_EXAMPLES)
-        checked = reject_duplicates([check_evaluation(reply, is_active, weight_key) for reply in replies])
+        checked = reject_duplicates([check_evaluation(reply, is_active, self.weight_key) for reply in replies])
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
         metrics = self.inner.aggregate_evaluate(server_round, for_strategy(accepted))
         judged, self._judged = self._judged, None
