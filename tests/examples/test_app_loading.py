@@ -3,7 +3,6 @@ before anything starts. No simulation runs here."""
 
 import ast
 import hashlib
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,30 +13,9 @@ from typer.testing import CliRunner
 from fedledger.cli import app as cli
 from fedledger.simulations.apps import AppError, AppSimulation, FlowerApp
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-QUICKSTART = EXAMPLES / "quickstart-pytorch"
-DIGITS = EXAMPLES / "digits"
-LOGREG = EXAMPLES / "logreg"
-DIFF = EXAMPLES / "add-fedledger.diff"
+from example_apps import DIFF, DIGITS, EXAMPLES, LOGREG, QUICKSTART, app_files, copy_app, quickstart_with_the_diff
 
 runner = CliRunner()
-
-
-def app_files(directory: Path) -> dict[str, bytes]:
-    """Every file of an app, by path relative to it, without Python's caches."""
-    return {
-        path.relative_to(directory).as_posix(): path.read_bytes()
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
-    }
-
-
-def apply_diff(tmp_path: Path) -> Path:
-    """A copy of the plain quickstart app with the documented diff applied."""
-    target = tmp_path / "app"
-    shutil.copytree(QUICKSTART, target, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(["git", "apply", str(DIFF)], cwd=target, check=True, capture_output=True)
-    return target
 
 
 def changed_lines(diff: str) -> list[str]:
@@ -54,7 +32,7 @@ def test_the_documented_diff_changes_at_most_15_lines_and_turns_the_quickstart_i
     assert "+app = ClientApp(mods=[ledger_mod])" in changed
     assert "+    strategy = Ledger.from_context(context).wrap(strategy)" in changed
 
-    patched = apply_diff(tmp_path)
+    patched = quickstart_with_the_diff(tmp_path / "app")
     assert app_files(patched) == app_files(DIGITS)
     assert app_files(QUICKSTART) != app_files(DIGITS)
 
@@ -110,7 +88,7 @@ def test_an_app_is_read_from_its_pyproject_and_hashed_as_flwr_build_hashes_it(tm
 
 
 def test_dotted_config_keys_are_flattened_as_flower_flattens_them(tmp_path: Path):
-    shutil.copytree(LOGREG, tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    copy_app(LOGREG, tmp_path / "app")
     project = tmp_path / "app" / "pyproject.toml"
     project.write_text(project.read_text() + 'fedledger.reward-per-round = 50\nfedledger.registry = ""\n')
     app = FlowerApp.load(tmp_path / "app")

@@ -12,7 +12,7 @@ app = ServerApp()
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    """Train ``Net`` for ``num-server-rounds`` rounds of FedAvg and save the final model."""
+    """Train ``Net`` for ``num-server-rounds`` rounds of FedAvg, starting from a seeded initialisation."""
     torch.manual_seed(0)
     arrays = ArrayRecord(Net().state_dict())
 
@@ -20,11 +20,9 @@ def main(grid: Grid, context: Context) -> None:
         fraction_train=context.run_config["fraction-train"],
         fraction_evaluate=context.run_config["fraction-evaluate"],
     )
-    result = strategy.start(
+    strategy.start(
         grid=grid,
         initial_arrays=arrays,
         train_config=ConfigRecord({"lr": context.run_config["lr"]}),
         num_rounds=context.run_config["num-server-rounds"],
     )
-
-    torch.save(result.arrays.to_torch_state_dict(), "final_model.pt")
