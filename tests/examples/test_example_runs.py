@@ -105,12 +105,9 @@ def test_the_logreg_strategy_is_re_derived_by_the_coordinator_and_by_an_auditor_
 
     # The auditor installs the app's package: the entry point names the aggregation, and the audit re-runs it.
     site = tmp_path / "site-packages"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["--target", str(site), str(copy_app(LOGREG, tmp_path / "logreg-source"))],
-        check=True,
-        capture_output=True,
-    )
+    source = copy_app(LOGREG, tmp_path / "logreg-source")
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*pip, "--target", str(site), str(source)], check=True, capture_output=True)
     installed = {"PYTHONPATH": str(site)}
     report = json.loads(fedledger("audit", "--simulation", str(run), "--json", cwd=tmp_path, env=installed))
     assert report["verdict"] == "pass"
@@ -131,7 +128,8 @@ def test_the_logreg_strategy_is_re_derived_by_the_coordinator_and_by_an_auditor_
 def test_flwr_run_on_the_simulation_engine_records_the_digits_app_and_its_record_audits(tmp_path: Path):
     app = quickstart_with_the_diff(tmp_path / "digits")
     project = app / "pyproject.toml"
-    project.write_text(project.read_text() + 'fedledger.output-dir = ".fedledger/run"\nfedledger.store = ".fedledger/store"\n')
+    declared = 'fedledger.output-dir = ".fedledger/run"\nfedledger.store = ".fedledger/store"\n'
+    project.write_text(project.read_text() + declared)  # what an app declares to take them from --run-config
     port = free_port()
     with LocalDeployment(tmp_path) as flower:
         flower.superlink(port, simulation=True)
