@@ -25,7 +25,7 @@ def participant_key(node_config: UserConfig, config: ConfigRecord) -> LocalAccou
     """The node's signing key: its keystore in a real install; a derived key in a simulation."""
     if KEYSTORE in node_config:
         return _keystore(Path(str(node_config[KEYSTORE])))
-    key_seed = config.get(messages.CONFIG_SIMULATION_KEY_SEED)
+    key_seed = config.get(messages.CONFIG_KEY_SEED)
     if isinstance(key_seed, int) and PARTITION_ID in node_config:
         return simulated_participant(key_seed, int(node_config[PARTITION_ID]))
     raise IdentityError(f"this node has no signing key: set {KEYSTORE!r} in its node config")

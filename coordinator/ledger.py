@@ -1,22 +1,37 @@
 """The ledger strategy: any Flower strategy, with every round checked, hashed, stored and committed."""
 
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cache
 from logging import INFO, WARNING
-from typing import Any
+from pathlib import Path
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy import Result, Strategy
 from flwr.supercore import log
 
 from fedledger import messages
-from fedledger.aggregation import Aggregator, UnsupportedStrategy, WeightedUpdate, aggregator_for
-from fedledger.contribution import DetectorSettings, delta_gram, detect
-from fedledger.coordinator.recorder import JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
-from fedledger.coordinator.scoring import Scorer
+from fedledger.aggregation import WeightedUpdate
+from fedledger.chain import ChainUnavailable
+from fedledger.contribution import delta_gram, detect
+from fedledger.coordinator.config import LedgerSettings
+from fedledger.coordinator.host import Host
+from fedledger.coordinator.reaggregation import Reaggregation
+from fedledger.coordinator.recorder import ROUNDS_FILE, JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
+from fedledger.coordinator.resume import RunStart, restore_server_optimiser
+from fedledger.coordinator.runs import (
+    AppRecord,
+    describe_strategy,
+    register_connected_nodes,
+    resume_run,
+    run_configuration,
+    start_run,
+)
 from fedledger.coordinator.session import LedgerSession
+from fedledger.coordinator.summary import FederationStopped, FederationSummary
 from fedledger.coordinator.validation import (
     CheckedReply,
     RoundContext,
@@ -25,9 +40,14 @@ from fedledger.coordinator.validation import (
     reject_duplicates,
 )
 from fedledger.coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
-from fedledger.encoding import encode_model, model_hash
+from fedledger.deployment import LedgerLocation
+from fedledger.encoding import EncodingError, encode_model, model_hash
+from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
 from fedledger.manifest import Requests
+
+#: The MetricRecord key that holds a reply's example count, unless the wrapped strategy names another.
+DEFAULT_WEIGHT_KEY = "num-examples"
 
 
 def canonical_arrays(record: ArrayRecord) -> ArrayRecord:
@@ -35,85 +55,198 @@ def canonical_arrays(record: ArrayRecord) -> ArrayRecord:
     return ArrayRecord({name: record[name] for name in sorted(record)})
 
 
-@dataclass(frozen=True)
-class Reaggregation:
-    """How the coordinator re-derives each aggregate: with ``aggregator``, the rule an auditor runs,
-    or not at all (``None``), and then ``unsupported`` says why."""
-
-    aggregator: Aggregator | None
-    unsupported: str = ""
-
-    @classmethod
-    def of(cls, strategy: Mapping[str, Any]) -> "Reaggregation":
-        """The re-aggregation of ``strategy``, described as a manifest records it."""
-        try:
-            return cls(aggregator_for(strategy))
-        except UnsupportedStrategy as error:
-            return cls(None, str(error))
-
-
 class LedgerStrategy(Strategy):
     """Wraps a Flower strategy without changing it, and records every round it runs.
 
-    For each round it lets the wrapped strategy sample nodes, waiting at most ``connect_timeout``
+    ``start`` (Flower's ``Strategy.start``, with the same parameters) first opens the ledger —
+    chain, registry, artifact store, as ``settings`` say — and starts the run on-chain with the
+    given initial arrays (stored, their hash recorded) and ``num_rounds`` planned rounds, or, with
+    ``fedledger.resume-run``, goes on from that run's last committed round. It saves where the run
+    is recorded (``ledger.json``) before round 1, runs Flower's loop over this strategy's methods,
+    and writes ``federation.json`` at the end.
+
+    For each round it lets the wrapped strategy sample nodes, waiting at most ``connect-timeout``
     seconds for enough of them to be connected (``coordinator.waiting``); with too few, the round
     sends nothing and is committed as failed. It checks every training reply
     (``coordinator.validation``), stores every update it can read, screens the valid ones with the
-    anomaly detector (``detection``; flagged updates are rejected as ``anomalous``), hands only the
-    accepted ones to the wrapped strategy — normalised to the protocol's records and sorted by
-    participant, arrays sorted by name, so the aggregate can be re-derived — hashes and stores the
-    aggregate, re-derives it to confirm that an auditor can, and scores each accepted update
-    (``scorer``). Evaluation replies are checked and normalised the same way before the wrapped
-    strategy aggregates them. Once the round's evaluation is in, it stores the manifest and commits
-    the round on-chain. A round with fewer than ``min_accepted`` valid updates is not aggregated;
-    it is committed as failed, with the global model unchanged. The manifest names, for training
-    and for evaluation, the nodes asked and those that never answered.
+    anomaly detector (flagged updates are rejected as ``anomalous``), hands only the accepted ones
+    to the wrapped strategy — normalised to the protocol's records and sorted by participant,
+    arrays sorted by name, so the aggregate can be re-derived — hashes and stores the aggregate,
+    re-derives it to confirm that an auditor can, and scores each accepted update. Evaluation
+    replies are checked and normalised the same way before the wrapped strategy aggregates them.
+    Once the round's evaluation is in, it stores the manifest and commits the round on-chain. A
+    round with fewer than ``min-accepted`` valid updates is not aggregated; it is committed as
+    failed, with the global model unchanged. The manifest names, for training and for evaluation,
+    the nodes asked and those that never answered.
 
     Hashing happens before the wrapped strategy sees the replies, because some strategies
     (FedMedian, FedTrimmedAvg, Bulyan) consume the arrays of the replies they are given.
 
-    ``reaggregation`` is the rule each aggregate is re-derived with; for a resumed run, it carries
-    the state the rounds before left (a server optimiser's), so the first resumed round re-derives
-    too. A resumed run starts at ``first_round``: Flower counts its rounds from 1, and every round
-    number it passes in is shifted to the run's own before anything (the wrapped strategy, the
-    clients, the record) sees it.
+    A resumed run starts at its next round: Flower counts its rounds from 1, and every round number
+    it passes in is shifted to the run's own before anything (the wrapped strategy, the clients,
+    the record) sees it.
+
+    Parameters
+    ----------
+    inner : Strategy
+        The Flower strategy that samples nodes and aggregates.
+    settings : LedgerSettings
+        Where and how the run is recorded (the run config's ``fedledger.*`` keys).
+    app : AppRecord
+        What the run configuration records about the app.
+    host : Host
+        What the process hosting the app lends the ledger (chain, callbacks, scorer).
+    aggregation : str | None
+        The registered aggregation that re-derives ``inner``'s aggregates, if it is not a Flower
+        built-in (``fedledger.aggregation.register_aggregation``).
     """
 
     def __init__(
         self,
         inner: Strategy,
         *,
-        session: LedgerSession,
-        recorder: RoundRecorder,
-        min_accepted: int,
-        detection: DetectorSettings | None,
-        scorer: Scorer,
-        reaggregation: Reaggregation,
-        on_round: Callable[[RoundReport], None],
-        connect_timeout: float,
-        first_round: int = 1,
+        settings: LedgerSettings,
+        app: AppRecord,
+        host: Host,
+        aggregation: str | None = None,
     ) -> None:
         self.inner = inner
-        self.session = session
-        self.recorder = recorder
-        self.min_accepted = min_accepted
-        self.detection = detection
-        self.scorer = scorer
-        self.reaggregation = reaggregation
-        self.on_round = on_round
-        self.connect_timeout = connect_timeout
-        self.first_round = first_round
+        self.settings = settings
+        self.app = app
+        self.host = host
+        self.scorer = host.score_with()
+        self.description = describe_strategy(inner, aggregation)
+        self.detection = settings.detection
+        self.reaggregation = Reaggregation.of(self.description)
         self.reports: list[RoundReport] = []
+        self.location: LedgerLocation | None = None
+        self.first_round = 1
+        self._session: LedgerSession | None = None
+        self._recorder: RoundRecorder | None = None
         self._base: dict | None = None
         self._base_hash = b""
         self._training = Requests()
         self._evaluation = Requests()
         self._judged: JudgedRound | None = None
 
+    @property
+    def session(self) -> LedgerSession:
+        if self._session is None:
+            raise RuntimeError("the ledger is opened by start()")
+        return self._session
+
+    @property
+    def recorder(self) -> RoundRecorder:
+        if self._recorder is None:
+            raise RuntimeError("the run is started by start()")
+        return self._recorder
+
+    @property
+    def weight_key(self) -> str:
+        """The MetricRecord key holding each reply's example count: the wrapped strategy's ``weighted_by_key``."""
+        return str(getattr(self.inner, "weighted_by_key", DEFAULT_WEIGHT_KEY))
+
+    @property
+    def simulated_participants(self) -> bool:
+        """Whether sites sign with keys derived from ``fedledger.key-seed`` (sent to them with every request)."""
+        return self.settings.in_process_chain or self.settings.simulated_participants > 0
+
     def summary(self) -> None:
-        log(INFO, "\t├──> Ledger: registry %s, run %d", self.session.registry.address, self.recorder.run_id)
-        log(INFO, "\t│\t└── store %s", self.session.store.location)
+        if self._session is not None and self._recorder is not None:
+            log(INFO, "\t├──> Ledger: registry %s, run %d", self.session.registry.address, self.recorder.run_id)
+            log(INFO, "\t│\t└── store %s", self.session.store.location)
         self.inner.summary()
+
+    def start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        train_config: ConfigRecord | None = None,
+        evaluate_config: ConfigRecord | None = None,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
+    ) -> Result:
+        """Run ``num_rounds`` rounds of the wrapped strategy as Flower's ``Strategy.start`` does,
+        every one recorded on the ledger; returns Flower's ``Result`` (rounds numbered from 1 in
+        this call, also when resuming).
+
+        Raises:
+            FederationStopped: the chain stayed unreachable past its retry budget; says how to resume.
+            FedLedgerError: the run cannot start or resume (the message says why).
+        """
+        try:
+            return self._start(grid, initial_arrays, num_rounds, timeout, train_config, evaluate_config, evaluate_fn)
+        except FedLedgerError as error:
+            self.host.on_error(error)
+            raise
+
+    def _start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int,
+        timeout: float,
+        train_config: ConfigRecord | None,
+        evaluate_config: ConfigRecord | None,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None,
+    ) -> Result:
+        started = time.perf_counter()
+        if num_rounds < 1:
+            raise FedLedgerError(f"num_rounds must be at least 1, got {num_rounds}")
+        initial = _initial_model(initial_arrays)
+        initial_hash = model_hash(initial)
+        self._session = session = LedgerSession.open(self.settings, self.host.chain)
+        configuration = run_configuration(
+            self.settings, self.description, self.scorer, initial_hash, num_rounds, self.app, grid.run.fab_hash or ""
+        )
+        if self.settings.resume_run:
+            run = resume_run(session, self.settings, configuration, initial_hash)
+            restore_server_optimiser(session, run, self.inner, self.reaggregation)
+        else:
+            if self.settings.simulated_participants == 0 and self.settings.in_process_chain and session.deployed:
+                register_connected_nodes(session, grid, self.inner, self.settings)
+            run = start_run(session, self.settings, configuration, initial)
+        output_dir = Path(self.settings.output_dir)
+        self.location = location = LedgerLocation(
+            chain_id=session.domain.chain_id,
+            registry=session.registry.address,
+            run_id=run.run_id,
+            store=session.store.location,
+            rpc_url=self.settings.rpc_url or None,
+            saved_chain=str(session.chain.journal) if session.chain.journal else None,
+        )
+        location.save(output_dir)
+        self.host.on_start(location)
+        self._recorder = RoundRecorder(session, run.run_id, run.configuration, output_dir / ROUNDS_FILE)
+        self.first_round = run.next_round
+        try:
+            result = super().start(
+                grid, _record(run.model), run.rounds_left, timeout, train_config, evaluate_config, evaluate_fn
+            )
+        except ChainUnavailable as error:
+            last = self.reports[-1].round if self.reports else run.committed_rounds
+            raise FederationStopped(
+                f"{error}; run {run.run_id} on registry {location.registry} stopped after round {last} "
+                f"of {run.planned_rounds}; resume with: {self.host.resume_hint(location)}"
+            ) from None
+        self._finish(run, result, time.perf_counter() - started, output_dir)
+        return result
+
+    def _finish(self, run: RunStart, result: Result, wall_time: float, output_dir: Path) -> None:
+        final = {name: array.numpy() for name, array in result.arrays.items()} if result.arrays else run.model
+        if self.location is None:
+            raise RuntimeError("the run finishes after it starts")
+        summary = FederationSummary(
+            ledger=self.location,
+            initial_model_hash=to_hex(run.initial_model_hash),
+            final_model_hash=to_hex(model_hash(final)),
+            wall_time_seconds=wall_time,
+            rounds=self.reports,
+        )
+        summary.save(output_dir)
+        if self.host.on_finish is not None:
+            self.host.on_finish(summary)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -150,7 +283,9 @@ class LedgerStrategy(Strategy):
         """The wrapped strategy's messages for ``phase``, sampled with a bounded wait for nodes;
         none, and the reason, if too few nodes were connected in time."""
         try:
-            sent = list(configure(BoundedWaitGrid(grid, nodes_needed(self.inner, phase), self.connect_timeout)))
+            sent = list(
+                configure(BoundedWaitGrid(grid, nodes_needed(self.inner, phase), self.settings.connect_timeout))
+            )
         except TooFewNodes as shortage:
             log(
                 WARNING,
@@ -168,10 +303,14 @@ class LedgerStrategy(Strategy):
         return flower_round + self.first_round - 1
 
     def _bind(self, config: ConfigRecord) -> None:
-        """Tell clients which chain, registry and run to sign for."""
+        """Tell clients which chain, registry and run to sign for, which metric holds their example
+        count, and, when their keys are simulated, the seed they derive them from."""
         config[messages.CONFIG_CHAIN_ID] = self.session.domain.chain_id
         config[messages.CONFIG_REGISTRY] = self.session.domain.registry
         config[messages.CONFIG_RUN_ID] = self.recorder.run_id
+        config[messages.CONFIG_WEIGHT_KEY] = self.weight_key
+        if self.simulated_participants:
+            config[messages.CONFIG_KEY_SEED] = self.settings.key_seed
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -192,9 +331,9 @@ class LedgerStrategy(Strategy):
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
         if self._training.skipped is not None:
             return self._fail(server_round, checked, self._training.skipped)
-        if len(accepted) < self.min_accepted:
+        if len(accepted) < self.settings.min_accepted:
             return self._fail(
-                server_round, checked, f"{len(accepted)} valid updates, at least {self.min_accepted} needed"
+                server_round, checked, f"{len(accepted)} valid updates, at least {self.settings.min_accepted} needed"
             )
 
         aggregate, metrics = self.inner.aggregate_train(server_round, [reply.for_strategy() for reply in accepted])
@@ -275,7 +414,7 @@ class LedgerStrategy(Strategy):
             return metrics
         report = self.recorder.commit(judged, JudgedEvaluation(requests, checked, dict(metrics or {})))
         self.reports.append(report)
-        self.on_round(report)
+        self.host.on_round(report)
         return metrics
 
 
@@ -294,3 +433,26 @@ def _with_silent(requests: Requests, replies: list[Message], server_round: int, 
             ", ".join(str(node) for node in silent),
         )
     return replace(requests, silent=silent)
+
+
+def _initial_model(initial_arrays: ArrayRecord) -> dict[str, np.ndarray]:
+    """The initial arrays, sorted by name, once they are known to be a model the ledger can hash.
+
+    Raises:
+        FedLedgerError: no arrays, an array the canonical encoding refuses, or one holding NaN or infinity.
+    """
+    arrays = {name: initial_arrays[name].numpy() for name in sorted(initial_arrays)}
+    if not arrays:
+        raise FedLedgerError("the initial arrays are empty: the run needs a model to start from")
+    try:
+        encode_model(arrays)
+    except EncodingError as error:
+        raise FedLedgerError(f"the initial arrays cannot be recorded: {error}") from None
+    for name, array in arrays.items():
+        if not np.all(np.isfinite(array)):
+            raise FedLedgerError(f"the initial array {name!r} holds NaN or infinite values")
+    return arrays
+
+
+def _record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
+    return ArrayRecord({name: Array(np.asarray(arrays[name])) for name in sorted(arrays)})

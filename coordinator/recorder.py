@@ -77,9 +77,8 @@ class RoundReport:
     block_number: int
     outcome: str
     reproduction: str
-    eval_loss: float | None
-    eval_accuracy: float | None
-    site_accuracy: dict[str, float]
+    evaluation: dict[str, Any]  # the wrapped strategy's aggregate of the evaluation metrics
+    site_evaluation: dict[str, dict[str, Any]]  # each accepted participant's evaluation metrics
 
 
 class RoundRecorder:
@@ -124,7 +123,6 @@ class RoundRecorder:
         self.session.store.put(manifest.to_bytes())
         receipt = self.session.registry.commit_round(self.run_id, judged.round, commitment)
         self._acknowledge(judged.round, manifest.model_hash, to_hex(commitment.manifest_hash), receipt.tx_hash)
-        sites = evaluation.metrics["participants"]
         return RoundReport(
             round=judged.round,
             accepted=commitment.accepted,
@@ -136,9 +134,8 @@ class RoundRecorder:
             block_number=receipt.block_number,
             outcome=manifest.outcome,
             reproduction=judged.reproduction,
-            eval_loss=evaluation.aggregate.get("eval-loss"),
-            eval_accuracy=evaluation.aggregate.get("eval-accuracy"),
-            site_accuracy={who: metrics["eval-accuracy"] for who, metrics in sites.items()},
+            evaluation=evaluation.aggregate,
+            site_evaluation=evaluation.metrics["participants"],
         )
 
     def _acknowledge(self, round_number: int, model_hash: str, manifest_hash: str, tx_hash: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain import Chain, ChainError, Receipt, Registry
-from fedledger.coordinator.settings import FederationSettings
+from fedledger.coordinator.config import LedgerSettings
 from fedledger.hashing import ZERO_HASH
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
 from fedledger.rewards import TOKEN_DECIMALS, format_tokens
@@ -35,7 +35,7 @@ class LedgerSession:
     deployed: bool = False
 
     @classmethod
-    def open(cls, settings: FederationSettings, chain: Chain | None = None) -> "LedgerSession":
+    def open(cls, settings: LedgerSettings, chain: Chain | None = None) -> "LedgerSession":
         """Connect (or use ``chain``), then attach to ``settings.registry`` or deploy a new registry.
 
         On the in-process chain the coordinator is its first development account, and the chain is
@@ -53,11 +53,16 @@ class LedgerSession:
         else:
             registry, _ = Registry.deploy(chain, coordinator)
         session = cls(chain, registry, ArtifactStore(settings.store), deployed=not settings.registry)
-        for partition_id in range(settings.simulated_participants):
-            address = simulated_participant(settings.key_seed, partition_id).address
-            if session.ensure_registered(address):
-                chain.send_value(coordinator, address, SIMULATED_PARTICIPANT_FUNDS)
+        session.register_simulated(settings.key_seed, settings.simulated_participants)
         return session
+
+    def register_simulated(self, key_seed: int, count: int) -> None:
+        """Register (and fund, for their claims) the simulated participants of partitions
+        ``0 .. count - 1``, whose keys derive from ``key_seed``; those already registered are left as they are."""
+        for partition_id in range(count):
+            address = simulated_participant(key_seed, partition_id).address
+            if self.ensure_registered(address):
+                self.chain.send_value(self.registry.sender, address, SIMULATED_PARTICIPANT_FUNDS)
 
     @cached_property
     def domain(self) -> SigningDomain:

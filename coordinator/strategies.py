@@ -1,4 +1,4 @@
-"""Flower's own strategies, built by name from the federation settings."""
+"""Flower's own strategies, built by name from the tabular app's settings."""
 
 from typing import Any
 
@@ -22,13 +22,3 @@ def build_strategy(settings: FederationSettings) -> Strategy:
         keyword: getattr(settings, setting) for keyword, setting in STRATEGY_PARAMETERS[settings.strategy].items()
     }
     return getattr(flower_strategies, settings.strategy)(**sampling, **parameters)
-
-
-def describe_strategy(strategy: Strategy) -> dict[str, Any]:
-    """The strategy's class name and its scalar parameters, as recorded in manifests."""
-    params = {
-        name: value
-        for name, value in sorted(vars(strategy).items())
-        if not name.startswith("_") and isinstance(value, bool | int | float | str)
-    }
-    return {"name": type(strategy).__name__, "params": params}

@@ -8,6 +8,11 @@ sorted by name (the canonical encoding's order), and records that order in the m
 auditor replays it here. The coordinator also re-derives every aggregate before committing it,
 so a round whose aggregate could not be reproduced says so in its manifest.
 
+A strategy of the application's own is re-derived the same way once its NumPy aggregation is
+registered under a name (``register_aggregation``, or the entry-point group ``fedledger.aggregations``
+of the application's installed package) and the strategy is wrapped with that name: the run
+configuration records the name, and coordinator and auditor both look the rule up by it.
+
 Reproducible this way: FedAvg, FedProx (FedAvg on the server), FedMedian, FedTrimmedAvg, Krum,
 MultiKrum, Bulyan, FedAdam, FedAdagrad, FedYogi and FedAvgM. The last four keep server
 optimiser state; they are replayed from round 1, skipping rounds that failed. Not reproducible:
@@ -21,8 +26,9 @@ exactly; a mismatch is reported, never hidden.
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,6 +40,15 @@ Arrays = dict[str, np.ndarray]
 
 class UnsupportedStrategy(FedLedgerError):
     """A strategy whose aggregate cannot be re-derived from the stored updates; says why."""
+
+
+class NoAggregationRule(UnsupportedStrategy):
+    """A strategy that neither Flower's built-in rules nor a registered aggregation covers: its
+    aggregates are recorded and everything else is audited, but re-aggregation cannot be checked."""
+
+
+class AggregationError(FedLedgerError, ValueError):
+    """An aggregation registered under a name already taken, or asked for under a name no one registered."""
 
 
 @dataclass(frozen=True)
@@ -238,15 +253,90 @@ NOT_REPRODUCIBLE = {
 }
 
 
-def aggregator_for(strategy: Mapping[str, Any]) -> Aggregator:
-    """The aggregator that re-derives ``strategy`` (``{"name": ..., "params": {...}}``, as in a manifest).
+#: Builds the aggregator of a registered aggregation from the strategy's recorded parameters.
+AggregationFactory = Callable[[Mapping[str, Any]], Aggregator]
+
+#: The entry-point group where an installed application names its aggregations (``name = "module:factory"``).
+ENTRY_POINT_GROUP = "fedledger.aggregations"
+
+_registered: dict[str, AggregationFactory] = {}
+
+
+def register_aggregation(name: str, factory: AggregationFactory) -> None:
+    """Register the NumPy aggregation of an application's own strategy under ``name``.
+
+    The coordinator records ``name`` in the run configuration when the strategy is wrapped with
+    ``aggregation=name``, and re-derives every aggregate with ``factory(params)(...)`` before it
+    commits the round; an auditor does the same, finding ``name`` here or in the entry-point
+    group ``fedledger.aggregations`` of the application's installed package. The aggregator must
+    repeat the strategy's computation with the same operations in the same order: the updates
+    arrive sorted by participant address, each update's arrays sorted by name.
+
+    Args:
+        name: The name recorded in the run configuration.
+        factory: Builds the aggregator from the strategy's recorded scalar attributes (``params``).
 
     Raises:
-        UnsupportedStrategy: the strategy cannot be re-derived, or is unknown; says why.
+        AggregationError: ``name`` is empty, or already registered with another factory.
+    """
+    if not name:
+        raise AggregationError("an aggregation needs a name")
+    registered = _registered.get(name)
+    if registered is not None and registered is not factory:
+        raise AggregationError(
+            f"aggregation {name!r} is already registered with {_qualified(registered)}, "
+            f"not {_qualified(factory)}: choose another name"
+        )
+    _registered[name] = factory
+
+
+def registered_aggregation(name: str) -> AggregationFactory:
+    """The factory registered under ``name`` in this process, else the one an installed package
+    names in the entry-point group ``fedledger.aggregations`` (then registered here too).
+
+    Raises:
+        AggregationError: no one registered ``name``, or its entry point cannot be loaded.
+    """
+    if name in _registered:
+        return _registered[name]
+    found = entry_points(group=ENTRY_POINT_GROUP, name=name)
+    if not found:
+        raise AggregationError(
+            f"no aggregation named {name!r} is registered in this process or installed under the "
+            f"entry-point group {ENTRY_POINT_GROUP!r}: install the application that defines it"
+        )
+    entry = next(iter(found))
+    try:
+        factory = entry.load()
+    except Exception as error:  # an installed package's code: whatever it raises is reported, not fatal
+        raise AggregationError(
+            f"aggregation {name!r} ({entry.value}) cannot be loaded: {type(error).__name__}: {error}"
+        ) from None
+    if not callable(factory):
+        raise AggregationError(f"aggregation {name!r} ({entry.value}) is not callable")
+    register_aggregation(name, factory)
+    return factory
+
+
+def _qualified(factory: AggregationFactory) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def aggregator_for(strategy: Mapping[str, Any]) -> Aggregator:
+    """The aggregator that re-derives ``strategy`` (``{"name": ..., "params": {...}}``, as in a
+    manifest, with ``"aggregation": name`` for a registered aggregation).
+
+    Raises:
+        NoAggregationRule: neither a built-in rule nor a registered aggregation covers the strategy.
+        UnsupportedStrategy: the strategy cannot be re-derived otherwise (a parameter is missing,
+            a registered aggregation cannot be found or built); says why.
     """
     name, params = strategy["name"], strategy.get("params", {})
+    aggregation = strategy.get("aggregation")
+    if aggregation is not None:
+        return _registered_aggregator(str(aggregation), params)
     if name in NOT_REPRODUCIBLE:
-        raise UnsupportedStrategy(f"{name} cannot be re-derived: it {NOT_REPRODUCIBLE[name]}")
+        raise NoAggregationRule(f"{name} cannot be re-derived: it {NOT_REPRODUCIBLE[name]}")
     builders = {
         "FedAvg": lambda: FedAvg(),
         "FedProx": lambda: FedAvg(),
@@ -261,8 +351,26 @@ def aggregator_for(strategy: Mapping[str, Any]) -> Aggregator:
         "FedAvgM": lambda: FedAvgM(params["server_learning_rate"], params["server_momentum"]),
     }
     if name not in builders:
-        raise UnsupportedStrategy(f"{name} has no re-aggregation rule in FedLedger")
+        raise NoAggregationRule(
+            f"{name} has no registered aggregation: wrap it with aggregation=... and register it (docs/ledger-api.md)"
+        )
     try:
         return builders[name]()
     except KeyError as missing:
         raise UnsupportedStrategy(f"{name} is recorded without its parameter {missing}") from None
+
+
+def _registered_aggregator(name: str, params: Mapping[str, Any]) -> Aggregator:
+    try:
+        factory = registered_aggregation(name)
+    except AggregationError as error:
+        raise UnsupportedStrategy(str(error)) from None
+    try:
+        aggregator = factory(params)
+    except Exception as error:  # the application's factory: whatever it raises is reported, not fatal
+        raise UnsupportedStrategy(
+            f"aggregation {name!r} cannot be built from the recorded parameters: {type(error).__name__}: {error}"
+        ) from None
+    if not isinstance(aggregator, Aggregator):
+        raise UnsupportedStrategy(f"aggregation {name!r} built a {type(aggregator).__name__}, not an Aggregator")
+    return aggregator

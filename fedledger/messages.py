@@ -10,6 +10,8 @@ arrays), one MetricRecord (``num-examples`` and ``train-loss``) and the ConfigRe
 CONFIG_CHAIN_ID = "fedledger.chain-id"
 CONFIG_REGISTRY = "fedledger.registry"
 CONFIG_RUN_ID = "fedledger.run-id"
+CONFIG_WEIGHT_KEY = "fedledger.weight-key"  # the MetricRecord key holding the example count
+CONFIG_KEY_SEED = "fedledger.key-seed"  # simulated sites derive their keys from it
 CONFIG_ROUND = "server-round"  # Flower's own key, set by every strategy
 CONFIG_LOCAL_EPOCHS = "local-epochs"
 CONFIG_BATCH_SIZE = "batch-size"

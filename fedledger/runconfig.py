@@ -1,6 +1,13 @@
 """The run configuration: what decides a run's computation, stored in the artifact store and
-committed by hash in ``startRun``. The auditor reads the strategy and the reward rule from it."""
+committed by hash in ``startRun``. The auditor reads the strategy and the reward rule from it.
 
+Its ``details`` say what ran: the planned rounds, the fewest accepted updates a round needs, the
+initial model's hash, and the app — its own run config (every key but the ``fedledger.*`` ones),
+the model description it gave (or ``None``) and the hash of the Flower App Bundle that ran (or
+``None`` outside one), so an auditor knows which code produced the run.
+"""
+
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,3 +71,24 @@ class RunConfiguration:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"run configuration is missing or mistypes a field: {error}") from None
+
+
+def run_details(
+    num_server_rounds: int,
+    min_accepted: int,
+    initial_model_hash: str,
+    app_config: Mapping[str, Any],
+    model: Mapping[str, Any] | None,
+    fab_hash: str,
+) -> dict[str, Any]:
+    """A run configuration's ``details``: ``fab_hash`` ``""`` (no bundle) is recorded as ``None``."""
+    return {
+        "num_server_rounds": num_server_rounds,
+        "min_accepted": min_accepted,
+        "initial_model_hash": initial_model_hash,
+        "app": {
+            "config": dict(app_config),
+            "model": None if model is None else dict(model),
+            "fab_hash": fab_hash or None,
+        },
+    }

@@ -149,7 +149,7 @@ def _fault(fault: str, message: Message, context: Context) -> Message:
         arrays[first] = arrays[first][:-1]
     node_config = dict(context.node_config)
     if fault == "unregistered-key":
-        config[messages.CONFIG_SIMULATION_KEY_SEED] = UNREGISTERED_KEY_SEED
+        config[messages.CONFIG_KEY_SEED] = UNREGISTERED_KEY_SEED
     if fault == "duplicate":
         node_config[PARTITION_ID] = 0
         context = Context(context.run_id, context.node_id, node_config, context.state, context.run_config)

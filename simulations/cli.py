@@ -183,7 +183,7 @@ def simulate(
     if request.rpc_url is not None:
         check_node_access(request.rpc_url)
     scenario_spec, data = prepare_data(request)
-    settings = settings_for(request, scenario_spec, data)
+    settings, _ = settings_for(request, scenario_spec, data)
     console.print(
         f"[bold]{scenario_spec.name}[/bold]: {scenario_spec.description}\n"
         f"{len(data.sites)} sites, {settings.num_server_rounds} rounds, {settings.strategy}, "

@@ -6,12 +6,15 @@ import statistics
 from rich.console import Console
 from rich.table import Table
 
+from fedledger import messages
 from fedledger.cli.common import show_table
 from fedledger.coordinator.recorder import RoundReport
 from fedledger.keys import simulated_participant
 from fedledger.simulations.runner import SimulationResult
 from fedledger.simulations.scenarios import PreparedData
 
+#: The tabular app's evaluation metric each row shows.
+ACCURACY = messages.EVAL_ACCURACY
 MAX_SITE_COLUMNS = 6
 MAX_SITE_ROWS = 12
 
@@ -41,7 +44,11 @@ class RoundPrinter:
         self.console.print(f"[bold]round  acc/rej  global acc  {sites}        gas  model[/bold]", highlight=False)
 
     def __call__(self, report: RoundReport) -> None:
-        by_name = {self.site_of.get(address, address): value for address, value in report.site_accuracy.items()}
+        by_name = {
+            self.site_of.get(address, address): metrics.get(ACCURACY)
+            for address, metrics in report.site_evaluation.items()
+            if isinstance(metrics.get(ACCURACY), float | int)
+        }
         if self.per_site:
             sites = "  ".join(f"{_percent(by_name.get(name)):>11}" for name in self.names)
         else:
@@ -55,7 +62,7 @@ class RoundPrinter:
         status = f"{report.accepted:>3}/{report.rejected:<3}"
         failed = "  [red]failed[/red]" if report.outcome == "failed" else ""
         self.console.print(
-            f"{report.round:>5}  {status}  {_percent(report.eval_accuracy):>10}  {sites}  "
+            f"{report.round:>5}  {status}  {_percent(report.evaluation.get(ACCURACY)):>10}  {sites}  "
             f"{_gas(report.gas_used):>9}  {report.model_hash[:14]}…{failed}",
             highlight=False,
         )

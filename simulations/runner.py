@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +23,14 @@ from fedledger.client.metrics import accuracy, roc_auc
 from fedledger.client.models import TabularClassifier
 from fedledger.client.site import load_site
 from fedledger.client.training import evaluate
-from fedledger.coordinator.app import FederationSummary, log_start, make_server_app
+from fedledger.coordinator.app import app as tabular_server_app
+from fedledger.coordinator.config import PREFIX, LedgerSettings
+from fedledger.coordinator.host import Host, hosting, log_start, with_run_config
 from fedledger.coordinator.recorder import RoundReport
 from fedledger.coordinator.scoring import ConsensusScorer
 from fedledger.coordinator.session import CHAIN_FILE
 from fedledger.coordinator.settings import FederationSettings
+from fedledger.coordinator.summary import FederationSummary
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import decode_model
 from fedledger.errors import FedLedgerError
@@ -162,13 +165,15 @@ class SiteResult:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """A finished simulation: its settings, data, record and the final model's figures.
+    """A finished simulation: its settings (the app's and the ledger's), data, record and the
+    final model's figures.
 
     ``chain`` is the in-process chain the run was recorded on (``None`` on a node).
     """
 
     scenario: Scenario
     settings: FederationSettings
+    ledger: LedgerSettings
     data: PreparedData
     summary: FederationSummary
     sites: list[SiteResult]
@@ -178,8 +183,11 @@ class SimulationResult:
     chain: Chain | None
 
 
-def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedData) -> FederationSettings:
-    """Federation settings for ``request``: the scenario's defaults, then the request's choices."""
+def settings_for(
+    request: SimulationRequest, scenario: Scenario, data: PreparedData
+) -> tuple[FederationSettings, LedgerSettings]:
+    """The app's and the ledger's settings for ``request``: the scenario's defaults, then the
+    request's choices; each override goes to the settings that have a field of its name."""
     clients = len(data.sites)
     settings = FederationSettings(
         num_server_rounds=scenario.default_rounds if request.rounds is None else request.rounds,
@@ -187,7 +195,6 @@ def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedD
         fraction_train=request.fraction_train,
         fraction_evaluate=request.fraction_train,
         min_nodes=min(2, clients),
-        min_accepted=min(2, clients),
         local_epochs=scenario.training.local_epochs,
         batch_size=scenario.training.batch_size,
         learning_rate=scenario.training.learning_rate,
@@ -196,16 +203,31 @@ def settings_for(request: SimulationRequest, scenario: Scenario, data: PreparedD
         model_seed=request.seed,
         split_seed=request.seed,
         data_dir=str(data.directory.resolve()),
+    )
+    ledger = LedgerSettings(
+        enabled=request.ledger,
+        min_accepted=min(2, clients),
         simulated_participants=clients,
         key_seed=request.seed,
         detector=request.detector,
-        ledger=request.ledger,
         rpc_url=request.rpc_url or "",
         rpc_retry_seconds=request.rpc_retry_seconds,
         store=str((request.output_dir / "store").resolve()),
         output_dir=str(request.output_dir.resolve()),
     )
-    return settings.with_changes(**request.overrides)
+    ledger_fields = {item.name for item in fields(LedgerSettings)}
+    ledger_changes = {name: value for name, value in request.overrides.items() if name in ledger_fields}
+    app_changes = {name: value for name, value in request.overrides.items() if name not in ledger_fields}
+    return settings.with_changes(**app_changes), replace(ledger, **ledger_changes)
+
+
+def run_config_of(settings: FederationSettings, ledger: LedgerSettings) -> dict[str, bool | int | float | str]:
+    """The run config that gives the tabular app ``settings`` and its ledger ``ledger``, as
+    ``flwr run -c`` would."""
+    return {
+        **{item.name.replace("_", "-"): getattr(settings, item.name) for item in fields(FederationSettings)},
+        **{PREFIX + item.name.replace("_", "-"): getattr(ledger, item.name) for item in fields(LedgerSettings)},
+    }
 
 
 def prepare_data(request: SimulationRequest) -> tuple[Scenario, PreparedData]:
@@ -234,56 +256,63 @@ def simulate_federation(
         FedLedgerError: the run stopped (e.g. the chain stayed unreachable); the message says how to resume.
     """
     scenario, data = prepare_data(request)
-    settings = settings_for(request, scenario, data)
+    settings, ledger = settings_for(request, scenario, data)
     chain = None
     if resume:
         location = LedgerLocation.load(request.output_dir)
-        settings = settings.with_changes(resume_run=location.run_id, registry=location.registry)
-        if settings.in_process_chain:
+        ledger = replace(ledger, resume_run=location.run_id, registry=location.registry)
+        if ledger.in_process_chain:
             chain = Chain.restore(Path(location.saved_chain or request.output_dir / CHAIN_FILE))
     else:
         request.save(request.output_dir / REQUEST_FILE)
-        if settings.in_process_chain and settings.ledger:
+        if ledger.in_process_chain and ledger.enabled:
             chain = Chain.in_process()
     finished: list[FederationSummary] = []
     stopped: list[FedLedgerError] = []
-    scorer = leave_one_out_scorer(data) if request.score == "leave-one-out" else ConsensusScorer()
-    server_app = make_server_app(
-        settings,
-        chain,
-        on_round,
-        on_finish=finished.append,
-        scorer=scorer,
+    host = Host(
+        chain=chain,
+        scorer=leave_one_out_scorer(data) if request.score == "leave-one-out" else ConsensusScorer(),
         on_start=on_start,
+        on_round=on_round,
+        on_finish=finished.append,
         on_error=stopped.append,
         resume_hint=lambda _: f"fedledger simulate --resume {request.output_dir}",
     )
+    server_app = with_run_config(tabular_server_app, run_config_of(settings, ledger))
     behaviours = request.behaviours(len(data.sites))
     client_app: ClientApp = adversarial_client_app(behaviours) if behaviours else honest_client_app
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a Ray notice about GPUs
     if quiet:
         logging.getLogger("flwr").setLevel(logging.ERROR)
     started = time.perf_counter()
-    run_simulation(
-        server_app=server_app,
-        client_app=client_app,
-        num_supernodes=len(data.sites),
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"logging_level": "ERROR", "log_to_driver": not quiet},
-        },
-    )
+    try:
+        with hosting(host):
+            run_simulation(
+                server_app=server_app,
+                client_app=client_app,
+                num_supernodes=len(data.sites),
+                backend_config={
+                    "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                    "init_args": {"logging_level": "ERROR", "log_to_driver": not quiet},
+                },
+            )
+    except FedLedgerError as error:
+        raise (stopped[0] if stopped else error) from None
     wall_time = time.perf_counter() - started
     if stopped:
         raise stopped[0]
+    if not ledger.enabled:
+        summary = FederationSummary(None, "", "", wall_time, [])  # plain Flower: nothing recorded
+        return SimulationResult(scenario, settings, ledger, data, summary, [], np.nan, np.nan, wall_time, chain)
     if not finished:
         raise FedLedgerError("the federation did not finish; run with --verbose to see Flower's log")
     summary = finished[0]
-    final = _final_model(settings, summary) if settings.ledger else None
-    sites, pooled_accuracy, pooled_auc = (
-        evaluate_sites(settings, data, final, behaviours) if final else ([], np.nan, np.nan)
+    sites, pooled_accuracy, pooled_auc = evaluate_sites(
+        settings, ledger, data, _final_model(ledger, summary), behaviours
     )
-    return SimulationResult(scenario, settings, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain)
+    return SimulationResult(
+        scenario, settings, ledger, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain
+    )
 
 
 def check_node_access(rpc_url: str) -> None:
@@ -308,13 +337,17 @@ def audit_result(result: SimulationResult) -> AuditReport:
     return Auditor(Registry(chain, ledger.registry), ArtifactStore(ledger.store)).audit([ledger.run_id])
 
 
-def _final_model(settings: FederationSettings, summary: FederationSummary) -> TabularClassifier:
-    arrays = decode_model(ArtifactStore(settings.store).get(from_hex(summary.final_model_hash)))
+def _final_model(ledger: LedgerSettings, summary: FederationSummary) -> TabularClassifier:
+    arrays = decode_model(ArtifactStore(ledger.store).get(from_hex(summary.final_model_hash)))
     return TabularClassifier.from_arrays(dict(arrays))
 
 
 def evaluate_sites(
-    settings: FederationSettings, data: PreparedData, model: TabularClassifier, behaviours: Mapping[int, str]
+    settings: FederationSettings,
+    ledger: LedgerSettings,
+    data: PreparedData,
+    model: TabularClassifier,
+    behaviours: Mapping[int, str],
 ) -> tuple[list[SiteResult], float, float]:
     """The model on every site's test rows (each preprocessed by its own site), and on all honest
     sites' rows together."""
@@ -322,7 +355,7 @@ def evaluate_sites(
     for partition_id, site in enumerate(data.sites):
         local = load_site(data.site_path(partition_id), data.schema_path, settings.test_fraction, settings.split_seed)
         outcome = evaluate(model, local.test_inputs, local.test_labels)
-        address = simulated_participant(settings.key_seed, partition_id).address
+        address = simulated_participant(ledger.key_seed, partition_id).address
         behaviour = behaviours.get(partition_id)
         results.append(SiteResult(site.name, address, outcome.examples, outcome.accuracy, outcome.auc, behaviour))
         if behaviour is None:

@@ -3,7 +3,8 @@
 The auditor trusts neither the coordinator nor its summaries: everything starts from what the
 registry holds in storage (runs, rounds, participants, claims), and every artifact is re-hashed
 as it is read. Each check yields a finding; a check that cannot be done (an artifact missing, a
-strategy that cannot be re-derived) is a failure or ``unsupported``, never a pass.
+strategy that cannot be re-derived) is a failure or ``unsupported``, never a pass; a strategy with
+no aggregation rule at all leaves re-aggregation ``not-checked``, with the reason.
 
 Beyond what is committed, each run's committed rounds are compared with the rounds its
 configuration planned, and the store is searched for manifests of the run that no commit names.
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fedledger.aggregation import UnsupportedStrategy, aggregator_for
+from fedledger.aggregation import NoAggregationRule, UnsupportedStrategy, aggregator_for
 from fedledger.audit.findings import AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
 from fedledger.audit.orphans import StoredManifests, record_orphans
 from fedledger.audit.recompute import (
@@ -128,7 +129,7 @@ class Auditor:
             try:
                 state.reaggregation = Reaggregation(aggregator_for(state.config.strategy), "")
             except UnsupportedStrategy as error:
-                state.reaggregation = Reaggregation(None, str(error))
+                state.reaggregation = Reaggregation(None, str(error), isinstance(error, NoAggregationRule))
         state.model = self._model(run.run_id, 0, run.initial_model_hash, audit.findings)
         return state
 

@@ -1,17 +1,19 @@
 """The outcome of an audit: one finding per check, grouped by round and run.
 
 A finding's status is ``pass``, ``fail``, ``unsupported`` (the check could not be done),
+``not-checked`` (the check has no rule to run: a strategy without a registered aggregation),
 ``incomplete`` (the run committed fewer rounds than it planned) or ``orphan`` (a store artifact of
 the run that no committed round points to). Only ``pass`` counts as passed. The verdict of a run
 or a report is ``fail`` if any finding failed or could not be checked, else ``incomplete`` if a
-run stopped short of its plan, else ``pass``: orphans are listed, but do not change it.
+run stopped short of its plan or a check had no rule to run, else ``pass``: orphans are listed,
+but do not change it.
 """
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pass", "fail", "unsupported", "incomplete", "orphan"]
+Status = Literal["pass", "fail", "unsupported", "not-checked", "incomplete", "orphan"]
 Verdict = Literal["pass", "fail", "incomplete"]
 
 #: Every check the auditor runs, and what it establishes.
@@ -68,11 +70,11 @@ class Finding:
 
 
 def verdict_of(findings: Iterable[Finding]) -> Verdict:
-    """``fail`` wins over ``incomplete``, which wins over ``pass``; orphans change nothing."""
+    """``fail`` wins over ``incomplete`` (or ``not-checked``), which wins over ``pass``; orphans change nothing."""
     statuses = {finding.status for finding in findings}
     if statuses & {"fail", "unsupported"}:
         return "fail"
-    if "incomplete" in statuses:
+    if statuses & {"incomplete", "not-checked"}:
         return "incomplete"
     return "pass"
 
@@ -199,7 +201,7 @@ class AuditReport:
                     "rounds": [
                         {
                             **asdict(audit),
-                            "verdict": "pass" if audit.passed else "fail",
+                            "verdict": verdict_of(audit.findings),
                             "rerun": audit.round in run.rerun_rounds,
                         }
                         for audit in run.rounds
@@ -244,6 +246,9 @@ class FindingRecorder:
 
     def unsupported(self, check: str, message: str) -> None:
         self._add(check, "unsupported", message)
+
+    def not_checked(self, check: str, message: str) -> None:
+        self._add(check, "not-checked", message)
 
     def compare(self, check: str, expected: str, found: str, holds: str, fails: str) -> None:
         """Pass with ``holds`` when ``found == expected``, else fail with ``fails``."""

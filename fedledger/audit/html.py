@@ -11,6 +11,7 @@ _COLOURS = {
     "pass": "#2e7d32",
     "fail": "#c62828",
     "unsupported": "#ef6c00",
+    "not-checked": "#f9a825",
     "incomplete": "#f9a825",
     "orphan": "#8e24aa",
     "none": "#e0e0e0",
@@ -149,7 +150,7 @@ def _run_section(run: RunAudit) -> str:
         cells = []
         for audit in rounds:
             statuses = {finding.status for finding in audit.findings if finding.check == check}
-            status = next((name for name in ("fail", "unsupported", "pass") if name in statuses), "none")
+            status = next((name for name in ("fail", "unsupported", "not-checked", "pass") if name in statuses), "none")
             cells.append(
                 f"<td style='background:{_COLOURS[status]}' title='{check} round {audit.round}: {status}'></td>"
             )

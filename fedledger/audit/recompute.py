@@ -167,11 +167,15 @@ def check_rewards(manifest: RoundManifest, rule: RewardRule | None, record: Find
 
 
 class Reaggregation:
-    """Re-derives each round's aggregate, carrying a stateful strategy's state from round to round."""
+    """Re-derives each round's aggregate, carrying a stateful strategy's state from round to round.
 
-    def __init__(self, aggregator: Aggregator | None, unsupported: str) -> None:
+    Without an ``aggregator``, ``unsupported`` says why; ``no_rule`` says the strategy simply has no
+    rule (the check is then ``not-checked``, not ``unsupported``)."""
+
+    def __init__(self, aggregator: Aggregator | None, unsupported: str, no_rule: bool = False) -> None:
         self.aggregator = aggregator
         self.unsupported = unsupported
+        self.no_rule = no_rule
 
     def check(
         self,
@@ -193,7 +197,10 @@ class Reaggregation:
             )
             return
         if self.aggregator is None:
-            record.unsupported("reaggregation", f"cannot re-derive the aggregate: {self.unsupported}")
+            if self.no_rule:
+                record.not_checked("reaggregation", f"re-aggregation not checked: {self.unsupported}")
+            else:
+                record.unsupported("reaggregation", f"cannot re-derive the aggregate: {self.unsupported}")
             return
         accepted, base = updates.accepted(), updates.base
         if accepted is None or (self.aggregator.stateful and base is None):

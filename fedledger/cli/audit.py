@@ -27,7 +27,7 @@ from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE
 #: The exit code of each verdict. 1 is also every input error; 2 is a usage error.
 EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "incomplete": 3}
 
-_STYLES = {"fail": "red", "unsupported": "red", "incomplete": "yellow", "orphan": "magenta"}
+_STYLES = {"fail": "red", "unsupported": "red", "not-checked": "yellow", "incomplete": "yellow", "orphan": "magenta"}
 _VERDICT_STYLES: dict[Verdict, str] = {"pass": "green", "fail": "red", "incomplete": "yellow"}
 
 
@@ -48,8 +48,9 @@ def audit(
 
     Exits 0 (pass) only if every check passes and every planned round is committed; 1 (fail) if a check
     fails or cannot be made, or on bad input; 3 (incomplete) if every check passes but rounds the run
-    planned were never committed. Each problem names the run, round, participant and check, with what was
-    expected and what was found. Needs neither torch nor Flower.
+    planned were never committed, or the run's strategy has no aggregation to re-derive its rounds with.
+    Each problem names the run, round, participant and check, with what was expected and what was found.
+    Needs neither torch nor Flower.
     """
     history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     result = Auditor(history.registry, history.store).audit(history.run_ids)

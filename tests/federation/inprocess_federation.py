@@ -8,19 +8,22 @@ registered on the in-process chain; their arrays are the global model plus a sma
 their own, so no training (and no torch) is needed.
 """
 
+import contextlib
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.common.constant import HEARTBEAT_INTERVAL_INF, NOOP_ACCOUNT_NAME, NOOP_FLWR_AID, SUPERLINK_NODE_ID
 from flwr.server.superlink.linkstate import LinkStateFactory
+from flwr.serverapp.strategy import Strategy
 from flwr.supercore.constant import FLWR_IN_MEMORY_DB_NAME, NOOP_FEDERATION_ID, TaskType
 from flwr.supercore.object_store import ObjectStoreFactory
 from flwr.supercore.task_identity import TaskIdentity
@@ -29,15 +32,17 @@ from flwr.superlink.grid import InMemoryGrid
 
 from fedledger import messages
 from fedledger.chain import Chain, Registry
-from fedledger.coordinator.app import client_config, run_configuration
-from fedledger.coordinator.ledger import LedgerStrategy, Reaggregation
-from fedledger.coordinator.recorder import ROUNDS_FILE, RoundRecorder, RoundReport
-from fedledger.coordinator.scoring import ConsensusScorer
+from fedledger.coordinator import Ledger as PublicLedger
+from fedledger.coordinator.config import PREFIX
+from fedledger.coordinator.host import Host, hosting
+from fedledger.coordinator.ledger import LedgerStrategy
+from fedledger.coordinator.recorder import RoundReport
 from fedledger.coordinator.session import LedgerSession
 from fedledger.coordinator.settings import FederationSettings
-from fedledger.coordinator.strategies import build_strategy, describe_strategy
-from fedledger.encoding import encode_model, model_hash
+from fedledger.coordinator.strategies import build_strategy
+from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH
+from fedledger.rewards import TOKEN_DECIMALS
 from fedledger.signing import SigningDomain, UpdateMessage, sign_update
 from fedledger.store import ArtifactStore
 
@@ -215,6 +220,10 @@ class HonestSite:
         return Message(content, reply_to=message)
 
 
+class Interrupted(Exception):
+    """Stops a run after a given round, as a coordinator that crashed there would."""
+
+
 @dataclass
 class Ledger:
     """A chain with a deployed registry, its participants registered, and an artifact store."""
@@ -226,10 +235,23 @@ class Ledger:
     def create(cls, store: str, participants: list[LocalAccount]) -> "Ledger":
         chain = Chain.in_process()
         registry, _ = Registry.deploy(chain, chain.signers[0])
+        registry.set_run_allowance(chain.signers[0], 10**9 * 10**TOKEN_DECIMALS)
         session = LedgerSession(chain, registry, ArtifactStore(store), deployed=True)
         for account in participants:
             registry.add_participant(account.address, ZERO_HASH)
         return cls(session)
+
+    def context(self, run_config: Mapping[str, Any] | None = None, **ledger: Any) -> Context:
+        """A ServerApp context whose run config records on this registry and store, with the
+        app's ``run_config`` and the ledger settings ``ledger`` (field names, e.g. ``connect_timeout``)."""
+        settings = {
+            "registry": self.session.registry.address,
+            "store": self.session.store.location,
+            "output_dir": str(Path(self.session.store.location).parent / "run"),
+            **ledger,
+        }
+        config = {**(run_config or {}), **{PREFIX + key.replace("_", "-"): value for key, value in settings.items()}}
+        return Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=config)
 
     def run(
         self,
@@ -237,42 +259,39 @@ class Ledger:
         settings: FederationSettings,
         planned_rounds: int | None = None,
         rounds: int | None = None,
+        *,
+        strategy: Strategy | None = None,
+        aggregation: str | None = None,
+        model: Mapping[str, Any] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        **ledger: Any,
     ) -> tuple[int, LedgerStrategy]:
-        """Start a run of ``settings`` on the registry and let the ledger strategy run it on
-        ``federation``, as ``fedledger.coordinator.app.run_federation`` does; returns the run id.
+        """Run ``strategy`` (default: the one ``settings`` names) wrapped by the public API, as an
+        app's ServerApp does, on ``federation``; returns the run id and the ledger strategy.
 
-        The registry is told ``planned_rounds`` (default: ``num-server-rounds``); the coordinator
-        runs ``rounds`` of them (default: all) and stops, as one that was interrupted would.
+        The run plans ``planned_rounds`` (default: ``num-server-rounds``); the coordinator runs
+        ``rounds`` of them (default: all) and stops, as one that was interrupted would.
         """
         planned_rounds = planned_rounds or settings.num_server_rounds
-        initial = arrays_record(INITIAL_MODEL)
-        initial_hash = model_hash(INITIAL_MODEL)
-        self.session.store.put(encode_model(INITIAL_MODEL))
-        strategy = build_strategy(settings)
-        scorer = ConsensusScorer()
-        configuration = run_configuration(settings, describe_strategy(strategy), scorer, initial_hash)
-        run_id, _ = self.session.start_run(
-            configuration.to_bytes(), initial_hash, settings.rewards.budget, planned_rounds
-        )
-        ledger = LedgerStrategy(
-            strategy,
-            session=self.session,
-            recorder=RoundRecorder(
-                self.session, run_id, configuration, Path(self.session.store.location).parent / ROUNDS_FILE
-            ),
-            min_accepted=settings.min_accepted,
-            detection=settings.detection,
-            scorer=scorer,
-            reaggregation=Reaggregation.of(configuration.strategy),
-            on_round=self.reports.append,
-            connect_timeout=settings.connect_timeout,
-        )
-        ledger.start(
-            federation.grid,
-            initial,
-            rounds or planned_rounds,
-            settings.round_timeout,
-            client_config(settings),
-            client_config(settings),
-        )
-        return run_id, ledger
+
+        def committed(report: RoundReport) -> None:
+            self.reports.append(report)
+            if rounds is not None and report.round >= rounds:
+                raise Interrupted(f"stopped after round {report.round}")
+
+        host = Host(chain=self.session.chain, on_start=lambda _: None, on_round=committed)
+        with hosting(host):
+            api = PublicLedger.from_context(self.context(run_config, **ledger), model=model)
+        wrapped = api.wrap(strategy or build_strategy(settings), aggregation=aggregation)
+        if not isinstance(wrapped, LedgerStrategy):
+            raise TypeError("the ledger is disabled: nothing is recorded")
+        with contextlib.suppress(Interrupted):
+            wrapped.start(
+                grid=federation.grid,
+                initial_arrays=arrays_record(INITIAL_MODEL),
+                num_rounds=planned_rounds,
+                timeout=settings.round_timeout,
+            )
+        if wrapped.location is None:
+            raise RuntimeError("the run did not start")
+        return wrapped.location.run_id, wrapped

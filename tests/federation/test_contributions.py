@@ -73,7 +73,7 @@ def test_a_free_rider_scores_about_zero_and_earns_under_two_percent(attacked: Si
 
 
 def test_rewards_are_split_by_score_within_the_budget(attacked: SimulationResult):
-    budget = attacked.settings.rewards.budget
+    budget = attacked.ledger.rewards.budget
     for manifest in manifests(attacked):
         total_score = sum(Fraction(entry.score) for entry in manifest.accepted)
         for entry in manifest.accepted:
@@ -89,7 +89,7 @@ def test_honest_sites_are_not_flagged_in_a_clean_run(tmp_path_factory):
 
 
 def test_claims_pay_exactly_the_manifest_and_only_once(attacked: SimulationResult, monkeypatch):
-    directory = attacked.settings.output_dir
+    directory = attacked.ledger.output_dir
     honest = simulated_participant(0, HONEST)
     monkeypatch.setenv(PRIVATE_KEY_ENV, honest.key.to_0x_hex())
     first = CliRunner().invoke(app, ["client", "claim", "--simulation", directory])

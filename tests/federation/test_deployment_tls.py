@@ -93,12 +93,13 @@ def test_a_tls_deployment_with_node_authentication_records_and_passes_the_audit(
         deployment.flwr_run(
             CONNECTION,
             {
-                "rpc-url": anvil.rpc_url,
-                "registry": registry.address,
+                "fedledger.rpc-url": anvil.rpc_url,
+                "fedledger.registry": registry.address,
                 "num-server-rounds": 2,
                 "min-nodes": 3,
-                "store": str(tmp_path / "store"),
-                "output-dir": str(tmp_path / "run"),
+                "schema-path": str(data.schema_path),
+                "fedledger.store": str(tmp_path / "store"),
+                "fedledger.output-dir": str(tmp_path / "run"),
             },
             timeout=900,
         )

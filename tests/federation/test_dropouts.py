@@ -67,9 +67,9 @@ def test_a_node_that_never_answers_is_recorded_as_asked_and_silent(ledger):
 
 def test_with_too_few_nodes_connected_each_round_fails_after_the_wait_and_the_run_goes_on(ledger, caplog):
     federation = honest_federation(2)
-    settings = FederationSettings(num_server_rounds=2, min_nodes=3, connect_timeout=0.5, round_timeout=5.0)
+    settings = FederationSettings(num_server_rounds=2, min_nodes=3, round_timeout=5.0)
     with federation, caplog.at_level(logging.WARNING, logger="flwr"):
-        run_id, _ = ledger.run(federation, settings)
+        run_id, _ = ledger.run(federation, settings, connect_timeout=0.5)
     rounds = manifests(ledger, run_id)
     assert [manifest.round for manifest in rounds] == [1, 2]
     for manifest in rounds:
@@ -92,10 +92,10 @@ def test_a_node_that_connects_while_the_round_waits_takes_part(ledger):
     federation = honest_federation(2)
     late = federation.connect_later()
     federation.responders[late] = HonestSite(SITES[2], step=0.03)
-    settings = FederationSettings(num_server_rounds=1, min_nodes=3, connect_timeout=30.0, round_timeout=5.0)
+    settings = FederationSettings(num_server_rounds=1, min_nodes=3, round_timeout=5.0)
     with federation:
         threading.Timer(0.3, federation.connect, [late]).start()
-        run_id, _ = ledger.run(federation, settings)
+        run_id, _ = ledger.run(federation, settings, connect_timeout=30.0)
     (manifest,) = manifests(ledger, run_id)
     assert manifest.outcome == "aggregated"
     assert late in manifest.training.asked and len(manifest.accepted) == 3

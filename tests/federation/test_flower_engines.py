@@ -11,8 +11,8 @@ import pytest
 from fedledger.audit import Auditor
 from fedledger.chain import Chain, Registry
 from fedledger.chain.anvil import AnvilNode, free_port
+from fedledger.coordinator.config import LedgerSettings
 from fedledger.coordinator.recorder import ROUNDS_FILE
-from fedledger.coordinator.settings import FederationSettings
 from fedledger.deployment import LedgerLocation
 from fedledger.hashing import keccak256
 from fedledger.keys import PRIVATE_KEY_ENV, create_keystore
@@ -48,11 +48,11 @@ def test_flwr_run_on_the_simulation_engine(anvil: AnvilNode, tmp_path: Path):
             "local-sim",
             {
                 "data-dir": str(data.directory),
-                "simulated-participants": 4,
+                "fedledger.simulated-participants": 4,
                 "num-server-rounds": 2,
-                "rpc-url": anvil.rpc_url,
-                "store": str(tmp_path / "store"),
-                "output-dir": str(tmp_path / "run"),
+                "fedledger.rpc-url": anvil.rpc_url,
+                "fedledger.store": str(tmp_path / "store"),
+                "fedledger.output-dir": str(tmp_path / "run"),
             },
             timeout=600,
         )
@@ -70,11 +70,11 @@ def test_a_stopped_flwr_run_resumes_under_the_same_run_id_with_the_resume_run_se
     output_dir = tmp_path / "run"
     config = {
         "data-dir": str(data.directory),
-        "simulated-participants": 4,
+        "fedledger.simulated-participants": 4,
         "num-server-rounds": 3,
-        "rpc-url": anvil.rpc_url,
-        "store": str(tmp_path / "store"),
-        "output-dir": str(output_dir),
+        "fedledger.rpc-url": anvil.rpc_url,
+        "fedledger.store": str(tmp_path / "store"),
+        "fedledger.output-dir": str(output_dir),
     }
     port = free_port()
     with LocalDeployment(tmp_path) as flower:
@@ -86,7 +86,9 @@ def test_a_stopped_flwr_run_resumes_under_the_same_run_id_with_the_resume_run_se
         flower.flwr("stop", flower_run, "local-sim")
         location = LedgerLocation.load(output_dir)
         flower.flwr_run(
-            "local-sim", {**config, "resume-run": location.run_id, "registry": location.registry}, timeout=600
+            "local-sim",
+            {**config, "fedledger.resume-run": location.run_id, "fedledger.registry": location.registry},
+            timeout=600,
         )
     registry = Registry(Chain.connect(anvil.rpc_url), location.registry)
     assert registry.run_count() == 1
@@ -110,7 +112,7 @@ def test_flwr_run_on_the_deployment_engine_with_two_supernodes(anvil: AnvilNode,
     chain = Chain.connect(anvil.rpc_url)
     coordinator = anvil.dev_accounts()[0]
     registry, _ = Registry.deploy(chain, chain.add_signer(coordinator))
-    registry.set_run_allowance(coordinator.address, FederationSettings().rewards.budget * 2)
+    registry.set_run_allowance(coordinator.address, LedgerSettings().rewards.budget * 2)
     sites = []
     for index in (0, 1):
         keystore = tmp_path / f"site-{index}" / "keystore.json"
@@ -133,11 +135,12 @@ def test_flwr_run_on_the_deployment_engine_with_two_supernodes(anvil: AnvilNode,
         flower.flwr_run(
             "deployment",
             {
-                "rpc-url": anvil.rpc_url,
-                "registry": registry.address,
+                "fedledger.rpc-url": anvil.rpc_url,
+                "fedledger.registry": registry.address,
                 "num-server-rounds": 2,
-                "store": str(tmp_path / "store"),
-                "output-dir": str(tmp_path / "run"),
+                "schema-path": str(data.schema_path),
+                "fedledger.store": str(tmp_path / "store"),
+                "fedledger.output-dir": str(tmp_path / "run"),
             },
             timeout=900,
         )

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from fedledger.chain import Chain, ChainError, Registry
+from fedledger.coordinator.config import LedgerSettings
 from fedledger.coordinator.session import LedgerSession
-from fedledger.coordinator.settings import FederationSettings
 from fedledger.hashing import keccak256
 from fedledger.rewards import TOKEN_DECIMALS
 
@@ -15,7 +15,7 @@ INITIAL_MODEL = keccak256(b"initial model")
 
 
 def test_a_coordinator_that_deploys_its_registry_grants_itself_the_runs_budget(tmp_path: Path):
-    session = LedgerSession.open(FederationSettings(store=str(tmp_path / "store")), Chain.in_process())
+    session = LedgerSession.open(LedgerSettings(store=str(tmp_path / "store")), Chain.in_process())
     coordinator = session.registry.sender
     assert session.deployed and session.registry.admin() == coordinator
 
@@ -31,7 +31,7 @@ def test_a_coordinator_attached_to_a_registry_is_told_who_must_grant_how_much(tm
     coordinator, admin = chain.signers[:2]
     registry, _ = Registry.deploy(chain, admin, coordinator=coordinator)
     registry.set_run_allowance(coordinator, 250 * TOKEN)
-    settings = FederationSettings(store=str(tmp_path / "store"), registry=registry.address)
+    settings = LedgerSettings(store=str(tmp_path / "store"), registry=registry.address)
     session = LedgerSession.open(settings, chain)
     assert not session.deployed
 

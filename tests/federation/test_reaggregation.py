@@ -5,8 +5,9 @@ import pytest
 from flwr.app import Array, ArrayRecord, Message, MessageType, MetricRecord, RecordDict
 
 from fedledger.aggregation import UnsupportedStrategy, WeightedUpdate, aggregator_for
+from fedledger.coordinator.runs import describe_strategy
 from fedledger.coordinator.settings import STRATEGY_NAMES, FederationSettings
-from fedledger.coordinator.strategies import build_strategy, describe_strategy
+from fedledger.coordinator.strategies import build_strategy
 from fedledger.encoding import decode_model, encode_model, model_hash
 
 SHAPES = {"hidden.bias": (16,), "hidden.weight": (16, 12), "output.bias": (1,), "output.weight": (1, 16)}
@@ -86,7 +87,7 @@ def test_changing_the_order_changes_the_bits():
     [
         ("DifferentialPrivacyServerSideFixedClipping", "random Gaussian noise"),
         ("QFedAvg", "losses"),
-        ("SomethingElse", "no re-aggregation rule"),
+        ("SomethingElse", "has no registered aggregation: wrap it with aggregation=... and register it"),
     ],
 )
 def test_unsupported_strategies_say_why(strategy, reason):

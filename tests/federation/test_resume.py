@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from fedledger.chain import Chain, Registry, RunRecord
-from fedledger.coordinator.app import run_configuration
+from fedledger.coordinator.app import model_description
+from fedledger.coordinator.config import app_config
 from fedledger.coordinator.recorder import ROUNDS_FILE, RoundReport
 from fedledger.coordinator.resume import CannotResume, resumed_run
+from fedledger.coordinator.runs import AppRecord, describe_strategy, run_configuration
 from fedledger.coordinator.scoring import ConsensusScorer
 from fedledger.coordinator.session import LedgerSession
-from fedledger.coordinator.strategies import build_strategy, describe_strategy
+from fedledger.coordinator.strategies import build_strategy
 from fedledger.deployment import LedgerLocation
 from fedledger.runconfig import RunConfiguration
 from fedledger.simulations.runner import (
@@ -21,6 +23,7 @@ from fedledger.simulations.runner import (
     SimulationRequest,
     SimulationResult,
     audit_result,
+    run_config_of,
     simulate_federation,
 )
 
@@ -103,11 +106,14 @@ def test_the_resumed_run_audits_as_one_run(resumed):
 
 def open_run(result: SimulationResult, **changes) -> tuple[LedgerSession, RunRecord, RunConfiguration]:
     """The resumed run's registry and store, as a coordinator with ``changes`` to its settings sees them."""
-    settings = replace(result.settings, registry=result.summary.ledger.registry, **changes)
-    session = LedgerSession.open(settings, Chain.restore(Path(result.summary.ledger.saved_chain)))
+    settings = replace(result.settings, **changes)
+    ledger = replace(result.ledger, registry=result.summary.ledger.registry)
+    session = LedgerSession.open(ledger, Chain.restore(Path(result.summary.ledger.saved_chain)))
     run = session.registry.run(result.summary.ledger.run_id)
+    app = AppRecord(app_config(run_config_of(settings, ledger)), model_description(settings))
+    strategy = describe_strategy(build_strategy(settings))
     configuration = run_configuration(
-        settings, describe_strategy(build_strategy(settings)), ConsensusScorer(), run.initial_model_hash
+        ledger, strategy, ConsensusScorer(), run.initial_model_hash, settings.num_server_rounds, app, ""
     )
     return session, run, configuration
 
@@ -120,5 +126,5 @@ def test_a_complete_run_has_nothing_to_resume(resumed):
 
 def test_resuming_with_other_settings_is_refused_and_names_them(resumed):
     session, run, configuration = open_run(resumed, learning_rate=0.5)
-    with pytest.raises(CannotResume, match=r"details\.training\.learning_rate: \S+ -> 0\.5"):
+    with pytest.raises(CannotResume, match=r"details\.app\.config\.learning-rate: \S+ -> 0\.5"):
         resumed_run(session, run, configuration)

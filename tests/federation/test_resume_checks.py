@@ -8,8 +8,8 @@ import pytest
 from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger
 
 from fedledger.chain import RoundCommitment
-from fedledger.coordinator.app import run_configuration
-from fedledger.coordinator.ledger import Reaggregation
+from fedledger.coordinator.config import LedgerSettings
+from fedledger.coordinator.reaggregation import Reaggregation
 from fedledger.coordinator.resume import (
     CannotResume,
     RunStart,
@@ -17,9 +17,10 @@ from fedledger.coordinator.resume import (
     restore_server_optimiser,
     resumed_run,
 )
+from fedledger.coordinator.runs import AppRecord, describe_strategy, resume_run, run_configuration
 from fedledger.coordinator.scoring import ConsensusScorer
 from fedledger.coordinator.settings import FederationSettings
-from fedledger.coordinator.strategies import build_strategy, describe_strategy
+from fedledger.coordinator.strategies import build_strategy
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH, from_hex
 from fedledger.manifest import RoundManifest
@@ -28,7 +29,8 @@ from fedledger.runconfig import RunConfiguration
 from helpers import participant_key
 
 SITES = [participant_key(index) for index in range(3)]
-SETTINGS = FederationSettings(strategy="FedAdam", num_server_rounds=3, min_nodes=3, detector=False)
+SETTINGS = FederationSettings(strategy="FedAdam", num_server_rounds=3, min_nodes=3)
+LEDGER = LedgerSettings(detector=False)
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +43,19 @@ def run_rounds(ledger: Ledger, planned_rounds: int, rounds: int) -> int:
     for node, account in zip(federation.node_ids, SITES, strict=True):
         federation.responders[node] = HonestSite(account, step=0.01 * (1 + SITES.index(account)))
     with federation:
-        run_id, _ = ledger.run(federation, SETTINGS, planned_rounds=planned_rounds, rounds=rounds)
+        run_id, _ = ledger.run(federation, SETTINGS, planned_rounds=planned_rounds, rounds=rounds, detector=False)
     return run_id
 
 
-def configuration(settings: FederationSettings = SETTINGS) -> RunConfiguration:
-    strategy = describe_strategy(build_strategy(settings))
-    return run_configuration(settings, strategy, ConsensusScorer(), model_hash(INITIAL_MODEL))
+def configuration(planned_rounds: int = SETTINGS.num_server_rounds) -> RunConfiguration:
+    strategy = describe_strategy(build_strategy(SETTINGS))
+    app = AppRecord({}, None)
+    return run_configuration(LEDGER, strategy, ConsensusScorer(), model_hash(INITIAL_MODEL), planned_rounds, app, "")
 
 
-def resume(ledger: Ledger, run_id: int) -> RunStart:
+def resume(ledger: Ledger, run_id: int, planned_rounds: int = SETTINGS.num_server_rounds) -> RunStart:
     session = ledger.session
-    start = resumed_run(session, session.registry.run(run_id), configuration())
+    start = resumed_run(session, session.registry.run(run_id), configuration(planned_rounds))
     restore_server_optimiser(session, start, build_strategy(SETTINGS), Reaggregation.of(start.configuration.strategy))
     return start
 
@@ -63,19 +66,26 @@ def test_an_interrupted_run_resumes_after_its_last_committed_round(ledger):
     assert (start.run_id, start.next_round, start.planned_rounds, start.rounds_left) == (run_id, 2, 3, 2)
 
 
-def test_the_planned_rounds_on_the_registry_bound_the_run_not_the_recorded_settings(ledger):
-    """The run configuration says 3 rounds; the registry was told 1, and enforces it."""
+def test_a_run_that_committed_every_planned_round_is_not_resumed(ledger):
     run_id = run_rounds(ledger, planned_rounds=1, rounds=1)
     assert ledger.session.registry.run(run_id).planned_rounds == 1
     with pytest.raises(CannotResume, match=f"run {run_id} already committed all 1 of its rounds"):
-        resume(ledger, run_id)
+        resume(ledger, run_id, planned_rounds=1)
+
+
+def test_a_run_is_resumed_only_from_the_initial_arrays_it_started_from(ledger):
+    run_id = run_rounds(ledger, planned_rounds=3, rounds=1)
+    other = {name: value + 1 for name, value in INITIAL_MODEL.items()}
+    settings = replace(LEDGER, resume_run=run_id, registry=ledger.session.registry.address)
+    with pytest.raises(CannotResume, match=f"^the initial arrays given hash to .* but run {run_id} started from "):
+        resume_run(ledger.session, settings, configuration(), model_hash(other))
 
 
 def run_whose_first_round_records(ledger: Ledger, manifest: bytes, model: bytes) -> int:
     """A run whose round 1 the registry records with ``manifest`` (stored) and ``model``."""
     session = ledger.session
     run_id, _ = session.start_run(
-        configuration().to_bytes(), model_hash(INITIAL_MODEL), SETTINGS.rewards.budget, SETTINGS.num_server_rounds
+        configuration().to_bytes(), model_hash(INITIAL_MODEL), LEDGER.rewards.budget, SETTINGS.num_server_rounds
     )
     commitment = RoundCommitment(model, ZERO_HASH, ZERO_HASH, session.store.put(manifest), 0, 0)
     session.registry.commit_round(run_id, 1, commitment)
@@ -110,7 +120,8 @@ def test_an_accepted_update_recorded_without_its_hash_or_count_stops_the_resume_
 
 def test_a_setting_present_as_none_differs_from_one_that_is_absent():
     recorded = configuration()
-    current = replace(recorded, details={**recorded.details, "model": {**recorded.details["model"], "extra": None}})
-    assert configuration_differences(recorded, current) == "details.model.extra: (absent) -> None"
-    emptied = replace(recorded, details={**recorded.details, "model": {}})
-    assert configuration_differences(emptied, recorded).startswith("details.model: {} -> (absent)")
+    app = recorded.details["app"]
+    current = replace(recorded, details={**recorded.details, "app": {**app, "extra": None}})
+    assert configuration_differences(recorded, current) == "details.app.extra: (absent) -> None"
+    emptied = replace(recorded, details={**recorded.details, "app": {}})
+    assert configuration_differences(emptied, recorded).startswith("details.app: {} -> (absent)")

@@ -1,4 +1,4 @@
-"""The run config in pyproject.toml and the coordinator's settings agree; bad values are named."""
+"""The run config in pyproject.toml, the tabular app's settings and the ledger's agree; bad values are named."""
 
 import subprocess
 import sys
@@ -8,19 +8,37 @@ from pathlib import Path
 
 import pytest
 
+from fedledger.coordinator.config import LedgerSettings, app_config
 from fedledger.coordinator.settings import STRATEGY_NAMES, STRATEGY_PARAMETERS, FederationSettings, SettingsError
 from fedledger.coordinator.strategies import build_strategy
 
 PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
 
 
+def flat(table: dict, prefix: str = "") -> dict:
+    """A TOML table's keys as Flower flattens them: sub-tables joined with dots."""
+    flattened = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flattened.update(flat(value, f"{prefix}{key}."))
+        else:
+            flattened[f"{prefix}{key}"] = value
+    return flattened
+
+
 def test_every_setting_is_in_the_flower_run_config_with_its_default():
-    run_config = PYPROJECT["tool"]["flwr"]["app"]["config"]
-    expected = {
+    run_config = flat(PYPROJECT["tool"]["flwr"]["app"]["config"])
+    app = {
         field.name.replace("_", "-"): getattr(FederationSettings, field.name) for field in fields(FederationSettings)
     }
-    assert run_config == expected
+    ledger = {
+        "fedledger." + field.name.replace("_", "-"): getattr(LedgerSettings, field.name)
+        for field in fields(LedgerSettings)
+    }
+    assert run_config == {**app, **ledger}
     assert FederationSettings.from_run_config(run_config) == FederationSettings()
+    assert LedgerSettings.from_run_config(run_config) == LedgerSettings()
+    assert app_config(run_config) == dict(sorted(app.items()))
 
 
 def test_the_flower_components_point_at_the_apps():
@@ -29,18 +47,26 @@ def test_the_flower_components_point_at_the_apps():
 
 
 def test_run_config_values_are_checked():
-    settings = FederationSettings.from_run_config({"num-server-rounds": 3, "learning-rate": 1, "ledger": False})
-    assert (settings.num_server_rounds, settings.learning_rate, settings.ledger) == (3, 1.0, False)
+    run_config = {"num-server-rounds": 3, "learning-rate": 1, "fedledger.enabled": False}
+    settings = FederationSettings.from_run_config(run_config)
+    assert (settings.num_server_rounds, settings.learning_rate) == (3, 1.0)
+    assert LedgerSettings.from_run_config(run_config) == LedgerSettings(enabled=False)
     with pytest.raises(ValueError, match="unknown run config keys: num-rounds"):
         FederationSettings.from_run_config({"num-rounds": 3})
     with pytest.raises(ValueError, match="'num-server-rounds' must be int, got '3'"):
         FederationSettings.from_run_config({"num-server-rounds": "3"})
-    with pytest.raises(ValueError, match="'ledger' must be true or false"):
-        FederationSettings.from_run_config({"ledger": 1})
+    with pytest.raises(ValueError, match=r"'fedledger\.enabled' must be true or false"):
+        LedgerSettings.from_run_config({"fedledger.enabled": 1})
+
+
+def test_an_unknown_ledger_key_is_refused_and_every_other_key_is_the_apps():
+    with pytest.raises(SettingsError, match=r"^unknown run config keys: fedledger\.rpc; known: fedledger\.anomaly"):
+        LedgerSettings.from_run_config({"fedledger.rpc": "http://127.0.0.1:8545", "rpc": "anything"})
+    assert app_config({"fedledger.store": "s", "lr": 0.1, "epochs": 2}) == {"epochs": 2, "lr": 0.1}
 
 
 def test_rewards_are_whole_tokens_in_base_units():
-    assert FederationSettings(reward_per_round=5).rewards.budget == 5 * 10**18
+    assert LedgerSettings(reward_per_round=5).rewards.budget == 5 * 10**18
 
 
 @pytest.mark.parametrize(
@@ -49,7 +75,6 @@ def test_rewards_are_whole_tokens_in_base_units():
         ({"num-server-rounds": 0}, "run config: 'num-server-rounds' must be at least 1, got 0"),
         ({"num-server-rounds": -1}, "run config: 'num-server-rounds' must be at least 1, got -1"),
         ({"strategy": "NoSuch"}, "run config: unknown strategy 'NoSuch': choose one of FedAvg, FedProx, "),
-        ({"reward-rule": "equal"}, "run config: unknown reward-rule 'equal': choose one of "),
         ({"fraction-train": 0.0}, r"run config: 'fraction-train' must be in \(0, 1\], got 0.0"),
         ({"fraction-evaluate": 1.5}, r"run config: 'fraction-evaluate' must be in \[0, 1\], got 1.5"),
         ({"trim-beta": 0.5}, r"run config: 'trim-beta' must be in \[0, 0.5\), got 0.5"),
@@ -57,9 +82,6 @@ def test_rewards_are_whole_tokens_in_base_units():
         ({"learning-rate": float("nan")}, "run config: 'learning-rate' must be above 0, got nan"),
         ({"model-seed": -1}, "run config: 'model-seed' must be at least 0, got -1"),
         ({"round-timeout": 0}, r"run config: 'round-timeout' must be above 0 \(seconds\), got 0.0"),
-        ({"anomaly-min-updates": 1}, "run config: 'anomaly-min-updates' must be at least 2, got 1"),
-        ({"registry": "0x123"}, "run config: 'registry' '0x123' is not an Ethereum address"),
-        ({"resume-run": 3}, "run config: 'resume-run' 3 needs 'registry', the registry the run is recorded on$"),
     ],
 )
 def test_run_config_values_out_of_range_are_refused_naming_the_key(run_config: dict, message: str):
@@ -67,11 +89,30 @@ def test_run_config_values_out_of_range_are_refused_naming_the_key(run_config: d
         FederationSettings.from_run_config(run_config)
 
 
+@pytest.mark.parametrize(
+    ("run_config", "message"),
+    [
+        ({"fedledger.reward-rule": "equal"}, "run config: unknown fedledger.reward-rule 'equal': choose one of "),
+        ({"fedledger.anomaly-min-updates": 1}, "run config: 'fedledger.anomaly-min-updates' must be at least 2, got 1"),
+        ({"fedledger.min-accepted": 0}, "run config: 'fedledger.min-accepted' must be at least 1, got 0"),
+        ({"fedledger.connect-timeout": -1}, r"run config: 'fedledger.connect-timeout' must be at least 0 \(seconds\)"),
+        ({"fedledger.registry": "0x123"}, "run config: 'fedledger.registry' '0x123' is not an Ethereum address"),
+        (
+            {"fedledger.resume-run": 3},
+            "run config: 'fedledger.resume-run' 3 needs 'fedledger.registry', the registry the run is recorded on$",
+        ),
+    ],
+)
+def test_ledger_values_out_of_range_are_refused_naming_the_key(run_config: dict, message: str):
+    with pytest.raises(SettingsError, match=f"^{message}"):
+        LedgerSettings.from_run_config(run_config)
+
+
 def test_a_resumed_run_names_its_registry_before_anything_connects_or_deploys():
-    with pytest.raises(SettingsError, match="'resume-run' 7 needs 'registry'"):
-        FederationSettings(resume_run=7)
+    with pytest.raises(SettingsError, match=r"'fedledger\.resume-run' 7 needs 'fedledger\.registry'"):
+        LedgerSettings(resume_run=7)
     registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-    assert FederationSettings(resume_run=7, registry=registry).resume_run == 7
+    assert LedgerSettings(resume_run=7, registry=registry).resume_run == 7
 
 
 @pytest.mark.parametrize("name", STRATEGY_NAMES)

@@ -1,0 +1,95 @@
+"""The ledger's public face on the server: ``Ledger.from_context(context).wrap(strategy)``."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flwr.app import Context
+from flwr.serverapp.strategy import Strategy
+
+from fedledger.aggregation import registered_aggregation
+from fedledger.coordinator.config import LedgerSettings, app_config
+from fedledger.coordinator.host import Host, current_host
+from fedledger.coordinator.ledger import LedgerStrategy
+from fedledger.coordinator.runs import AppRecord
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Records a Flower app's run on an EVM registry, round by round, so an auditor can re-check it.
+
+    Build it in the app's ServerApp from its ``Context``, wrap the strategy, and start the strategy
+    as Flower's own::
+
+        strategy = Ledger.from_context(context).wrap(FedAvg(...))
+        result = strategy.start(grid=grid, initial_arrays=arrays, num_rounds=3)
+
+    Parameters
+    ----------
+    settings : LedgerSettings
+        Where and how the run is recorded: the run config's ``fedledger.*`` keys.
+    app : AppRecord
+        What the run configuration records about the app: its other run-config keys and the
+        model description.
+    host : Host
+        What a process hosting the app lends it (``fedledger.coordinator.host``); by default
+        nothing: the ledger opens its own chain and logs its progress.
+    """
+
+    settings: LedgerSettings
+    app: AppRecord
+    host: Host
+
+    @classmethod
+    def from_context(cls, context: Context, model: Mapping[str, Any] | None = None) -> "Ledger":
+        """The ledger the run config of ``context`` describes.
+
+        Parameters
+        ----------
+        context : Context
+            The ServerApp's context: its ``run_config`` holds the ``fedledger.*`` keys (all optional)
+            and the app's own, which the run configuration records (with the hash of the app
+            bundle that runs, read from the grid's run when the strategy starts).
+        model : Mapping[str, Any] | None
+            A description of the model (architecture, sizes, seed) to record in the run
+            configuration; JSON values only.
+
+        Raises
+        ------
+        SettingsError
+            An unknown ``fedledger.*`` key, or a value of the wrong type or out of range.
+        """
+        run_config = dict(context.run_config)
+        settings = LedgerSettings.from_run_config(run_config)
+        return cls(settings, AppRecord(app_config(run_config), model), current_host())
+
+    def wrap(self, strategy: Strategy, *, aggregation: str | None = None) -> Strategy:
+        """``strategy``, wrapped so that every round it runs is checked, stored and committed.
+
+        Parameters
+        ----------
+        strategy : Strategy
+            Any Flower strategy instance, built-in or the app's own.
+        aggregation : str | None
+            For a strategy that is not one of Flower's built-ins: the name its NumPy aggregation
+            is registered under (``fedledger.aggregation.register_aggregation``), recorded in the
+            run configuration so the coordinator verifies every aggregate and an auditor re-derives
+            it. Without one, such a strategy runs and is audited, but its re-aggregation is
+            reported as not checked.
+
+        Returns
+        -------
+        Strategy
+            A ``LedgerStrategy`` to ``start`` as Flower's own; ``strategy`` itself when
+            ``fedledger.enabled`` is false.
+
+        Raises
+        ------
+        AggregationError
+            ``aggregation`` names no registered aggregation.
+        """
+        if not self.settings.enabled:
+            return strategy
+        if aggregation is not None:
+            registered_aggregation(aggregation)
+        return LedgerStrategy(strategy, settings=self.settings, app=self.app, host=self.host, aggregation=aggregation)

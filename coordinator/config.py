@@ -1,0 +1,126 @@
+"""The ledger's settings: the run-config keys prefixed ``fedledger.``; every other key is the app's.
+
+All have defaults, so a plain Flower app needs no new config line to be recorded on the embedded
+chain. This module imports neither Flower nor torch.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from fedledger.addresses import checksum_address
+from fedledger.contribution import DetectorSettings
+from fedledger.errors import FedLedgerError
+from fedledger.rewards import RULES, TOKEN_DECIMALS, RewardRule
+
+#: The prefix of the ledger's run-config keys.
+PREFIX = "fedledger."
+
+
+class SettingsError(FedLedgerError, ValueError):
+    """A setting no run can use; the message names it (as in the run config) and what it allows."""
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    """Where and how a run is recorded. Each field is the run-config key ``fedledger.<name>``, with
+    dashes for underscores (``fedledger.rpc-url``); ``enabled = false`` runs plain Flower."""
+
+    enabled: bool = True
+    rpc_url: str = ""  # "" = an in-process chain, journaled to <output-dir>/chain.jsonl
+    registry: str = ""  # "" = deploy a registry (the coordinator's key is then its admin too)
+    store: str = ".fedledger/store"
+    output_dir: str = ".fedledger/run"
+    reward_rule: str = "score"
+    reward_per_round: int = 100
+    min_accepted: int = 2
+    connect_timeout: float = 120.0
+    rpc_retry_seconds: float = 120.0
+    confirmations: int = 0
+    resume_run: int = 0  # a run of `registry` to continue from its last committed round; 0 starts a new run
+    detector: bool = True
+    anomaly_threshold: float = 5.0
+    anomaly_min_updates: int = 5
+    key_seed: int = 0
+    simulated_participants: int = 0  # 0: on a chain it deploys in-process, one per node connected at the start
+
+    def __post_init__(self) -> None:
+        """Refuse values no run can use, before anything starts."""
+        if self.reward_rule not in RULES:
+            raise SettingsError(f"unknown {PREFIX}reward-rule {self.reward_rule!r}: choose one of {', '.join(RULES)}")
+        for key, allowed, expected in (
+            ("reward-per-round", self.reward_per_round >= 0, "at least 0"),
+            ("min-accepted", self.min_accepted >= 1, "at least 1"),
+            ("connect-timeout", self.connect_timeout >= 0, "at least 0 (seconds)"),
+            ("rpc-retry-seconds", self.rpc_retry_seconds >= 0, "at least 0 (seconds)"),
+            ("confirmations", self.confirmations >= 0, "at least 0"),
+            ("resume-run", self.resume_run >= 0, "at least 0 (0 starts a new run)"),
+            ("anomaly-threshold", self.anomaly_threshold > 0, "above 0"),
+            ("anomaly-min-updates", self.anomaly_min_updates >= 2, "at least 2"),
+            ("key-seed", self.key_seed >= 0, "at least 0"),
+            ("simulated-participants", self.simulated_participants >= 0, "at least 0"),
+        ):
+            if not allowed:
+                value = getattr(self, key.replace("-", "_"))
+                raise SettingsError(f"{PREFIX + key!r} must be {expected}, got {value!r}")
+        if self.registry:
+            checksum_address(self.registry, f"'{PREFIX}registry'")
+        elif self.resume_run:
+            raise SettingsError(
+                f"'{PREFIX}resume-run' {self.resume_run} needs '{PREFIX}registry', the registry the run is recorded on"
+            )
+
+    @classmethod
+    def from_run_config(cls, run_config: Mapping[str, Any]) -> "LedgerSettings":
+        """The settings the ``fedledger.*`` keys of a Flower run config give; other keys are ignored.
+
+        Raises:
+            SettingsError: an unknown ``fedledger.*`` key, a value of the wrong type, or one out of its range.
+        """
+        known = {PREFIX + field.name.replace("_", "-"): field for field in fields(cls)}
+        ours = {key: value for key, value in run_config.items() if key.startswith(PREFIX)}
+        unknown = sorted(set(ours) - set(known))
+        if unknown:
+            raise SettingsError(f"unknown run config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values = {
+            known[key].name: coerce(key, value, type(getattr(cls, known[key].name))) for key, value in ours.items()
+        }
+        try:
+            return cls(**values)
+        except FedLedgerError as error:
+            raise SettingsError(f"run config: {error}") from None
+
+    @property
+    def rewards(self) -> RewardRule:
+        return RewardRule(self.reward_rule, self.reward_per_round * 10**TOKEN_DECIMALS)
+
+    @property
+    def detection(self) -> DetectorSettings | None:
+        """The anomaly detector's settings, or ``None`` when it is off."""
+        return DetectorSettings(self.anomaly_threshold, self.anomaly_min_updates) if self.detector else None
+
+    @property
+    def in_process_chain(self) -> bool:
+        return not self.rpc_url
+
+
+def app_config(run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The app's own keys of a run config: every key but the ledger's, sorted."""
+    return {key: run_config[key] for key in sorted(run_config) if not key.startswith(PREFIX)}
+
+
+def coerce(key: str, value: Any, kind: type) -> Any:
+    """``value`` of run-config ``key`` as ``kind`` (an int is a fine float; a bool is not an int).
+
+    Raises:
+        SettingsError: ``value`` is not of ``kind``.
+    """
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise SettingsError(f"run config {key!r} must be true or false, got {value!r}")
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise SettingsError(f"run config {key!r} must be {kind.__name__}, got {value!r}")

@@ -1,0 +1,117 @@
+"""Starting a run on the ledger, or finding where a recorded one stands to resume it."""
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from logging import INFO
+from typing import Any
+
+import numpy as np
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+from flwr.supercore import log
+
+from fedledger.coordinator.config import LedgerSettings
+from fedledger.coordinator.resume import CannotResume, RunStart, resumed_run
+from fedledger.coordinator.scoring import Scorer
+from fedledger.coordinator.session import LedgerSession
+from fedledger.coordinator.waiting import POLL_INTERVAL, TooFewNodes, nodes_needed
+from fedledger.encoding import encode_model
+from fedledger.hashing import to_hex
+from fedledger.runconfig import RunConfiguration, run_details
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    """What the run configuration records about the app beside its bundle's hash: its own run
+    config (``fedledger.*`` keys excluded) and the model description it gave (or ``None``)."""
+
+    config: Mapping[str, Any]
+    model: Mapping[str, Any] | None
+
+
+def describe_strategy(strategy: Strategy, aggregation: str | None = None) -> dict[str, Any]:
+    """The strategy's class name and its scalar parameters, as recorded in manifests, and the name
+    of the registered aggregation that re-derives it, if it was wrapped with one."""
+    params = {
+        name: value
+        for name, value in sorted(vars(strategy).items())
+        if not name.startswith("_") and isinstance(value, bool | int | float | str)
+    }
+    description: dict[str, Any] = {"name": type(strategy).__name__, "params": params}
+    if aggregation is not None:
+        description["aggregation"] = aggregation
+    return description
+
+
+def run_configuration(
+    settings: LedgerSettings,
+    strategy: Mapping[str, Any],
+    scorer: Scorer,
+    initial_model_hash: bytes,
+    num_rounds: int,
+    app: AppRecord,
+    fab_hash: str,
+) -> RunConfiguration:
+    """The run configuration whose hash ``startRun`` records: what decides the computation, and
+    what ran it (``fab_hash``: the Flower App Bundle's, ``""`` outside one)."""
+    return RunConfiguration(
+        strategy=dict(strategy),
+        rewards=settings.rewards,
+        scoring=scorer.description,
+        detection=settings.detection,
+        details=run_details(
+            num_rounds, settings.min_accepted, to_hex(initial_model_hash), app.config, app.model, fab_hash
+        ),
+    )
+
+
+def start_run(
+    session: LedgerSession, settings: LedgerSettings, configuration: RunConfiguration, initial: Arrays
+) -> RunStart:
+    """A new run: the initial model stored, the run configuration stored and started on-chain."""
+    initial_hash = session.store.put(encode_model(initial))
+    planned = configuration.planned_rounds or 0
+    run_id, _ = session.start_run(configuration.to_bytes(), initial_hash, settings.rewards.budget, planned)
+    return RunStart(run_id, configuration, initial_hash, 0, planned, initial)
+
+
+def resume_run(
+    session: LedgerSession, settings: LedgerSettings, configuration: RunConfiguration, initial_hash: bytes
+) -> RunStart:
+    """Where run ``settings.resume_run`` stands, once the chain and store confirm it is the run
+    ``configuration`` describes, started from the model that hashes to ``initial_hash``.
+
+    Raises:
+        CannotResume: another initial model, another configuration, or a run that cannot go on.
+    """
+    run = session.registry.run(settings.resume_run)
+    if initial_hash != run.initial_model_hash:
+        raise CannotResume(
+            f"the initial arrays given hash to {to_hex(initial_hash)}, but run {run.run_id} started from "
+            f"{to_hex(run.initial_model_hash)}: resume it with the same initial arrays"
+        )
+    return resumed_run(session, run, configuration)
+
+
+def register_connected_nodes(session: LedgerSession, grid: Grid, strategy: Strategy, settings: LedgerSettings) -> None:
+    """Register one simulated participant per node connected when the run starts (partitions
+    ``0 .. n - 1``), once the strategy's ``min_available_nodes`` are connected or
+    ``connect-timeout`` has passed.
+
+    Raises:
+        TooFewNodes: no node connected within ``connect-timeout``.
+    """
+    needed = max(nodes_needed(strategy, "train"), 1)
+    started = time.monotonic()
+    while len(nodes := list(grid.get_node_ids())) < needed:
+        waited = time.monotonic() - started
+        if waited >= settings.connect_timeout:
+            if not nodes:
+                raise TooFewNodes(0, needed, waited)
+            break
+        time.sleep(min(POLL_INTERVAL, settings.connect_timeout - waited))
+    log(INFO, "registering %d simulated participants, one per connected node", len(nodes))
+    session.register_simulated(settings.key_seed, len(nodes))

@@ -1,0 +1,243 @@
+"""The public server API end to end on the in-process harness: a Flower strategy wrapped by
+``Ledger.from_context(context)`` is recorded round by round and audited; an app's own strategy is
+re-derived with its registered aggregation (found in the process or through an entry point), or,
+without one, audited with re-aggregation reported as not checked."""
+
+import importlib
+import sys
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger
+
+from fedledger.aggregation import (
+    AggregationError,
+    Aggregator,
+    Arrays,
+    WeightedUpdate,
+    aggregator_for,
+    register_aggregation,
+    registered_aggregation,
+)
+from fedledger.audit import Auditor, AuditReport
+from fedledger.coordinator import Ledger as PublicLedger
+from fedledger.coordinator.settings import FederationSettings
+from fedledger.errors import FedLedgerError
+from fedledger.manifest import RoundManifest
+from fedledger.runconfig import RunConfiguration
+
+from helpers import participant_key
+
+SITES = [participant_key(index) for index in range(3)]
+SETTINGS = FederationSettings(num_server_rounds=2, min_nodes=3, round_timeout=5.0)
+FAB_HASH = "f" * 64
+
+
+class MeanOfUpdates(FedAvg):
+    """An app's own strategy: the plain, unweighted mean of the updates, computed with NumPy."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__(min_train_nodes=3, min_evaluate_nodes=3, min_available_nodes=3)
+        self.scale = scale
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        records = [reply.content["arrays"] for reply in replies]
+        names = list(records[0])
+        mean = {name: np.mean(np.stack([record[name].numpy() for record in records]), axis=0) for name in names}
+        return ArrayRecord({name: Array(self.scale * mean[name]) for name in names}), None
+
+
+class MeanAggregator(Aggregator):
+    """What ``MeanOfUpdates`` computes, in the same order."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def aggregate(self, round_number: int, base: Mapping[str, np.ndarray], updates: Sequence[WeightedUpdate]) -> Arrays:
+        names = list(updates[0].arrays)
+        return {
+            name: self.scale * np.mean(np.stack([update.arrays[name] for update in updates]), axis=0) for name in names
+        }
+
+
+class MedianAggregator(Aggregator):
+    """Not what ``MeanOfUpdates`` computes."""
+
+    def aggregate(self, round_number: int, base: Mapping[str, np.ndarray], updates: Sequence[WeightedUpdate]) -> Arrays:
+        return {name: np.median(np.stack([u.arrays[name] for u in updates]), axis=0) for name in updates[0].arrays}
+
+
+def mean_aggregation(params: Mapping[str, object]) -> Aggregator:
+    return MeanAggregator(float(params["scale"]))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory) -> Ledger:
+    return Ledger.create(str(tmp_path_factory.mktemp("api") / "store"), SITES)
+
+
+def honest_federation() -> InProcessFederation:
+    federation = InProcessFederation(len(SITES))
+    for index, (node, account) in enumerate(zip(federation.node_ids, SITES, strict=True)):
+        federation.responders[node] = HonestSite(account, step=0.01 * (index + 1), examples=10 * (index + 1))
+    federation.grid.set_run(replace(federation.run, fab_hash=FAB_HASH))
+    return federation
+
+
+def recorded(ledger: Ledger, run_id: int) -> tuple[RunConfiguration, list[RoundManifest], AuditReport]:
+    registry, store = ledger.session.registry, ledger.session.store
+    run = registry.run(run_id)
+    configuration = RunConfiguration.from_bytes(store.get(run.config_hash))
+    manifests = [
+        RoundManifest.from_bytes(store.get(registry.committed_round(run_id, number).commitment.manifest_hash))
+        for number in range(1, run.committed_rounds + 1)
+    ]
+    return configuration, manifests, Auditor(registry, store).audit([run_id])
+
+
+def test_a_flower_strategy_wrapped_from_the_context_is_recorded_and_passes_the_audit(ledger):
+    model = {"architecture": "two layers", "hidden_units": 4}
+    with honest_federation() as federation:
+        run_id, wrapped = ledger.run(
+            federation,
+            SETTINGS,
+            strategy=FedAvg(min_available_nodes=3),
+            model=model,
+            run_config={"learning-rate": 0.1, "local-epochs": 2},
+        )
+    configuration, manifests, report = recorded(ledger, run_id)
+    assert configuration.details["app"] == {
+        "config": {"learning-rate": 0.1, "local-epochs": 2},
+        "model": model,
+        "fab_hash": FAB_HASH,
+    }
+    assert configuration.details["num_server_rounds"] == 2
+    assert configuration.strategy["name"] == "FedAvg" and "aggregation" not in configuration.strategy
+    assert [manifest.reproduction for manifest in manifests] == ["verified", "verified"]
+    assert [report.round for report in wrapped.reports] == [1, 2]
+    assert report.verdict == "pass", [str(finding) for finding in report.problems()]
+
+
+def test_an_apps_strategy_with_a_registered_aggregation_is_verified_every_round(ledger):
+    register_aggregation("test-mean", mean_aggregation)
+    with honest_federation() as federation:
+        run_id, _ = ledger.run(federation, SETTINGS, strategy=MeanOfUpdates(scale=0.5), aggregation="test-mean")
+    configuration, manifests, report = recorded(ledger, run_id)
+    assert configuration.strategy["aggregation"] == "test-mean"
+    assert configuration.strategy["name"] == "MeanOfUpdates" and configuration.strategy["params"]["scale"] == 0.5
+    assert [manifest.reproduction for manifest in manifests] == ["verified", "verified"]
+    assert report.verdict == "pass", [str(finding) for finding in report.problems()]
+    checked = [finding for finding in report.findings if finding.check == "reaggregation"]
+    assert [finding.status for finding in checked] == ["pass", "pass"]
+
+
+def test_an_apps_strategy_without_an_aggregation_is_audited_with_reaggregation_not_checked(ledger):
+    with honest_federation() as federation:
+        run_id, _ = ledger.run(federation, SETTINGS, strategy=MeanOfUpdates())
+    _, manifests, report = recorded(ledger, run_id)
+    reason = (
+        "MeanOfUpdates has no registered aggregation: wrap it with aggregation=... and register it (docs/ledger-api.md)"
+    )
+    assert [manifest.reproduction for manifest in manifests] == [f"unsupported: {reason}"] * 2
+    assert report.verdict == "incomplete"
+    problems = report.problems()
+    assert [(finding.check, finding.status) for finding in problems] == [("reaggregation", "not-checked")] * 2
+    assert problems[0].message == f"re-aggregation not checked: {reason}"
+    assert all(finding.status == "pass" for finding in report.findings if finding.check != "reaggregation")
+
+
+def test_a_registered_aggregation_that_disagrees_with_the_strategy_is_caught(ledger):
+    register_aggregation("test-median", lambda params: MedianAggregator())
+    with honest_federation() as federation:
+        run_id, _ = ledger.run(federation, SETTINGS, strategy=MeanOfUpdates(), aggregation="test-median")
+    _, manifests, report = recorded(ledger, run_id)
+    assert all(manifest.reproduction.startswith("mismatch: re-derived 0x") for manifest in manifests)
+    assert report.verdict == "fail"
+    failed = [finding for finding in report.problems() if finding.status == "fail"]
+    assert {finding.check for finding in failed} == {"reaggregation"} and len(failed) == 2
+
+
+def test_an_aggregation_is_found_through_its_entry_point(tmp_path, monkeypatch):
+    (tmp_path / "app_aggregations.py").write_text(
+        textwrap.dedent(
+            """
+            from fedledger.aggregation import FedAvg
+
+            def build(params):
+                return FedAvg()
+            """
+        )
+    )
+    dist_info = tmp_path / "app_with_aggregations-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: app-with-aggregations\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[fedledger.aggregations]\ntest-entry-point = app_aggregations:build\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    factory = registered_aggregation("test-entry-point")
+    assert factory is sys.modules["app_aggregations"].build
+    described = {"name": "AppStrategy", "params": {}, "aggregation": "test-entry-point"}
+    updates = [WeightedUpdate({"w": np.ones(2, np.float32)}, 1), WeightedUpdate({"w": np.zeros(2, np.float32)}, 3)]
+    assert aggregator_for(described).aggregate(1, {}, updates)["w"].tolist() == [0.25, 0.25]
+
+
+def test_an_aggregation_name_no_one_registered_is_refused_when_wrapping(ledger):
+    api = PublicLedger.from_context(ledger.context())
+    with pytest.raises(AggregationError, match=r"^no aggregation named 'test-nowhere' is registered"):
+        api.wrap(MeanOfUpdates(), aggregation="test-nowhere")
+
+
+def test_a_name_registered_twice_with_different_factories_is_refused():
+    register_aggregation("test-twice", mean_aggregation)
+    register_aggregation("test-twice", mean_aggregation)
+    with pytest.raises(AggregationError, match=r"^aggregation 'test-twice' is already registered with "):
+        register_aggregation("test-twice", lambda params: MedianAggregator())
+    assert registered_aggregation("test-twice") is mean_aggregation
+
+
+def test_with_the_ledger_disabled_the_strategy_is_plain_flower(ledger):
+    strategy = FedAvg()
+    assert PublicLedger.from_context(ledger.context(enabled=False)).wrap(strategy) is strategy
+
+
+def test_initial_arrays_the_ledger_cannot_record_stop_the_run_before_it_starts(ledger):
+    api = PublicLedger.from_context(ledger.context())
+    runs_before = ledger.session.registry.run_count()
+    broken = {**INITIAL_MODEL, "output.bias": np.array([np.nan], np.float32)}
+    with honest_federation() as federation, pytest.raises(FedLedgerError, match=r"'output\.bias' holds NaN"):
+        api.wrap(FedAvg()).start(
+            grid=federation.grid,
+            initial_arrays=ArrayRecord({name: Array(value) for name, value in broken.items()}),
+            num_rounds=1,
+        )
+    assert ledger.session.registry.run_count() == runs_before
+
+
+def test_the_request_config_names_the_weight_key_and_the_simulated_key_seed(ledger):
+    seen: list[RecordDict] = []
+
+    class Recording(HonestSite):
+        def __call__(self, message: Message) -> Message:
+            seen.append(message.content)
+            return super().__call__(message)
+
+    federation = InProcessFederation(len(SITES))
+    for node, account in zip(federation.node_ids, SITES, strict=True):
+        federation.responders[node] = Recording(account, step=0.01)
+    with federation:
+        ledger.run(
+            federation,
+            FederationSettings(num_server_rounds=1, min_nodes=3),
+            strategy=FedAvg(min_available_nodes=3, weighted_by_key="num-examples"),
+            key_seed=7,
+        )
+    configs = [content["config"] for content in seen]
+    assert configs and all(config["fedledger.weight-key"] == "num-examples" for config in configs)
+    assert all(config["fedledger.key-seed"] == 7 for config in configs)

@@ -1,0 +1,26 @@
+"""What `pip install` puts into site-packages: one top-level import name, `fedledger`."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_the_wheel_installs_only_the_fedledger_import_name(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", tmp_path, "."],
+        cwd=REPOSITORY,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("fedledger-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+
+    assert top_level == {"fedledger"}
+    for package in ("client", "coordinator", "contracts", "simulations"):
+        assert f"fedledger/{package}/__init__.py" in names
+    assert "fedledger/contracts/artifacts/FedLedgerRegistry.json" in names
+    assert "fedledger/simulations/data/heart_disease_uci.csv" in names
