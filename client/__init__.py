@@ -1,1 +1,21 @@
-"""The participant's Flower ClientApp: local training, data loading and update signing."""
+"""FedLedger's client side: ``ledger_mod``, the Flower mod that signs any ClientApp's updates for the
+ledger, and the tabular task's ClientApp (``fedledger.client.app``, which needs torch).
+
+``ledger_mod`` is imported on first use, so that commands of this package that need neither
+(``fedledger check-data``) import no Flower.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fedledger.client.mod import ledger_mod
+
+__all__ = ["ledger_mod"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ledger_mod":
+        from fedledger.client.mod import ledger_mod
+
+        return ledger_mod
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

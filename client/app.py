@@ -1,4 +1,4 @@
-"""The participant's Flower ClientApp: train on local records, sign the update, evaluate.
+"""The tabular task's Flower ClientApp: train on local records, evaluate; ``ledger_mod`` signs.
 
 Node config of a real install: ``data-path`` (CSV or Parquet), ``schema-path`` (see
 ``fedledger.client.schema``) and ``keystore`` (password in ``$FEDLEDGER_KEYSTORE_PASSWORD``). In a
@@ -16,20 +16,19 @@ from flwr.common.constant import ErrorCode
 from flwr.supercore import log
 
 from fedledger import messages
-from fedledger.client.identity import participant_address, participant_key
+from fedledger.client import task_keys
+from fedledger.client.mod import ledger_mod
 from fedledger.client.models import TabularClassifier, model_arrays
 from fedledger.client.site import LocalSite, data_paths, load_site
 from fedledger.client.training import TrainingSettings, evaluate, train
-from fedledger.encoding import model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import keccak256
-from fedledger.signing import SigningDomain, UpdateMessage, sign_update
 
 
 def reply_with_site_errors(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """Answer with an error reply naming what is wrong when this site's data, schema or key cannot be
-    used (a missing file, a garbage keystore, a wrong password): the coordinator records the reason,
-    and the SuperNode's log gets one line instead of a traceback."""
+    """Answer with an error reply naming what is wrong when this site's data or schema cannot be used
+    (a missing file, a column the schema does not describe): the coordinator records the reason, and
+    the SuperNode's log gets one line instead of a traceback."""
     try:
         return call_next(message, context)
     except FedLedgerError as error:
@@ -37,7 +36,7 @@ def reply_with_site_errors(message: Message, context: Context, call_next: Client
         return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=str(error)), reply_to=message)
 
 
-app = ClientApp(mods=[reply_with_site_errors])
+app = ClientApp(mods=[reply_with_site_errors, ledger_mod])
 
 
 def local_site(context: Context, config: ConfigRecord) -> LocalSite:
@@ -46,8 +45,8 @@ def local_site(context: Context, config: ConfigRecord) -> LocalSite:
     return load_site(
         data_path,
         schema_path,
-        float(config[messages.CONFIG_TEST_FRACTION]),
-        int(config[messages.CONFIG_SPLIT_SEED]),
+        float(config[task_keys.TEST_FRACTION]),
+        int(config[task_keys.SPLIT_SEED]),
     )
 
 
@@ -57,19 +56,6 @@ def _received_arrays(message: Message) -> dict[str, np.ndarray]:
 
 def _as_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
     return ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
-
-
-@app.query()
-def initial_model(message: Message, context: Context) -> Message:
-    """A freshly initialised model: its weights depend only on the schema and ``model-seed``."""
-    config = message.content[messages.CONFIG_RECORD]
-    site = local_site(context, config)
-    model = TabularClassifier.initialised(
-        site.schema.num_features,
-        int(config[messages.CONFIG_HIDDEN_UNITS]),
-        int(config[messages.CONFIG_MODEL_SEED]),
-    )
-    return Message(RecordDict({messages.ARRAYS_RECORD: _as_record(model_arrays(model))}), reply_to=message)
 
 
 def training_update(
@@ -82,58 +68,36 @@ def training_update(
     received = _received_arrays(message)
     model = TabularClassifier.from_arrays(received)
     settings = TrainingSettings(
-        local_epochs=int(config[messages.CONFIG_LOCAL_EPOCHS]),
-        batch_size=int(config[messages.CONFIG_BATCH_SIZE]),
-        learning_rate=float(config[messages.CONFIG_LEARNING_RATE]),
-        momentum=float(config[messages.CONFIG_MOMENTUM]),
-        proximal_mu=float(config.get(messages.CONFIG_PROXIMAL_MU, 0.0)),
+        local_epochs=int(config[task_keys.LOCAL_EPOCHS]),
+        batch_size=int(config[task_keys.BATCH_SIZE]),
+        learning_rate=float(config[task_keys.LEARNING_RATE]),
+        momentum=float(config[task_keys.MOMENTUM]),
+        proximal_mu=float(config.get(task_keys.PROXIMAL_MU, 0.0)),
     )
-    seed_text = f"{config[messages.CONFIG_SPLIT_SEED]} {config[messages.CONFIG_ROUND]} {site.source}"
+    seed_text = f"{config[task_keys.SPLIT_SEED]} {config[messages.CONFIG_ROUND]} {site.source}"
     seed = int.from_bytes(keccak256(seed_text.encode())[:4], "big")
     loss = train(model, site.train_inputs, site.train_labels, settings, seed)
     trained = {name: value.astype(received[name].dtype) for name, value in model_arrays(model).items()}
     return trained, len(site.train_labels), loss
 
 
-def signed_reply(
-    message: Message, context: Context, arrays: dict[str, np.ndarray], num_examples: int, loss: float
-) -> Message:
-    """The reply to a training request; signed when the coordinator runs a ledger."""
-    config = message.content[messages.CONFIG_RECORD]
+def training_reply(message: Message, arrays: dict[str, np.ndarray], num_examples: int, loss: float) -> Message:
+    """The reply to a training request: the arrays, the example count and the training loss
+    (``ledger_mod`` signs it when the coordinator runs a ledger)."""
     content = RecordDict(
         {
             messages.ARRAYS_RECORD: _as_record(arrays),
-            messages.METRICS_RECORD: MetricRecord({messages.NUM_EXAMPLES: num_examples, messages.TRAIN_LOSS: loss}),
+            messages.METRICS_RECORD: MetricRecord({messages.NUM_EXAMPLES: num_examples, task_keys.TRAIN_LOSS: loss}),
         }
     )
-    if messages.CONFIG_RUN_ID in config:
-        account = participant_key(context.node_config, config)
-        domain = SigningDomain(int(config[messages.CONFIG_CHAIN_ID]), str(config[messages.CONFIG_REGISTRY]))
-        update = UpdateMessage(
-            run_id=int(config[messages.CONFIG_RUN_ID]),
-            round=int(config[messages.CONFIG_ROUND]),
-            base_model_hash=model_hash(_received_arrays(message)),
-            update_hash=model_hash(arrays),
-            num_examples=num_examples,
-        )
-        content[messages.LEDGER_RECORD] = ConfigRecord(
-            {
-                messages.PARTICIPANT: account.address,
-                messages.SIGNATURE: sign_update(domain, update, account.key),
-                messages.SIGNED_RUN_ID: update.run_id,
-                messages.SIGNED_ROUND: update.round,
-                messages.SIGNED_BASE_MODEL_HASH: update.base_model_hash,
-                messages.SIGNED_UPDATE_HASH: update.update_hash,
-            }
-        )
     return Message(content, reply_to=message)
 
 
 @app.train()
 def train_round(message: Message, context: Context) -> Message:
-    """Train on local rows and reply with the signed update."""
+    """Train on local rows and reply with the update."""
     arrays, num_examples, loss = training_update(message, context)
-    return signed_reply(message, context, arrays, num_examples, loss)
+    return training_reply(message, arrays, num_examples, loss)
 
 
 @app.evaluate()
@@ -142,18 +106,11 @@ def evaluate_round(message: Message, context: Context) -> Message:
     config = message.content[messages.CONFIG_RECORD]
     site = local_site(context, config)
     result = evaluate(TabularClassifier.from_arrays(_received_arrays(message)), site.test_inputs, site.test_labels)
-    content = RecordDict(
+    metrics = MetricRecord(
         {
-            messages.METRICS_RECORD: MetricRecord(
-                {
-                    messages.NUM_EXAMPLES: result.examples,
-                    messages.EVAL_LOSS: result.loss,
-                    messages.EVAL_ACCURACY: result.accuracy,
-                }
-            )
+            messages.NUM_EXAMPLES: result.examples,
+            task_keys.EVAL_LOSS: result.loss,
+            task_keys.EVAL_ACCURACY: result.accuracy,
         }
     )
-    if messages.CONFIG_RUN_ID in config:
-        address = participant_address(context.node_config, config)
-        content[messages.LEDGER_RECORD] = ConfigRecord({messages.PARTICIPANT: address})
-    return Message(content, reply_to=message)
+    return Message(RecordDict({messages.METRICS_RECORD: metrics}), reply_to=message)

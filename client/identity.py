@@ -9,10 +9,11 @@ from flwr.app import ConfigRecord
 from flwr.app.user_config import UserConfig
 
 from fedledger import messages
-from fedledger.client.site import PARTITION_ID
 from fedledger.errors import FedLedgerError
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, keystore_address, load_keystore, simulated_participant
 
+#: Node config key Flower's simulation gives every virtual node.
+PARTITION_ID = "partition-id"
 #: Node config key of a real install: its encrypted keystore (password in $FEDLEDGER_KEYSTORE_PASSWORD).
 KEYSTORE = "keystore"
 

@@ -8,16 +8,15 @@ import numpy as np
 from flwr.app import ConfigRecord
 from flwr.app.user_config import UserConfig
 
-from fedledger import messages
+from fedledger.client import task_keys
 from fedledger.client.data import load_table, train_test_split
+from fedledger.client.identity import PARTITION_ID
 from fedledger.client.preprocessing import Preprocessing
 from fedledger.client.schema import Schema, SchemaError
 
 #: Node config keys of a real install.
 DATA_PATH = "data-path"
 SCHEMA_PATH = "schema-path"
-#: Node config key Flower's simulation gives every virtual node.
-PARTITION_ID = "partition-id"
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ def data_paths(node_config: UserConfig, config: ConfigRecord) -> tuple[Path, Pat
         if SCHEMA_PATH not in node_config:
             raise SchemaError(f"node config names {DATA_PATH!r} but not {SCHEMA_PATH!r}")
         return Path(str(node_config[DATA_PATH])), Path(str(node_config[SCHEMA_PATH]))
-    data_dir = config.get(messages.CONFIG_SIMULATION_DATA_DIR)
+    data_dir = config.get(task_keys.SIMULATION_DATA_DIR)
     if isinstance(data_dir, str) and PARTITION_ID in node_config:
         directory = Path(data_dir)
         return directory / f"site-{int(node_config[PARTITION_ID]):04d}.csv", directory / "schema.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
-from fedledger import messages
+from fedledger.client import task_keys
 from fedledger.client.models import TabularClassifier, model_arrays
 from fedledger.client.schema import Schema
 from fedledger.coordinator import Ledger
@@ -25,18 +25,18 @@ def client_config(settings: FederationSettings) -> ConfigRecord:
     """What every client needs to know to train and evaluate like the others."""
     config = ConfigRecord(
         {
-            messages.CONFIG_LOCAL_EPOCHS: settings.local_epochs,
-            messages.CONFIG_BATCH_SIZE: settings.batch_size,
-            messages.CONFIG_LEARNING_RATE: settings.learning_rate,
-            messages.CONFIG_MOMENTUM: settings.momentum,
-            messages.CONFIG_HIDDEN_UNITS: settings.hidden_units,
-            messages.CONFIG_MODEL_SEED: settings.model_seed,
-            messages.CONFIG_TEST_FRACTION: settings.test_fraction,
-            messages.CONFIG_SPLIT_SEED: settings.split_seed,
+            task_keys.LOCAL_EPOCHS: settings.local_epochs,
+            task_keys.BATCH_SIZE: settings.batch_size,
+            task_keys.LEARNING_RATE: settings.learning_rate,
+            task_keys.MOMENTUM: settings.momentum,
+            task_keys.HIDDEN_UNITS: settings.hidden_units,
+            task_keys.MODEL_SEED: settings.model_seed,
+            task_keys.TEST_FRACTION: settings.test_fraction,
+            task_keys.SPLIT_SEED: settings.split_seed,
         }
     )
     if settings.data_dir:
-        config[messages.CONFIG_SIMULATION_DATA_DIR] = settings.data_dir
+        config[task_keys.SIMULATION_DATA_DIR] = settings.data_dir
     return config
 
 

@@ -37,6 +37,7 @@ from fedledger.coordinator.validation import (
     RoundContext,
     check_evaluation,
     check_reply,
+    for_strategy,
     reject_duplicates,
 )
 from fedledger.coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
@@ -45,9 +46,6 @@ from fedledger.encoding import EncodingError, encode_model, model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
 from fedledger.manifest import Requests
-
-#: The MetricRecord key that holds a reply's example count, unless the wrapped strategy names another.
-DEFAULT_WEIGHT_KEY = "num-examples"
 
 
 def canonical_arrays(record: ArrayRecord) -> ArrayRecord:
@@ -144,7 +142,7 @@ class LedgerStrategy(Strategy):
     @property
     def weight_key(self) -> str:
         """The MetricRecord key holding each reply's example count: the wrapped strategy's ``weighted_by_key``."""
-        return str(getattr(self.inner, "weighted_by_key", DEFAULT_WEIGHT_KEY))
+        return str(getattr(self.inner, "weighted_by_key", messages.NUM_EXAMPLES))
 
     @property
     def simulated_participants(self) -> bool:
@@ -321,7 +319,10 @@ class LedgerStrategy(Strategy):
             raise RuntimeError("configure_train runs before aggregate_train")
         replies = list(replies)
         self._training = _with_silent(self._training, replies, server_round, "train")
-        context = RoundContext(self.session.domain, self.recorder.run_id, server_round, self._base_hash, base)
+        weight_key = getattr(self.inner, "weighted_by_key", messages.NUM_EXAMPLES)
+        context = RoundContext(
+            self.session.domain, self.recorder.run_id, server_round, self._base_hash, base, weight_key
+        )
         is_active = cache(self.session.participant_status)  # one registry read per address and phase
         checked = reject_duplicates([check_reply(reply, context, is_active) for reply in replies])
         for reply in checked:
@@ -336,7 +337,7 @@ class LedgerStrategy(Strategy):
                 server_round, checked, f"{len(accepted)} valid updates, at least {self.settings.min_accepted} needed"
             )
 
-        aggregate, metrics = self.inner.aggregate_train(server_round, [reply.for_strategy() for reply in accepted])
+        aggregate, metrics = self.inner.aggregate_train(server_round, for_strategy(accepted))
         if aggregate is None:
             return self._fail(server_round, checked, f"{type(self.inner).__name__} produced no aggregate")
 
@@ -406,9 +407,10 @@ class LedgerStrategy(Strategy):
         replies = list(replies)
         requests = _with_silent(self._evaluation, replies, server_round, "evaluate")
         is_active = cache(self.session.participant_status)
-        checked = reject_duplicates([check_evaluation(reply, is_active) for reply in replies])
+        weight_key = getattr(self.inner, "weighted_by_key", messages.NUM_EXAMPLES)
+        checked = reject_duplicates([check_evaluation(reply, is_active, weight_key) for reply in replies])
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
-        metrics = self.inner.aggregate_evaluate(server_round, [reply.for_strategy() for reply in accepted])
+        metrics = self.inner.aggregate_evaluate(server_round, for_strategy(accepted))
         judged, self._judged = self._judged, None
         if judged is None:
             return metrics

@@ -3,11 +3,14 @@
 A training reply is accepted only if it is well formed; signed for this chain, registry, run and
 round, from the current global model; its arrays have the global model's names, shapes and dtypes
 and only finite values, within a distance of the global model that float64 can sum; its example
-count is positive; its signer is a registered, active participant; and that participant sent
-nothing else this round. An evaluation reply is accepted
-only if it names a registered, active participant, carries a positive example count, a finite
-loss and an accuracy in [0, 1], and its participant sent no other evaluation reply this round.
-Every failure is kept with a machine-readable reason and a sentence saying what exactly was wrong.
+count (the MetricRecord entry named by the round's weight key, ``num-examples`` unless the
+wrapped strategy weights by another key) is a positive integer; its other metrics are finite
+numbers or lists of them; its signer is a registered, active participant; and that participant
+sent nothing else this round. An evaluation reply is accepted only if it names a registered,
+active participant, carries a positive example count and only finite metrics, and its participant
+sent no other evaluation reply this round. Which metrics a reply reports is the app's business:
+no metric other than the example count is required. Every failure is kept with a
+machine-readable reason and a sentence saying what exactly was wrong.
 
 A reply is data from a site that may be hostile. Nothing in reading it may raise: any exception
 while reading it is a ``malformed`` rejection that quotes the exception. The registry read that
@@ -15,15 +18,15 @@ says whether a participant is active is the coordinator's own: if it fails (the 
 unreachable), that failure propagates and is never blamed on the site. The work a reply can cause
 is bounded: arrays far larger than the model's are rejected before they are decoded.
 
-Accepted replies are *normalised* before the wrapped strategy sees them: it receives exactly the
-records and keys the protocol defines (``fedledger.messages``), so every accepted reply of a round
-has the layout Flower's consistency check demands, whatever else a site sent. Records and metric
-keys the protocol does not define are ignored.
+Accepted replies are *normalised* before the wrapped strategy sees them (:func:`for_strategy`):
+it receives the arrays sorted by name and a MetricRecord of exactly the metrics every accepted
+reply of the round reports in the same form, so every accepted reply of a round has the layout
+Flower's consistency check demands, whatever else a site sent or left out.
 """
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Self, TypeVar
 
@@ -42,7 +45,7 @@ from fedledger.signing import SIGNATURE_SIZE, InvalidSignature, SigningDomain, U
 #: Rejection reasons, in the order the checks run. Evaluation replies use the same codes.
 REASONS = (
     "client-error",  # the node answered with an error instead of an update
-    "malformed",  # records or fields missing or of the wrong type, or anything that cannot be read
+    "malformed",  # records or fields missing or of the wrong type (a metric not a number), or unreadable
     "wrong-run",  # signed for another run
     "wrong-round",  # signed for another round: a replay or a late reply
     "stale-base-model",  # trained from a model other than the current global model
@@ -52,7 +55,7 @@ REASONS = (
     "bad-signature",  # the signature does not recover to the participant named
     "unregistered",  # the signer is not on the registry's allow-list
     "inactive",  # the signer was deactivated
-    "non-finite",  # NaN or infinite values
+    "non-finite",  # NaN or infinite values in the arrays or the metrics
     "duplicate-participant",  # more than one reply from one participant this round
     "anomalous",  # flagged by the anomaly detector (fedledger.contribution)
     "round-failed",  # valid, but the round had too few valid updates to aggregate
@@ -72,16 +75,22 @@ UINT256_LIMIT = 2**256
 #: Details quote what a site sent; they are cut to this many characters.
 MAX_DETAIL_LENGTH = 300
 
+#: A metric as Flower's MetricRecord holds it: one number, or a list of numbers of one kind.
+MetricValue = int | float | list[int] | list[float]
+
 
 @dataclass(frozen=True)
 class RoundContext:
-    """What the training replies of one round are checked against."""
+    """What the training replies of one round are checked against. ``weight_key`` names the
+    MetricRecord entry that holds a reply's example count: the wrapped strategy's
+    ``weighted_by_key``."""
 
     domain: SigningDomain
     run_id: int
     round: int
     base_model_hash: bytes
     reference: Mapping[str, np.ndarray]
+    weight_key: str = messages.NUM_EXAMPLES
 
     @property
     def max_reply_bytes(self) -> int:
@@ -110,7 +119,8 @@ class Judged:
 
 @dataclass(frozen=True)
 class CheckedReply(Judged):
-    """A training reply and what the checks read from it."""
+    """A training reply and what the checks read from it. ``metrics`` holds every metric of the
+    reply that is a number or a list of numbers, the example count (under ``weight_key``) too."""
 
     arrays: dict[str, np.ndarray] | None = None
     encoding: bytes | None = None
@@ -119,9 +129,20 @@ class CheckedReply(Judged):
     signature: bytes | None = None
     signed: SignedFields | None = None
     signed_update_hash: bytes | None = None
-    train_loss: float | None = None
+    metrics: dict[str, MetricValue] | None = None
+    weight_key: str = messages.NUM_EXAMPLES
     anomaly: AnomalyStatistics | None = None
     score: float | None = None
+
+    @property
+    def recorded_metrics(self) -> dict[str, float]:
+        """What a manifest records of the reply's metrics: each finite single number but the
+        example count, as a float."""
+        return {
+            key: float(value)
+            for key, value in (self.metrics or {}).items()
+            if key != self.weight_key and not isinstance(value, list) and math.isfinite(value)
+        }
 
     def as_update(self) -> WeightedUpdate:
         """The accepted update as it is screened, scored and re-aggregated: its arrays (those whose
@@ -130,35 +151,62 @@ class CheckedReply(Judged):
             raise ValueError(f"only an accepted training reply is an update (node {self.node_id})")
         return WeightedUpdate(self.arrays, self.num_examples)
 
-    def for_strategy(self) -> Message:
-        """The accepted reply as the wrapped strategy receives it: its arrays sorted by name, and a
-        MetricRecord of exactly ``num-examples`` and ``train-loss``. Replaces the message's content."""
-        if not self.accepted or self.message is None or self.arrays is None:
+    def _strategy_content(self, metrics: MetricRecord) -> RecordDict:
+        if not self.accepted or self.arrays is None:
             raise ValueError(f"only an accepted training reply goes to the strategy (node {self.node_id})")
-        self.message.content = RecordDict(
-            {
-                messages.ARRAYS_RECORD: ArrayRecord({name: Array(self.arrays[name]) for name in sorted(self.arrays)}),
-                messages.METRICS_RECORD: MetricRecord(
-                    {messages.NUM_EXAMPLES: self.num_examples, messages.TRAIN_LOSS: self.train_loss}
-                ),
-            }
-        )
-        return self.message
+        arrays = ArrayRecord({name: Array(self.arrays[name]) for name in sorted(self.arrays)})
+        return RecordDict({messages.ARRAYS_RECORD: arrays, messages.METRICS_RECORD: metrics})
 
 
 @dataclass(frozen=True)
 class CheckedEvaluation(Judged):
-    """An evaluation reply and its figures (``num-examples``, ``eval-loss``, ``eval-accuracy``)."""
+    """An evaluation reply and, once accepted, its metrics (the example count among them)."""
 
-    metrics: dict[str, int | float] | None = None
+    metrics: dict[str, MetricValue] | None = None
 
-    def for_strategy(self) -> Message:
-        """The accepted reply as the wrapped strategy receives it: a MetricRecord of exactly its
-        figures. Replaces the message's content."""
-        if not self.accepted or self.message is None or self.metrics is None:
+    def _strategy_content(self, metrics: MetricRecord) -> RecordDict:
+        if not self.accepted or self.metrics is None:
             raise ValueError(f"only an accepted evaluation reply goes to the strategy (node {self.node_id})")
-        self.message.content = RecordDict({messages.METRICS_RECORD: MetricRecord(dict(self.metrics))})
-        return self.message
+        return RecordDict({messages.METRICS_RECORD: metrics})
+
+
+def for_strategy(accepted: Sequence[CheckedReply] | Sequence[CheckedEvaluation]) -> list[Message]:
+    """The accepted replies of one phase of a round as the wrapped strategy receives them.
+
+    Each message's content is replaced by Flower's layout: ``arrays`` (training replies only: the
+    arrays sorted by name) and ``metrics``, a MetricRecord of exactly the metrics that every
+    accepted reply reports in the same form (each a single number, or each a list of the same
+    length). Flower's strategies demand identical metric keys across replies and average them
+    element by element; a metric that one site adds, leaves out or shapes differently would end
+    the round, so it is left out for all. The example count is always among them: every accepted
+    reply carries it.
+
+    Raises:
+        ValueError: a reply in ``accepted`` was not accepted.
+    """
+    shared = _shared_metrics([reply.metrics or {} for reply in accepted])
+    normalised = []
+    for reply in accepted:
+        if reply.message is None or reply.metrics is None:
+            raise ValueError(f"only an accepted reply goes to the strategy (node {reply.node_id})")
+        metrics = MetricRecord({key: reply.metrics[key] for key in shared})
+        reply.message.content = reply._strategy_content(metrics)
+        normalised.append(reply.message)
+    return normalised
+
+
+def _shared_metrics(metrics: list[dict[str, MetricValue]]) -> list[str]:
+    """The keys every one of ``metrics`` holds in the same form, sorted."""
+    if not metrics:
+        return []
+
+    def form(value: MetricValue) -> int | None:
+        return len(value) if isinstance(value, list) else None
+
+    first, *others = metrics
+    return sorted(
+        key for key, value in first.items() if all(key in other and form(other[key]) == form(value) for other in others)
+    )
 
 
 class _Rejected(Exception):
@@ -184,7 +232,7 @@ class _SignedUpdate:
 
     signer: str
     arrays: Mapping[str, np.ndarray]
-    train_loss: float
+    metrics: Mapping[str, MetricValue]
 
 
 # Training replies ---------------------------------------------------------------------------------
@@ -197,7 +245,7 @@ def check_reply(message: Message, context: RoundContext, is_active: Callable[[st
     rejection reason (``unregistered`` or ``inactive``). It reads the registry; if that read
     fails, the failure is the coordinator's, not the site's, and propagates.
     """
-    checked = CheckedReply(node_id=message.metadata.src_node_id, message=message)
+    checked = CheckedReply(node_id=message.metadata.src_node_id, message=message, weight_key=context.weight_key)
     try:
         if message.has_error():
             raise _Rejected("client-error", f"the node replied with an error: {message.error.reason}")
@@ -267,8 +315,8 @@ def _read_claims(checked: CheckedReply, content: RecordDict) -> CheckedReply:
         signature=_claim(ledger, messages.SIGNATURE, _signature),
         signed=SignedFields(run_id, round_number, to_hex(base_hash)) if well_formed else None,
         signed_update_hash=_claim(ledger, messages.SIGNED_UPDATE_HASH, _hash),
-        num_examples=_claim(metrics, messages.NUM_EXAMPLES, _integer),
-        train_loss=_claim(metrics, messages.TRAIN_LOSS, _number),
+        num_examples=_claim(metrics, checked.weight_key, _integer),
+        metrics=_claim_metrics(metrics),
     )
 
 
@@ -289,8 +337,7 @@ def _judge(
             "the signed run id and round must be integers, and the signed base model hash and update hash "
             f"must be {HASH_SIZE} bytes each",
         )
-    if checked.train_loss is None:
-        raise _Rejected("malformed", f"the MetricRecord has no number {messages.TRAIN_LOSS!r}")
+    _check_metric_types(parts.metrics, context.weight_key)
     if signed.run_id != context.run_id:
         raise _Rejected("wrong-run", f"signed for run {signed.run_id}, this is run {context.run_id}")
     if signed.round != context.round:
@@ -305,7 +352,8 @@ def _judge(
     if examples is None or examples <= 0:
         raise _Rejected(
             "bad-example-count",
-            f"the example count must be a positive integer, got {_show(parts.metrics.get(messages.NUM_EXAMPLES))}",
+            f"the example count {context.weight_key!r} must be a positive integer, "
+            f"got {_show(parts.metrics.get(context.weight_key))}",
         )
     _check_arrays(arrays, context.reference)
     if checked.signed_update_hash != update_hash:
@@ -321,7 +369,7 @@ def _judge(
         raise _Rejected("bad-signature", str(error)) from None
     if signer != checked.participant:
         raise _Rejected("bad-signature", f"the signature is by {signer}, not by {checked.participant}")
-    return _SignedUpdate(signer, arrays, checked.train_loss)
+    return _SignedUpdate(signer, arrays, checked.metrics or {})
 
 
 def _non_finite(update: _SignedUpdate, reference: Mapping[str, np.ndarray]) -> str | None:
@@ -336,9 +384,7 @@ def _non_finite(update: _SignedUpdate, reference: Mapping[str, np.ndarray]) -> s
             f"the update's distance from the global model overflows: its square is {squared_distance:.3g} in "
             f"float64, more than the {MAX_SQUARED_DISTANCE:.3g} a round's statistics can add up"
         )
-    if not math.isfinite(update.train_loss):
-        return f"{messages.TRAIN_LOSS!r} is {update.train_loss}"
-    return None
+    return _non_finite_metric(update.metrics)
 
 
 def _check_arrays(arrays: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> None:
@@ -356,21 +402,33 @@ def _check_arrays(arrays: Mapping[str, np.ndarray], reference: Mapping[str, np.n
 # Evaluation replies -------------------------------------------------------------------------------
 
 
-def check_evaluation(message: Message, is_active: Callable[[str], str | None]) -> CheckedEvaluation:
-    """Check one evaluation reply. Nothing a site sends makes it raise; ``is_active`` as for
-    :func:`check_reply`, whose failures propagate."""
+def check_evaluation(
+    message: Message, is_active: Callable[[str], str | None], weight_key: str = messages.NUM_EXAMPLES
+) -> CheckedEvaluation:
+    """Check one evaluation reply; its example count is the MetricRecord entry ``weight_key``.
+    Nothing a site sends makes it raise; ``is_active`` as for :func:`check_reply`, whose failures
+    propagate."""
     checked = CheckedEvaluation(node_id=message.metadata.src_node_id, message=message)
     try:
         if message.has_error():
             raise _Rejected("client-error", f"the node replied with an error: {message.error.reason}")
         participant = _claim(_ledger_record(message.content), messages.PARTICIPANT, _address)
         checked = replace(checked, participant=participant)
-        metrics = _only(message.content.metric_records, "MetricRecord")
+        record = _only(message.content.metric_records, "MetricRecord")
         if participant is None:
             raise _Rejected(
                 "malformed", f"the reply's {messages.LEDGER_RECORD!r} ConfigRecord does not name a participant address"
             )
-        figures = _evaluation_figures(metrics)
+        examples = _integer(record.get(weight_key))
+        if examples is None or examples <= 0:
+            raise _Rejected(
+                "bad-example-count",
+                f"the example count {weight_key!r} must be a positive integer, got {_show(record.get(weight_key))}",
+            )
+        _check_metric_types(record, weight_key)
+        metrics = _claim_metrics(record)
+        if metrics is None:
+            raise _Rejected("malformed", "the MetricRecord cannot be read")
     except _Rejected as rejection:
         return checked.rejected(rejection.reason, rejection.detail)
     except Exception as error:  # whatever a site sends must not end the run
@@ -378,29 +436,74 @@ def check_evaluation(message: Message, is_active: Callable[[str], str | None]) -
     status = is_active(participant)
     if status is not None:
         return checked.rejected(status, _standing(participant, status))
-    for key in (messages.EVAL_LOSS, messages.EVAL_ACCURACY):
-        if not math.isfinite(figures[key]):
-            return checked.rejected("non-finite", f"{key!r} is {figures[key]}")
-    accuracy = figures[messages.EVAL_ACCURACY]
-    if not 0.0 <= accuracy <= 1.0:
-        return checked.rejected("malformed", f"{messages.EVAL_ACCURACY!r} must be in [0, 1], got {accuracy}")
-    return replace(checked, metrics=figures)
+    problem = _non_finite_metric(metrics)
+    if problem is not None:
+        return checked.rejected("non-finite", problem)
+    return replace(checked, metrics=metrics)
 
 
-def _evaluation_figures(metrics: MetricRecord) -> dict[str, int | float]:
-    figures: dict[str, int | float] = {}
-    for key in (messages.EVAL_LOSS, messages.EVAL_ACCURACY):
-        value = _number(metrics.get(key))
+# Metrics ------------------------------------------------------------------------------------------
+
+
+def _metric_value(value: object) -> MetricValue | None:
+    """``value`` as plain Python numbers if it is what a MetricRecord holds: an integer (not a
+    bool) or a float, or a list of integers or a list of floats; else ``None``."""
+    if isinstance(value, list):
+        if all(_is_integer(item) for item in value):
+            return [int(item) for item in value]
+        if all(isinstance(item, float) for item in value):
+            return [float(item) for item in value]
+        return None
+    if _is_integer(value):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return None
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -UINT256_LIMIT < value < UINT256_LIMIT
+
+
+def _claim_metrics(record: MetricRecord | None) -> dict[str, MetricValue] | None:
+    """Every metric of ``record`` that is a number or a list of numbers; ``None`` without a record
+    or if it cannot be read. Never raises."""
+    if record is None:
+        return None
+    try:
+        keys = [key for key in record if isinstance(key, str)]
+    except Exception:  # a record that raises when read claims nothing
+        return None
+    claimed = {key: _claim(record, key, _metric_value) for key in keys}
+    return {key: value for key, value in claimed.items() if value is not None}
+
+
+def _check_metric_types(record: MetricRecord, weight_key: str) -> None:
+    """Raise ``malformed`` for the first metric but the example count that is not a number or a
+    list of numbers of one kind (the example count has its own check)."""
+    for key in record:
+        if not isinstance(key, str):
+            raise _Rejected("malformed", f"the MetricRecord has a key that is not a string: {_show(key)}")
+        if key == weight_key:
+            continue
+        try:
+            value = _metric_value(record.get(key))
+        except Exception as error:  # a value may raise when it is looked at
+            raise _Rejected("malformed", f"metric {key!r} cannot be read: {_describe(error)}") from None
         if value is None:
-            raise _Rejected("malformed", f"the MetricRecord has no number {key!r}, got {_show(metrics.get(key))}")
-        figures[key] = value
-    examples = _integer(metrics.get(messages.NUM_EXAMPLES))
-    if examples is None or examples <= 0:
-        raise _Rejected(
-            "bad-example-count",
-            f"the example count must be a positive integer, got {_show(metrics.get(messages.NUM_EXAMPLES))}",
-        )
-    return {messages.NUM_EXAMPLES: examples, **figures}
+            raise _Rejected(
+                "malformed",
+                f"metric {key!r} must be a number or a list of numbers of one kind, got {_show(record.get(key))}",
+            )
+
+
+def _non_finite_metric(metrics: Mapping[str, MetricValue]) -> str | None:
+    """Which metric holds NaN or an infinity, or ``None`` if none does."""
+    for key, value in metrics.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(math.isfinite(item) for item in values):
+            return f"metric {key!r} is {_show(value)}"
+    return None
 
 
 # Both ---------------------------------------------------------------------------------------------
@@ -458,15 +561,6 @@ def _integer(value: object) -> int | None:
     """``value`` if it is an integer (not a bool) that EIP-712 could encode, else ``None``."""
     if isinstance(value, int) and not isinstance(value, bool) and -UINT256_LIMIT < value < UINT256_LIMIT:
         return value
-    return None
-
-
-def _number(value: object) -> float | None:
-    """``value`` as a float if it is one number (not a list, not a bool), else ``None``."""
-    if isinstance(value, float):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < UINT256_LIMIT:
-        return float(value)
     return None
 
 

@@ -18,7 +18,7 @@ from fedledger.canonical import canonical_json, parse_json
 from fedledger.contribution import AnomalyStatistics
 from fedledger.hashing import keccak256
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 
 Status = Literal["accepted", "rejected"]
 Outcome = Literal["aggregated", "failed"]
@@ -48,7 +48,8 @@ class UpdateEntry:
         reason: machine-readable rejection code (``None`` when accepted).
         detail: what exactly was wrong, for people.
         reward: token base units granted for this round.
-        train_loss: the training loss the participant reports.
+        metrics: the reply's metrics, each finite single number but the example count (the app's
+            own names, such as a training loss).
         score: the contribution score of an accepted update (see ``fedledger.contribution``).
         anomaly: the anomaly detector's statistics, for every update it examined.
     """
@@ -63,7 +64,7 @@ class UpdateEntry:
     reason: str | None = None
     detail: str | None = None
     reward: int = 0
-    train_loss: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
     score: float | None = None
     anomaly: AnomalyStatistics | None = None
 
@@ -79,7 +80,7 @@ class UpdateEntry:
             "reason": self.reason,
             "detail": self.detail,
             "reward": str(self.reward),
-            "train_loss": _finite_or_none(self.train_loss),
+            "metrics": {key: value for key, value in self.metrics.items() if _finite_or_none(value) is not None},
             "score": self.score,
             "anomaly": None if self.anomaly is None else self.anomaly.to_json(),
         }
@@ -104,7 +105,7 @@ class UpdateEntry:
             reason=fields.optional("reason", str),
             detail=fields.optional("detail", str),
             reward=fields.decimal("reward"),
-            train_loss=fields.optional_number("train_loss"),
+            metrics=fields.numbers("metrics"),
             score=fields.optional_number("score"),
             anomaly=None if anomaly is None else _anomaly(anomaly),
         )
@@ -351,6 +352,13 @@ class _Fields:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise self._fail(key, "a number")
         return value
+
+    def numbers(self, key: str) -> dict[str, float]:
+        """A JSON object whose values are all numbers."""
+        values = self.required(key, dict)
+        if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in values.values()):
+            raise self._fail(key, "a JSON object of numbers")
+        return values
 
     def hash(self, key: str) -> str:
         value = self.document.get(key)

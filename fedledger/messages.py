@@ -1,43 +1,40 @@
-"""The names client and coordinator use in Flower messages, defined once for both sides.
+"""The names the ledger adds to Flower messages, defined once for the client mod and the coordinator.
 
-The coordinator adds the ``CONFIG_*`` entries to the ConfigRecord it sends with every training
-and evaluation request. A client answers a training request with one ArrayRecord (its updated
-arrays), one MetricRecord (``num-examples`` and ``train-loss``) and the ConfigRecord
-``LEDGER_RECORD``, which carries what it signed and the signature.
+Requests. Every training and evaluation request carries Flower's ConfigRecord ``CONFIG_RECORD``
+(with Flower's ``CONFIG_ROUND``). The ledger strategy adds the ``fedledger.*`` entries below: the
+chain, registry and run a training reply is signed for, the MetricRecord key that holds a reply's
+example count (``CONFIG_WEIGHT_KEY``: the wrapped strategy's ``weighted_by_key``,
+``NUM_EXAMPLES`` when absent) and, when sites use keys derived for a simulation,
+``CONFIG_KEY_SEED``. Every other entry belongs to the app.
+
+Training reply. Exactly one ArrayRecord (any name; Flower's convention is ``ARRAYS_RECORD``), one
+MetricRecord (any name; convention ``METRICS_RECORD``) holding the weight key as a positive
+integer, and the ConfigRecord ``LEDGER_RECORD`` that the client mod
+(``fedledger.client.ledger_mod``) adds: ``PARTICIPANT``, ``SIGNATURE`` and the ``SIGNED_*`` fields
+of the EIP-712 update message (``fedledger.signing``).
+
+Evaluation reply. One MetricRecord holding the weight key, and ``LEDGER_RECORD`` with
+``PARTICIPANT``.
+
+Every other metric is the app's own: any finite number, or list of numbers, is accepted.
 """
 
-# ConfigRecord entries sent by the coordinator.
+# Flower's records and keys.
+CONFIG_RECORD = "config"
+CONFIG_ROUND = "server-round"  # set by every Flower strategy
+ARRAYS_RECORD = "arrays"
+METRICS_RECORD = "metrics"
+NUM_EXAMPLES = "num-examples"  # Flower's default weighted_by_key: the weight key when none is sent
+
+# ConfigRecord entries the ledger strategy adds to every request.
 CONFIG_CHAIN_ID = "fedledger.chain-id"
 CONFIG_REGISTRY = "fedledger.registry"
 CONFIG_RUN_ID = "fedledger.run-id"
-CONFIG_WEIGHT_KEY = "fedledger.weight-key"  # the MetricRecord key holding the example count
-CONFIG_KEY_SEED = "fedledger.key-seed"  # simulated sites derive their keys from it
-CONFIG_ROUND = "server-round"  # Flower's own key, set by every strategy
-CONFIG_LOCAL_EPOCHS = "local-epochs"
-CONFIG_BATCH_SIZE = "batch-size"
-CONFIG_LEARNING_RATE = "learning-rate"
-CONFIG_MOMENTUM = "momentum"
-CONFIG_PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
-CONFIG_HIDDEN_UNITS = "hidden-units"
-CONFIG_MODEL_SEED = "model-seed"
-CONFIG_TEST_FRACTION = "test-fraction"
-CONFIG_SPLIT_SEED = "split-seed"
-CONFIG_SIMULATION_DATA_DIR = "simulation.data-dir"
-CONFIG_SIMULATION_KEY_SEED = "simulation.key-seed"
+CONFIG_WEIGHT_KEY = "fedledger.weight-key"
+CONFIG_KEY_SEED = "fedledger.key-seed"  # only in simulations whose sites derive their keys
 
-# Records of a client's reply.
-ARRAYS_RECORD = "arrays"
-METRICS_RECORD = "metrics"
-CONFIG_RECORD = "config"
+# The ConfigRecord the client mod adds to a reply, and its entries.
 LEDGER_RECORD = "fedledger"
-
-# MetricRecord entries.
-NUM_EXAMPLES = "num-examples"
-TRAIN_LOSS = "train-loss"
-EVAL_LOSS = "eval-loss"
-EVAL_ACCURACY = "eval-accuracy"
-
-# LEDGER_RECORD entries.
 PARTICIPANT = "participant"
 SIGNATURE = "signature"
 SIGNED_RUN_ID = "run-id"

@@ -5,28 +5,33 @@ replays, garbage, ...) or none at all. *Attacks* are sent by registered particip
 signatures: poisoned or free-riding updates that only the anomaly detector, the contribution scores
 and robust strategies can catch. The honest ClientApp of ``fedledger.client.app`` serves every other
 partition and request.
+
+The adversaries run on top of the real client mod, ``ledger_mod``, as a site would: their handlers
+return unsigned replies, which the mod signs honestly; what a site does to a request before the mod
+sees it, or to a reply after the mod signed it, ``tampering_mod`` does, placed before ``ledger_mod``.
 """
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from fedledger import messages
+from fedledger.client import task_keys
 from fedledger.client.app import (
     evaluate_round,
-    initial_model,
     local_site,
     reply_with_site_errors,
-    signed_reply,
     train_round,
+    training_reply,
     training_update,
 )
-from fedledger.client.identity import participant_address
-from fedledger.client.site import PARTITION_ID
+from fedledger.client.identity import PARTITION_ID
+from fedledger.client.mod import ledger_mod
 
 FAULTS = (
     "nan",  # NaN in the update
@@ -36,7 +41,7 @@ FAULTS = (
     "stale-base",  # trained from a model other than the current global model
     "replay",  # resends its previous round's reply, signature and all
     "duplicate",  # signs with partition 0's key, so that participant sends two updates
-    "garbage",  # malformed replies of many layouts (see GARBAGE), and no model when asked for the initial one
+    "garbage",  # malformed replies of many layouts (see GARBAGE)
     "hang",  # answers every training request only after HANG_SECONDS: past a short round timeout
 )
 ATTACKS = (
@@ -69,35 +74,62 @@ def adversarial_client_app(behaviours: Mapping[int, str]) -> ClientApp:
     unknown = set(behaviours.values()) - set(FAULTS) - set(ATTACKS)
     if unknown:
         raise ValueError(f"unknown behaviours {sorted(unknown)}; known: {', '.join(FAULTS + ATTACKS)}")
-    app = ClientApp(mods=[reply_with_site_errors])
-
-    @app.query()
-    def query(message: Message, context: Context) -> Message:
-        if behaviours.get(int(context.node_config[PARTITION_ID])) == "garbage":
-            return Message(RecordDict({messages.METRICS_RECORD: MetricRecord({"not-a-model": 1})}), reply_to=message)
-        return initial_model(message, context)
+    app = ClientApp(mods=[reply_with_site_errors, tampering_mod(behaviours), ledger_mod])
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
-        behaviour = behaviours.get(int(context.node_config[PARTITION_ID]))
-        if behaviour is None:
-            return train_round(message, context)
+        behaviour = behaviours.get(_partition(context))
         if behaviour in ATTACKS:
             return _attack(behaviour, message, context)
         if behaviour == "garbage":
-            return _garbage("train", message, context)
+            return _garbage("train", message, context).build(message, context)
         if behaviour == "hang":
             time.sleep(HANG_SECONDS)
-            return train_round(message, context)
-        return _fault(behaviour, message, context)
+        if behaviour in ("nan", "wrong-shape"):
+            return _spoiled_update(behaviour, message, context)
+        return train_round(message, context)
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
-        if behaviours.get(int(context.node_config[PARTITION_ID])) == "garbage":
-            return _garbage("evaluate", message, context)
+        if behaviours.get(_partition(context)) == "garbage":
+            return _garbage("evaluate", message, context).build(message, context)
         return evaluate_round(message, context)
 
     return app
+
+
+def tampering_mod(behaviours: Mapping[int, str]) -> Mod:
+    """What a misbehaving site does around ``ledger_mod``: changes the request before the mod
+    hashes and signs (``stale-base``, ``unregistered-key``, ``duplicate``) and the reply after
+    (``bad-signature``, ``replay``, the ``garbage`` layouts)."""
+
+    def tamper(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+        behaviour = behaviours.get(_partition(context))
+        phase = message.metadata.message_type
+        if behaviour == "garbage" and phase in (MessageType.TRAIN, MessageType.EVALUATE):
+            layout = _garbage(phase, message, context)
+            reply = call_next(message, context)
+            if layout.tamper is not None and not reply.has_error():
+                layout.tamper(reply.content)
+            return reply
+        if phase != MessageType.TRAIN or behaviour not in FAULTS:
+            return call_next(message, context)
+        context = _disguised(behaviour, message, context)
+        reply = call_next(message, context)
+        if behaviour == "bad-signature" and not reply.has_error():
+            ledger = reply.content[messages.LEDGER_RECORD]
+            signature = bytearray(ledger[messages.SIGNATURE])
+            signature[5] ^= 0xFF
+            ledger[messages.SIGNATURE] = bytes(signature)
+        if behaviour == "replay" and not reply.has_error():
+            return _replay(message, context, reply)
+        return reply
+
+    return tamper
+
+
+def _partition(context: Context) -> int:
+    return int(context.node_config[PARTITION_ID])
 
 
 def _received(message: Message) -> dict[str, np.ndarray]:
@@ -106,7 +138,7 @@ def _received(message: Message) -> dict[str, np.ndarray]:
 
 def _noise(message: Message, context: Context, shape: tuple[int, ...], std: float) -> np.ndarray:
     round_number = int(message.content[messages.CONFIG_RECORD][messages.CONFIG_ROUND])
-    rng = np.random.default_rng([round_number, int(context.node_config[PARTITION_ID])])
+    rng = np.random.default_rng([round_number, _partition(context)])
     return rng.normal(scale=std, size=shape)
 
 
@@ -116,7 +148,7 @@ def _attack(attack: str, message: Message, context: Context) -> Message:
     if attack == "label-flip":
         site = local_site(context, config)
         arrays, examples, loss = training_update(message, context, replace(site, train_labels=1 - site.train_labels))
-        return signed_reply(message, context, arrays, examples, loss)
+        return training_reply(message, arrays, examples, loss)
     site = local_site(context, config)
     examples = len(site.train_labels)
     if attack in ("gaussian-noise", "free-rider"):
@@ -125,43 +157,40 @@ def _attack(attack: str, message: Message, context: Context) -> Message:
             name: (value + _noise(message, context, value.shape, std)).astype(value.dtype)
             for name, value in base.items()
         }
-        return signed_reply(message, context, arrays, examples, FAKE_LOSS)
+        return training_reply(message, arrays, examples, FAKE_LOSS)
     trained, examples, loss = training_update(message, context)
     factor = -1.0 if attack == "sign-flip" else BOOST
     arrays = {name: (base[name] + factor * (trained[name] - base[name])).astype(base[name].dtype) for name in base}
-    return signed_reply(message, context, arrays, examples, loss)
+    return training_reply(message, arrays, examples, loss)
 
 
-def _fault(fault: str, message: Message, context: Context) -> Message:
-    config = message.content[messages.CONFIG_RECORD]
+def _spoiled_update(fault: str, message: Message, context: Context) -> Message:
+    """A trained update with a NaN or one array of the wrong shape, which ``ledger_mod`` signs as sent."""
+    arrays, num_examples, loss = training_update(message, context)
+    first = sorted(arrays)[0]
+    if fault == "nan":
+        arrays[first] = arrays[first].copy()
+        arrays[first].flat[0] = np.nan
+    if fault == "wrong-shape":
+        arrays[first] = arrays[first][:-1]
+    return training_reply(message, arrays, num_examples, loss)
+
+
+def _disguised(fault: str, message: Message, context: Context) -> Context:
+    """The request and context as ``ledger_mod`` and the app are to see them: from a global model
+    other than the current one (``stale-base``, changed in place), for a key the registry does not
+    know (``unregistered-key``), or as partition 0 (``duplicate``)."""
     if fault == "stale-base":
         received = message.content[messages.ARRAYS_RECORD]
         message.content[messages.ARRAYS_RECORD] = ArrayRecord(
             {name: Array(received[name].numpy() + np.float32(0.01)) for name in received}
         )
-    arrays, num_examples, loss = training_update(message, context)
-    if fault == "nan":
-        first = sorted(arrays)[0]
-        arrays[first] = arrays[first].copy()
-        arrays[first].flat[0] = np.nan
-    if fault == "wrong-shape":
-        first = sorted(arrays)[0]
-        arrays[first] = arrays[first][:-1]
-    node_config = dict(context.node_config)
     if fault == "unregistered-key":
-        config[messages.CONFIG_KEY_SEED] = UNREGISTERED_KEY_SEED
+        message.content[messages.CONFIG_RECORD][messages.CONFIG_KEY_SEED] = UNREGISTERED_KEY_SEED
     if fault == "duplicate":
-        node_config[PARTITION_ID] = 0
-        context = Context(context.run_id, context.node_id, node_config, context.state, context.run_config)
-    reply = signed_reply(message, context, arrays, num_examples, loss)
-    if fault == "bad-signature":
-        ledger = reply.content[messages.LEDGER_RECORD]
-        signature = bytearray(ledger[messages.SIGNATURE])
-        signature[5] ^= 0xFF
-        ledger[messages.SIGNATURE] = bytes(signature)
-    if fault == "replay":
-        return _replay(message, context, reply)
-    return reply
+        node_config = {**context.node_config, PARTITION_ID: 0}
+        return Context(context.run_id, context.node_id, node_config, context.state, context.run_config)
+    return context
 
 
 def _replay(message: Message, context: Context, reply: Message) -> Message:
@@ -177,22 +206,24 @@ def _replay(message: Message, context: Context, reply: Message) -> Message:
 
 # Garbage: a fixed family of malformed layouts, one per request --------------------------------------
 
-Layout = Callable[[Message, Context], Message]
+
+@dataclass(frozen=True)
+class Layout:
+    """One malformed reply: ``build`` is what the app's handler returns (``ledger_mod`` then signs
+    or tags it), ``tamper`` what ``tampering_mod`` does to the reply after that."""
+
+    build: Callable[[Message, Context], Message]
+    tamper: Callable[[RecordDict], None] | None = None
 
 
 def _update(message: Message, context: Context, change: Callable[[dict], dict] | None = None) -> Message:
-    """A signed training reply without training: the received model nudged, then ``change``d."""
+    """A training reply without training: the received model nudged, then ``change``d."""
     arrays = {name: (value + np.float32(0.001)).astype(value.dtype) for name, value in _received(message).items()}
-    return signed_reply(message, context, change(arrays) if change else arrays, 1, FAKE_LOSS)
+    return training_reply(message, change(arrays) if change else arrays, 1, FAKE_LOSS)
 
 
-def _edited(build: Callable[[Message, Context], Message], edit: Callable[[RecordDict], None]) -> Layout:
-    def layout(message: Message, context: Context) -> Message:
-        reply = build(message, context)
-        edit(reply.content)
-        return reply
-
-    return layout
+def _changed_update(change: Callable[[dict], dict]) -> Callable[[Message, Context], Message]:
+    return lambda message, context: _update(message, context, change)
 
 
 def _failing(message: Message, context: Context) -> Message:
@@ -201,16 +232,8 @@ def _failing(message: Message, context: Context) -> Message:
 
 def _scores(message: Message, context: Context) -> Message:
     """An evaluation reply without evaluating."""
-    address = participant_address(context.node_config, message.content[messages.CONFIG_RECORD])
-    content = RecordDict(
-        {
-            messages.METRICS_RECORD: MetricRecord(
-                {messages.NUM_EXAMPLES: 1, messages.EVAL_LOSS: FAKE_LOSS, messages.EVAL_ACCURACY: 0.5}
-            ),
-            messages.LEDGER_RECORD: ConfigRecord({messages.PARTICIPANT: address}),
-        }
-    )
-    return Message(content, reply_to=message)
+    metrics = MetricRecord({messages.NUM_EXAMPLES: 1, task_keys.EVAL_LOSS: FAKE_LOSS, task_keys.EVAL_ACCURACY: 0.5})
+    return Message(RecordDict({messages.METRICS_RECORD: metrics}), reply_to=message)
 
 
 def _set_metric(key: str, value: object) -> Callable[[RecordDict], None]:
@@ -218,6 +241,18 @@ def _set_metric(key: str, value: object) -> Callable[[RecordDict], None]:
         content[messages.METRICS_RECORD][key] = value
 
     return edit
+
+
+def _drop_metric(key: str) -> Callable[[RecordDict], None]:
+    def edit(content: RecordDict) -> None:
+        content[messages.METRICS_RECORD].pop(key)
+
+    return edit
+
+
+def _with_huge_array(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``arrays`` and one more, ten times as large as all of them together."""
+    return {**arrays, "huge": np.zeros(10 * sum(value.size for value in arrays.values()), np.float64)}
 
 
 def _corrupt_first_array(content: RecordDict) -> None:
@@ -229,34 +264,30 @@ def _corrupt_first_array(content: RecordDict) -> None:
 #: Per phase, the malformed layouts a ``garbage`` site sends, by name.
 GARBAGE: dict[str, dict[str, Layout]] = {
     "train": {
-        "error": _failing,
-        "second-array-record": _edited(_update, lambda content: content.__setitem__("more", ArrayRecord())),
-        "no-metric-record": _edited(_update, lambda content: content.pop(messages.METRICS_RECORD)),
-        "example-count-list": _edited(_update, _set_metric(messages.NUM_EXAMPLES, [1, 1])),
-        "loss-list": _edited(_update, _set_metric(messages.TRAIN_LOSS, [0.5, 0.5])),
-        "nan-loss": _edited(_update, _set_metric(messages.TRAIN_LOSS, float("nan"))),
-        "extra-array": lambda message, context: _update(
-            message, context, lambda arrays: {**arrays, "extra": np.zeros(3, np.float32)}
+        "error": Layout(_failing),
+        "second-array-record": Layout(_update, lambda content: content.__setitem__("more", ArrayRecord())),
+        "second-metric-record": Layout(_update, lambda content: content.__setitem__("more", MetricRecord())),
+        "no-metric-record": Layout(_update, lambda content: content.pop(messages.METRICS_RECORD)),
+        "example-count-list": Layout(_update, _set_metric(messages.NUM_EXAMPLES, [1, 1])),
+        "nan-loss": Layout(_update, _set_metric(task_keys.TRAIN_LOSS, float("nan"))),
+        "extra-array": Layout(_changed_update(lambda arrays: {**arrays, "extra": np.zeros(3, np.float32)})),
+        "float64-arrays": Layout(
+            _changed_update(lambda arrays: {name: value.astype(np.float64) for name, value in arrays.items()})
         ),
-        "float64-arrays": lambda message, context: _update(
-            message, context, lambda arrays: {name: value.astype(np.float64) for name, value in arrays.items()}
-        ),
-        "huge-array": lambda message, context: _update(
-            message,
-            context,
-            lambda arrays: {**arrays, "huge": np.zeros(10 * sum(value.size for value in arrays.values()), np.float64)},
-        ),
-        "corrupt-array-bytes": _edited(_update, _corrupt_first_array),
-        "no-ledger-record": _edited(_update, lambda content: content.pop(messages.LEDGER_RECORD)),
+        "huge-array": Layout(_changed_update(_with_huge_array)),
+        "corrupt-array-bytes": Layout(_update, _corrupt_first_array),
+        "no-ledger-record": Layout(_update, lambda content: content.pop(messages.LEDGER_RECORD)),
     },
     "evaluate": {
-        "error": _failing,
-        "no-accuracy": _edited(_scores, lambda content: content[messages.METRICS_RECORD].pop(messages.EVAL_ACCURACY)),
-        "nan-loss": _edited(_scores, _set_metric(messages.EVAL_LOSS, float("nan"))),
-        "accuracy-out-of-range": _edited(_scores, _set_metric(messages.EVAL_ACCURACY, 1.5)),
-        "example-count-list": _edited(_scores, _set_metric(messages.NUM_EXAMPLES, [1, 1])),
-        "second-metric-record": _edited(_scores, lambda content: content.__setitem__("more", MetricRecord())),
-        "no-participant": _edited(_scores, lambda content: content.pop(messages.LEDGER_RECORD)),
+        "error": Layout(_failing),
+        "no-example-count": Layout(
+            _scores, lambda content: content[messages.METRICS_RECORD].pop(messages.NUM_EXAMPLES)
+        ),
+        "nan-loss": Layout(_scores, _set_metric(task_keys.EVAL_LOSS, float("nan"))),
+        "no-metric-record": Layout(_scores, lambda content: content.pop(messages.METRICS_RECORD)),
+        "example-count-list": Layout(_scores, _set_metric(messages.NUM_EXAMPLES, [1, 1])),
+        "second-metric-record": Layout(_scores, lambda content: content.__setitem__("more", MetricRecord())),
+        "no-participant": Layout(_scores, lambda content: content.pop(messages.LEDGER_RECORD)),
     },
 }
 
@@ -270,7 +301,6 @@ def garbage_layout(phase: str, round_number: int, partition_id: int) -> str:
     return family[order[(round_number - 1) % len(family)]]
 
 
-def _garbage(phase: str, message: Message, context: Context) -> Message:
+def _garbage(phase: str, message: Message, context: Context) -> Layout:
     round_number = int(message.content[messages.CONFIG_RECORD][messages.CONFIG_ROUND])
-    layout = garbage_layout(phase, round_number, int(context.node_config[PARTITION_ID]))
-    return GARBAGE[phase][layout](message, context)
+    return GARBAGE[phase][garbage_layout(phase, round_number, _partition(context))]

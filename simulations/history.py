@@ -122,7 +122,7 @@ class SyntheticHistory:
                     num_examples=examples,
                     signature=to_hex(sign_update(self.domain, message, signer.key)),
                     signed=SignedFields(self.run_id, round_number, to_hex(self.model_hash)),
-                    train_loss=float(self.rng.uniform(0.2, 0.7)),
+                    metrics={"train-loss": float(self.rng.uniform(0.2, 0.7))},
                 )
             )
             updates.append((signer.address, arrays, examples))

@@ -6,15 +6,15 @@ import statistics
 from rich.console import Console
 from rich.table import Table
 
-from fedledger import messages
 from fedledger.cli.common import show_table
+from fedledger.client import task_keys
 from fedledger.coordinator.recorder import RoundReport
 from fedledger.keys import simulated_participant
 from fedledger.simulations.runner import SimulationResult
 from fedledger.simulations.scenarios import PreparedData
 
 #: The tabular app's evaluation metric each row shows.
-ACCURACY = messages.EVAL_ACCURACY
+ACCURACY = task_keys.EVAL_ACCURACY
 MAX_SITE_COLUMNS = 6
 MAX_SITE_ROWS = 12
 

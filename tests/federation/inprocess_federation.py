@@ -32,6 +32,7 @@ from flwr.superlink.grid import InMemoryGrid
 
 from fedledger import messages
 from fedledger.chain import Chain, Registry
+from fedledger.client import task_keys
 from fedledger.coordinator import Ledger as PublicLedger
 from fedledger.coordinator.config import PREFIX
 from fedledger.coordinator.host import Host, hosting
@@ -201,7 +202,7 @@ class HonestSite:
             {
                 messages.ARRAYS_RECORD: arrays_record(arrays),
                 messages.METRICS_RECORD: MetricRecord(
-                    {messages.NUM_EXAMPLES: self.examples, messages.TRAIN_LOSS: 0.25 + self.step}
+                    {messages.NUM_EXAMPLES: self.examples, task_keys.TRAIN_LOSS: 0.25 + self.step}
                 ),
                 messages.LEDGER_RECORD: ledger_record(self.account, signing_domain(message), update),
             }
@@ -212,7 +213,7 @@ class HonestSite:
         content = RecordDict(
             {
                 messages.METRICS_RECORD: MetricRecord(
-                    {messages.NUM_EXAMPLES: 10, messages.EVAL_LOSS: 0.5, messages.EVAL_ACCURACY: 0.75}
+                    {messages.NUM_EXAMPLES: 10, task_keys.EVAL_LOSS: 0.5, task_keys.EVAL_ACCURACY: 0.75}
                 ),
                 messages.LEDGER_RECORD: ConfigRecord({messages.PARTICIPANT: self.account.address}),
             }

@@ -48,7 +48,8 @@ HOSTILE = participant_key(10)
 UNREGISTERED = participant_key(99)
 EXAMPLES_PER_STRATEGY = 15
 ACCEPTED = frozenset()  # the reasons of a reply that must be normalised and accepted: none
-PROTOCOL_METRICS = {messages.NUM_EXAMPLES, messages.TRAIN_LOSS, messages.EVAL_LOSS, messages.EVAL_ACCURACY}
+TRAIN_LOSS, EVAL_LOSS, EVAL_ACCURACY = "train-loss", "eval-loss", "eval-accuracy"  # the honest sites' metrics
+SITE_METRICS = {messages.NUM_EXAMPLES, TRAIN_LOSS, EVAL_LOSS, EVAL_ACCURACY}
 PROTOCOL_LEDGER = {
     messages.PARTICIPANT,
     messages.SIGNATURE,
@@ -90,12 +91,15 @@ class Draft:
 class Fault:
     """One way to spoil a reply, and the reasons the coordinator may reject it for (none: the
     reply must be normalised and accepted). ``stage`` is ``arrays`` (the arrays before they are
-    hashed), ``signed`` (the draft before it is signed) or ``content`` (the records sent)."""
+    hashed), ``signed`` (the draft before it is signed) or ``content`` (the records sent).
+    ``metrics`` names the metrics it sets or removes: a later fault that sets them all again
+    undoes it."""
 
     name: str
     reasons: frozenset[str]
     stage: str
     apply: Callable[[Any], None]
+    metrics: frozenset[str] = frozenset()
 
 
 def first(records: dict) -> Any:
@@ -255,21 +259,39 @@ garbage = st.tuples(record_dicts, st.one_of(st.none(), ledger_like)).map(
     lambda parts: RecordDict({**parts[0], **({messages.LEDGER_RECORD: parts[1]} if parts[1] is not None else {})})
 )
 
-extra_metrics = st.dictionaries(names.filter(lambda key: key not in PROTOCOL_METRICS), metric_values, min_size=1)
+finite_floats = st.floats(allow_nan=False, allow_infinity=False)
+wire_integers = st.integers(-(2**63), 2**63 - 1)  # what a MetricRecord carries over Flower's wire
+finite_metric_values = st.one_of(
+    wire_integers, finite_floats, st.lists(wire_integers, max_size=4), st.lists(finite_floats, max_size=4)
+)
+non_finite_metric_values = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.lists(finite_floats, max_size=3).flatmap(
+        lambda values: st.sampled_from([math.nan, math.inf]).map(lambda bad: [*values, bad])
+    ),
+)
+not_metric_values = st.one_of(
+    st.text(max_size=5), st.booleans(), st.none(), st.just([1, 0.5]), st.lists(st.text(max_size=2), min_size=1)
+)
+extra_key = names.filter(lambda key: key not in SITE_METRICS)
+extra_metrics = st.dictionaries(extra_key, finite_metric_values, min_size=1)
 extra_ledger = st.dictionaries(names.filter(lambda key: key not in PROTOCOL_LEDGER), config_values, min_size=1)
 bad_counts = st.one_of(
     st.integers(max_value=0), st.floats(), st.lists(st.integers(1, 100), min_size=1, max_size=3), st.just(True)
 )
-not_numbers = st.one_of(st.lists(st.floats(), max_size=3), st.lists(st.integers(), max_size=3))
-out_of_range = st.one_of(st.floats(min_value=1.0, exclude_min=True), st.floats(max_value=0.0, exclude_max=True))
 
 
 def normalised_faults() -> list[st.SearchStrategy[Fault]]:
-    """What a reply of either phase may add or rename and still be accepted, once normalised."""
+    """What a reply of either phase may add or rename and still be accepted, once normalised; and
+    extra metrics that are not finite numbers, which are not."""
     return [
         extra_metrics.map(
             lambda extra: Fault(
-                f"extra metrics {sorted(extra)}", ACCEPTED, "content", on_metrics(lambda m: m.update(extra))
+                f"extra metrics {sorted(extra)}",
+                ACCEPTED,
+                "content",
+                on_metrics(lambda m: m.update(extra)),
+                frozenset(extra),
             )
         ),
         st.tuples(names, config_records).map(
@@ -279,12 +301,46 @@ def normalised_faults() -> list[st.SearchStrategy[Fault]]:
             lambda extra: Fault("extra ledger keys", ACCEPTED, "content", on_ledger(lambda r: r.update(extra)))
         ),
         st.just(Fault("MetricRecord renamed", ACCEPTED, "content", rename("metric_records", "renamed.metrics"))),
+        st.tuples(extra_key, non_finite_metric_values).map(
+            lambda pair: Fault(
+                f"metric {pair[1]}", reasons("non-finite"), "content", on_metrics(set_key(*pair)), frozenset(pair[:1])
+            )
+        ),
+        st.tuples(extra_key, not_metric_values).map(
+            lambda pair: Fault(
+                f"metric {pair[1]!r}", reasons("malformed"), "content", on_metrics(set_key(*pair)), frozenset(pair[:1])
+            )
+        ),
+    ]
+
+
+def own_metric_faults(key: str) -> list[st.SearchStrategy[Fault]]:
+    """What a site may do to one of its own metrics: any metric is the app's, and none but the
+    example count is required, so only a value that is not a finite number is rejected."""
+    touched = frozenset([key])
+    return [
+        st.just(Fault(f"no {key}", ACCEPTED, "content", on_metrics(drop_key(key)), touched)),
+        finite_metric_values.map(
+            lambda value: Fault(f"{key} {value!r}", ACCEPTED, "content", on_metrics(set_key(key, value)), touched)
+        ),
+        non_finite_metric_values.map(
+            lambda value: Fault(
+                f"{key} {value}", reasons("non-finite"), "content", on_metrics(set_key(key, value)), touched
+            )
+        ),
+        not_metric_values.map(
+            lambda value: Fault(
+                f"{key} {value!r}", reasons("malformed"), "content", on_metrics(set_key(key, value)), touched
+            )
+        ),
+        st.just(
+            Fault(f"unreadable {key}", reasons("malformed"), "content", on_metrics(set_key(key, Unreadable())), touched)
+        ),
     ]
 
 
 TRAINING_FAULTS = st.one_of(
     *normalised_faults(),
-    st.just(Fault("integer loss", ACCEPTED, "content", on_metrics(set_key(messages.TRAIN_LOSS, 1)))),
     st.just(Fault("ArrayRecord renamed", ACCEPTED, "content", rename("array_records", "renamed.arrays"))),
     st.just(Fault("NaN in arrays", reasons("non-finite"), "arrays", change_array(with_nan))),
     st.just(Fault("wrong shape", reasons("wrong-arrays"), "arrays", change_array(lambda a: a.reshape(-1)[:-1]))),
@@ -367,22 +423,7 @@ TRAINING_FAULTS = st.one_of(
     st.just(
         Fault("no example count", reasons("bad-example-count"), "content", on_metrics(drop_key(messages.NUM_EXAMPLES)))
     ),
-    st.just(Fault("no loss", reasons("malformed"), "content", on_metrics(drop_key(messages.TRAIN_LOSS)))),
-    not_numbers.map(
-        lambda value: Fault(
-            "loss a list", reasons("malformed"), "content", on_metrics(set_key(messages.TRAIN_LOSS, value))
-        )
-    ),
-    st.sampled_from([math.nan, math.inf, -math.inf]).map(
-        lambda value: Fault(
-            f"loss {value}", reasons("non-finite"), "content", on_metrics(set_key(messages.TRAIN_LOSS, value))
-        )
-    ),
-    st.just(
-        Fault(
-            "unreadable loss", reasons("malformed"), "content", on_metrics(set_key(messages.TRAIN_LOSS, Unreadable()))
-        )
-    ),
+    *own_metric_faults(TRAIN_LOSS),
     st.just(Fault("no MetricRecord", reasons("malformed"), "content", drop_records("metric_records"))),
     st.just(Fault("no ArrayRecord", reasons("malformed"), "content", drop_records("array_records"))),
     metric_records.map(
@@ -396,27 +437,14 @@ EVALUATION_FAULTS = st.one_of(
     st.tuples(names, array_records).map(
         lambda pair: Fault("extra ArrayRecord", ACCEPTED, "content", add_record(f"extra.{pair[0]}", pair[1]))
     ),
-    st.just(Fault("integer loss", ACCEPTED, "content", on_metrics(set_key(messages.EVAL_LOSS, 2)))),
     st.just(Fault("no MetricRecord", reasons("malformed"), "content", drop_records("metric_records"))),
     metric_records.map(
         lambda r: Fault("second MetricRecord", reasons("malformed"), "content", add_record("more.m", r))
     ),
-    st.sampled_from([messages.EVAL_LOSS, messages.EVAL_ACCURACY]).map(
-        lambda key: Fault(f"no {key}", reasons("malformed"), "content", on_metrics(drop_key(key)))
-    ),
-    st.tuples(st.sampled_from([messages.EVAL_LOSS, messages.EVAL_ACCURACY]), not_numbers).map(
-        lambda pair: Fault(f"{pair[0]} a list", reasons("malformed"), "content", on_metrics(set_key(*pair)))
-    ),
-    out_of_range.map(
-        lambda value: Fault(
-            f"accuracy {value}",
-            reasons("malformed", "non-finite"),
-            "content",
-            on_metrics(set_key(messages.EVAL_ACCURACY, value)),
-        )
-    ),
-    st.tuples(st.sampled_from([messages.EVAL_LOSS, messages.EVAL_ACCURACY]), st.sampled_from([math.nan, math.inf])).map(
-        lambda pair: Fault(f"{pair[0]} {pair[1]}", reasons("non-finite"), "content", on_metrics(set_key(*pair)))
+    *own_metric_faults(EVAL_LOSS),
+    *own_metric_faults(EVAL_ACCURACY),
+    st.just(
+        Fault("no example count", reasons("bad-example-count"), "content", on_metrics(drop_key(messages.NUM_EXAMPLES)))
     ),
     bad_counts.map(
         lambda value: Fault(
@@ -451,9 +479,6 @@ EVALUATION_FAULTS = st.one_of(
             on_ledger(set_key(messages.PARTICIPANT, HONEST[0].address)),
         )
     ),
-    st.just(
-        Fault("unreadable loss", reasons("malformed"), "content", on_metrics(set_key(messages.EVAL_LOSS, Unreadable())))
-    ),
 )
 
 
@@ -475,7 +500,14 @@ class Plan:
             return reasons("client-error")
         if self.kind == "garbage":
             return self.garbage_reasons
-        return frozenset().union(*(fault.reasons for fault in self.faults))
+        faults = self.faults
+        standing = [
+            fault
+            for position, fault in enumerate(faults)
+            if not fault.metrics
+            or not fault.metrics <= frozenset().union(*(later.metrics for later in faults[position + 1 :]))
+        ]
+        return frozenset().union(*(fault.reasons for fault in standing))
 
     def describe(self) -> str:
         return self.kind if self.kind != "spoiled" else ", ".join(fault.name for fault in self.faults)
@@ -543,9 +575,7 @@ class HostileSite:
         return RecordDict(
             {
                 messages.ARRAYS_RECORD: arrays_record(draft.arrays),
-                messages.METRICS_RECORD: MetricRecord(
-                    {messages.NUM_EXAMPLES: update.num_examples, messages.TRAIN_LOSS: 0.5}
-                ),
+                messages.METRICS_RECORD: MetricRecord({messages.NUM_EXAMPLES: update.num_examples, TRAIN_LOSS: 0.5}),
                 messages.LEDGER_RECORD: ledger,
             }
         )
@@ -633,11 +663,14 @@ def test_a_signed_reply_with_one_extra_metric_key_no_longer_ends_the_run(ledger)
     for manifest in committed_manifests(ledger, run_id):
         assert manifest.outcome == "aggregated" and manifest.reproduction == "verified"
         assert len(manifest.accepted) == 4 and not manifest.rejected and not manifest.rejected_evaluations
-        assert set(manifest.metrics["train"]) == {messages.TRAIN_LOSS}
+        assert set(manifest.metrics["train"]) == {TRAIN_LOSS}, "a metric one site adds is not aggregated"
+        (chatty_entry,) = [entry for entry in manifest.updates if entry.participant == HOSTILE.address]
+        assert set(chatty_entry.metrics) == {TRAIN_LOSS, "local-accuracy"}, "but it is recorded"
         assert manifest.metrics["evaluate"]["participants"][HOSTILE.address] == {
             messages.NUM_EXAMPLES: 10,
-            messages.EVAL_LOSS: 0.5,
-            messages.EVAL_ACCURACY: 0.75,
+            EVAL_LOSS: 0.5,
+            EVAL_ACCURACY: 0.75,
+            "local-accuracy": 0.9,
         }
 
 
@@ -697,6 +730,6 @@ def test_whatever_one_site_sends_every_round_is_committed_with_its_verdict(ledge
             else:
                 assert participants[account.address] == {
                     messages.NUM_EXAMPLES: 10,
-                    messages.EVAL_LOSS: 0.5,
-                    messages.EVAL_ACCURACY: 0.75,
+                    EVAL_LOSS: 0.5,
+                    EVAL_ACCURACY: 0.75,
                 }, where

@@ -98,7 +98,7 @@ def first_manifest(ledger: Ledger, run_id: int) -> RoundManifest:
 
 
 def test_a_committed_manifest_that_is_not_a_manifest_stops_the_resume_naming_the_round(ledger):
-    run_id = run_whose_first_round_records(ledger, b'{"version": 2}', model_hash(INITIAL_MODEL))
+    run_id = run_whose_first_round_records(ledger, b'{"version": 3}', model_hash(INITIAL_MODEL))
     unreadable = r"^round 1's manifest cannot be read: the manifest's 'chain_id' must be an integer, got None$"
     with pytest.raises(CannotResume, match=unreadable):
         resume(ledger, run_id)

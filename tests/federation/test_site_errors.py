@@ -1,5 +1,6 @@
 """A site whose data, schema or key cannot be used answers the coordinator with an error reply that
-names the file and what is wrong, instead of raising in its SuperNode."""
+names the file and what is wrong, instead of raising in its SuperNode: the tabular app's
+``reply_with_site_errors`` answers for its data, ``ledger_mod`` for the key."""
 
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_a_garbage_keystore_is_named_in_the_error_reply(site, tmp_path: Path, mo
     keystore.write_bytes(bytes(range(128, 256)))
     answer = reply(message_type, site, **{KEYSTORE: str(keystore)})
     assert answer.has_error()
-    assert answer.error.reason == f"keystore {keystore} is not an Ethereum keystore (not a JSON file)"
+    assert answer.error.reason == f"ledger_mod: keystore {keystore} is not an Ethereum keystore (not a JSON file)"
 
 
 def test_a_wrong_keystore_password_is_named_in_the_error_reply(site, tmp_path: Path, monkeypatch):
@@ -62,12 +63,14 @@ def test_a_wrong_keystore_password_is_named_in_the_error_reply(site, tmp_path: P
     monkeypatch.setenv(KEYSTORE_PASSWORD_ENV, "wrong")
     answer = reply(MessageType.TRAIN, site, **{KEYSTORE: str(keystore)})
     assert answer.has_error()
-    assert answer.error.reason == f"wrong password for keystore {keystore}"
+    assert answer.error.reason == f"ledger_mod: wrong password for keystore {keystore}"
 
 
 def test_a_missing_data_file_is_named_in_the_error_reply(site, tmp_path: Path):
     absent = tmp_path / "absent.csv"
-    answer = reply(MessageType.EVALUATE, (absent, site[1]))
+    keystore = tmp_path / "keystore.json"
+    create_keystore(keystore, "right")
+    answer = reply(MessageType.EVALUATE, (absent, site[1]), **{KEYSTORE: str(keystore)})
     assert answer.has_error()
     assert answer.error.reason == f"data file {absent} does not exist"
 

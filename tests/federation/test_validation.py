@@ -1,5 +1,5 @@
 """Every way a reply can be wrong is rejected with its own reason, honest ones pass, and what passes
-reaches the strategy in the protocol's layout."""
+reaches the strategy in Flower's layout, with the metrics every accepted reply shares."""
 
 import math
 from dataclasses import replace
@@ -19,6 +19,7 @@ from fedledger.coordinator.validation import (
     RoundContext,
     check_evaluation,
     check_reply,
+    for_strategy,
     reject_duplicates,
 )
 from fedledger.encoding import model_hash
@@ -34,6 +35,7 @@ HONEST = simulated_participant(0, 0)
 OTHER = simulated_participant(0, 1)
 STRANGER = simulated_participant(99, 0)
 REGISTERED = {HONEST.address, OTHER.address}
+LOSS = "train-loss"  # an app's own metric: the ledger requires none but the example count
 
 
 def is_active(address: str) -> str | None:
@@ -48,7 +50,7 @@ def make_reply(
     domain: SigningDomain = DOMAIN,
     ledger_changes: dict | None = None,
 ) -> Message:
-    """A reply built the way fedledger.client.app builds one, with whatever fault the test asks for."""
+    """A reply built the way ledger_mod signs one, with whatever fault the test asks for."""
     arrays = {name: value + 0.5 for name, value in BASE.items()} if arrays is None else arrays
     signed_examples = examples if isinstance(examples, int) else 10
     message = signed or UpdateMessage(1, 2, CONTEXT.base_model_hash, model_hash(arrays), signed_examples)
@@ -64,7 +66,7 @@ def make_reply(
     content = RecordDict(
         {
             messages.ARRAYS_RECORD: ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)}),
-            messages.METRICS_RECORD: MetricRecord({messages.NUM_EXAMPLES: examples, messages.TRAIN_LOSS: 0.5}),
+            messages.METRICS_RECORD: MetricRecord({messages.NUM_EXAMPLES: examples, LOSS: 0.5}),
             messages.LEDGER_RECORD: ConfigRecord(ledger),
         }
     )
@@ -85,7 +87,8 @@ def test_an_honest_reply_is_accepted_with_everything_recorded():
     assert checked.accepted, checked.detail
     assert checked.participant == HONEST.address
     assert checked.update_hash == model_hash({name: value + 0.5 for name, value in BASE.items()})
-    assert checked.num_examples == 10 and checked.train_loss == 0.5
+    assert checked.num_examples == 10 and checked.metrics == {messages.NUM_EXAMPLES: 10, LOSS: 0.5}
+    assert checked.recorded_metrics == {LOSS: 0.5}
     assert checked.encoding is not None and checked.signature is not None
 
 
@@ -259,30 +262,56 @@ def test_rejected_replies_do_not_count_as_duplicates():
 
 
 def with_metrics(message: Message, **changes: object) -> Message:
+    """``message`` with these metrics set (``_`` in a name becomes ``-``), past Flower's type checks."""
     metrics = message.content[messages.METRICS_RECORD]
     for key, value in changes.items():
-        metrics[key.replace("_", "-")] = value
+        metrics.__dict__["_data"][key.replace("_", "-")] = value
     return message
 
 
-def test_extra_metric_keys_and_records_are_ignored_and_the_strategy_gets_the_protocol_layout():
+def test_metrics_not_every_reply_reports_are_left_out_and_the_strategy_gets_flowers_layout():
     extra = with_metrics(make_reply(), accuracy=0.9, batch_losses=[0.1, 0.2])
     extra.content["notes"] = ConfigRecord({"site": "Basel"})
     plain = make_reply(account=OTHER)
     checked = [check(extra), check(plain)]
     assert all(reply.accepted for reply in checked), [reply.detail for reply in checked]
-    replies = [reply.for_strategy() for reply in checked]
+    replies = for_strategy(checked)
     for reply in replies:
-        assert dict(reply.content.metric_records) == {
-            messages.METRICS_RECORD: {messages.NUM_EXAMPLES: 10, messages.TRAIN_LOSS: 0.5}
-        }
+        assert dict(reply.content.metric_records) == {messages.METRICS_RECORD: {messages.NUM_EXAMPLES: 10, LOSS: 0.5}}
         assert list(reply.content.array_records) == [messages.ARRAYS_RECORD]
         assert list(reply.content[messages.ARRAYS_RECORD]) == sorted(BASE)
         assert not reply.content.config_records
     # What made Flower raise InconsistentMessageReplies before: the layouts now agree.
     validate_message_reply_consistency([reply.content for reply in replies], messages.NUM_EXAMPLES, True)
     aggregate, metrics = FedAvg().aggregate_train(2, replies)
-    assert aggregate is not None and metrics == {messages.TRAIN_LOSS: 0.5}
+    assert aggregate is not None and metrics == {LOSS: 0.5}
+
+
+def test_metrics_every_reply_reports_in_one_form_reach_the_strategy_and_are_averaged():
+    first = with_metrics(make_reply(examples=10), accuracy=0.5, per_class=[0.0, 1.0], skew=[1.0])
+    second = with_metrics(make_reply(account=OTHER, examples=30), accuracy=1.0, per_class=[1.0, 1.0], skew=[1.0, 2.0])
+    checked = [check(first), check(second)]
+    assert all(reply.accepted for reply in checked), [reply.detail for reply in checked]
+    replies = for_strategy(checked)
+    assert [set(reply.content[messages.METRICS_RECORD]) for reply in replies] == [
+        {messages.NUM_EXAMPLES, LOSS, "accuracy", "per-class"}
+    ] * 2, "a list of another length in one reply is left out for all"
+    _, metrics = FedAvg().aggregate_train(2, replies)
+    assert metrics == {LOSS: 0.5, "accuracy": 0.875, "per-class": [0.75, 1.0]}
+
+
+def test_the_example_count_is_read_from_the_strategys_weight_key():
+    context = replace(CONTEXT, weight_key="samples")
+    weighted = make_reply(examples=25)
+    metrics = weighted.content[messages.METRICS_RECORD]
+    metrics["samples"] = metrics.pop(messages.NUM_EXAMPLES)
+    checked = check_reply(weighted, context, is_active)
+    assert checked.accepted, checked.detail
+    assert checked.num_examples == 25 and checked.recorded_metrics == {LOSS: 0.5}
+    assert dict(for_strategy([checked])[0].content[messages.METRICS_RECORD]) == {"samples": 25, LOSS: 0.5}
+    unweighted = check_reply(make_reply(), context, is_active)
+    assert unweighted.reason == "bad-example-count"
+    assert "the example count 'samples' must be a positive integer, got None" in unweighted.detail
 
 
 def test_records_under_other_names_are_read_and_renamed():
@@ -291,27 +320,35 @@ def test_records_under_other_names_are_read_and_renamed():
     message.content["figures"] = message.content.pop(messages.METRICS_RECORD)
     checked = check(message)
     assert checked.accepted, checked.detail
-    assert set(checked.for_strategy().content) == {messages.ARRAYS_RECORD, messages.METRICS_RECORD}
+    assert set(for_strategy([checked])[0].content) == {messages.ARRAYS_RECORD, messages.METRICS_RECORD}
 
 
-def test_an_integer_loss_is_accepted_as_a_float():
-    checked = check(with_metrics(make_reply(), train_loss=1))
-    assert checked.accepted and checked.train_loss == 1.0
-    assert isinstance(checked.for_strategy().content[messages.METRICS_RECORD][messages.TRAIN_LOSS], float)
+def test_no_metric_but_the_example_count_is_required_and_numbers_reach_the_strategy_as_sent():
+    bare = make_reply()
+    bare.content[messages.METRICS_RECORD].pop(LOSS)
+    counted = with_metrics(make_reply(account=OTHER), train_loss=1)
+    checked = [check(bare), check(counted)]
+    assert all(reply.accepted for reply in checked), [reply.detail for reply in checked]
+    assert checked[1].metrics == {messages.NUM_EXAMPLES: 10, LOSS: 1} and checked[1].recorded_metrics == {LOSS: 1.0}
+    assert [dict(reply.content[messages.METRICS_RECORD]) for reply in for_strategy(checked)] == [
+        {messages.NUM_EXAMPLES: 10}
+    ] * 2
 
 
 def test_a_rejected_reply_never_goes_to_the_strategy():
-    with pytest.raises(ValueError, match="only an accepted training reply"):
-        check(make_reply(examples=0)).for_strategy()
+    with pytest.raises(ValueError, match="only an accepted"):
+        for_strategy([check(make_reply(examples=0))])
 
 
 @pytest.mark.parametrize(
     ("change", "reason", "detail"),
     [
-        (lambda m: m.content[messages.METRICS_RECORD].pop(messages.TRAIN_LOSS), "malformed", "no number 'train-loss'"),
-        (lambda m: with_metrics(m, train_loss=[0.1, 0.2]), "malformed", "no number 'train-loss'"),
-        (lambda m: with_metrics(m, train_loss=float("nan")), "non-finite", "'train-loss' is nan"),
-        (lambda m: with_metrics(m, train_loss=float("inf")), "non-finite", "'train-loss' is inf"),
+        (lambda m: with_metrics(m, train_loss="low"), "malformed", "metric 'train-loss' must be a number"),
+        (lambda m: with_metrics(m, train_loss=[1, 0.5]), "malformed", "a list of numbers of one kind, got [1, 0.5]"),
+        (lambda m: with_metrics(m, train_loss=True), "malformed", "metric 'train-loss' must be a number"),
+        (lambda m: with_metrics(m, train_loss=float("nan")), "non-finite", "metric 'train-loss' is nan"),
+        (lambda m: with_metrics(m, train_loss=float("inf")), "non-finite", "metric 'train-loss' is inf"),
+        (lambda m: with_metrics(m, per_class=[0.5, float("-inf")]), "non-finite", "'per-class' is [0.5, -inf]"),
         (lambda m: with_metrics(m, num_examples=[10, 10]), "bad-example-count", "got [10, 10]"),
         (lambda m: m.content[messages.METRICS_RECORD].pop(messages.NUM_EXAMPLES), "bad-example-count", "got None"),
         (lambda m: m.content.__setitem__("more", MetricRecord({"x": 1})), "malformed", "one MetricRecord"),
@@ -416,12 +453,15 @@ def test_details_quoting_what_a_site_sent_are_cut_short():
 # Evaluation replies ----------------------------------------------------------------------------------
 
 
+EVAL_LOSS, EVAL_ACCURACY = "eval-loss", "eval-accuracy"  # an app's own metrics
+
+
 def evaluation_reply(account=HONEST, examples: object = 12, loss: object = 0.4, accuracy: object = 0.8) -> Message:
     metrics = MetricRecord()
     for key, value in (
         (messages.NUM_EXAMPLES, examples),
-        (messages.EVAL_LOSS, loss),
-        (messages.EVAL_ACCURACY, accuracy),
+        (EVAL_LOSS, loss),
+        (EVAL_ACCURACY, accuracy),
     ):
         if value is not None:
             metrics.__dict__["_data"][key] = value
@@ -441,21 +481,30 @@ def test_an_honest_evaluation_reply_is_accepted_and_normalised():
     checked = check_evaluation(message, is_active)
     assert checked.accepted, checked.detail
     assert checked.participant == HONEST.address
-    assert checked.metrics == {messages.NUM_EXAMPLES: 12, messages.EVAL_LOSS: 0.4, messages.EVAL_ACCURACY: 0.8}
-    content = checked.for_strategy().content
+    assert checked.metrics == {messages.NUM_EXAMPLES: 12, EVAL_LOSS: 0.4, EVAL_ACCURACY: 0.8, "eval-auc": 0.7}
+    content = for_strategy([checked])[0].content
     assert dict(content) == {messages.METRICS_RECORD: checked.metrics}
+
+
+def test_evaluation_metrics_are_the_apps_own_and_only_the_weight_key_is_required():
+    message = evaluation_reply(examples=None, loss=None, accuracy=3.5)
+    message.content[messages.METRICS_RECORD]["samples"] = 7
+    checked = check_evaluation(message, is_active, weight_key="samples")
+    assert checked.accepted, checked.detail
+    assert checked.metrics == {"samples": 7, EVAL_ACCURACY: 3.5}
+    assert check_evaluation(evaluation_reply(), is_active, weight_key="samples").reason == "bad-example-count"
 
 
 @pytest.mark.parametrize(
     ("build", "reason", "detail"),
     [
-        (lambda: evaluation_reply(accuracy=None), "malformed", "no number 'eval-accuracy', got None"),
-        (lambda: evaluation_reply(loss=[0.1]), "malformed", "no number 'eval-loss', got [0.1]"),
-        (lambda: evaluation_reply(loss="low"), "malformed", "no number 'eval-loss'"),
-        (lambda: evaluation_reply(accuracy=1.5), "malformed", "must be in [0, 1], got 1.5"),
-        (lambda: evaluation_reply(loss=float("nan")), "non-finite", "'eval-loss' is nan"),
+        (lambda: evaluation_reply(loss="low"), "malformed", "metric 'eval-loss' must be a number"),
+        (lambda: evaluation_reply(loss=[1, 0.5]), "malformed", "of one kind, got [1, 0.5]"),
+        (lambda: evaluation_reply(loss=float("nan")), "non-finite", "metric 'eval-loss' is nan"),
+        (lambda: evaluation_reply(accuracy=[float("inf")]), "non-finite", "metric 'eval-accuracy' is [inf]"),
         (lambda: evaluation_reply(examples=0), "bad-example-count", "got 0"),
         (lambda: evaluation_reply(examples=2.0), "bad-example-count", "got 2.0"),
+        (lambda: evaluation_reply(examples=None), "bad-example-count", "'num-examples' must be a positive integer"),
         (lambda: evaluation_reply(account=STRANGER), "unregistered", "is not registered"),
     ],
 )
@@ -487,5 +536,5 @@ def test_an_unreadable_evaluation_reply_is_malformed():
     message = evaluation_reply(loss=Exploding())
     checked = check_evaluation(message, is_active)
     assert checked.reason == "malformed"
-    assert checked.detail.startswith("the reply cannot be read: RuntimeError")
+    assert checked.detail.startswith("metric 'eval-loss' cannot be read: RuntimeError")
     assert checked.participant == HONEST.address

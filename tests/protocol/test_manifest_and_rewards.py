@@ -20,7 +20,7 @@ ACCEPTED = UpdateEntry(
     signature="0x" + "33" * 65,
     signed=SignedFields(1, 2, "0x" + "44" * 32),
     reward=10**18,
-    train_loss=0.25,
+    metrics={"train-loss": 0.25, "batches": 4},
 )
 REJECTED = UpdateEntry(node_id=3, status="rejected", reason="non-finite", detail="array 'w' holds NaN")
 
@@ -103,18 +103,26 @@ def test_any_change_changes_the_hash():
     assert manifest(rejected_evaluations=()).manifest_hash != original
 
 
-@pytest.mark.parametrize("data", [b"not json", b"{}", b'{"version": 2}', b'{"version": 1}', b'{"version": 3}'])
+@pytest.mark.parametrize("data", [b"not json", b"{}", b'{"version": 2}', b'{"version": 3}', b'{"version": 4}'])
 def test_what_is_not_a_manifest_is_refused(data):
     with pytest.raises(ValueError):
         RoundManifest.from_bytes(data)
 
 
-def test_a_version_1_manifest_is_refused_by_name():
+def test_a_version_2_manifest_is_refused_by_name():
     document = manifest().to_json()
-    for field in ("training", "evaluation", "rejected_evaluations"):
-        del document[field]
-    with pytest.raises(ValueError, match="not a version 2 round manifest"):
-        RoundManifest.from_bytes(canonical_json({**document, "version": 1}))
+    for entry in document["updates"]:
+        entry["train_loss"] = entry.pop("metrics").get("train-loss")
+    with pytest.raises(ValueError, match="not a version 3 round manifest"):
+        RoundManifest.from_bytes(canonical_json({**document, "version": 2}))
+
+
+def test_an_update_entry_records_the_finite_metrics_of_its_reply():
+    entry = UpdateEntry(node_id=1, status="accepted", metrics={"train-loss": float("nan"), "accuracy": 0.5})
+    assert entry.to_json()["metrics"] == {"accuracy": 0.5}
+    parsed = RoundManifest.from_bytes(manifest().to_bytes())
+    assert parsed.accepted[0].metrics == {"train-loss": 0.25, "batches": 4}
+    assert parsed.rejected[0].metrics == {}
 
 
 def test_a_manifest_missing_a_version_2_field_is_refused():
@@ -132,6 +140,16 @@ def test_a_manifest_missing_a_version_2_field_is_refused():
         (lambda document: document["updates"][0].update(participant="0xabc"), "'participant' must be an EIP-55"),
         (lambda document: document["updates"][0].update(reward=-5), "'reward' must be a decimal string"),
         (lambda document: document["updates"][0].update(status="maybe"), "'status' must be accepted or rejected"),
+        (lambda document: document["updates"][0].update(metrics=[0.5]), "'metrics' must be a JSON object"),
+        (
+            lambda document: document["updates"][0].update(metrics={"loss": "low"}),
+            "'metrics' must be a JSON object of numbers",
+        ),
+        (
+            lambda document: document["updates"][0].update(metrics={"loss": True}),
+            "'metrics' must be a JSON object of numbers",
+        ),
+        (lambda document: document["updates"][0].pop("metrics"), "'metrics' must be a JSON object, got None"),
         (lambda document: document["training"].update(asked=[1, "2"]), "'asked' must be a list of integers"),
         (lambda document: document.update(registry="0x" + "ab" * 20), "'registry' must be an EIP-55"),
         (lambda document: document.update(updates={}), "'updates' must be a list"),

@@ -1,0 +1,223 @@
+"""The ledger's client side as a Flower mod: sign training replies, tag evaluation replies.
+
+Add it to any ClientApp: ``ClientApp(mods=[ledger_mod])``. The app keeps its own model, data and
+handlers; the mod sees only Flower records and arrays, so it works for any model (it imports
+NumPy, never torch).
+"""
+
+from dataclasses import dataclass
+from logging import ERROR
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_address
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MessageType
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.common.constant import ErrorCode
+from flwr.supercore import log
+
+from fedledger import messages
+from fedledger.client.identity import participant_address, participant_key
+from fedledger.encoding import model_hash
+from fedledger.errors import FedLedgerError
+from fedledger.signing import SigningDomain, UpdateMessage, sign_update
+
+#: The largest example count an update message can sign (EIP-712 ``uint64``).
+MAX_EXAMPLES = 2**64 - 1
+
+
+class UnsignableReply(FedLedgerError):
+    """A request or reply the ledger cannot sign: the message says what exactly is wrong."""
+
+
+@dataclass(frozen=True)
+class _LedgerRequest:
+    """What a ledger request asks a training reply to be signed for."""
+
+    domain: SigningDomain
+    run_id: int
+    round: int
+    weight_key: str
+
+    @classmethod
+    def of(cls, config: ConfigRecord) -> "_LedgerRequest":
+        """Raises:
+        UnsignableReply: an entry is missing or of the wrong type.
+        """
+        weight_key = config.get(messages.CONFIG_WEIGHT_KEY, messages.NUM_EXAMPLES)
+        if not isinstance(weight_key, str) or not weight_key:
+            raise UnsignableReply(
+                f"the request's {messages.CONFIG_WEIGHT_KEY!r} must be a metric key name, got {weight_key!r}"
+            )
+        return cls(
+            domain=SigningDomain(
+                _integer(config, messages.CONFIG_CHAIN_ID), _address(config, messages.CONFIG_REGISTRY)
+            ),
+            run_id=_integer(config, messages.CONFIG_RUN_ID),
+            round=_integer(config, messages.CONFIG_ROUND),
+            weight_key=weight_key,
+        )
+
+
+def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Sign every training reply and tag every evaluation reply for the FedLedger coordinator.
+
+    The ledger strategy on the server asks each site to vouch for its update: which run, round and
+    global model it trained from, which arrays it sends and how many examples they come from. This
+    mod does that for any ClientApp, without knowing its model:
+
+    - on a ``train`` message it hashes the received arrays with the canonical encoding
+      (``fedledger.encoding``) *before* the app runs (the app may change them in place), lets the
+      app train, hashes the reply's arrays, reads the example count from the reply's MetricRecord
+      under the request's ``fedledger.weight-key`` (``num-examples`` by default), signs the EIP-712
+      update message (``fedledger.signing``) and adds the ConfigRecord ``fedledger`` with the
+      participant, the signature and the signed fields;
+    - on an ``evaluate`` message it adds the ConfigRecord ``fedledger`` with the participant's
+      address;
+    - every other message, and every request without ``fedledger.run-id`` in its ConfigRecord
+      ``config`` (a plain Flower run), passes through untouched.
+
+    A reply the app answered with an error passes through as it is. A training reply the mod
+    cannot sign (not exactly one ArrayRecord or MetricRecord, no positive integer example count,
+    arrays the canonical encoding does not support) and a missing or unusable key (no keystore,
+    wrong password) become an error reply naming what was wrong, which the coordinator records
+    as ``client-error``.
+
+    The key comes from the node config: ``keystore``, the path of an encrypted keystore whose
+    password is in ``$FEDLEDGER_KEYSTORE_PASSWORD``; in a simulation without one, a key derived
+    from the request's ``fedledger.key-seed`` and the node's ``partition-id``
+    (``fedledger.client.identity``).
+
+    Notes
+    -----
+    Put it after every mod that changes the reply's arrays or metrics (Flower's clipping and
+    local DP mods): what it signs must be what is sent. A mod placed before it in ``mods`` sees
+    the signed reply.
+
+    Parameters
+    ----------
+    message : Message
+        The request from the server.
+    context : Context
+        The node's context; its ``node_config`` names the key.
+    call_next : ClientAppCallable
+        The next mod, or the app's handler.
+
+    Returns
+    -------
+    Message
+        The app's reply with the ledger's ConfigRecord ``fedledger`` added, or an error reply.
+    """
+    config = message.content.config_records.get(messages.CONFIG_RECORD)
+    if config is None or messages.CONFIG_RUN_ID not in config:
+        return call_next(message, context)
+    category = message.metadata.message_type.split(".", 1)[0]
+    if category == MessageType.TRAIN:
+        return _signed_training_reply(message, context, call_next, config)
+    if category == MessageType.EVALUATE:
+        return _tagged_evaluation_reply(message, context, call_next, config)
+    return call_next(message, context)
+
+
+def _signed_training_reply(
+    message: Message, context: Context, call_next: ClientAppCallable, config: ConfigRecord
+) -> Message:
+    try:
+        request = _LedgerRequest.of(config)
+        account = participant_key(context.node_config, config)
+        base_model_hash = _arrays_hash(_only_arrays(message, "request"), "the request's")
+    except FedLedgerError as error:
+        return _error_reply(message, str(error))
+    reply = call_next(message, context)
+    if reply.has_error():
+        return reply
+    try:
+        update = UpdateMessage(
+            run_id=request.run_id,
+            round=request.round,
+            base_model_hash=base_model_hash,
+            update_hash=_arrays_hash(_only_arrays(reply, "reply"), "the reply's"),
+            num_examples=_example_count(reply, request.weight_key),
+        )
+        ledger = _ledger_record(account, request.domain, update)
+    except (FedLedgerError, ValueError) as error:
+        return _error_reply(message, str(error))
+    reply.content[messages.LEDGER_RECORD] = ledger
+    return reply
+
+
+def _tagged_evaluation_reply(
+    message: Message, context: Context, call_next: ClientAppCallable, config: ConfigRecord
+) -> Message:
+    try:
+        address = participant_address(context.node_config, config)
+    except FedLedgerError as error:
+        return _error_reply(message, str(error))
+    reply = call_next(message, context)
+    if not reply.has_error():
+        reply.content[messages.LEDGER_RECORD] = ConfigRecord({messages.PARTICIPANT: address})
+    return reply
+
+
+def _ledger_record(account: LocalAccount, domain: SigningDomain, update: UpdateMessage) -> ConfigRecord:
+    return ConfigRecord(
+        {
+            messages.PARTICIPANT: account.address,
+            messages.SIGNATURE: sign_update(domain, update, account.key),
+            messages.SIGNED_RUN_ID: update.run_id,
+            messages.SIGNED_ROUND: update.round,
+            messages.SIGNED_BASE_MODEL_HASH: update.base_model_hash,
+            messages.SIGNED_UPDATE_HASH: update.update_hash,
+        }
+    )
+
+
+def _only_arrays(message: Message, what: str) -> ArrayRecord:
+    records = message.content.array_records
+    if len(records) != 1:
+        raise UnsignableReply(f"the {what} carries {len(records)} ArrayRecords; the ledger signs exactly one")
+    return next(iter(records.values()))
+
+
+def _arrays_hash(record: ArrayRecord, whose: str) -> bytes:
+    """The canonical hash of the record's arrays, read as NumPy arrays."""
+    try:
+        arrays: dict[str, np.ndarray] = {name: record[name].numpy() for name in sorted(record)}
+        return model_hash(arrays)
+    except Exception as error:  # an app's arrays may fail to read or encode in any way
+        raise UnsignableReply(f"{whose} arrays cannot be hashed: {type(error).__name__}: {error}") from None
+
+
+def _example_count(reply: Message, weight_key: str) -> int:
+    records = reply.content.metric_records
+    if len(records) != 1:
+        raise UnsignableReply(
+            f"the reply carries {len(records)} MetricRecords; the ledger needs exactly one, holding {weight_key!r}"
+        )
+    value = next(iter(records.values())).get(weight_key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_EXAMPLES:
+        raise UnsignableReply(
+            f"the reply's MetricRecord must hold the example count {weight_key!r} as a positive integer, got {value!r}"
+        )
+    return value
+
+
+def _integer(config: ConfigRecord, key: str) -> int:
+    value = config.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UnsignableReply(f"the request's {key!r} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _address(config: ConfigRecord, key: str) -> str:
+    value = config.get(key)
+    if not isinstance(value, str) or not is_address(value):
+        raise UnsignableReply(f"the request's {key!r} must be a contract address, got {value!r}")
+    return value
+
+
+def _error_reply(message: Message, reason: str) -> Message:
+    """One log line, and an error reply the coordinator records as ``client-error``."""
+    reason = f"ledger_mod: {reason}"
+    log(ERROR, "%s", reason)
+    return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message)
