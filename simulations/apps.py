@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -83,7 +84,10 @@ class FlowerApp:
         if not valid:
             raise AppError(f"{path} is not a Flower app's project file: {'; '.join(errors)}")
         try:
-            fab = build_fab_from_disk(directory)
+            with warnings.catch_warnings():
+                # Flower's FAB builder still uses pathspec's old pattern name, deprecated since.
+                warnings.filterwarnings("ignore", "GitWildMatchPattern", DeprecationWarning)
+                fab = build_fab_from_disk(directory)
         except ValueError as error:
             raise AppError(f"{directory} cannot be built into a Flower App Bundle: {error}") from None
         flower = project["tool"]["flwr"]["app"]
