@@ -118,7 +118,7 @@ def simulate(
         str | None,
         typer.Option(
             metavar="'KEY=VALUE ...'",
-            help="With --app: override keys of the app's [tool.flwr.app.config], and ledger settings "
+            help="With --app: override the app's own run-config keys, and set ledger settings "
             "(fedledger.*), as `flwr run --run-config` takes them.",
         ),
     ] = None,
