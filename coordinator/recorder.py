@@ -162,7 +162,7 @@ def _entry(reply: CheckedReply) -> UpdateEntry:
         signed=reply.signed,
         reason=reply.reason,
         detail=reply.detail,
-        train_loss=reply.train_loss,
+        metrics=reply.recorded_metrics,
         score=reply.score,
         anomaly=reply.anomaly,
     )

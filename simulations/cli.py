@@ -104,12 +104,35 @@ def simulate(
             "its output directory, and its settings are the ones it was started with.",
         ),
     ] = None,
+    app: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            file_okay=False,
+            exists=True,
+            help="Run this Flower app (a directory with its pyproject.toml) instead of a scenario, with its own "
+            "strategy and settings; takes --clients (default 2), --rounds, --seed, --rpc-url, --out, --run-config.",
+        ),
+    ] = None,
+    run_config: Annotated[
+        str | None,
+        typer.Option(
+            metavar="'KEY=VALUE ...'",
+            help="With --app: override the app's own run-config keys, and set ledger settings "
+            "(fedledger.*), as `flwr run --run-config` takes them.",
+        ),
+    ] = None,
 ) -> None:
     """Run a federation on Flower's Simulation Engine; every round is checked, stored and committed on-chain.
 
     Settings are checked before anything starts: a scenario, strategy, attack or score that does not
     exist, or a site count the scenario cannot be split over, is refused in one line.
     """
+    if app is not None:
+        _simulate_app(app, clients, rounds, seed, rpc_url, out, run_config or "", verbose)
+        return
+    if run_config is not None:
+        raise FedLedgerError("--run-config sets a Flower app's config: it needs --app PATH")
     try:
         from fedledger.simulations.report import RoundPrinter, print_summary
         from fedledger.simulations.runner import (
@@ -190,6 +213,70 @@ def simulate(
 
 #: The options that say how to run, not what: the only ones a resumed simulation takes.
 _RUN_OPTIONS = {"resume", "verbose"}
+#: The options a Flower app takes; its strategy and training settings are its own.
+_APP_OPTIONS = {"app", "clients", "rounds", "seed", "rpc_url", "out", "run_config", "verbose"}
+
+
+def _simulate_app(
+    path: Path,
+    clients: int | None,
+    rounds: int | None,
+    seed: int,
+    rpc_url: str | None,
+    out: Path | None,
+    run_config: str,
+    verbose: bool,
+) -> None:
+    """``fedledger simulate --app PATH``: run a Flower app on the Simulation Engine, then audit its record."""
+    context = click.get_current_context()
+    given = [
+        parameter.name
+        for parameter in context.command.params
+        if parameter.name not in _APP_OPTIONS
+        and context.get_parameter_source(parameter.name or "") is not click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        raise FedLedgerError(
+            f"--app runs the app's own strategy and settings: drop "
+            f"{', '.join('--' + (name or '').replace('_', '-') for name in given)} "
+            "(the app's keys and fedledger.* settings go in --run-config)"
+        )
+    try:
+        from fedledger.simulations.apps import DEFAULT_SUPERNODES, AppSimulation, FlowerApp, audit_recorded_run
+        from fedledger.simulations.runner import check_node_access
+    except ImportError as error:
+        raise FedLedgerError(
+            f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
+        ) from None
+
+    flower_app = FlowerApp.load(path)
+    overrides, ledger = AppSimulation.parse_run_config(run_config)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    simulation = AppSimulation(
+        app=flower_app,
+        output_dir=out or Path(".fedledger") / "simulations" / f"{flower_app.name}-{stamp}",
+        clients=DEFAULT_SUPERNODES if clients is None else clients,
+        rounds=rounds,
+        seed=seed,
+        rpc_url=rpc_url,
+        overrides=overrides,
+        ledger=ledger,
+    )
+    if rpc_url is not None:
+        check_node_access(rpc_url)
+    console.print(
+        f"[bold]{flower_app.fab_id}[/bold] {flower_app.fab_version} (FAB {flower_app.fab_hash[:12]}): "
+        f"{simulation.clients} sites, recorded on {rpc_url or 'an in-process chain'}, in {simulation.output_dir}",
+        highlight=False,
+    )
+    simulation.run(verbose=verbose)
+    audit = audit_recorded_run(simulation.output_dir)
+    print_verdict(audit)
+    report = simulation.output_dir / "audit.html"
+    console.print(
+        f"audit it again  fedledger audit --simulation {simulation.output_dir} --report {report}", highlight=False
+    )
+    raise typer.Exit(EXIT_CODES[audit.verdict])
 
 
 def _misbehaving(pairs: list[str]) -> dict[int, str]:

@@ -1,0 +1,1 @@
+"""digitscnn: a Flower / PyTorch app."""

@@ -1,0 +1,1 @@
+"""logreg: a Flower / NumPy app."""

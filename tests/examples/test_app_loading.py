@@ -1,0 +1,171 @@
+"""The examples as Flower apps on disk, the documented diff, and what `fedledger simulate --app` refuses
+before anything starts. No simulation runs here."""
+
+import ast
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fedledger.cli import app as cli
+from fedledger.simulations.apps import AppError, AppSimulation, FlowerApp
+
+from example_apps import DIFF, DIGITS, EXAMPLES, LOGREG, QUICKSTART, app_files, copy_app, quickstart_with_the_diff
+
+runner = CliRunner()
+
+
+def changed_lines(diff: str) -> list[str]:
+    return [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++ ", "--- "))]
+
+
+def test_the_documented_diff_changes_at_most_15_lines_and_turns_the_quickstart_into_the_digits_example(
+    tmp_path: Path,
+):
+    diff = DIFF.read_text()
+    changed = changed_lines(diff)
+    assert len(changed) <= 15, changed
+    assert len(changed) == 6
+    assert "+app = ClientApp(mods=[ledger_mod])" in changed
+    assert "+    strategy = Ledger.from_context(context).wrap(strategy)" in changed
+
+    patched = quickstart_with_the_diff(tmp_path / "app")
+    assert app_files(patched) == app_files(DIGITS)
+    assert app_files(QUICKSTART) != app_files(DIGITS)
+
+
+def test_the_docs_show_the_diff_that_is_shipped():
+    page = (EXAMPLES.parent / "docs" / "add-fedledger.md").read_text()
+    shown = page.split("```diff\n", 1)[1].split("```", 1)[0]
+    assert shown == DIFF.read_text()
+    assert f"## The diff: {len(changed_lines(shown))} changed lines" in page
+
+
+def test_the_quickstart_is_plain_flower():
+    for path in QUICKSTART.rglob("*.py"):
+        assert "fedledger" not in path.read_text(), path
+    assert "fedledger" not in (QUICKSTART / "pyproject.toml").read_text().split("[tool.flwr.app]")[0]
+
+
+def imported_modules(directory: Path) -> set[str]:
+    modules = set()
+    for path in directory.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules.add(node.module.split(".")[0])
+    return modules
+
+
+def test_the_logreg_example_imports_no_torch_and_its_aggregation_no_flower():
+    assert "torch" not in imported_modules(LOGREG)
+    aggregation = ast.parse((LOGREG / "logreg" / "aggregation.py").read_text())
+    imported = {
+        node.module.split(".")[0] for node in ast.walk(aggregation) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported <= {"collections", "typing", "numpy", "fedledger"}, imported
+
+
+def test_an_app_is_read_from_its_pyproject_and_hashed_as_flwr_build_hashes_it(tmp_path: Path):
+    app = FlowerApp.load(DIGITS)
+    assert app.name == "digitscnn"
+    assert app.fab_id == "fedledger/digitscnn"
+    assert app.fab_version == "1.0.0"
+    assert app.server_app == "digitscnn.server_app:app"
+    assert app.client_app == "digitscnn.client_app:app"
+    assert app.config["num-server-rounds"] == 3
+    assert app.config["lr"] == 0.05
+
+    flwr = Path(sys.executable).parent / "flwr"
+    subprocess.run([str(flwr), "build", "--app", str(DIGITS)], cwd=tmp_path, check=True, capture_output=True)
+    (built,) = tmp_path.glob("*.fab")
+    assert app.fab_hash == hashlib.sha256(built.read_bytes()).hexdigest()
+    assert app.fab_hash != FlowerApp.load(QUICKSTART).fab_hash
+
+
+def test_dotted_config_keys_are_flattened_as_flower_flattens_them(tmp_path: Path):
+    copy_app(LOGREG, tmp_path / "app")
+    project = tmp_path / "app" / "pyproject.toml"
+    project.write_text(project.read_text() + 'fedledger.reward-per-round = 50\nfedledger.registry = ""\n')
+    app = FlowerApp.load(tmp_path / "app")
+    assert app.config["fedledger.reward-per-round"] == 50
+    assert app.config["clip-norm"] == 0.5
+
+
+def test_a_directory_that_is_not_a_flower_app_is_refused(tmp_path: Path):
+    with pytest.raises(AppError, match=r"holds no pyproject\.toml"):
+        FlowerApp.load(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1.0.0"\n')
+    with pytest.raises(AppError, match="not a Flower app's project file"):
+        FlowerApp.load(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project\n")
+    with pytest.raises(AppError, match="cannot be read as TOML"):
+        FlowerApp.load(tmp_path)
+
+
+def test_the_run_config_splits_into_the_apps_keys_and_the_ledgers():
+    app_keys, ledger = AppSimulation.parse_run_config("lr=0.2 local-epochs=3 fedledger.reward-rule='examples'")
+    assert app_keys == {"lr": 0.2, "local-epochs": 3}
+    assert ledger == {"fedledger.reward-rule": "examples"}
+    assert AppSimulation.parse_run_config("") == ({}, {})
+    with pytest.raises(AppError, match="--run-config"):
+        AppSimulation.parse_run_config("lr=[1,")
+
+
+def test_the_serverapp_gets_the_apps_config_with_the_overrides_and_the_ledger_settings(tmp_path: Path):
+    simulation = AppSimulation(
+        app=FlowerApp.load(LOGREG),
+        output_dir=tmp_path / "run",
+        clients=3,
+        rounds=2,
+        seed=7,
+        overrides={"lr": 0.2},
+        ledger={"fedledger.reward-per-round": 50},
+    )
+    assert simulation.override_config() == {"lr": 0.2, "num-server-rounds": 2}
+    config = simulation.server_run_config()
+    assert config["lr"] == 0.2
+    assert config["num-server-rounds"] == 2
+    assert config["clip-norm"] == 0.5
+    assert config["fedledger.output-dir"] == str((tmp_path / "run").resolve())
+    assert config["fedledger.store"] == str((tmp_path / "run" / "store").resolve())
+    assert config["fedledger.key-seed"] == 7
+    assert config["fedledger.simulated-participants"] == 3
+    assert config["fedledger.reward-per-round"] == 50
+    assert "fedledger.rpc-url" not in config
+
+
+def test_settings_the_app_cannot_take_are_refused(tmp_path: Path):
+    app = FlowerApp.load(LOGREG)
+    with pytest.raises(AppError, match="declares no 'batch-size'"):
+        AppSimulation(app=app, output_dir=tmp_path, overrides={"batch-size": 8})
+    with pytest.raises(AppError, match="at least one site"):
+        AppSimulation(app=app, output_dir=tmp_path, clients=0)
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "pyproject.toml").write_text(
+        (LOGREG / "pyproject.toml").read_text().replace("num-server-rounds = 3\n", "")
+    )
+    with pytest.raises(AppError, match="declares no 'num-server-rounds'"):
+        AppSimulation(app=FlowerApp.load(tmp_path / "bare"), output_dir=tmp_path, rounds=2)
+
+
+def refused(*args: str, exit_code: int = 1) -> str:
+    result = runner.invoke(cli, list(args))
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def test_simulate_app_refuses_the_scenario_options_and_a_run_config_without_an_app(tmp_path: Path):
+    output = refused("simulate", "--app", str(LOGREG), "--strategy", "FedMedian", "--attack", "sign-flip")
+    assert output.startswith("error: --app runs the app's own strategy and settings: drop --strategy, --attack")
+    output = refused("simulate", "--run-config", "lr=0.1", "--out", str(tmp_path / "run"))
+    assert output == "error: --run-config sets a Flower app's config: it needs --app PATH\n"
+    output = refused("simulate", "--app", str(LOGREG), "--run-config", "batch-size=8", "--out", str(tmp_path / "run"))
+    assert "logreg declares no 'batch-size'" in output
+    assert not (tmp_path / "run").exists()
+    assert "does not exist" in refused("simulate", "--app", str(tmp_path / "missing"), exit_code=2)
