@@ -13,10 +13,11 @@ test: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 	$(PYTHON) -m pytest -n 2 --dist loadfile
 
-$(INSTALLED): pyproject.toml package.json package-lock.json
+$(INSTALLED): pyproject.toml examples/tabular/pyproject.toml package.json package-lock.json
 	test -d $(VENV) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e ".[federation,dev]"
+	$(PYTHON) -m pip install --quiet -e examples/tabular
 	npm ci --no-audit --no-fund
 	touch $@
 

@@ -1,8 +1,7 @@
 """FedLedger's client side: ``ledger_mod``, the Flower mod that signs any ClientApp's updates for the
-ledger, and the tabular task's ClientApp (``fedledger.client.app``, which needs torch).
+ledger, and the participant's key it signs with (``fedledger.client.identity``).
 
-``ledger_mod`` is imported on first use, so that commands of this package that need neither
-(``fedledger check-data``) import no Flower.
+``ledger_mod`` is imported on first use, so that importing this package loads no Flower.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -3,7 +3,7 @@
 *Faults* send replies the coordinator's validation must reject (bad signatures, wrong shapes,
 replays, garbage, ...) or none at all. *Attacks* are sent by registered participants with valid
 signatures: poisoned or free-riding updates that only the anomaly detector, the contribution scores
-and robust strategies can catch. The honest ClientApp of ``fedledger.client.app`` serves every other
+and robust strategies can catch. The honest ClientApp of ``tabular_app.client_app`` serves every other
 partition and request.
 
 The adversaries run on top of the real client mod, ``ledger_mod``, as a site would: their handlers
@@ -21,8 +21,10 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from fedledger import messages
-from fedledger.client import task_keys
-from fedledger.client.app import (
+from fedledger.client.identity import PARTITION_ID
+from fedledger.client.mod import ledger_mod
+from tabular_app import task_keys
+from tabular_app.client_app import (
     evaluate_round,
     local_site,
     reply_with_site_errors,
@@ -30,8 +32,6 @@ from fedledger.client.app import (
     training_reply,
     training_update,
 )
-from fedledger.client.identity import PARTITION_ID
-from fedledger.client.mod import ledger_mod
 
 FAULTS = (
     "nan",  # NaN in the update

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fedledger.client.data import LabeledTable, load_table, train_test_split
-from fedledger.client.metrics import accuracy, roc_auc
-from fedledger.client.models import TabularClassifier
-from fedledger.client.preprocessing import Preprocessing
-from fedledger.client.schema import Schema
-from fedledger.client.training import TrainingSettings, evaluate, train
-from fedledger.coordinator.settings import FederationSettings
 from fedledger.simulations.scenarios import PreparedData
+from tabular_app.data import LabeledTable, load_table, train_test_split
+from tabular_app.metrics import accuracy, roc_auc
+from tabular_app.models import TabularClassifier
+from tabular_app.preprocessing import Preprocessing
+from tabular_app.schema import Schema
+from tabular_app.settings import FederationSettings
+from tabular_app.training import TrainingSettings, evaluate, train
 
 
 @dataclass(frozen=True)

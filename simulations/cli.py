@@ -1,7 +1,7 @@
 """``fedledger simulate``: a whole federation on one machine, recorded on-chain.
 
 This module is loaded by the ``fedledger`` command through the ``fedledger.commands`` entry point,
-so it imports only click, typer and the strategies' names at the top: torch and Flower load when a
+so it imports only click, typer and the tabular app's strategy names at the top: torch and Flower load when a
 simulation actually runs.
 """
 
@@ -15,9 +15,9 @@ import typer
 from fedledger.chain.transport import DEFAULT_RETRY_SECONDS
 from fedledger.cli.audit import EXIT_CODES, print_verdict
 from fedledger.cli.common import check_rpc_url, console
-from fedledger.coordinator.settings import STRATEGY_NAMES
 from fedledger.deployment import LedgerLocation
 from fedledger.errors import FedLedgerError
+from fedledger.simulations.tabular import TabularAppMissing, strategy_names
 
 
 def simulate(
@@ -29,7 +29,7 @@ def simulate(
         ),
     ] = "hospitals",
     rounds: Annotated[int | None, typer.Option(min=1, help="Federated rounds. Default: the scenario's.")] = None,
-    strategy: Annotated[str, typer.Option(help=f"Flower strategy: {', '.join(STRATEGY_NAMES)}.")] = "FedAvg",
+    strategy: Annotated[str, typer.Option(help=f"Flower strategy: {', '.join(strategy_names())}.")] = "FedAvg",
     clients: Annotated[
         int | None,
         typer.Option(help="Number of sites, within what the scenario supports. Default: the scenario's."),
@@ -144,6 +144,8 @@ def simulate(
             simulate_federation,
         )
     except ImportError as error:
+        if error.name == "tabular_app":
+            raise TabularAppMissing from None
         raise FedLedgerError(
             f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
         ) from None

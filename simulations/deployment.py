@@ -21,6 +21,8 @@ from fedledger.identity import KEYSTORE_FILE, SUPERNODE_KEY_FILE
 from fedledger.keys import KEYSTORE_PASSWORD_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+#: The Flower app the deployments run: the hospitals and banks tabular task.
+TABULAR_APP_DIR = PROJECT_DIR / "examples" / "tabular"
 _SCRIPTS = Path(sys.executable).parent
 
 
@@ -180,8 +182,16 @@ class LocalDeployment:
         return output
 
     def flwr_run(self, connection: str, run_config: Mapping[str, object], timeout: float) -> str:
-        """``flwr run . CONNECTION --stream`` with ``run_config`` overrides."""
-        return self.flwr("run", ".", connection, "--stream", "--run-config", config_text(run_config), timeout=timeout)
+        """``flwr run examples/tabular CONNECTION --stream`` with ``run_config`` overrides."""
+        return self.flwr(
+            "run",
+            str(TABULAR_APP_DIR),
+            connection,
+            "--stream",
+            "--run-config",
+            config_text(run_config),
+            timeout=timeout,
+        )
 
     def logs(self) -> str:
         return "\n".join(

@@ -26,7 +26,7 @@ def main() -> None:
     print(f"wrote {len(data.sites)} site files and the schema to {directory}")
     print("run it with Flower's Simulation Engine (num-supernodes must be", len(data.sites), "):")
     print(
-        f"  flwr run . --run-config \"data-dir='{directory}' fedledger.simulated-participants={clients} "
+        f"  flwr run examples/tabular --run-config \"data-dir='{directory}' fedledger.simulated-participants={clients} "
         f"fedledger.key-seed={arguments.seed} split-seed={arguments.seed} model-seed={arguments.seed} "
         f'num-server-rounds={scenario.default_rounds} local-epochs={scenario.training.local_epochs}"'
     )

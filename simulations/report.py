@@ -7,11 +7,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fedledger.cli.common import show_table
-from fedledger.client import task_keys
 from fedledger.coordinator.recorder import RoundReport
 from fedledger.keys import simulated_participant
 from fedledger.simulations.runner import SimulationResult
 from fedledger.simulations.scenarios import PreparedData
+from tabular_app import task_keys
 
 #: The tabular app's evaluation metric each row shows.
 ACCURACY = task_keys.EVAL_ACCURACY

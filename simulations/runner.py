@@ -18,18 +18,11 @@ from flwr.simulation import run_simulation
 
 from fedledger.audit import Auditor, AuditReport
 from fedledger.chain import DEFAULT_RETRY_SECONDS, Chain, Registry
-from fedledger.client.app import app as honest_client_app
-from fedledger.client.metrics import accuracy, roc_auc
-from fedledger.client.models import TabularClassifier
-from fedledger.client.site import load_site
-from fedledger.client.training import evaluate
-from fedledger.coordinator.app import app as tabular_server_app
 from fedledger.coordinator.config import PREFIX, LedgerSettings
 from fedledger.coordinator.host import Host, hosting, log_start, with_run_config
 from fedledger.coordinator.recorder import RoundReport
 from fedledger.coordinator.scoring import ConsensusScorer
 from fedledger.coordinator.session import CHAIN_FILE
-from fedledger.coordinator.settings import FederationSettings
 from fedledger.coordinator.summary import FederationSummary
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import decode_model
@@ -40,6 +33,13 @@ from fedledger.simulations.adversaries import ATTACKS, FAULTS, adversarial_clien
 from fedledger.simulations.scenarios import SCENARIOS, PreparedData, Scenario
 from fedledger.simulations.scoring import leave_one_out_scorer
 from fedledger.store import ArtifactStore
+from tabular_app.client_app import app as honest_client_app
+from tabular_app.metrics import accuracy, roc_auc
+from tabular_app.models import TabularClassifier
+from tabular_app.server_app import app as tabular_server_app
+from tabular_app.settings import FederationSettings
+from tabular_app.site import load_site
+from tabular_app.training import evaluate
 
 VALIDATION_FRACTION = 0.1
 REQUEST_FILE = "simulation.json"

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from fedledger.aggregation import WeightedUpdate, weighted_average
-from fedledger.client.data import load_table
-from fedledger.client.models import TabularClassifier
-from fedledger.client.preprocessing import Preprocessing
-from fedledger.client.schema import Schema
-from fedledger.client.training import evaluate
 from fedledger.hashing import keccak256, to_hex
 from fedledger.simulations.scenarios import PreparedData
+from tabular_app.data import load_table
+from tabular_app.models import TabularClassifier
+from tabular_app.preprocessing import Preprocessing
+from tabular_app.schema import Schema
+from tabular_app.training import evaluate
 
 Arrays = Mapping[str, np.ndarray]
 

@@ -257,7 +257,7 @@ def test_debug_shows_the_traceback_of_a_fedledger_error_on_the_real_console(file
     debugged = subprocess.run([*command[:3], "--debug", *command[3:]], capture_output=True, text=True)
     assert debugged.returncode == 1
     assert debugged.stderr.startswith("Traceback (most recent call last)")
-    assert debugged.stderr.endswith(f"fedledger.client.schema.SchemaError: data file {files}/empty.csv is empty\n")
+    assert debugged.stderr.endswith(f"tabular_app.schema.SchemaError: data file {files}/empty.csv is empty\n")
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,23 @@ def test_help_explains_every_command():
         assert all(command in output for command in commands)
 
 
+def test_simulate_without_the_tabular_app_says_how_to_install_it():
+    # The app is hidden once the command line has loaded: installed, it also brings `check-data`.
+    without_app = (
+        "import sys; from fedledger.cli import main; "
+        "[sys.modules.pop(name) for name in list(sys.modules) if name.startswith('tabular_app')]; "
+        "sys.modules['tabular_app'] = None; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", without_app, "simulate", "--rounds", "1"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: the hospitals and banks task is the example app tabular_app, which is not installed: "
+        "pip install -e examples/tabular"
+    ]
+
+
 def test_deploy_without_a_node_is_a_dry_run_on_the_in_process_chain():
     result = invoke("chain", "deploy")
     assert result.exit_code == 0, result.output

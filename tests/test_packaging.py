@@ -27,5 +27,7 @@ def test_the_wheel_installs_only_the_fedledger_import_name(tmp_path):
     assert top_level == {"fedledger"}
     for package in ("client", "coordinator", "contracts", "simulations"):
         assert f"fedledger/{package}/__init__.py" in names
+    client = sorted(name for name in names if name.startswith("fedledger/client/"))
+    assert client == ["fedledger/client/__init__.py", "fedledger/client/identity.py", "fedledger/client/mod.py"]
     assert "fedledger/contracts/artifacts/FedLedgerRegistry.json" in names
     assert "fedledger/simulations/data/heart_disease_uci.csv" in names

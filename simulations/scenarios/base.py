@@ -9,9 +9,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from fedledger.client.schema import Schema
-from fedledger.client.training import TrainingSettings
 from fedledger.errors import FedLedgerError
+from tabular_app.schema import Schema
+from tabular_app.training import TrainingSettings
 
 PARTITIONS_FILE = "partitions.json"
 SCHEMA_FILE = "schema.json"

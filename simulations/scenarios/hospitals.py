@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedledger.client.schema import Column, Schema
 from fedledger.simulations.scenarios.base import Scenario
+from tabular_app.schema import Column, Schema
 
 DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "heart_disease_uci.csv"
 

@@ -5,9 +5,9 @@ shared nonlinear rule, with its own shift of the feature distribution (covariate
 import numpy as np
 import pandas as pd
 
-from fedledger.client.schema import Column, Schema
-from fedledger.client.training import TrainingSettings
 from fedledger.simulations.scenarios.base import Scenario
+from tabular_app.schema import Column, Schema
+from tabular_app.training import TrainingSettings
 
 NUM_FEATURES = 8
 ROWS_PER_CLIENT = (30, 90)

@@ -32,20 +32,20 @@ from flwr.superlink.grid import InMemoryGrid
 
 from fedledger import messages
 from fedledger.chain import Chain, Registry
-from fedledger.client import task_keys
 from fedledger.coordinator import Ledger as PublicLedger
 from fedledger.coordinator.config import PREFIX
 from fedledger.coordinator.host import Host, hosting
 from fedledger.coordinator.ledger import LedgerStrategy
 from fedledger.coordinator.recorder import RoundReport
 from fedledger.coordinator.session import LedgerSession
-from fedledger.coordinator.settings import FederationSettings
-from fedledger.coordinator.strategies import build_strategy
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH
 from fedledger.rewards import TOKEN_DECIMALS
 from fedledger.signing import SigningDomain, UpdateMessage, sign_update
 from fedledger.store import ArtifactStore
+from tabular_app import task_keys
+from tabular_app.settings import FederationSettings
+from tabular_app.strategies import build_strategy
 
 #: The global model every test run starts from.
 INITIAL_MODEL = {

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedledger.client.data import check_table, load_table, read_table, train_test_split
-from fedledger.client.metrics import accuracy, roc_auc
-from fedledger.client.models import TabularClassifier, load_arrays, model_arrays
-from fedledger.client.preprocessing import Preprocessing
-from fedledger.client.schema import Column, Schema, SchemaError
+from tabular_app.data import check_table, load_table, read_table, train_test_split
+from tabular_app.metrics import accuracy, roc_auc
+from tabular_app.models import TabularClassifier, load_arrays, model_arrays
+from tabular_app.preprocessing import Preprocessing
+from tabular_app.schema import Column, Schema, SchemaError
 
 SCHEMA = Schema(
     target="disease",

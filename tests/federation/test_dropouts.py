@@ -14,11 +14,11 @@ from flwr.serverapp.strategy import FedAvg, FedMedian
 from flwr.serverapp.strategy.dp_fixed_clipping import DifferentialPrivacyServerSideFixedClipping
 from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger
 
-from fedledger.coordinator.settings import FederationSettings
 from fedledger.coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
 from fedledger.encoding import model_hash
 from fedledger.hashing import to_hex
 from fedledger.manifest import RoundManifest
+from tabular_app.settings import FederationSettings
 
 from helpers import participant_key
 

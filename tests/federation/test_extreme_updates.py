@@ -8,10 +8,10 @@ import pytest
 from flwr.app import Message
 from inprocess_federation import HonestSite, InProcessFederation, Ledger
 
-from fedledger.coordinator.settings import FederationSettings
 from fedledger.encoding import decode_model
 from fedledger.hashing import from_hex
 from fedledger.manifest import RoundManifest
+from tabular_app.settings import FederationSettings
 
 from helpers import participant_key
 

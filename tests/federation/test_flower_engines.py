@@ -17,7 +17,7 @@ from fedledger.deployment import LedgerLocation
 from fedledger.hashing import keccak256
 from fedledger.keys import PRIVATE_KEY_ENV, create_keystore
 from fedledger.manifest import RoundManifest
-from fedledger.simulations.deployment import LocalDeployment, config_text
+from fedledger.simulations.deployment import TABULAR_APP_DIR, LocalDeployment, config_text
 from fedledger.simulations.scenarios import SCENARIOS
 from fedledger.store import ArtifactStore
 
@@ -80,7 +80,7 @@ def test_a_stopped_flwr_run_resumes_under_the_same_run_id_with_the_resume_run_se
     with LocalDeployment(tmp_path) as flower:
         flower.superlink(port, simulation=True, env={PRIVATE_KEY_ENV: coordinator.key.to_0x_hex()})
         flower.connection("local-sim", port, num_supernodes=4)
-        started = flower.flwr("run", ".", "local-sim", "--run-config", config_text(config))
+        started = flower.flwr("run", str(TABULAR_APP_DIR), "local-sim", "--run-config", config_text(config))
         (flower_run,) = re.findall(r"started run (\d+)", started)
         wait_for(lambda: (output_dir / ROUNDS_FILE).exists(), "round 1 to be committed", timeout=300)
         flower.flwr("stop", flower_run, "local-sim")

@@ -34,11 +34,11 @@ from inprocess_federation import (
 )
 
 from fedledger import messages
-from fedledger.coordinator.settings import FederationSettings
 from fedledger.coordinator.validation import REASONS
 from fedledger.hashing import from_hex, keccak256
 from fedledger.manifest import RoundManifest
 from fedledger.signing import UpdateMessage, sign_update
+from tabular_app.settings import FederationSettings
 
 from helpers import participant_key
 

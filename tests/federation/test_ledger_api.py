@@ -26,10 +26,10 @@ from fedledger.aggregation import (
 )
 from fedledger.audit import Auditor, AuditReport
 from fedledger.coordinator import Ledger as PublicLedger
-from fedledger.coordinator.settings import FederationSettings
 from fedledger.errors import FedLedgerError
 from fedledger.manifest import RoundManifest
 from fedledger.runconfig import RunConfiguration
+from tabular_app.settings import FederationSettings
 
 from helpers import participant_key
 

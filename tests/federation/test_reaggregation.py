@@ -6,9 +6,9 @@ from flwr.app import Array, ArrayRecord, Message, MessageType, MetricRecord, Rec
 
 from fedledger.aggregation import UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.coordinator.runs import describe_strategy
-from fedledger.coordinator.settings import STRATEGY_NAMES, FederationSettings
-from fedledger.coordinator.strategies import build_strategy
 from fedledger.encoding import decode_model, encode_model, model_hash
+from tabular_app.settings import STRATEGY_NAMES, FederationSettings
+from tabular_app.strategies import build_strategy
 
 SHAPES = {"hidden.bias": (16,), "hidden.weight": (16, 12), "output.bias": (1,), "output.weight": (1, 16)}
 

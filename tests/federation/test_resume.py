@@ -8,14 +8,12 @@ from pathlib import Path
 import pytest
 
 from fedledger.chain import Chain, Registry, RunRecord
-from fedledger.coordinator.app import model_description
 from fedledger.coordinator.config import app_config
 from fedledger.coordinator.recorder import ROUNDS_FILE, RoundReport
 from fedledger.coordinator.resume import CannotResume, resumed_run
 from fedledger.coordinator.runs import AppRecord, describe_strategy, run_configuration
 from fedledger.coordinator.scoring import ConsensusScorer
 from fedledger.coordinator.session import LedgerSession
-from fedledger.coordinator.strategies import build_strategy
 from fedledger.deployment import LedgerLocation
 from fedledger.runconfig import RunConfiguration
 from fedledger.simulations.runner import (
@@ -26,6 +24,8 @@ from fedledger.simulations.runner import (
     run_config_of,
     simulate_federation,
 )
+from tabular_app.server_app import model_description
+from tabular_app.strategies import build_strategy
 
 pytestmark = pytest.mark.simulation
 

@@ -19,12 +19,12 @@ from fedledger.coordinator.resume import (
 )
 from fedledger.coordinator.runs import AppRecord, describe_strategy, resume_run, run_configuration
 from fedledger.coordinator.scoring import ConsensusScorer
-from fedledger.coordinator.settings import FederationSettings
-from fedledger.coordinator.strategies import build_strategy
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH, from_hex
 from fedledger.manifest import RoundManifest
 from fedledger.runconfig import RunConfiguration
+from tabular_app.settings import FederationSettings
+from tabular_app.strategies import build_strategy
 
 from helpers import participant_key
 

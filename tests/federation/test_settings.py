@@ -1,4 +1,5 @@
-"""The run config in pyproject.toml, the tabular app's settings and the ledger's agree; bad values are named."""
+"""The tabular app's run config (examples/tabular/pyproject.toml), its settings and the ledger's agree; bad
+values are named."""
 
 import subprocess
 import sys
@@ -9,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from fedledger.coordinator.config import LedgerSettings, app_config
-from fedledger.coordinator.settings import STRATEGY_NAMES, STRATEGY_PARAMETERS, FederationSettings, SettingsError
-from fedledger.coordinator.strategies import build_strategy
+from tabular_app.settings import STRATEGY_NAMES, STRATEGY_PARAMETERS, FederationSettings, SettingsError
+from tabular_app.strategies import build_strategy
 
-PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((PROJECT_DIR / "examples" / "tabular" / "pyproject.toml").read_text())
 
 
 def flat(table: dict, prefix: str = "") -> dict:
@@ -43,7 +45,12 @@ def test_every_setting_is_in_the_flower_run_config_with_its_default():
 
 def test_the_flower_components_point_at_the_apps():
     components = PYPROJECT["tool"]["flwr"]["app"]["components"]
-    assert components == {"serverapp": "fedledger.coordinator.app:app", "clientapp": "fedledger.client.app:app"}
+    assert components == {"serverapp": "tabular_app.server_app:app", "clientapp": "tabular_app.client_app:app"}
+
+
+def test_the_framework_itself_is_no_flower_app():
+    framework = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())
+    assert "flwr" not in framework["tool"]
 
 
 def test_run_config_values_are_checked():

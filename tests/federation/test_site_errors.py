@@ -8,15 +8,15 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
 from fedledger import messages
-from fedledger.client.app import app
 from fedledger.client.identity import KEYSTORE
-from fedledger.client.models import TabularClassifier, model_arrays
-from fedledger.client.schema import Schema
-from fedledger.client.site import DATA_PATH, SCHEMA_PATH
-from fedledger.coordinator.app import client_config
-from fedledger.coordinator.settings import FederationSettings
 from fedledger.keys import KEYSTORE_PASSWORD_ENV, create_keystore
 from fedledger.simulations.scenarios import SCENARIOS
+from tabular_app.client_app import app
+from tabular_app.models import TabularClassifier, model_arrays
+from tabular_app.schema import Schema
+from tabular_app.server_app import client_config
+from tabular_app.settings import FederationSettings
+from tabular_app.site import DATA_PATH, SCHEMA_PATH
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 

@@ -5,7 +5,7 @@ from typing import Any
 from flwr.serverapp import strategy as flower_strategies
 from flwr.serverapp.strategy import Strategy
 
-from fedledger.coordinator.settings import STRATEGY_PARAMETERS, FederationSettings
+from tabular_app.settings import STRATEGY_PARAMETERS, FederationSettings
 
 
 def build_strategy(settings: FederationSettings) -> Strategy:

@@ -1,6 +1,6 @@
 """The tabular app's ServerApp: a Flower strategy from its run config, wrapped with the ledger.
 
-It reads its own settings (``fedledger.coordinator.settings``) from the run config, builds the
+It reads its own settings (``tabular_app.settings``) from the run config, builds the
 Flower strategy they name, makes the initial model — its shape from the sites' schema, its
 weights from ``model-seed``, so anyone can re-create it — and starts the strategy wrapped by
 ``Ledger.from_context``, which reads the ``fedledger.*`` keys.
@@ -11,12 +11,12 @@ from pathlib import Path
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
-from fedledger.client import task_keys
-from fedledger.client.models import TabularClassifier, model_arrays
-from fedledger.client.schema import Schema
 from fedledger.coordinator import Ledger
-from fedledger.coordinator.settings import FederationSettings
-from fedledger.coordinator.strategies import build_strategy
+from tabular_app import task_keys
+from tabular_app.models import TabularClassifier, model_arrays
+from tabular_app.schema import Schema
+from tabular_app.settings import FederationSettings
+from tabular_app.strategies import build_strategy
 
 app = ServerApp()
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedledger.client.metrics import accuracy, roc_auc
+from tabular_app.metrics import accuracy, roc_auc
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ def check_data(
 
     A mismatch names the column (and the row and value) to fix. Nothing leaves this machine.
     """
-    from fedledger.client.data import load_table
-    from fedledger.client.schema import Schema
+    from tabular_app.data import load_table
+    from tabular_app.schema import Schema
 
     table = load_table(data, Schema.load(schema))
     missing = table.features.isna().sum()

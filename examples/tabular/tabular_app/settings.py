@@ -12,7 +12,7 @@ from fedledger.errors import FedLedgerError
 
 #: The Flower strategies a federation can run (``flwr.serverapp.strategy`` classes of these names),
 #: each with the keyword arguments it is given beyond sampling and the setting each is read from.
-#: ``coordinator.strategies`` builds them; this module imports neither Flower nor torch, so the
+#: ``tabular_app.strategies`` builds them; this module imports neither Flower nor torch, so the
 #: command line can list the names without loading either.
 STRATEGY_PARAMETERS: dict[str, dict[str, str]] = {
     "FedAvg": {},

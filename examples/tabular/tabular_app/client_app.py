@@ -1,7 +1,7 @@
 """The tabular task's Flower ClientApp: train on local records, evaluate; ``ledger_mod`` signs.
 
 Node config of a real install: ``data-path`` (CSV or Parquet), ``schema-path`` (see
-``fedledger.client.schema``) and ``keystore`` (password in ``$FEDLEDGER_KEYSTORE_PASSWORD``). In a
+``tabular_app.schema``) and ``keystore`` (password in ``$FEDLEDGER_KEYSTORE_PASSWORD``). In a
 simulation, each virtual node finds its data file and key from its ``partition-id``.
 """
 
@@ -16,13 +16,13 @@ from flwr.common.constant import ErrorCode
 from flwr.supercore import log
 
 from fedledger import messages
-from fedledger.client import task_keys
-from fedledger.client.mod import ledger_mod
-from fedledger.client.models import TabularClassifier, model_arrays
-from fedledger.client.site import LocalSite, data_paths, load_site
-from fedledger.client.training import TrainingSettings, evaluate, train
+from fedledger.client import ledger_mod
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import keccak256
+from tabular_app import task_keys
+from tabular_app.models import TabularClassifier, model_arrays
+from tabular_app.site import LocalSite, data_paths, load_site
+from tabular_app.training import TrainingSettings, evaluate, train
 
 
 def reply_with_site_errors(message: Message, context: Context, call_next: ClientAppCallable) -> Message:

@@ -8,12 +8,13 @@ import numpy as np
 from flwr.app import ConfigRecord
 from flwr.app.user_config import UserConfig
 
-from fedledger.client import task_keys
-from fedledger.client.data import load_table, train_test_split
-from fedledger.client.identity import PARTITION_ID
-from fedledger.client.preprocessing import Preprocessing
-from fedledger.client.schema import Schema, SchemaError
+from tabular_app import task_keys
+from tabular_app.data import load_table, train_test_split
+from tabular_app.preprocessing import Preprocessing
+from tabular_app.schema import Schema, SchemaError
 
+#: Node config key Flower's simulation gives every virtual node.
+PARTITION_ID = "partition-id"
 #: Node config keys of a real install.
 DATA_PATH = "data-path"
 SCHEMA_PATH = "schema-path"

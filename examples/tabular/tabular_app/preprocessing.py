@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedledger.client.data import LabeledTable
-from fedledger.client.schema import Schema
+from tabular_app.data import LabeledTable
+from tabular_app.schema import Schema
 
 
 @dataclass(frozen=True)
