@@ -14,7 +14,7 @@ import typer
 
 from fedledger.chain.transport import DEFAULT_RETRY_SECONDS
 from fedledger.cli.audit import EXIT_CODES, print_verdict
-from fedledger.cli.common import check_rpc_url, console
+from fedledger.cli.common import check_node_access, check_rpc_url, console
 from fedledger.deployment import LedgerLocation
 from fedledger.errors import FedLedgerError
 from fedledger.simulations.tabular import TabularAppMissing, strategy_names
@@ -138,7 +138,6 @@ def simulate(
         from fedledger.simulations.runner import (
             SimulationRequest,
             audit_result,
-            check_node_access,
             prepare_data,
             settings_for,
             simulate_federation,
@@ -245,7 +244,6 @@ def _simulate_app(
         )
     try:
         from fedledger.simulations.apps import DEFAULT_SUPERNODES, AppSimulation, FlowerApp, audit_recorded_run
-        from fedledger.simulations.runner import check_node_access
     except ImportError as error:
         raise FedLedgerError(
             f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'

@@ -28,7 +28,7 @@ from fedledger.deployment import LedgerLocation
 from fedledger.encoding import decode_model
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex
-from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
+from fedledger.keys import simulated_participant
 from fedledger.simulations.adversaries import ATTACKS, FAULTS, adversarial_client_app, choose_attackers
 from fedledger.simulations.scenarios import SCENARIOS, PreparedData, Scenario
 from fedledger.simulations.scoring import leave_one_out_scorer
@@ -313,19 +313,6 @@ def simulate_federation(
     return SimulationResult(
         scenario, settings, ledger, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain
     )
-
-
-def check_node_access(rpc_url: str) -> None:
-    """Fail before the federation starts when the coordinator could not record on the node at ``rpc_url``.
-
-    Raises:
-        FedLedgerError: no coordinator key is set, or no node answers at ``rpc_url``.
-    """
-    if load_sender(None) is None:
-        raise FedLedgerError(
-            f"recording on {rpc_url} needs the coordinator's key: set ${PRIVATE_KEY_ENV} or ${KEYSTORE_ENV}"
-        )
-    Chain.connect(rpc_url)
 
 
 def audit_result(result: SimulationResult) -> AuditReport:

@@ -18,7 +18,7 @@ from fedledger.addresses import checksum_address
 from fedledger.chain import Chain, Registry
 from fedledger.deployment import LEDGER_FILE, Deployment, LedgerLocation
 from fedledger.errors import FedLedgerError
-from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
+from fedledger.keys import KEYSTORE_ENV, KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
 from fedledger.store import ArtifactStore
 
 console = Console(soft_wrap=True)
@@ -89,6 +89,19 @@ def source_name(ctx: click.Context, param: click.Parameter) -> str:
 def check_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Option and argument callback: an Ethereum address, checksummed (see ``fedledger.addresses``)."""
     return None if value is None else checksum_address(value, source_name(ctx, param))
+
+
+def check_node_access(rpc_url: str) -> None:
+    """Fail before the federation starts when the coordinator could not record on the node at ``rpc_url``.
+
+    Raises:
+        FedLedgerError: no coordinator key is set, or no node answers at ``rpc_url``.
+    """
+    if load_sender(None) is None:
+        raise FedLedgerError(
+            f"recording on {rpc_url} needs the coordinator's key: set ${PRIVATE_KEY_ENV} or ${KEYSTORE_ENV}"
+        )
+    Chain.connect(rpc_url)
 
 
 def check_rpc_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
