@@ -47,6 +47,14 @@ class RunConfiguration:
             return rounds
         return None
 
+    @property
+    def app_bundle_hash(self) -> str | None:
+        """The sha256 (hex) of the Flower App Bundle that ran (``details.app.fab_hash``); ``None`` if
+        the run records none (it ran outside a bundle, or its configuration predates bundles)."""
+        app = self.details.get("app")
+        recorded = app.get("fab_hash") if isinstance(app, dict) else None
+        return recorded if isinstance(recorded, str) and recorded else None
+
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json())
 

@@ -62,9 +62,12 @@ class _RunState:
 class Auditor:
     """Audits the runs of one registry against one artifact store."""
 
-    def __init__(self, registry: Registry, store: ArtifactStore) -> None:
+    def __init__(self, registry: Registry, store: ArtifactStore, approved_bundle: str | None = None) -> None:
+        """``approved_bundle``: the sha256 (hex) of the Flower App Bundle the auditor approved; when
+        given, every run must record that it ran exactly this bundle (check ``app-bundle``)."""
         self.registry = registry
         self.store = store
+        self.approved_bundle = approved_bundle
         self.domain: SigningDomain = registry.signing_domain()
         self._registrations: dict[str, ParticipantRecord | None] = {}
         self._stored_manifests: StoredManifests | None = None
@@ -126,12 +129,30 @@ class Auditor:
             audit.findings.append(_fail("run-config", run.run_id, None, str(error)))
         else:
             audit.findings.append(_pass("run-config", run.run_id, None, f"strategy {state.config.strategy['name']}"))
+            self._app_bundle(run.run_id, state.config, audit)
             try:
                 state.reaggregation = Reaggregation(aggregator_for(state.config.strategy), "")
             except UnsupportedStrategy as error:
                 state.reaggregation = Reaggregation(None, str(error), isinstance(error, NoAggregationRule))
         state.model = self._model(run.run_id, 0, run.initial_model_hash, audit.findings)
         return state
+
+    def _app_bundle(self, run_id: int, config: RunConfiguration, audit: RunAudit) -> None:
+        """Compare the app bundle the run records with the one the auditor approved, if one was given."""
+        if self.approved_bundle is None:
+            return
+        recorded = config.app_bundle_hash
+        if recorded == self.approved_bundle:
+            audit.findings.append(_pass("app-bundle", run_id, None, f"the run ran the approved app bundle {recorded}"))
+            return
+        message = (
+            "the run records no app bundle: it ran outside one, so nothing shows it ran the approved code"
+            if recorded is None
+            else "the run ran another app bundle than the approved one"
+        )
+        audit.findings.append(
+            Finding("app-bundle", "fail", run_id, message=message, expected=self.approved_bundle, found=str(recorded))
+        )
 
     def _planned_rounds(self, run: RunRecord, config: RunConfiguration | None, audit: RunAudit) -> None:
         """Compare the rounds the run committed with the rounds it planned, and the plan the registry

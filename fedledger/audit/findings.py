@@ -40,10 +40,12 @@ CHECKS = {
     "planned-rounds": "the run configuration plans (details.num_server_rounds) what the registry holds",
     "orphans": "every manifest of the run in the store is the committed manifest of its round, and every "
     "update or model such a manifest names is one a committed round points to",
+    "app-bundle": "the run configuration records the Flower App Bundle the auditor approved (asked for with "
+    "--app-bundle)",
 }
 
 #: The checks made once per run rather than once per round.
-RUN_CHECKS = ("run-config", "rounds", "planned-rounds", "orphans")
+RUN_CHECKS = ("run-config", "app-bundle", "rounds", "planned-rounds", "orphans")
 
 
 @dataclass(frozen=True)

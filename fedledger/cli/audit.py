@@ -1,5 +1,6 @@
 """``fedledger audit``: verify a registry's round history from the chain and the artifact store."""
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -41,10 +42,19 @@ def audit(
     report: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON instead of tables.")] = False,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
+    app_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="A Flower App Bundle (.fab, from `flwr build`) you approved: every run must have run exactly it.",
+        ),
+    ] = None,
 ) -> None:
     """Verify every committed round: manifest hash, signatures and registration, update hashes, Merkle roots,
     the chain of models, re-aggregation to the committed model, rewards and claims; compare the committed
     rounds with the planned ones, and list the run's artifacts in the store that no committed round points to.
+    With --app-bundle, also check that each run recorded the hash of exactly that Flower App Bundle.
 
     Exits 0 (pass) only if every check passes and every planned round is committed; 1 (fail) if a check
     fails or cannot be made, or on bad input; 3 (incomplete) if every check passes but rounds the run
@@ -53,7 +63,8 @@ def audit(
     Needs neither torch nor Flower.
     """
     history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
-    result = Auditor(history.registry, history.store).audit(history.run_ids)
+    approved = hashlib.sha256(app_bundle.read_bytes()).hexdigest() if app_bundle is not None else None
+    result = Auditor(history.registry, history.store, approved).audit(history.run_ids)
     if report is not None:
         report.write_text(render_html(result))
     if as_json:

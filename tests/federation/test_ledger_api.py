@@ -125,6 +125,36 @@ def test_a_flower_strategy_wrapped_from_the_context_is_recorded_and_passes_the_a
     assert report.verdict == "pass", [str(finding) for finding in report.problems()]
 
 
+def test_the_audit_checks_the_app_bundle_an_auditor_approved(ledger):
+    with honest_federation() as federation:
+        run_id, _ = ledger.run(federation, SETTINGS, strategy=FedAvg(min_available_nodes=3))
+    registry, store = ledger.session.registry, ledger.session.store
+
+    approved = Auditor(registry, store, approved_bundle=FAB_HASH).audit([run_id])
+    other = Auditor(registry, store, approved_bundle="e" * 64).audit([run_id])
+
+    (passed,) = [finding for finding in approved.findings if finding.check == "app-bundle"]
+    assert passed.status == "pass" and approved.verdict == "pass"
+    (failed,) = [finding for finding in other.findings if finding.check == "app-bundle"]
+    assert (failed.status, failed.expected, failed.found) == ("fail", "e" * 64, FAB_HASH)
+    assert other.verdict == "fail"
+
+
+def test_a_run_outside_an_app_bundle_fails_the_check_of_an_approved_one(ledger):
+    with honest_federation() as federation:
+        federation.grid.set_run(replace(federation.run, fab_hash=""))
+        run_id, _ = ledger.run(federation, SETTINGS, strategy=FedAvg(min_available_nodes=3))
+    registry, store = ledger.session.registry, ledger.session.store
+
+    unasked = Auditor(registry, store).audit([run_id])
+    report = Auditor(registry, store, approved_bundle=FAB_HASH).audit([run_id])
+
+    assert not [finding for finding in unasked.findings if finding.check == "app-bundle"]
+    assert unasked.verdict == "pass"
+    (failed,) = [finding for finding in report.findings if finding.check == "app-bundle"]
+    assert failed.status == "fail" and "records no app bundle" in failed.message
+
+
 def test_an_apps_strategy_with_a_registered_aggregation_is_verified_every_round(ledger):
     register_aggregation("test-mean", mean_aggregation)
     with honest_federation() as federation:
