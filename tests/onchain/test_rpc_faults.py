@@ -317,17 +317,19 @@ class ReorgingMiner(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
+        checked = self.first_block  # blocks up to here hold no transaction from ``sender``
         while not self.done.is_set():
             latest = int(rpc(self.url, "eth_blockNumber"), 16)
-            blocks = [
-                rpc(self.url, "eth_getBlockByNumber", hex(n), True) for n in range(self.first_block + 1, latest + 1)
-            ]
-            mined_in = [
-                block
-                for block in blocks
-                if any(tx["from"].lower() == self.sender.lower() for tx in block["transactions"])
-            ]
-            if mined_in and not self.reorged:
+            mined_in = []
+            if not self.reorged:
+                blocks = [rpc(self.url, "eth_getBlockByNumber", hex(n), True) for n in range(checked + 1, latest + 1)]
+                checked = latest
+                mined_in = [
+                    block
+                    for block in blocks
+                    if any(tx["from"].lower() == self.sender.lower() for tx in block["transactions"])
+                ]
+            if mined_in:
                 self.reorged.append(mined_in[0]["hash"])
                 rpc(self.url, "anvil_reorg", latest - int(mined_in[0]["number"], 16) + 1, [])
             else:
