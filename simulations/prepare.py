@@ -39,5 +39,6 @@ def main() -> None:
         f"--run-config \"data-dir='{directory}' {settings}\""
     )
 
+
 if __name__ == "__main__":
     main()

@@ -9,13 +9,13 @@ from logging import ERROR
 
 import numpy as np
 import torch
+from Crypto.Hash import keccak
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.constant import ErrorCode
 from flwr.supercore import log
 
-from Crypto.Hash import keccak
 from fedledger.client import ledger_mod
 from fedledger.coordinator import SettingsError
 from tabular_app import task_keys
