@@ -227,7 +227,7 @@ def _simulate_app(
         from fedledger.simulations.apps import DEFAULT_SUPERNODES, AppSimulation, FlowerApp, audit_recorded_run
     except ImportError as error:
         raise FedLedgerError(
-            f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
+            f'--app needs Flower ({error.name} is missing): pip install "fedledger[flower]" and the app\'s dependencies'
         ) from None
 
     flower_app = FlowerApp.load(path)
