@@ -274,3 +274,21 @@ def test_simulate_app_refuses_an_output_directory_inside_the_app(tmp_path: Path)
     assert output.count("\n") == 1
     assert output.startswith(f"error: the output directory {app / '.fedledger' / 'run'} is inside the app's directory")
     assert not (app / ".fedledger").exists()
+
+
+def test_the_tabular_readme_shows_the_commands_prepare_prints(tmp_path: Path):
+    printed = subprocess.run(
+        [sys.executable, "-m", "fedledger.simulations.prepare", "hospitals", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "(num-supernodes must be 4):" in printed
+    commands = [line.strip() for line in printed.splitlines() if line.startswith("  ")]
+    assert [command.split(" --run-config")[0] for command in commands] == [
+        "flwr run examples/tabular local --stream",
+        "fedledger simulate --app examples/tabular --clients 4 --seed 0",
+    ]
+    readme = (TABULAR / "README.md").read_text().replace(" \\\n    ", " ")
+    for command in commands:
+        assert command.replace(str(tmp_path), "$PWD/.fedledger/data") in readme, command
