@@ -16,7 +16,7 @@ test: $(INSTALLED)
 $(INSTALLED): pyproject.toml examples/tabular/pyproject.toml package.json package-lock.json
 	test -d $(VENV) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e ".[federation,dev]"
+	$(PYTHON) -m pip install --quiet -e ".[federation,examples,dev]"
 	$(PYTHON) -m pip install --quiet -e examples/tabular
 	npm ci --no-audit --no-fund
 	touch $@

@@ -7,6 +7,12 @@ run config, so a ledger inside the app records what ``flwr run`` would. The ``fe
 settings of the simulation (where its record goes, the simulated sites' keys) reach only the
 ServerApp's context: Flower refuses override keys the app does not declare, and the ClientApps
 learn what they need of the ledger from the requests.
+
+It starts the engine through ``flwr.simulation.run_simulation._run_simulation``, a private function
+of Flower 1.41 (FedLedger pins ``flwr==1.41.0``): the public ``run_simulation`` takes ServerApp and
+ClientApp objects but neither the app directory nor the ``Run`` (FAB id, version, hash, override
+config) nor the ServerApp's ``Context``, so through it the ServerApp would see an empty run and
+record no FAB hash. A new Flower release must be checked against it before the pin moves.
 """
 
 import hashlib
@@ -33,6 +39,7 @@ from flwr.supercore.telemetry import EventType
 
 from fedledger.audit import Auditor, AuditReport
 from fedledger.cli.common import open_history
+from fedledger.coordinator.config import LedgerSettings
 from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE, LEDGER_FILE
 from fedledger.errors import FedLedgerError
 
@@ -127,11 +134,19 @@ class AppSimulation:
         """Refuse what Flower would refuse, before anything starts.
 
         Raises:
-            AppError: fewer than one site, ``rounds`` for an app without ``num-server-rounds``, or an
+            AppError: fewer than one site, fewer sites than the ledger needs to commit a round, an output
+                directory inside the app's, ``rounds`` for an app without ``num-server-rounds``, or an
                 override key the app does not declare.
+            SettingsError: a ``fedledger.*`` setting no run can use.
         """
         if self.clients < 1:
             raise AppError(f"a simulation needs at least one site, not {self.clients}")
+        if self.output_dir.resolve().is_relative_to(self.app.directory):
+            raise AppError(
+                f"the output directory {self.output_dir} is inside the app's directory {self.app.directory}: "
+                "Flower would bundle the record's files into the app and change its FAB hash; "
+                "give --out a directory outside it"
+            )
         if self.rounds is not None and ROUNDS_KEY not in self.app.config:
             raise AppError(f"--rounds: {self.app.name} declares no {ROUNDS_KEY!r} in [tool.flwr.app.config]")
         undeclared = sorted(set(self.overrides) - set(self.app.config))
@@ -139,6 +154,13 @@ class AppSimulation:
             raise AppError(
                 f"{self.app.name} declares no {', '.join(map(repr, undeclared))} in [tool.flwr.app.config]; "
                 f"it declares {', '.join(sorted(self.app.config)) or 'nothing'}"
+            )
+        ledger = LedgerSettings.from_run_config(self.server_run_config())
+        if ledger.enabled and self.clients < ledger.min_accepted:
+            raise AppError(
+                f"{self.clients} site{'' if self.clients == 1 else 's'} cannot commit a round: the ledger needs "
+                f"{LEDGER_PREFIX}min-accepted = {ledger.min_accepted} accepted updates; "
+                f"use --clients {ledger.min_accepted} or more, or lower {LEDGER_PREFIX}min-accepted in --run-config"
             )
 
     @classmethod

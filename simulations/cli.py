@@ -150,18 +150,7 @@ def simulate(
         ) from None
 
     if resume is not None:
-        context = click.get_current_context()
-        given = [
-            parameter.name
-            for parameter in context.command.params
-            if parameter.name not in _RUN_OPTIONS
-            and context.get_parameter_source(parameter.name or "") is not click.core.ParameterSource.DEFAULT
-        ]
-        if given:
-            raise FedLedgerError(
-                f"--resume runs a simulation with the settings it was started with: drop "
-                f"{', '.join('--' + (name or '').replace('_', '-') for name in given)}"
-            )
+        _refuse_options_but(_RUN_OPTIONS, "--resume runs a simulation with the settings it was started with")
         request = SimulationRequest.load(resume)
     else:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -229,24 +218,16 @@ def _simulate_app(
     verbose: bool,
 ) -> None:
     """``fedledger simulate --app PATH``: run a Flower app on the Simulation Engine, then audit its record."""
-    context = click.get_current_context()
-    given = [
-        parameter.name
-        for parameter in context.command.params
-        if parameter.name not in _APP_OPTIONS
-        and context.get_parameter_source(parameter.name or "") is not click.core.ParameterSource.DEFAULT
-    ]
-    if given:
-        raise FedLedgerError(
-            f"--app runs the app's own strategy and settings: drop "
-            f"{', '.join('--' + (name or '').replace('_', '-') for name in given)} "
-            "(the app's keys and fedledger.* settings go in --run-config)"
-        )
+    _refuse_options_but(
+        _APP_OPTIONS,
+        "--app runs the app's own strategy and settings",
+        "the app's keys and fedledger.* settings go in --run-config",
+    )
     try:
         from fedledger.simulations.apps import DEFAULT_SUPERNODES, AppSimulation, FlowerApp, audit_recorded_run
     except ImportError as error:
         raise FedLedgerError(
-            f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
+            f'--app needs Flower ({error.name} is missing): pip install "fedledger[flower]" and the app\'s dependencies'
         ) from None
 
     flower_app = FlowerApp.load(path)
@@ -264,9 +245,10 @@ def _simulate_app(
     )
     if rpc_url is not None:
         check_node_access(rpc_url)
+    sites = f"{simulation.clients} site{'' if simulation.clients == 1 else 's'}"
     console.print(
         f"[bold]{flower_app.fab_id}[/bold] {flower_app.fab_version} (FAB {flower_app.fab_hash[:12]}): "
-        f"{simulation.clients} sites, recorded on {rpc_url or 'an in-process chain'}, in {simulation.output_dir}",
+        f"{sites}, recorded on {rpc_url or 'an in-process chain'}, in {simulation.output_dir}",
         highlight=False,
     )
     simulation.run(verbose=verbose)
@@ -277,6 +259,23 @@ def _simulate_app(
         f"audit it again  fedledger audit --simulation {simulation.output_dir} --report {report}", highlight=False
     )
     raise typer.Exit(EXIT_CODES[audit.verdict])
+
+
+def _refuse_options_but(allowed: set[str], why: str, hint: str = "") -> None:
+    """Refuse every option of the current command given on the command line but those ``allowed``.
+
+    Raises:
+        FedLedgerError: ``why``, then the options to drop (and ``hint``, in brackets).
+    """
+    context = click.get_current_context()
+    given = [
+        "--" + (parameter.name or "").replace("_", "-")
+        for parameter in context.command.params
+        if parameter.name not in allowed
+        and context.get_parameter_source(parameter.name or "") is not click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        raise FedLedgerError(f"{why}: drop {', '.join(given)}" + (f" ({hint})" if hint else ""))
 
 
 def _misbehaving(pairs: list[str]) -> dict[int, str]:

@@ -24,11 +24,19 @@ def main() -> None:
     except ScenarioError as error:
         parser.error(str(error))
     print(f"wrote {len(data.sites)} site files and the schema to {directory}")
-    print("run it with Flower's Simulation Engine (num-supernodes must be", len(data.sites), "):")
+    settings = (
+        f"split-seed={arguments.seed} model-seed={arguments.seed} "
+        f"num-server-rounds={scenario.default_rounds} local-epochs={scenario.training.local_epochs}"
+    )
+    print(f"run it with Flower's Simulation Engine (num-supernodes must be {len(data.sites)}):")
     print(
-        f"  flwr run examples/tabular --run-config \"data-dir='{directory}' fedledger.simulated-participants={clients} "
-        f"fedledger.key-seed={arguments.seed} split-seed={arguments.seed} model-seed={arguments.seed} "
-        f'num-server-rounds={scenario.default_rounds} local-epochs={scenario.training.local_epochs}"'
+        f"  flwr run examples/tabular local --stream --run-config \"data-dir='{directory}' "
+        f'fedledger.simulated-participants={clients} fedledger.key-seed={arguments.seed} {settings}"'
+    )
+    print("or with fedledger, which records the run on an in-process chain and audits it:")
+    print(
+        f"  fedledger simulate --app examples/tabular --clients {len(data.sites)} --seed {arguments.seed} "
+        f"--run-config \"data-dir='{directory}' {settings}\""
     )
 
 

@@ -24,6 +24,7 @@ class TabularAppMissing(FedLedgerError):
 
 
 def installed() -> bool:
+    """Whether the tabular app's package can be imported here (found without importing it)."""
     return find_spec(PACKAGE) is not None
 
 

@@ -69,6 +69,34 @@ def test_simulate_without_the_tabular_app_says_how_to_install_it():
     ]
 
 
+def test_a_plugin_command_that_cannot_be_loaded_breaks_only_itself(tmp_path: Path):
+    # A real installed distribution (its dist-info on sys.path) whose command names a module that is gone.
+    dist_info = tmp_path / "stale_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: stale-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[fedledger.commands]\nstale = stale_plugin_gone.cli:stale\n")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+    def fedledger(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "fedledger.cli", *args], capture_output=True, text=True, env=environment, timeout=120
+        )
+
+    listed = fedledger("--help")
+    assert listed.returncode == 0, listed.stderr
+    assert "stale" in listed.stdout and "audit" in listed.stdout
+    audit_help = fedledger("audit", "--help")
+    assert audit_help.returncode == 0, audit_help.stderr
+    assert "Traceback" not in audit_help.stderr
+
+    used = fedledger("stale", "--some-option", "value")
+    assert used.returncode == 1
+    assert used.stderr.splitlines() == [
+        "error: command stale (from stale-plugin) cannot be loaded: ModuleNotFoundError: No module named "
+        "'stale_plugin_gone'; reinstall stale-plugin, or uninstall it to drop the command"
+    ]
+
+
 def test_deploy_without_a_node_is_a_dry_run_on_the_in_process_chain():
     result = invoke("chain", "deploy")
     assert result.exit_code == 0, result.output

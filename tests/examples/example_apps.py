@@ -8,12 +8,13 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUICKSTART = EXAMPLES / "quickstart-pytorch"
 DIGITS = EXAMPLES / "digits"
 LOGREG = EXAMPLES / "logreg"
+TABULAR = EXAMPLES / "tabular"
 DIFF = EXAMPLES / "add-fedledger.diff"
 
 
 def copy_app(source: Path, target: Path) -> Path:
     """A copy of the app in ``source`` at ``target``, without Python's caches."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
     return target
 
 

@@ -13,7 +13,17 @@ from typer.testing import CliRunner
 from fedledger.cli import app as cli
 from fedledger.simulations.apps import AppError, AppSimulation, FlowerApp
 
-from example_apps import DIFF, DIGITS, EXAMPLES, LOGREG, QUICKSTART, app_files, copy_app, quickstart_with_the_diff
+from example_apps import (
+    DIFF,
+    DIGITS,
+    EXAMPLES,
+    LOGREG,
+    QUICKSTART,
+    TABULAR,
+    app_files,
+    copy_app,
+    quickstart_with_the_diff,
+)
 
 runner = CliRunner()
 
@@ -68,6 +78,70 @@ def test_the_logreg_example_imports_no_torch_and_its_aggregation_no_flower():
         node.module.split(".")[0] for node in ast.walk(aggregation) if isinstance(node, ast.ImportFrom) and node.module
     }
     assert imported <= {"collections", "typing", "numpy", "fedledger"}, imported
+
+
+#: What an example may import from fedledger: the public API, module by module.
+PUBLIC_API = {
+    "fedledger.client": {"ledger_mod"},
+    "fedledger.coordinator": {"Ledger", "SettingsError"},
+    "fedledger.aggregation": {"register_aggregation", "Aggregator", "WeightedUpdate", "Arrays"},
+}
+
+
+def fedledger_imports(directory: Path) -> set[tuple[str, str]]:
+    """Every ``(module, name)`` that the Python files under ``directory`` import from fedledger."""
+    imported = set()
+    for path in directory.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {(alias.name, "") for alias in node.names if alias.name.split(".")[0] == "fedledger"}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "fedledger":
+                imported |= {(node.module, alias.name) for alias in node.names}
+    return imported
+
+
+@pytest.mark.parametrize("example", [DIGITS, LOGREG, TABULAR], ids=lambda path: path.name)
+def test_every_example_imports_only_fedledgers_public_api(example: Path):
+    imported = fedledger_imports(example)
+    assert imported, example
+    outside = {(module, name) for module, name in imported if name not in PUBLIC_API.get(module, set())}
+    assert not outside, f"{example.name} imports fedledger internals: {sorted(outside)}"
+
+
+def test_the_public_api_the_examples_use_is_exported():
+    import importlib
+
+    for module, names in PUBLIC_API.items():
+        exported = importlib.import_module(module)
+        for name in names:
+            assert getattr(exported, name) is not None, (module, name)
+    from fedledger.coordinator import SettingsError
+
+    assert "SettingsError" in importlib.import_module("fedledger.coordinator").__all__
+    assert issubclass(SettingsError, ValueError)
+
+
+@pytest.mark.parametrize("example", [QUICKSTART, DIGITS, LOGREG, TABULAR], ids=lambda path: path.name)
+def test_a_run_recorded_inside_an_example_does_not_change_its_fab_hash(example: Path, tmp_path: Path):
+    app = copy_app(example, tmp_path / example.name)
+    before = FlowerApp.load(app).fab_hash
+    record = app / ".fedledger" / "run"
+    record.mkdir(parents=True)
+    (record / "ledger.json").write_text('{"registry": "0x0"}')
+    (record / "chain.jsonl").write_text("{}\n")
+    assert FlowerApp.load(app).fab_hash == before
+
+
+def test_the_tabular_app_without_schema_or_data_says_what_to_set():
+    from fedledger.coordinator import SettingsError
+    from tabular_app.settings import FederationSettings
+
+    with pytest.raises(
+        SettingsError, match=r"set 'schema-path'.*'data-dir'.*fedledger\.simulations\.prepare hospitals"
+    ):
+        _ = FederationSettings().schema
+    assert FederationSettings(data_dir="/data/h").schema == "/data/h/schema.json"
+    assert FederationSettings(schema_path="/s.json", data_dir="/data/h").schema == "/s.json"
 
 
 def test_an_app_is_read_from_its_pyproject_and_hashed_as_flwr_build_hashes_it(tmp_path: Path):
@@ -169,3 +243,52 @@ def test_simulate_app_refuses_the_scenario_options_and_a_run_config_without_an_a
     assert "logreg declares no 'batch-size'" in output
     assert not (tmp_path / "run").exists()
     assert "does not exist" in refused("simulate", "--app", str(tmp_path / "missing"), exit_code=2)
+
+
+def test_simulate_app_refuses_fewer_sites_than_the_ledger_needs_before_anything_starts(tmp_path: Path):
+    output = refused("simulate", "--app", str(LOGREG), "--clients", "1", "--out", str(tmp_path / "run"))
+    assert output.count("\n") == 1
+    assert output.startswith("error: 1 site cannot commit a round: the ledger needs fedledger.min-accepted = 2")
+    output = refused(
+        "simulate",
+        "--app",
+        str(LOGREG),
+        "--clients",
+        "2",
+        "--run-config",
+        "fedledger.min-accepted=3",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert output.startswith("error: 2 sites cannot commit a round: the ledger needs fedledger.min-accepted = 3")
+    assert not (tmp_path / "run").exists()
+    simulation = AppSimulation(
+        app=FlowerApp.load(LOGREG), output_dir=tmp_path / "run", clients=1, ledger={"fedledger.min-accepted": 1}
+    )
+    assert simulation.clients == 1
+
+
+def test_simulate_app_refuses_an_output_directory_inside_the_app(tmp_path: Path):
+    app = copy_app(LOGREG, tmp_path / "logreg")
+    output = refused("simulate", "--app", str(app), "--out", str(app / ".fedledger" / "run"))
+    assert output.count("\n") == 1
+    assert output.startswith(f"error: the output directory {app / '.fedledger' / 'run'} is inside the app's directory")
+    assert not (app / ".fedledger").exists()
+
+
+def test_the_tabular_readme_shows_the_commands_prepare_prints(tmp_path: Path):
+    printed = subprocess.run(
+        [sys.executable, "-m", "fedledger.simulations.prepare", "hospitals", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "(num-supernodes must be 4):" in printed
+    commands = [line.strip() for line in printed.splitlines() if line.startswith("  ")]
+    assert [command.split(" --run-config")[0] for command in commands] == [
+        "flwr run examples/tabular local --stream",
+        "fedledger simulate --app examples/tabular --clients 4 --seed 0",
+    ]
+    readme = (TABULAR / "README.md").read_text().replace(" \\\n    ", " ")
+    for command in commands:
+        assert command.replace(str(tmp_path), "$PWD/.fedledger/data") in readme, command

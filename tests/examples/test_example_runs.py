@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,15 @@ def test_the_logreg_strategy_is_re_derived_by_the_coordinator_and_by_an_auditor_
         assert manifest.reproduction == "verified"
 
     # Another process, without the app: the aggregation cannot be found, and the audit says so.
+    installed_here = [
+        f"{point.name} = {point.value}"
+        for point in entry_points(group="fedledger.aggregations")
+        if point.name == "clipped-fedavg"
+    ]
+    assert not installed_here, (
+        f"this step needs an environment without the logreg app, but its aggregation is installed here "
+        f"({', '.join(installed_here)}): pip uninstall logreg"
+    )
     result = subprocess.run(
         [FEDLEDGER, "audit", "--simulation", str(run), "--json"], cwd=tmp_path, capture_output=True, text=True
     )

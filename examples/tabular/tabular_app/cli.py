@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from fedledger.cli.common import console
+console = Console(soft_wrap=True)
 
 
 def check_data(

@@ -9,16 +9,15 @@ from logging import ERROR
 
 import numpy as np
 import torch
+from Crypto.Hash import keccak
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.constant import ErrorCode
 from flwr.supercore import log
 
-from fedledger import messages
 from fedledger.client import ledger_mod
-from fedledger.errors import FedLedgerError
-from fedledger.hashing import keccak256
+from fedledger.coordinator import SettingsError
 from tabular_app import task_keys
 from tabular_app.models import TabularClassifier, model_arrays
 from tabular_app.site import LocalSite, data_paths, load_site
@@ -31,7 +30,7 @@ def reply_with_site_errors(message: Message, context: Context, call_next: Client
     the SuperNode's log gets one line instead of a traceback."""
     try:
         return call_next(message, context)
-    except FedLedgerError as error:
+    except SettingsError as error:
         log(ERROR, "%s", error)
         return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=str(error)), reply_to=message)
 
@@ -51,7 +50,7 @@ def local_site(context: Context, config: ConfigRecord) -> LocalSite:
 
 
 def _received_arrays(message: Message) -> dict[str, np.ndarray]:
-    return {name: array.numpy() for name, array in message.content[messages.ARRAYS_RECORD].items()}
+    return {name: array.numpy() for name, array in message.content[task_keys.ARRAYS].items()}
 
 
 def _as_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
@@ -63,7 +62,7 @@ def training_update(
 ) -> tuple[dict[str, np.ndarray], int, float]:
     """Train the received model on this site's rows (or on ``site``'s); returns the arrays (in the
     dtypes received), the number of training examples and the training loss."""
-    config = message.content[messages.CONFIG_RECORD]
+    config = message.content[task_keys.CONFIG]
     site = site or local_site(context, config)
     received = _received_arrays(message)
     model = TabularClassifier.from_arrays(received)
@@ -74,8 +73,8 @@ def training_update(
         momentum=float(config[task_keys.MOMENTUM]),
         proximal_mu=float(config.get(task_keys.PROXIMAL_MU, 0.0)),
     )
-    seed_text = f"{config[task_keys.SPLIT_SEED]} {config[messages.CONFIG_ROUND]} {site.source}"
-    seed = int.from_bytes(keccak256(seed_text.encode())[:4], "big")
+    seed_text = f"{config[task_keys.SPLIT_SEED]} {config[task_keys.SERVER_ROUND]} {site.source}"
+    seed = int.from_bytes(keccak.new(data=seed_text.encode(), digest_bits=256).digest()[:4], "big")
     loss = train(model, site.train_inputs, site.train_labels, settings, seed)
     trained = {name: value.astype(received[name].dtype) for name, value in model_arrays(model).items()}
     return trained, len(site.train_labels), loss
@@ -86,8 +85,8 @@ def training_reply(message: Message, arrays: dict[str, np.ndarray], num_examples
     (``ledger_mod`` signs it when the coordinator runs a ledger)."""
     content = RecordDict(
         {
-            messages.ARRAYS_RECORD: _as_record(arrays),
-            messages.METRICS_RECORD: MetricRecord({messages.NUM_EXAMPLES: num_examples, task_keys.TRAIN_LOSS: loss}),
+            task_keys.ARRAYS: _as_record(arrays),
+            task_keys.METRICS: MetricRecord({task_keys.NUM_EXAMPLES: num_examples, task_keys.TRAIN_LOSS: loss}),
         }
     )
     return Message(content, reply_to=message)
@@ -103,14 +102,14 @@ def train_round(message: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate_round(message: Message, context: Context) -> Message:
     """Evaluate the received model on this site's test rows."""
-    config = message.content[messages.CONFIG_RECORD]
+    config = message.content[task_keys.CONFIG]
     site = local_site(context, config)
     result = evaluate(TabularClassifier.from_arrays(_received_arrays(message)), site.test_inputs, site.test_labels)
     metrics = MetricRecord(
         {
-            messages.NUM_EXAMPLES: result.examples,
+            task_keys.NUM_EXAMPLES: result.examples,
             task_keys.EVAL_LOSS: result.loss,
             task_keys.EVAL_ACCURACY: result.accuracy,
         }
     )
-    return Message(RecordDict({messages.METRICS_RECORD: metrics}), reply_to=message)
+    return Message(RecordDict({task_keys.METRICS: metrics}), reply_to=message)

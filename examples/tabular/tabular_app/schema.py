@@ -24,14 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fedledger.errors import FedLedgerError
+from fedledger.coordinator import SettingsError
 
 ColumnType = Literal["numeric", "boolean", "categorical"]
 COLUMN_TYPES: tuple[ColumnType, ...] = ("numeric", "boolean", "categorical")
 
 
-class SchemaError(FedLedgerError, ValueError):
-    """A schema file is malformed, or a data file does not match its schema."""
+class SchemaError(SettingsError):
+    """A schema file is malformed, or a data file does not match its schema.
+
+    The files are named by settings (``schema-path``, ``data-path``, ``data-dir``), so this is the
+    ledger's ``SettingsError``: the ``fedledger`` command reports it in one line.
+    """
 
 
 @dataclass(frozen=True)

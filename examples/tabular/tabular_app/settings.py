@@ -1,14 +1,16 @@
 """The tabular app's own settings (strategy, training, data), read from Flower's run config.
 
-The ledger's settings are the ``fedledger.*`` keys (``fedledger.coordinator.config``).
+The ledger's settings are the ``fedledger.*`` keys, which ``fedledger.coordinator.Ledger`` reads.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from fedledger.coordinator.config import PREFIX, SettingsError, coerce
-from fedledger.errors import FedLedgerError
+from fedledger.coordinator import SettingsError
+
+#: The run-config prefix of the ledger's settings, which are not the app's.
+LEDGER_PREFIX = "fedledger."
 
 #: The Flower strategies a federation can run (``flwr.serverapp.strategy`` classes of these names),
 #: each with the keyword arguments it is given beyond sampling and the setting each is read from.
@@ -104,17 +106,17 @@ class FederationSettings:
             SettingsError: an unknown key, a value of the wrong type, or one out of its range.
         """
         known = {field.name.replace("_", "-"): field for field in fields(cls)}
-        run_config = {key: value for key, value in run_config.items() if not key.startswith(PREFIX)}
+        run_config = {key: value for key, value in run_config.items() if not key.startswith(LEDGER_PREFIX)}
         unknown = sorted(set(run_config) - set(known))
         if unknown:
             raise SettingsError(f"unknown run config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = {}
         for key, value in run_config.items():
             field = known[key]
-            values[field.name] = coerce(key, value, type(getattr(cls, field.name)))
+            values[field.name] = _coerce(key, value, type(getattr(cls, field.name)))
         try:
             return cls(**values)
-        except FedLedgerError as error:
+        except SettingsError as error:
             raise SettingsError(f"run config: {error}") from None
 
     def with_changes(self, **changes: Any) -> "FederationSettings":
@@ -122,5 +124,32 @@ class FederationSettings:
 
     @property
     def schema(self) -> str:
-        """The sites' schema file."""
+        """The sites' schema file: ``schema-path``, or ``schema.json`` in ``data-dir``.
+
+        Raises:
+            SettingsError: neither is set.
+        """
+        if not self.schema_path and not self.data_dir:
+            raise SettingsError(
+                "the app needs the sites' schema: set 'schema-path' to the federation's schema file, or, in a "
+                "simulation, 'data-dir' to the directory of the sites' files "
+                "(`python -m fedledger.simulations.prepare hospitals` writes one and prints the data-dir to set)"
+            )
         return self.schema_path or f"{self.data_dir}/schema.json"
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    """``value`` of run-config ``key`` as ``kind`` (an int is a fine float; a bool is not an int).
+
+    Raises:
+        SettingsError: ``value`` is not of ``kind``.
+    """
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise SettingsError(f"run config {key!r} must be true or false, got {value!r}")
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise SettingsError(f"run config {key!r} must be {kind.__name__}, got {value!r}")

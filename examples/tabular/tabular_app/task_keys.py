@@ -5,6 +5,13 @@ They are the app's, not the ledger's: the ledger checks only that metric values 
 numbers (see ``fedledger.messages`` for the names the ledger itself uses).
 """
 
+# Flower's conventional record and entry names, which Flower's strategies send and read.
+CONFIG = "config"  # the request's ConfigRecord
+SERVER_ROUND = "server-round"  # the round, in every request's ConfigRecord
+ARRAYS = "arrays"  # the model's ArrayRecord, in requests and training replies
+METRICS = "metrics"  # a reply's MetricRecord
+NUM_EXAMPLES = "num-examples"  # the example count FedAvg and its kin weigh replies by
+
 # ConfigRecord entries of a request.
 LOCAL_EPOCHS = "local-epochs"
 BATCH_SIZE = "batch-size"
