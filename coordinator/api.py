@@ -8,10 +8,10 @@ from flwr.app import Context
 from flwr.serverapp.strategy import Strategy
 
 from fedledger.aggregation import registered_aggregation
-from fedledger.coordinator.config import LedgerSettings, app_config
+from fedledger.coordinator.config import LedgerSettings, SettingsError, app_config
 from fedledger.coordinator.host import Host, current_host
 from fedledger.coordinator.ledger import LedgerStrategy
-from fedledger.coordinator.runs import AppRecord
+from fedledger.coordinator.runs import AppRecord, unencodable
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,20 @@ class Ledger:
             bundle that runs, read from the grid's run when the strategy starts).
         model : Mapping[str, Any] | None
             A description of the model (architecture, sizes, seed) to record in the run
-            configuration; JSON values only.
+            configuration: JSON values only (string keys; no NumPy scalars, NaN or infinity).
 
         Raises
         ------
         SettingsError
-            An unknown ``fedledger.*`` key, or a value of the wrong type or out of range.
+            An unknown ``fedledger.*`` key, or a value of the wrong type or out of range; or a
+            ``model`` value that JSON cannot hold (the message names its key).
         """
         run_config = dict(context.run_config)
         settings = LedgerSettings.from_run_config(run_config)
+        if model is not None:
+            reason = unencodable(dict(model), "model")
+            if reason is not None:
+                raise SettingsError(f"the model description cannot be recorded: {reason}")
         return cls(settings, AppRecord(app_config(run_config), model), current_host())
 
     def wrap(self, strategy: Strategy, *, aggregation: str | None = None) -> Strategy:

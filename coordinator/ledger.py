@@ -194,10 +194,10 @@ class LedgerStrategy(Strategy):
             raise FedLedgerError(f"num_rounds must be at least 1, got {num_rounds}")
         initial = _initial_model(initial_arrays)
         initial_hash = model_hash(initial)
-        self._session = session = LedgerSession.open(self.settings, self.host.chain)
         configuration = run_configuration(
             self.settings, self.description, self.scorer, initial_hash, num_rounds, self.app, grid.run.fab_hash or ""
         )
+        self._session = session = LedgerSession.open(self.settings, self.host.chain)
         if self.settings.resume_run:
             run = resume_run(session, self.settings, configuration, initial_hash)
             restore_server_optimiser(session, run, self.inner, self.reaggregation)

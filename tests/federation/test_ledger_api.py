@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
-from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger
+from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger, arrays_record
 
 from fedledger.aggregation import (
     AggregationError,
@@ -25,7 +25,11 @@ from fedledger.aggregation import (
     registered_aggregation,
 )
 from fedledger.audit import Auditor, AuditReport
+from fedledger.canonical import canonical_json
 from fedledger.coordinator import Ledger as PublicLedger
+from fedledger.coordinator.config import SettingsError
+from fedledger.coordinator.ledger import LedgerStrategy
+from fedledger.coordinator.runs import describe_strategy
 from fedledger.errors import FedLedgerError
 from fedledger.manifest import RoundManifest
 from fedledger.runconfig import RunConfiguration
@@ -271,3 +275,37 @@ def test_the_request_config_names_the_weight_key_and_the_simulated_key_seed(ledg
     configs = [content["config"] for content in seen]
     assert configs and all(config["fedledger.weight-key"] == "num-examples" for config in configs)
     assert all(config["fedledger.key-seed"] == 7 for config in configs)
+
+
+class TrackingFedAvg(FedAvg):
+    """An app's own strategy keeping the best loss seen, which starts at infinity."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.best_loss = float("inf")
+        self.patience = 3
+
+
+def test_a_non_finite_strategy_attribute_is_left_out_of_the_recorded_parameters():
+    description = describe_strategy(TrackingFedAvg())
+    assert "best_loss" not in description["params"] and description["params"]["patience"] == 3
+    assert canonical_json(description)
+
+
+def test_a_run_config_value_json_cannot_hold_stops_the_run_before_the_ledger_opens(ledger):
+    api = PublicLedger.from_context(ledger.context({"patience": float("inf")}))
+    runs_before = ledger.session.registry.run_count()
+    wrapped = api.wrap(FedAvg())
+    with honest_federation() as federation, pytest.raises(FedLedgerError) as raised:
+        wrapped.start(grid=federation.grid, initial_arrays=arrays_record(INITIAL_MODEL), num_rounds=1)
+    assert str(raised.value) == (
+        "the run configuration cannot be recorded: run configuration['details']['app']['config']['patience'] "
+        "is inf: JSON has no NaN or infinity"
+    )
+    assert isinstance(wrapped, LedgerStrategy) and wrapped._session is None
+    assert ledger.session.registry.run_count() == runs_before
+
+
+def test_a_model_description_json_cannot_hold_is_refused_naming_its_key(ledger):
+    with pytest.raises(SettingsError, match=r"^the model description cannot be recorded: model\['hidden'\] is a numpy"):
+        PublicLedger.from_context(ledger.context(), model={"layers": 2, "hidden": np.int64(4)})
