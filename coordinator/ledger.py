@@ -48,6 +48,41 @@ from fedledger.hashing import to_hex
 from fedledger.manifest import Requests
 
 
+class StrategyError(FedLedgerError, TypeError):
+    """A strategy the ledger cannot record: the message names its class and what it does differently."""
+
+
+def strategy_attribute(strategy: Strategy, name: str, default: str) -> str:
+    """``strategy``'s attribute ``name``, or that of the strategy a Flower differential-privacy
+    wrapper holds in ``.strategy``, or ``default``."""
+    for holder in (strategy, getattr(strategy, "strategy", None)):
+        value = getattr(holder, name, None)
+        if value is not None:
+            return str(value)
+    return default
+
+
+def check_wrappable(strategy: Strategy) -> None:
+    """Refuse a strategy the ledger cannot run round by round.
+
+    Raises:
+        StrategyError: it overrides ``start`` (the ledger runs Flower's loop over its methods
+            itself), or it sends its config under another ConfigRecord than ``"config"``.
+    """
+    name = type(strategy).__qualname__
+    if type(strategy).start is not Strategy.start:
+        raise StrategyError(
+            f"{name} overrides start(): the ledger runs Flower's own start() over the strategy's "
+            f"configure and aggregate methods, so a strategy with its own loop cannot be recorded"
+        )
+    key = strategy_attribute(strategy, "configrecord_key", messages.CONFIG_RECORD)
+    if key != messages.CONFIG_RECORD:
+        raise StrategyError(
+            f"{name} sends its config as the ConfigRecord {key!r}, but the client mod reads "
+            f"{messages.CONFIG_RECORD!r}: build it with configrecord_key={messages.CONFIG_RECORD!r}"
+        )
+
+
 def canonical_arrays(record: ArrayRecord) -> ArrayRecord:
     """The same arrays, ordered by name: the order the canonical encoding and the auditor use."""
     return ArrayRecord({name: record[name] for name in sorted(record)})
@@ -141,8 +176,9 @@ class LedgerStrategy(Strategy):
 
     @property
     def weight_key(self) -> str:
-        """The MetricRecord key holding each reply's example count: the wrapped strategy's ``weighted_by_key``."""
-        return str(getattr(self.inner, "weighted_by_key", messages.NUM_EXAMPLES))
+        """The MetricRecord key holding each reply's example count: the wrapped strategy's
+        ``weighted_by_key`` (under a differential-privacy wrapper, that of the strategy it wraps)."""
+        return strategy_attribute(self.inner, "weighted_by_key", messages.NUM_EXAMPLES)
 
     @property
     def simulated_participants(self) -> bool:

@@ -6,19 +6,22 @@ without one, audited with re-aggregation reported as not checked."""
 import importlib
 import sys
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, Result
 from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger, arrays_record
 
+import fedledger.aggregation as aggregation_module
 from fedledger.aggregation import (
     AggregationError,
     Aggregator,
     Arrays,
+    NoAggregationRule,
     WeightedUpdate,
     aggregator_for,
     register_aggregation,
@@ -28,7 +31,7 @@ from fedledger.audit import Auditor, AuditReport
 from fedledger.canonical import canonical_json
 from fedledger.coordinator import Ledger as PublicLedger
 from fedledger.coordinator.config import SettingsError
-from fedledger.coordinator.ledger import LedgerStrategy
+from fedledger.coordinator.ledger import LedgerStrategy, StrategyError
 from fedledger.coordinator.runs import describe_strategy
 from fedledger.errors import FedLedgerError
 from fedledger.manifest import RoundManifest
@@ -165,7 +168,8 @@ def test_an_apps_strategy_with_a_registered_aggregation_is_verified_every_round(
         run_id, _ = ledger.run(federation, SETTINGS, strategy=MeanOfUpdates(scale=0.5), aggregation="test-mean")
     configuration, manifests, report = recorded(ledger, run_id)
     assert configuration.strategy["aggregation"] == "test-mean"
-    assert configuration.strategy["name"] == "MeanOfUpdates" and configuration.strategy["params"]["scale"] == 0.5
+    assert configuration.strategy["name"] == f"{MeanOfUpdates.__module__}.MeanOfUpdates"
+    assert configuration.strategy["params"]["scale"] == 0.5
     assert [manifest.reproduction for manifest in manifests] == ["verified", "verified"]
     assert report.verdict == "pass", [str(finding) for finding in report.problems()]
     checked = [finding for finding in report.findings if finding.check == "reaggregation"]
@@ -177,7 +181,8 @@ def test_an_apps_strategy_without_an_aggregation_is_audited_with_reaggregation_n
         run_id, _ = ledger.run(federation, SETTINGS, strategy=MeanOfUpdates())
     _, manifests, report = recorded(ledger, run_id)
     reason = (
-        "MeanOfUpdates has no registered aggregation: wrap it with aggregation=... and register it (docs/ledger-api.md)"
+        f"{MeanOfUpdates.__module__}.MeanOfUpdates has no registered aggregation: "
+        "wrap it with aggregation=... and register it (docs/ledger-api.md)"
     )
     assert [manifest.reproduction for manifest in manifests] == [f"unsupported: {reason}"] * 2
     assert report.verdict == "incomplete"
@@ -198,7 +203,10 @@ def test_a_registered_aggregation_that_disagrees_with_the_strategy_is_caught(led
     assert {finding.check for finding in failed} == {"reaggregation"} and len(failed) == 2
 
 
-def test_an_aggregation_is_found_through_its_entry_point(tmp_path, monkeypatch):
+@pytest.fixture
+def installed_app(tmp_path, monkeypatch) -> Iterator[Callable[[str, str], None]]:
+    """Installs, on ``sys.path``, packages whose entry points name aggregations; afterwards removes
+    the modules they imported and the aggregations registered from them."""
     (tmp_path / "app_aggregations.py").write_text(
         textwrap.dedent(
             """
@@ -206,15 +214,31 @@ def test_an_aggregation_is_found_through_its_entry_point(tmp_path, monkeypatch):
 
             def build(params):
                 return FedAvg()
+
+            def other(params):
+                return FedAvg()
             """
         )
     )
-    dist_info = tmp_path / "app_with_aggregations-1.0.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: app-with-aggregations\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text("[fedledger.aggregations]\ntest-entry-point = app_aggregations:build\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    registered_before = dict(aggregation_module._registered)
+
+    def install(distribution: str, entry_points: str) -> None:
+        dist_info = tmp_path / f"{distribution}-1.0.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.0\n")
+        (dist_info / "entry_points.txt").write_text(f"[fedledger.aggregations]\n{entry_points}\n")
+        importlib.invalidate_caches()
+
+    yield install
+    sys.modules.pop("app_aggregations", None)
+    aggregation_module._registered.clear()
+    aggregation_module._registered.update(registered_before)
     importlib.invalidate_caches()
+
+
+def test_an_aggregation_is_found_through_its_entry_point(installed_app):
+    installed_app("app_with_aggregations", "test-entry-point = app_aggregations:build")
     factory = registered_aggregation("test-entry-point")
     assert factory is sys.modules["app_aggregations"].build
     described = {"name": "AppStrategy", "params": {}, "aggregation": "test-entry-point"}
@@ -309,3 +333,85 @@ def test_a_run_config_value_json_cannot_hold_stops_the_run_before_the_ledger_ope
 def test_a_model_description_json_cannot_hold_is_refused_naming_its_key(ledger):
     with pytest.raises(SettingsError, match=r"^the model description cannot be recorded: model\['hidden'\] is a numpy"):
         PublicLedger.from_context(ledger.context(), model={"layers": 2, "hidden": np.int64(4)})
+
+
+def test_two_installed_entry_points_defining_one_name_are_refused_naming_both(installed_app):
+    installed_app("first_app", "test-twice-installed = app_aggregations:build")
+    installed_app("second_app", "test-twice-installed = app_aggregations:other")
+    with pytest.raises(AggregationError) as raised:
+        registered_aggregation("test-twice-installed")
+    assert str(raised.value) == (
+        "aggregation 'test-twice-installed' is defined by more than one installed entry point "
+        "(app_aggregations:build, app_aggregations:other): uninstall all but the one the run needs"
+    )
+
+
+def test_an_aggregation_that_cannot_be_built_from_the_strategys_parameters_is_refused_when_wrapping(ledger):
+    register_aggregation("test-mean", mean_aggregation)
+    api = PublicLedger.from_context(ledger.context())
+    with pytest.raises(AggregationError) as raised:
+        api.wrap(TrackingFedAvg(), aggregation="test-mean")
+    assert str(raised.value) == (
+        f"aggregation 'test-mean' cannot re-derive {TrackingFedAvg.__module__}.TrackingFedAvg: aggregation "
+        "'test-mean' cannot be built from the recorded parameters: KeyError: 'scale'"
+    )
+
+
+class OwnLoop(FedAvg):
+    """A strategy that runs its own loop."""
+
+    def start(self, grid: Grid, initial_arrays: ArrayRecord, *args: object, **kwargs: object) -> Result:
+        return Result()
+
+
+def test_a_strategy_with_its_own_start_or_config_record_is_refused_when_wrapping(ledger):
+    api = PublicLedger.from_context(ledger.context())
+    with pytest.raises(StrategyError, match=r"^OwnLoop overrides start\(\): the ledger runs Flower's own start"):
+        api.wrap(OwnLoop())
+    with pytest.raises(StrategyError, match=r"^FedAvg sends its config as the ConfigRecord 'train-config', but"):
+        api.wrap(FedAvg(configrecord_key="train-config"))
+
+
+class FedAvg2(FedAvg):
+    """Stands in for an app's own class named like a built-in (renamed below)."""
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        return None, None
+
+
+FedAvg2.__name__ = FedAvg2.__qualname__ = "FedAvg"
+
+
+def test_an_apps_own_class_named_like_a_built_in_gets_no_built_in_rule():
+    own = describe_strategy(FedAvg2())
+    assert own["name"] == f"{__name__}.FedAvg"
+    with pytest.raises(NoAggregationRule, match=r"has no registered aggregation"):
+        aggregator_for(own)
+    assert describe_strategy(FedAvg())["name"] == "FedAvg"
+
+
+def test_a_subclass_keeping_flowers_aggregation_is_verified_with_the_built_in_rule_it_names(ledger):
+    with honest_federation() as federation:
+        run_id, _ = ledger.run(
+            federation, SETTINGS, strategy=TrackingFedAvg(min_available_nodes=3), aggregation="FedAvg"
+        )
+    configuration, manifests, report = recorded(ledger, run_id)
+    assert configuration.strategy["name"] == f"{TrackingFedAvg.__module__}.TrackingFedAvg"
+    assert configuration.strategy["aggregation"] == "FedAvg"
+    assert [manifest.reproduction for manifest in manifests] == ["verified", "verified"]
+    assert report.verdict == "pass", [str(finding) for finding in report.problems()]
+
+
+def test_a_built_in_rules_name_cannot_be_registered():
+    with pytest.raises(AggregationError, match=r"^'FedAvg' is a built-in rule"):
+        register_aggregation("FedAvg", mean_aggregation)
+
+
+def test_under_a_differential_privacy_wrapper_the_weight_key_is_the_wrapped_strategys(ledger):
+    private = DifferentialPrivacyClientSideFixedClipping(
+        FedAvg(weighted_by_key="samples"), noise_multiplier=0.1, clipping_norm=1.0, num_sampled_clients=3
+    )
+    wrapped = PublicLedger.from_context(ledger.context()).wrap(private)
+    assert isinstance(wrapped, LedgerStrategy) and wrapped.weight_key == "samples"
