@@ -265,6 +265,7 @@ class Ledger:
         aggregation: str | None = None,
         model: Mapping[str, Any] | None = None,
         run_config: Mapping[str, Any] | None = None,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
         **ledger: Any,
     ) -> tuple[int, LedgerStrategy]:
         """Run ``strategy`` (default: the one ``settings`` names) wrapped by the public API, as an
@@ -292,6 +293,7 @@ class Ledger:
                 initial_arrays=arrays_record(INITIAL_MODEL),
                 num_rounds=planned_rounds,
                 timeout=settings.round_timeout,
+                evaluate_fn=evaluate_fn,
             )
         if wrapped.location is None:
             raise RuntimeError("the run did not start")

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, Result
 from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger, arrays_record
@@ -415,3 +415,105 @@ def test_under_a_differential_privacy_wrapper_the_weight_key_is_the_wrapped_stra
     )
     wrapped = PublicLedger.from_context(ledger.context()).wrap(private)
     assert isinstance(wrapped, LedgerStrategy) and wrapped.weight_key == "samples"
+
+
+class OwnRequests(FedAvg):
+    """An app's own strategy that builds its training requests itself, without Flower's ``server-round``."""
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        content = RecordDict({"arrays": arrays, "config": config})
+        return [Message(content, dst_node_id=node, message_type=MessageType.TRAIN) for node in grid.get_node_ids()]
+
+
+def test_requests_carry_the_runs_round_even_when_the_strategy_sets_none(ledger):
+    with honest_federation() as federation:
+        run_id, _ = ledger.run(federation, SETTINGS, strategy=OwnRequests(min_available_nodes=3), aggregation="FedAvg")
+    _, manifests, report = recorded(ledger, run_id)
+    assert [manifest.reproduction for manifest in manifests] == ["verified", "verified"]
+    assert report.verdict == "pass", [str(finding) for finding in report.problems()]
+
+
+class FreshConfig(FedAvg):
+    """Sends a config of its own instead of the one it is given."""
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return super().configure_train(server_round, arrays, ConfigRecord({"lr": 0.1}), grid)
+
+
+class OwnArrays(FedAvg):
+    """Sends arrays of its own instead of the round's model."""
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        shifted = ArrayRecord({name: Array(arrays[name].numpy() + 1) for name in arrays})
+        return super().configure_train(server_round, shifted, config, grid)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "problem"),
+    [
+        (FreshConfig, "no ConfigRecord 'config' holding 'fedledger.run-id'"),
+        (OwnArrays, "arrays that are not the round's model"),
+    ],
+)
+def test_a_strategy_whose_requests_sites_could_not_sign_for_stops_before_sending(ledger, strategy, problem):
+    seen: list[Message] = []
+    federation = InProcessFederation(len(SITES))
+    for node in federation.node_ids:
+        federation.responders[node] = seen.append  # type: ignore[assignment]
+    with federation, pytest.raises(StrategyError) as raised:
+        ledger.run(federation, SETTINGS, strategy=strategy(min_available_nodes=3))
+    assert str(raised.value).startswith(f"{strategy.__qualname__}.configure_train built a request to node ")
+    assert problem in str(raised.value)
+    assert seen == []
+
+
+def test_evaluate_fn_sees_the_runs_round_numbers_on_a_resumed_run(ledger):
+    evaluated: list[int] = []
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        evaluated.append(server_round)
+        return MetricRecord({"checked": 1})
+
+    settings = replace(SETTINGS, num_server_rounds=3)
+    with honest_federation() as federation:
+        run_id, _ = ledger.run(federation, settings, rounds=1, strategy=FedAvg(min_available_nodes=3))
+    with honest_federation() as federation:
+        resumed_id, resumed = ledger.run(
+            federation, settings, strategy=FedAvg(min_available_nodes=3), evaluate_fn=evaluate, resume_run=run_id
+        )
+    assert resumed_id == run_id and [report.round for report in resumed.reports] == [2, 3]
+    assert evaluated == [1, 2, 3]
+
+
+class FirstReplyMetrics(FedAvg):
+    """Reads the first evaluation reply, as an app's own strategy may."""
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        first, *_ = replies
+        return MetricRecord(dict(first.content["metrics"]))
+
+
+class AnonymousEvaluation(HonestSite):
+    """Answers evaluation requests without naming its participant: every such reply is rejected."""
+
+    def evaluation_reply(self, message: Message) -> Message:
+        reply = super().evaluation_reply(message)
+        del reply.content["fedledger"]
+        return reply
+
+
+def test_a_round_without_accepted_evaluation_replies_has_no_evaluation_metrics(ledger):
+    federation = InProcessFederation(len(SITES))
+    for index, (node, account) in enumerate(zip(federation.node_ids, SITES, strict=True)):
+        federation.responders[node] = AnonymousEvaluation(account, step=0.01 * (index + 1))
+    with federation:
+        _, wrapped = ledger.run(
+            federation, SETTINGS, strategy=FirstReplyMetrics(min_available_nodes=3), aggregation="FedAvg"
+        )
+    assert [report.round for report in wrapped.reports] == [1, 2]
