@@ -15,11 +15,11 @@ from flwr.supercore import log
 
 from fedledger import messages
 from fedledger.aggregation import WeightedUpdate
+from fedledger.audit.recompute import Reaggregation
 from fedledger.chain import ChainUnavailable
 from fedledger.contribution import delta_gram, detect
 from fedledger.coordinator.config import LedgerSettings
 from fedledger.coordinator.host import Host
-from fedledger.coordinator.reaggregation import Reaggregation
 from fedledger.coordinator.recorder import ROUNDS_FILE, JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
 from fedledger.coordinator.resume import RunStart, restore_server_optimiser
 from fedledger.coordinator.runs import (
@@ -486,7 +486,7 @@ class LedgerStrategy(Strategy):
         stored, in the same order — as an auditor will."""
         aggregator = self.reaggregation.aggregator
         if aggregator is None:
-            return f"unsupported: {self.reaggregation.unsupported}"
+            return self.reaggregation.not_reproduced
         derived = model_hash(aggregator.aggregate(server_round, base, updates))
         if derived != aggregate_hash:
             return f"mismatch: re-derived {to_hex(derived)}"

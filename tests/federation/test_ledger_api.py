@@ -184,7 +184,7 @@ def test_an_apps_strategy_without_an_aggregation_is_audited_with_reaggregation_n
         f"{MeanOfUpdates.__module__}.MeanOfUpdates has no registered aggregation: "
         "wrap it with aggregation=... and register it (docs/ledger-api.md)"
     )
-    assert [manifest.reproduction for manifest in manifests] == [f"unsupported: {reason}"] * 2
+    assert [manifest.reproduction for manifest in manifests] == [f"not checked: {reason}"] * 2
     assert report.verdict == "incomplete"
     problems = report.problems()
     assert [(finding.check, finding.status) for finding in problems] == [("reaggregation", "not-checked")] * 2
