@@ -287,18 +287,22 @@ def test_the_request_config_names_the_weight_key_and_the_simulated_key_seed(ledg
             return super().__call__(message)
 
     federation = InProcessFederation(len(SITES))
-    for node, account in zip(federation.node_ids, SITES, strict=True):
-        federation.responders[node] = Recording(account, step=0.01)
+    for index, (node, account) in enumerate(zip(federation.node_ids, SITES, strict=True)):
+        federation.responders[node] = Recording(account, step=0.01, examples=10 * (index + 1), weight_key="samples")
     with federation:
-        ledger.run(
+        run_id, _ = ledger.run(
             federation,
             FederationSettings(num_server_rounds=1, min_nodes=3),
-            strategy=FedAvg(min_available_nodes=3, weighted_by_key="num-examples"),
+            strategy=FedAvg(min_available_nodes=3, weighted_by_key="samples"),
             key_seed=7,
         )
     configs = [content["config"] for content in seen]
-    assert configs and all(config["fedledger.weight-key"] == "num-examples" for config in configs)
+    assert configs and all(config["fedledger.weight-key"] == "samples" for config in configs)
     assert all(config["fedledger.key-seed"] == 7 for config in configs)
+    _, (manifest,), report = recorded(ledger, run_id)
+    assert sorted(entry.num_examples for entry in manifest.accepted) == [10, 20, 30]
+    assert manifest.reproduction == "verified"
+    assert report.verdict == "pass", [str(finding) for finding in report.problems()]
 
 
 class TrackingFedAvg(FedAvg):
