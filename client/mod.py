@@ -12,6 +12,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MessageType
+from flwr.app.user_config import UserConfig
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.constant import ErrorCode
 from flwr.supercore import log
@@ -24,6 +25,9 @@ from fedledger.signing import SigningDomain, UpdateMessage, sign_update
 
 #: The largest example count an update message can sign (EIP-712 ``uint64``).
 MAX_EXAMPLES = 2**64 - 1
+#: Node-config keys that pin the registry and the chain a site signs for (both optional).
+NODE_REGISTRY = "fedledger.registry"
+NODE_CHAIN_ID = "fedledger.chain-id"
 
 
 class UnsignableReply(FedLedgerError):
@@ -88,11 +92,21 @@ def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable)
     from the request's ``fedledger.key-seed`` and the node's ``partition-id``
     (``fedledger.client.identity``).
 
+    A site can pin what it signs for: with ``fedledger.registry`` and/or ``fedledger.chain-id`` in
+    its node config, the mod answers a training or evaluation request for any other registry or
+    chain with an error reply naming both values, before the app runs. A site then signs only for
+    the registry it approved.
+
     Notes
     -----
-    Put it after every mod that changes the reply's arrays or metrics (Flower's clipping and
-    local DP mods): what it signs must be what is sent. A mod placed before it in ``mods`` sees
-    the signed reply.
+    Put it before (outside) every mod that changes the reply's arrays or metrics (Flower's
+    clipping and local DP mods): Flower's first mod in ``mods`` is the outermost, so ledger_mod
+    then sees the reply last and signs what is sent::
+
+        app = ClientApp(mods=[ledger_mod, fixedclipping_mod])
+
+    A mod placed before it in ``mods`` sees the signed reply; one that changes it there breaks
+    the signature.
 
     Parameters
     ----------
@@ -112,11 +126,36 @@ def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable)
     if config is None or messages.CONFIG_RUN_ID not in config:
         return call_next(message, context)
     category = message.metadata.message_type.split(".", 1)[0]
+    if category in (MessageType.TRAIN, MessageType.EVALUATE):
+        refusal = _outside_pins(context.node_config, config)
+        if refusal is not None:
+            return _error_reply(message, refusal)
     if category == MessageType.TRAIN:
         return _signed_training_reply(message, context, call_next, config)
     if category == MessageType.EVALUATE:
         return _tagged_evaluation_reply(message, context, call_next, config)
     return call_next(message, context)
+
+
+def _outside_pins(node_config: UserConfig, config: ConfigRecord) -> str | None:
+    """Why the request is for a registry or chain other than the node config pins, or ``None``."""
+    pinned_registry = node_config.get(NODE_REGISTRY)
+    if pinned_registry is not None:
+        requested = config.get(messages.CONFIG_REGISTRY)
+        if not isinstance(requested, str) or str(pinned_registry).lower() != requested.lower():
+            return (
+                f"this node signs only for registry {pinned_registry} (node config {NODE_REGISTRY!r}); "
+                f"the request is for registry {requested}"
+            )
+    pinned_chain = node_config.get(NODE_CHAIN_ID)
+    if pinned_chain is not None:
+        requested = config.get(messages.CONFIG_CHAIN_ID)
+        if str(pinned_chain) != str(requested):
+            return (
+                f"this node signs only for chain {pinned_chain} (node config {NODE_CHAIN_ID!r}); "
+                f"the request is for chain {requested}"
+            )
+    return None
 
 
 def _signed_training_reply(

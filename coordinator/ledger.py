@@ -15,11 +15,11 @@ from flwr.supercore import log
 
 from fedledger import messages
 from fedledger.aggregation import WeightedUpdate
+from fedledger.audit.recompute import Reaggregation
 from fedledger.chain import ChainUnavailable
 from fedledger.contribution import delta_gram, detect
 from fedledger.coordinator.config import LedgerSettings
 from fedledger.coordinator.host import Host
-from fedledger.coordinator.reaggregation import Reaggregation
 from fedledger.coordinator.recorder import ROUNDS_FILE, JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
 from fedledger.coordinator.resume import RunStart, restore_server_optimiser
 from fedledger.coordinator.runs import (
@@ -46,6 +46,41 @@ from fedledger.encoding import EncodingError, encode_model, model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
 from fedledger.manifest import Requests
+
+
+class StrategyError(FedLedgerError, TypeError):
+    """A strategy the ledger cannot record: the message names its class and what it does differently."""
+
+
+def strategy_attribute(strategy: Strategy, name: str, default: str) -> str:
+    """``strategy``'s attribute ``name``, or that of the strategy a Flower differential-privacy
+    wrapper holds in ``.strategy``, or ``default``."""
+    for holder in (strategy, getattr(strategy, "strategy", None)):
+        value = getattr(holder, name, None)
+        if value is not None:
+            return str(value)
+    return default
+
+
+def check_wrappable(strategy: Strategy) -> None:
+    """Refuse a strategy the ledger cannot run round by round.
+
+    Raises:
+        StrategyError: it overrides ``start`` (the ledger runs Flower's loop over its methods
+            itself), or it sends its config under another ConfigRecord than ``"config"``.
+    """
+    name = type(strategy).__qualname__
+    if type(strategy).start is not Strategy.start:
+        raise StrategyError(
+            f"{name} overrides start(): the ledger runs Flower's own start() over the strategy's "
+            f"configure and aggregate methods, so a strategy with its own loop cannot be recorded"
+        )
+    key = strategy_attribute(strategy, "configrecord_key", messages.CONFIG_RECORD)
+    if key != messages.CONFIG_RECORD:
+        raise StrategyError(
+            f"{name} sends its config as the ConfigRecord {key!r}, but the client mod reads "
+            f"{messages.CONFIG_RECORD!r}: build it with configrecord_key={messages.CONFIG_RECORD!r}"
+        )
 
 
 def canonical_arrays(record: ArrayRecord) -> ArrayRecord:
@@ -82,7 +117,13 @@ class LedgerStrategy(Strategy):
 
     A resumed run starts at its next round: Flower counts its rounds from 1, and every round number
     it passes in is shifted to the run's own before anything (the wrapped strategy, the clients,
-    the record) sees it.
+    ``evaluate_fn``, the record) sees it.
+
+    The wrapped strategy must build its training requests as Flower's do, from the config and
+    arrays it is given: each must carry the ConfigRecord ``"config"`` the ledger filled in and one
+    ArrayRecord, the round's model; otherwise ``start`` stops with a ``StrategyError`` before the
+    round's requests are sent. A round whose evaluation replies are all rejected has no evaluation
+    metrics: the wrapped strategy's ``aggregate_evaluate`` is not called with none.
 
     Parameters
     ----------
@@ -141,8 +182,9 @@ class LedgerStrategy(Strategy):
 
     @property
     def weight_key(self) -> str:
-        """The MetricRecord key holding each reply's example count: the wrapped strategy's ``weighted_by_key``."""
-        return str(getattr(self.inner, "weighted_by_key", messages.NUM_EXAMPLES))
+        """The MetricRecord key holding each reply's example count: the wrapped strategy's
+        ``weighted_by_key`` (under a differential-privacy wrapper, that of the strategy it wraps)."""
+        return strategy_attribute(self.inner, "weighted_by_key", messages.NUM_EXAMPLES)
 
     @property
     def simulated_participants(self) -> bool:
@@ -171,7 +213,8 @@ class LedgerStrategy(Strategy):
 
         Raises:
             FederationStopped: the chain stayed unreachable past its retry budget; says how to resume.
-            FedLedgerError: the run cannot start or resume (the message says why).
+            FedLedgerError: the run cannot start or resume (the message says why), or the wrapped
+                strategy builds a training request the sites could not sign for (``StrategyError``).
         """
         try:
             return self._start(grid, initial_arrays, num_rounds, timeout, train_config, evaluate_config, evaluate_fn)
@@ -194,10 +237,10 @@ class LedgerStrategy(Strategy):
             raise FedLedgerError(f"num_rounds must be at least 1, got {num_rounds}")
         initial = _initial_model(initial_arrays)
         initial_hash = model_hash(initial)
-        self._session = session = LedgerSession.open(self.settings, self.host.chain)
         configuration = run_configuration(
             self.settings, self.description, self.scorer, initial_hash, num_rounds, self.app, grid.run.fab_hash or ""
         )
+        self._session = session = LedgerSession.open(self.settings, self.host.chain)
         if self.settings.resume_run:
             run = resume_run(session, self.settings, configuration, initial_hash)
             restore_server_optimiser(session, run, self.inner, self.reaggregation)
@@ -220,7 +263,13 @@ class LedgerStrategy(Strategy):
         self.first_round = run.next_round
         try:
             result = super().start(
-                grid, _record(run.model), run.rounds_left, timeout, train_config, evaluate_config, evaluate_fn
+                grid,
+                _record(run.model),
+                run.rounds_left,
+                timeout,
+                train_config,
+                evaluate_config,
+                None if evaluate_fn is None else self._in_run_rounds(evaluate_fn),
             )
         except ChainUnavailable as error:
             last = self.reports[-1].round if self.reports else run.committed_rounds
@@ -230,6 +279,17 @@ class LedgerStrategy(Strategy):
             ) from None
         self._finish(run, result, time.perf_counter() - started, output_dir)
         return result
+
+    def _in_run_rounds(
+        self, evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None]
+    ) -> Callable[[int, ArrayRecord], MetricRecord | None]:
+        """``evaluate_fn``, called with the run's round numbers instead of Flower's (on a resumed
+        run, Flower's round 0 is the run's last committed round)."""
+
+        def evaluate(flower_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+            return evaluate_fn(self._run_round(flower_round), arrays)
+
+        return evaluate
 
     def _finish(self, run: RunStart, result: Result, wall_time: float, output_dir: Path) -> None:
         final = {name: array.numpy() for name, array in result.arrays.items()} if result.arrays else run.model
@@ -253,20 +313,23 @@ class LedgerStrategy(Strategy):
         arrays = canonical_arrays(arrays)
         self._base = {name: array.numpy() for name, array in arrays.items()}
         self._base_hash = model_hash(self._base)
-        self._bind(config)
+        self._bind(config, server_round)
         self._training, sent = self._sample(
             "train",
             server_round,
             lambda waiting: self.inner.configure_train(server_round, arrays, config, waiting),
             grid,
         )
+        checked: set[int] = set()  # the ArrayRecords already found to be the round's model
+        for message in sent:
+            self._check_request(message, checked)
         return sent
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         server_round = self._run_round(server_round)
-        self._bind(config)
+        self._bind(config, server_round)
         self._evaluation, sent = self._sample(
             "evaluate",
             server_round,
@@ -300,15 +363,43 @@ class LedgerStrategy(Strategy):
     def _run_round(self, flower_round: int) -> int:
         return flower_round + self.first_round - 1
 
-    def _bind(self, config: ConfigRecord) -> None:
-        """Tell clients which chain, registry and run to sign for, which metric holds their example
-        count, and, when their keys are simulated, the seed they derive them from."""
+    def _bind(self, config: ConfigRecord, server_round: int) -> None:
+        """Tell clients which round of which run, on which chain and registry, to sign for, which
+        metric holds their example count, and, when their keys are simulated, the seed they derive
+        them from."""
+        config[messages.CONFIG_ROUND] = server_round
         config[messages.CONFIG_CHAIN_ID] = self.session.domain.chain_id
         config[messages.CONFIG_REGISTRY] = self.session.domain.registry
         config[messages.CONFIG_RUN_ID] = self.recorder.run_id
         config[messages.CONFIG_WEIGHT_KEY] = self.weight_key
         if self.simulated_participants:
             config[messages.CONFIG_KEY_SEED] = self.settings.key_seed
+
+    def _check_request(self, message: Message, checked: set[int]) -> None:
+        """Refuse a training request the client mod could not sign for: it needs the config the
+        ledger bound (ConfigRecord ``"config"`` with ``fedledger.run-id``) and exactly one
+        ArrayRecord, the round's base model.
+
+        Raises:
+            StrategyError: names the wrapped strategy's class and what the request lacks.
+        """
+        problem = None
+        config = message.content.config_records.get(messages.CONFIG_RECORD)
+        arrays = list(message.content.array_records.values())
+        if config is None or messages.CONFIG_RUN_ID not in config:
+            problem = f"no ConfigRecord {messages.CONFIG_RECORD!r} holding {messages.CONFIG_RUN_ID!r}"
+        elif len(arrays) != 1:
+            problem = f"{len(arrays)} ArrayRecords, not exactly one"
+        elif id(arrays[0]) not in checked:
+            if model_hash({name: arrays[0][name].numpy() for name in sorted(arrays[0])}) != self._base_hash:
+                problem = "arrays that are not the round's model"
+            checked.add(id(arrays[0]))
+        if problem is not None:
+            raise StrategyError(
+                f"{type(self.inner).__qualname__}.configure_train built a request to node "
+                f"{message.metadata.dst_node_id} with {problem}: it must send the config and arrays it is "
+                "given, as Flower's strategies do (docs/ledger-api.md)"
+            )
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -395,7 +486,7 @@ class LedgerStrategy(Strategy):
         stored, in the same order — as an auditor will."""
         aggregator = self.reaggregation.aggregator
         if aggregator is None:
-            return f"unsupported: {self.reaggregation.unsupported}"
+            return self.reaggregation.not_reproduced
         derived = model_hash(aggregator.aggregate(server_round, base, updates))
         if derived != aggregate_hash:
             return f"mismatch: re-derived {to_hex(derived)}"
@@ -408,7 +499,7 @@ class LedgerStrategy(Strategy):
         is_active = cache(self.session.participant_status)
         checked = reject_duplicates([check_evaluation(reply, is_active, self.weight_key) for reply in replies])
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
-        metrics = self.inner.aggregate_evaluate(server_round, for_strategy(accepted))
+        metrics = self.inner.aggregate_evaluate(server_round, for_strategy(accepted)) if accepted else None
         judged, self._judged = self._judged, None
         if judged is None:
             return metrics

@@ -17,8 +17,8 @@ from flwr.serverapp.strategy.fedopt import FedOpt
 
 from fedledger import aggregation
 from fedledger.aggregation import Aggregator, WeightedUpdate
+from fedledger.audit.recompute import Reaggregation
 from fedledger.chain import RunRecord
-from fedledger.coordinator.reaggregation import Reaggregation
 from fedledger.coordinator.session import LedgerSession
 from fedledger.encoding import EncodingError, decode_model, model_hash
 from fedledger.errors import FedLedgerError

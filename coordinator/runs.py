@@ -1,5 +1,6 @@
 """Starting a run on the ledger, or finding where a recorded one stands to resume it."""
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from fedledger.coordinator.scoring import Scorer
 from fedledger.coordinator.session import LedgerSession
 from fedledger.coordinator.waiting import POLL_INTERVAL, TooFewNodes, nodes_needed
 from fedledger.encoding import encode_model
+from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
 from fedledger.runconfig import RunConfiguration, run_details
 
@@ -32,15 +34,58 @@ class AppRecord:
     model: Mapping[str, Any] | None
 
 
+def unencodable(value: Any, path: str) -> str | None:
+    """Why canonical JSON cannot encode ``value`` (``path`` names it in the answer), or ``None`` if it can.
+
+    JSON values are dicts with string keys, lists, strings, finite numbers, booleans and null;
+    a NumPy scalar is none of them (``int(value)`` or ``float(value)`` is).
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} is {value!r}: JSON has no NaN or infinity"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path} has the key {key!r}, not a string"
+            reason = unencodable(item, f"{path}[{key!r}]")
+            if reason is not None:
+                return reason
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            reason = unencodable(item, f"{path}[{index}]")
+            if reason is not None:
+                return reason
+        return None
+    return f"{path} is a {type(value).__module__}.{type(value).__qualname__} ({value!r}), not a JSON value"
+
+
+def strategy_name(strategy: Strategy) -> str:
+    """The name a strategy is recorded under: the class name of one of Flower's own strategies
+    (``flwr.serverapp.strategy``), which the built-in rules re-derive, and ``module.qualname`` for
+    any other class, so that an app's own class named like a built-in is never taken for it."""
+    kind = type(strategy)
+    if kind.__module__.startswith("flwr."):
+        return kind.__name__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 def describe_strategy(strategy: Strategy, aggregation: str | None = None) -> dict[str, Any]:
-    """The strategy's class name and its scalar parameters, as recorded in manifests, and the name
-    of the registered aggregation that re-derives it, if it was wrapped with one."""
+    """The strategy's name (``strategy_name``) and its scalar parameters, as recorded in manifests,
+    and the aggregation that re-derives it, if it was wrapped with one.
+
+    The parameters are the public attributes holding a bool, int, str or finite float; a
+    non-finite float (say a ``best_loss`` that starts at infinity) is left out, as JSON has none.
+    """
     params = {
         name: value
         for name, value in sorted(vars(strategy).items())
-        if not name.startswith("_") and isinstance(value, bool | int | float | str)
+        if not name.startswith("_")
+        and isinstance(value, bool | int | float | str)
+        and not (isinstance(value, float) and not math.isfinite(value))
     }
-    description: dict[str, Any] = {"name": type(strategy).__name__, "params": params}
+    description: dict[str, Any] = {"name": strategy_name(strategy), "params": params}
     if aggregation is not None:
         description["aggregation"] = aggregation
     return description
@@ -56,8 +101,12 @@ def run_configuration(
     fab_hash: str,
 ) -> RunConfiguration:
     """The run configuration whose hash ``startRun`` records: what decides the computation, and
-    what ran it (``fab_hash``: the Flower App Bundle's, ``""`` outside one)."""
-    return RunConfiguration(
+    what ran it (``fab_hash``: the Flower App Bundle's, ``""`` outside one).
+
+    Raises:
+        FedLedgerError: a value in it that canonical JSON cannot encode (the message names it).
+    """
+    configuration = RunConfiguration(
         strategy=dict(strategy),
         rewards=settings.rewards,
         scoring=scorer.description,
@@ -66,6 +115,12 @@ def run_configuration(
             num_rounds, settings.min_accepted, to_hex(initial_model_hash), app.config, app.model, fab_hash
         ),
     )
+    try:
+        configuration.to_bytes()
+    except (TypeError, ValueError) as error:
+        reason = unencodable(configuration.to_json(), "run configuration") or str(error)
+        raise FedLedgerError(f"the run configuration cannot be recorded: {reason}") from None
+    return configuration
 
 
 def start_run(

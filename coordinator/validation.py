@@ -16,7 +16,9 @@ A reply is data from a site that may be hostile. Nothing in reading it may raise
 while reading it is a ``malformed`` rejection that quotes the exception. The registry read that
 says whether a participant is active is the coordinator's own: if it fails (the chain is
 unreachable), that failure propagates and is never blamed on the site. The work a reply can cause
-is bounded: arrays far larger than the model's are rejected before they are decoded.
+is bounded: arrays far larger than the model's are rejected before they are decoded, and so is a
+MetricRecord of more than ``MAX_METRICS`` metrics, a key longer than ``MAX_METRIC_KEY_LENGTH``
+characters or a list longer than ``MAX_METRIC_LIST_LENGTH`` values (none of its metrics is recorded).
 
 Accepted replies are *normalised* before the wrapped strategy sees them (:func:`for_strategy`):
 it receives the arrays sorted by name and a MetricRecord of exactly the metrics every accepted
@@ -45,7 +47,7 @@ from fedledger.signing import SIGNATURE_SIZE, InvalidSignature, SigningDomain, U
 #: Rejection reasons, in the order the checks run. Evaluation replies use the same codes.
 REASONS = (
     "client-error",  # the node answered with an error instead of an update
-    "malformed",  # records or fields missing or of the wrong type (a metric not a number), or unreadable
+    "malformed",  # records or fields missing, of the wrong type (a metric not a number) or too many, or unreadable
     "wrong-run",  # signed for another run
     "wrong-round",  # signed for another round: a replay or a late reply
     "stale-base-model",  # trained from a model other than the current global model
@@ -74,6 +76,12 @@ MAX_SQUARED_DISTANCE = float(np.finfo(np.float64).max) / 2**64
 UINT256_LIMIT = 2**256
 #: Details quote what a site sent; they are cut to this many characters.
 MAX_DETAIL_LENGTH = 300
+#: A reply's MetricRecord may hold at most this many metrics, each named by at most
+#: ``MAX_METRIC_KEY_LENGTH`` characters and each list at most ``MAX_METRIC_LIST_LENGTH`` long;
+#: beyond, it is ``malformed`` and none of its metrics is recorded, so that no site can bloat a manifest.
+MAX_METRICS = 64
+MAX_METRIC_KEY_LENGTH = 128
+MAX_METRIC_LIST_LENGTH = 1_024
 
 #: A metric as Flower's MetricRecord holds it: one number, or a list of numbers of one kind.
 MetricValue = int | float | list[int] | list[float]
@@ -449,20 +457,16 @@ def _metric_value(value: object) -> MetricValue | None:
     """``value`` as plain Python numbers if it is what a MetricRecord holds: an integer (not a
     bool) or a float, or a list of integers or a list of floats; else ``None``."""
     if isinstance(value, list):
-        if all(_is_integer(item) for item in value):
+        if all(_integer(item) is not None for item in value):
             return [int(item) for item in value]
         if all(isinstance(item, float) for item in value):
             return [float(item) for item in value]
         return None
-    if _is_integer(value):
+    if _integer(value) is not None:
         return int(value)
     if isinstance(value, float):
         return float(value)
     return None
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and -UINT256_LIMIT < value < UINT256_LIMIT
 
 
 def _claim_metrics(record: MetricRecord | None) -> dict[str, MetricValue] | None:
@@ -471,6 +475,8 @@ def _claim_metrics(record: MetricRecord | None) -> dict[str, MetricValue] | None
     if record is None:
         return None
     try:
+        if _oversized(record) is not None:
+            return None
         keys = [key for key in record if isinstance(key, str)]
     except Exception:  # a record that raises when read claims nothing
         return None
@@ -479,8 +485,12 @@ def _claim_metrics(record: MetricRecord | None) -> dict[str, MetricValue] | None
 
 
 def _check_metric_types(record: MetricRecord, weight_key: str) -> None:
-    """Raise ``malformed`` for the first metric but the example count that is not a number or a
-    list of numbers of one kind (the example count has its own check)."""
+    """Raise ``malformed`` for a record larger than the bounds allow, or for the first metric but
+    the example count that is not a number or a list of numbers of one kind (the example count has
+    its own check)."""
+    problem = _oversized(record)
+    if problem is not None:
+        raise _Rejected("malformed", problem)
     for key in record:
         if not isinstance(key, str):
             raise _Rejected("malformed", f"the MetricRecord has a key that is not a string: {_show(key)}")
@@ -495,6 +505,19 @@ def _check_metric_types(record: MetricRecord, weight_key: str) -> None:
                 "malformed",
                 f"metric {key!r} must be a number or a list of numbers of one kind, got {_show(record.get(key))}",
             )
+
+
+def _oversized(record: MetricRecord) -> str | None:
+    """How ``record`` exceeds the bounds on metrics (``MAX_METRICS`` and the others), or ``None``.
+    Looks at no value but through its type, which no value can intercept."""
+    if len(record) > MAX_METRICS:
+        return f"the MetricRecord holds {len(record)} metrics, more than {MAX_METRICS}"
+    for key, value in record.items():
+        if isinstance(key, str) and len(key) > MAX_METRIC_KEY_LENGTH:
+            return f"a metric key has {len(key)} characters, more than {MAX_METRIC_KEY_LENGTH}: {_show(key)}"
+        if issubclass(type(value), list) and len(value) > MAX_METRIC_LIST_LENGTH:
+            return f"metric {key!r} holds {len(value):,} values, more than {MAX_METRIC_LIST_LENGTH:,}"
+    return None
 
 
 def _non_finite_metric(metrics: Mapping[str, MetricValue]) -> str | None:

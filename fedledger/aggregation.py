@@ -256,6 +256,22 @@ NOT_REPRODUCIBLE = {
 #: Builds the aggregator of a registered aggregation from the strategy's recorded parameters.
 AggregationFactory = Callable[[Mapping[str, Any]], Aggregator]
 
+#: Flower's strategies whose aggregates the rules here re-derive, each built from the strategy's recorded parameters.
+BUILT_IN_RULES: dict[str, AggregationFactory] = {
+    "FedAvg": lambda params: FedAvg(),
+    "FedProx": lambda params: FedAvg(),
+    "FedMedian": lambda params: FedMedian(),
+    "FedTrimmedAvg": lambda params: FedTrimmedAvg(params["beta"]),
+    "Krum": lambda params: MultiKrum(params["num_malicious_nodes"], 1),
+    "MultiKrum": lambda params: MultiKrum(params["num_malicious_nodes"], params["num_nodes_to_select"]),
+    "Bulyan": lambda params: Bulyan(params["num_malicious_nodes"]),
+    "FedAdam": lambda params: FedAdam(params["eta"], params["beta_1"], params["beta_2"], params["tau"]),
+    "FedYogi": lambda params: FedYogi(params["eta"], params["beta_1"], params["beta_2"], params["tau"]),
+    "FedAdagrad": lambda params: FedAdagrad(params["eta"], 0.0, 0.0, params["tau"]),
+    "FedAvgM": lambda params: FedAvgM(params["server_learning_rate"], params["server_momentum"]),
+}
+
+
 #: The entry-point group where an installed application names its aggregations (``name = "module:factory"``).
 ENTRY_POINT_GROUP = "fedledger.aggregations"
 
@@ -277,10 +293,16 @@ def register_aggregation(name: str, factory: AggregationFactory) -> None:
         factory: Builds the aggregator from the strategy's recorded scalar attributes (``params``).
 
     Raises:
-        AggregationError: ``name`` is empty, or already registered with another factory.
+        AggregationError: ``name`` is empty, names a built-in rule, or is already registered with
+            another factory.
     """
     if not name:
         raise AggregationError("an aggregation needs a name")
+    if name in BUILT_IN_RULES:
+        raise AggregationError(
+            f"{name!r} is a built-in rule: wrap with aggregation={name!r} without registering it, "
+            "or choose another name"
+        )
     registered = _registered.get(name)
     if registered is not None and registered is not factory:
         raise AggregationError(
@@ -295,7 +317,8 @@ def registered_aggregation(name: str) -> AggregationFactory:
     names in the entry-point group ``fedledger.aggregations`` (then registered here too).
 
     Raises:
-        AggregationError: no one registered ``name``, or its entry point cannot be loaded.
+        AggregationError: no one registered ``name``, installed entry points define it with different
+            values, or its entry point cannot be loaded.
     """
     if name in _registered:
         return _registered[name]
@@ -304,6 +327,12 @@ def registered_aggregation(name: str) -> AggregationFactory:
         raise AggregationError(
             f"no aggregation named {name!r} is registered in this process or installed under the "
             f"entry-point group {ENTRY_POINT_GROUP!r}: install the application that defines it"
+        )
+    values = sorted({entry.value for entry in found})
+    if len(values) > 1:
+        raise AggregationError(
+            f"aggregation {name!r} is defined by more than one installed entry point ({', '.join(values)}): "
+            f"uninstall all but the one the run needs"
         )
     entry = next(iter(found))
     try:
@@ -324,7 +353,11 @@ def _qualified(factory: AggregationFactory) -> str:
 
 def aggregator_for(strategy: Mapping[str, Any]) -> Aggregator:
     """The aggregator that re-derives ``strategy`` (``{"name": ..., "params": {...}}``, as in a
-    manifest, with ``"aggregation": name`` for a registered aggregation).
+    manifest, with ``"aggregation": name`` when it was wrapped with one).
+
+    A strategy is re-derived by the aggregation it was wrapped with — a built-in rule's name
+    (``BUILT_IN_RULES``) or a registered aggregation's — or else by the built-in rule of its
+    recorded name, which only Flower's own strategies are recorded under.
 
     Raises:
         NoAggregationRule: neither a built-in rule nor a registered aggregation covers the strategy.
@@ -333,29 +366,17 @@ def aggregator_for(strategy: Mapping[str, Any]) -> Aggregator:
     """
     name, params = strategy["name"], strategy.get("params", {})
     aggregation = strategy.get("aggregation")
-    if aggregation is not None:
+    if aggregation is not None and aggregation not in BUILT_IN_RULES:
         return _registered_aggregator(str(aggregation), params)
-    if name in NOT_REPRODUCIBLE:
-        raise NoAggregationRule(f"{name} cannot be re-derived: it {NOT_REPRODUCIBLE[name]}")
-    builders = {
-        "FedAvg": lambda: FedAvg(),
-        "FedProx": lambda: FedAvg(),
-        "FedMedian": lambda: FedMedian(),
-        "FedTrimmedAvg": lambda: FedTrimmedAvg(params["beta"]),
-        "Krum": lambda: MultiKrum(params["num_malicious_nodes"], 1),
-        "MultiKrum": lambda: MultiKrum(params["num_malicious_nodes"], params["num_nodes_to_select"]),
-        "Bulyan": lambda: Bulyan(params["num_malicious_nodes"]),
-        "FedAdam": lambda: FedAdam(params["eta"], params["beta_1"], params["beta_2"], params["tau"]),
-        "FedYogi": lambda: FedYogi(params["eta"], params["beta_1"], params["beta_2"], params["tau"]),
-        "FedAdagrad": lambda: FedAdagrad(params["eta"], 0.0, 0.0, params["tau"]),
-        "FedAvgM": lambda: FedAvgM(params["server_learning_rate"], params["server_momentum"]),
-    }
-    if name not in builders:
+    rule = name if aggregation is None else aggregation
+    if rule in NOT_REPRODUCIBLE:
+        raise NoAggregationRule(f"{name} cannot be re-derived: it {NOT_REPRODUCIBLE[rule]}")
+    if rule not in BUILT_IN_RULES:
         raise NoAggregationRule(
             f"{name} has no registered aggregation: wrap it with aggregation=... and register it (docs/ledger-api.md)"
         )
     try:
-        return builders[name]()
+        return BUILT_IN_RULES[rule](params)
     except KeyError as missing:
         raise UnsupportedStrategy(f"{name} is recorded without its parameter {missing}") from None
 

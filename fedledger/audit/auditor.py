@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fedledger.aggregation import NoAggregationRule, UnsupportedStrategy, aggregator_for
 from fedledger.audit.findings import AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
 from fedledger.audit.orphans import StoredManifests, record_orphans
 from fedledger.audit.recompute import (
@@ -130,10 +129,7 @@ class Auditor:
         else:
             audit.findings.append(_pass("run-config", run.run_id, None, f"strategy {state.config.strategy['name']}"))
             self._app_bundle(run.run_id, state.config, audit)
-            try:
-                state.reaggregation = Reaggregation(aggregator_for(state.config.strategy), "")
-            except UnsupportedStrategy as error:
-                state.reaggregation = Reaggregation(None, str(error), isinstance(error, NoAggregationRule))
+            state.reaggregation = Reaggregation.of(state.config.strategy)
         state.model = self._model(run.run_id, 0, run.initial_model_hash, audit.findings)
         return state
 

@@ -1,11 +1,12 @@
 """The audit's recomputations: what the coordinator computed from the updates — anomaly flags,
 contribution scores, rewards and the aggregate — computed again from the stored artifacts alone."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from fedledger.aggregation import Aggregator, WeightedUpdate
+from fedledger.aggregation import Aggregator, NoAggregationRule, UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.audit.findings import FindingRecorder
 from fedledger.contribution import DetectorSettings, close, consensus_scores, delta_gram, detect
 from fedledger.encoding import model_hash
@@ -167,7 +168,8 @@ def check_rewards(manifest: RoundManifest, rule: RewardRule | None, record: Find
 
 
 class Reaggregation:
-    """Re-derives each round's aggregate, carrying a stateful strategy's state from round to round.
+    """Re-derives each round's aggregate, carrying a stateful strategy's state from round to round:
+    the auditor checks each committed round with it, the coordinator each round before committing.
 
     Without an ``aggregator``, ``unsupported`` says why; ``no_rule`` says the strategy simply has no
     rule (the check is then ``not-checked``, not ``unsupported``)."""
@@ -176,6 +178,20 @@ class Reaggregation:
         self.aggregator = aggregator
         self.unsupported = unsupported
         self.no_rule = no_rule
+
+    @classmethod
+    def of(cls, strategy: Mapping[str, Any]) -> "Reaggregation":
+        """The re-aggregation of ``strategy``, described as a run configuration records it."""
+        try:
+            return cls(aggregator_for(strategy), "")
+        except UnsupportedStrategy as error:
+            return cls(None, str(error), isinstance(error, NoAggregationRule))
+
+    @property
+    def not_reproduced(self) -> str:
+        """What a manifest records when there is no aggregator: ``not checked: why`` for a strategy
+        without a rule, ``unsupported: why`` for one whose rule cannot be applied."""
+        return f"{'not checked' if self.no_rule else 'unsupported'}: {self.unsupported}"
 
     def check(
         self,

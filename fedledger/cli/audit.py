@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from fedledger.audit import Auditor, AuditReport
-from fedledger.audit.findings import Verdict
+from fedledger.audit.findings import RoundAudit, Verdict, verdict_of
 from fedledger.audit.html import render_html
 from fedledger.cli.common import (
     ChainFile,
@@ -95,7 +95,7 @@ def _print(result: AuditReport, html_path: Path | None) -> None:
                 checks += ", run again"
             accuracy = f"{100 * audit.accuracy:.1f}%" if audit.accuracy is not None else "-"
             gas = f"{audit.gas_used:,}" if audit.gas_used is not None else "-"
-            style = "red" if not audit.passed else "magenta" if audit.round in run.rerun_rounds else None
+            style = round_style(audit, audit.round in run.rerun_rounds)
             table.add_row(
                 str(audit.round),
                 audit.outcome or "?",
@@ -115,6 +115,15 @@ def _print(result: AuditReport, html_path: Path | None) -> None:
     print_verdict(result)
     if html_path is not None:
         console.print(f"report written to {html_path}")
+
+
+def round_style(audit: RoundAudit, run_again: bool) -> str | None:
+    """A round's row style: its verdict's (a failure red; only what could not be checked, yellow),
+    else magenta for a round run again, else none."""
+    verdict = verdict_of(audit.findings)
+    if verdict != "pass":
+        return _VERDICT_STYLES[verdict]
+    return "magenta" if run_again else None
 
 
 def print_verdict(result: AuditReport) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from fedledger.audit.findings import Finding, RoundAudit
 from fedledger.cli import app
+from fedledger.cli.audit import round_style
 from fedledger.hashing import from_hex
 from fedledger.manifest import RoundManifest
 
@@ -100,3 +102,14 @@ def test_the_audit_runs_where_torch_and_flower_cannot_be_imported(finished_run):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS:" in result.stdout
+
+
+def test_a_round_is_styled_by_its_verdict_so_one_only_not_checked_is_not_red():
+    def round_with(*statuses: str) -> RoundAudit:
+        return RoundAudit(1, 2, findings=[Finding("reaggregation", status, 1, 2) for status in statuses])  # type: ignore[arg-type]
+
+    assert round_style(round_with("pass", "not-checked"), run_again=False) == "yellow"
+    assert round_style(round_with("not-checked", "fail"), run_again=False) == "red"
+    assert round_style(round_with("unsupported"), run_again=True) == "red"
+    assert round_style(round_with("pass"), run_again=True) == "magenta"
+    assert round_style(round_with("pass"), run_again=False) is None

@@ -87,7 +87,7 @@ def test_the_logreg_strategy_is_re_derived_by_the_coordinator_and_by_an_auditor_
     fedledger("simulate", "--app", str(LOGREG), "--clients", "3", "--rounds", "2", "--out", str(run), cwd=tmp_path)
 
     record = Record(run)
-    assert record.configuration.strategy["name"] == "ClippedFedAvg"
+    assert record.configuration.strategy["name"] == "logreg.strategy.ClippedFedAvg"
     assert record.configuration.strategy["aggregation"] == "clipped-fedavg"
     assert record.configuration.strategy["params"]["clip_norm"] == 0.5
     assert [manifest.round for manifest in record.manifests] == [1, 2]

@@ -177,11 +177,13 @@ def arrays_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
 @dataclass(frozen=True)
 class HonestSite:
     """A registered site that answers every request correctly: its update is the global model
-    plus ``step`` times the round number, signed with its key."""
+    plus ``step`` times the round number, signed with its key; it reports its example count under
+    ``weight_key``."""
 
     account: LocalAccount
     step: float
     examples: int = 20
+    weight_key: str = messages.NUM_EXAMPLES
 
     def arrays(self, message: Message) -> dict[str, np.ndarray]:
         round_number = int(message.content[messages.CONFIG_RECORD][messages.CONFIG_ROUND])
@@ -202,7 +204,7 @@ class HonestSite:
             {
                 messages.ARRAYS_RECORD: arrays_record(arrays),
                 messages.METRICS_RECORD: MetricRecord(
-                    {messages.NUM_EXAMPLES: self.examples, task_keys.TRAIN_LOSS: 0.25 + self.step}
+                    {self.weight_key: self.examples, task_keys.TRAIN_LOSS: 0.25 + self.step}
                 ),
                 messages.LEDGER_RECORD: ledger_record(self.account, signing_domain(message), update),
             }
@@ -213,7 +215,7 @@ class HonestSite:
         content = RecordDict(
             {
                 messages.METRICS_RECORD: MetricRecord(
-                    {messages.NUM_EXAMPLES: 10, task_keys.EVAL_LOSS: 0.5, task_keys.EVAL_ACCURACY: 0.75}
+                    {self.weight_key: 10, task_keys.EVAL_LOSS: 0.5, task_keys.EVAL_ACCURACY: 0.75}
                 ),
                 messages.LEDGER_RECORD: ConfigRecord({messages.PARTICIPANT: self.account.address}),
             }
@@ -265,6 +267,7 @@ class Ledger:
         aggregation: str | None = None,
         model: Mapping[str, Any] | None = None,
         run_config: Mapping[str, Any] | None = None,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
         **ledger: Any,
     ) -> tuple[int, LedgerStrategy]:
         """Run ``strategy`` (default: the one ``settings`` names) wrapped by the public API, as an
@@ -292,6 +295,7 @@ class Ledger:
                 initial_arrays=arrays_record(INITIAL_MODEL),
                 num_rounds=planned_rounds,
                 timeout=settings.round_timeout,
+                evaluate_fn=evaluate_fn,
             )
         if wrapped.location is None:
             raise RuntimeError("the run did not start")

@@ -276,3 +276,27 @@ def test_a_node_with_a_keystore_signs_with_it_and_tags_evaluations_without_decry
     monkeypatch.setenv(KEYSTORE_PASSWORD_ENV, "hospital password")
     checked = check_reply(app(request(), context), CONTEXT, registered(account.address))
     assert checked.accepted and checked.participant == account.address, checked.detail
+
+
+OTHER_REGISTRY = "0x" + "ab" * 20
+
+
+@pytest.mark.parametrize("message_type", [MessageType.TRAIN, MessageType.EVALUATE])
+def test_a_node_pinned_to_a_registry_and_chain_signs_only_for_them(message_type: str):
+    pinned = node(**{"fedledger.registry": DOMAIN.registry.lower(), "fedledger.chain-id": DOMAIN.chain_id})
+    assert not numpy_app()(request(message_type), pinned).has_error()
+
+    calls: list[str] = []
+    elsewhere = ledger_config(**{messages.CONFIG_REGISTRY: OTHER_REGISTRY})
+    reply = numpy_app(calls=calls)(request(message_type, elsewhere), pinned)
+    assert error_of(reply) == (
+        f"ledger_mod: this node signs only for registry {DOMAIN.registry.lower()} (node config "
+        f"'fedledger.registry'); the request is for registry {OTHER_REGISTRY}"
+    )
+    other_chain = ledger_config(**{messages.CONFIG_CHAIN_ID: 1})
+    reply = numpy_app(calls=calls)(request(message_type, other_chain), pinned)
+    assert error_of(reply) == (
+        f"ledger_mod: this node signs only for chain {DOMAIN.chain_id} (node config 'fedledger.chain-id'); "
+        "the request is for chain 1"
+    )
+    assert calls == []

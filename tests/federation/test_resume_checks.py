@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger
 
+from fedledger.audit.recompute import Reaggregation
 from fedledger.chain import RoundCommitment
 from fedledger.coordinator.config import LedgerSettings
-from fedledger.coordinator.reaggregation import Reaggregation
 from fedledger.coordinator.resume import (
     CannotResume,
     RunStart,

@@ -2,6 +2,7 @@
 reaches the strategy in Flower's layout, with the metrics every accepted reply shares."""
 
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -538,3 +539,30 @@ def test_an_unreadable_evaluation_reply_is_malformed():
     assert checked.reason == "malformed"
     assert checked.detail.startswith("metric 'eval-loss' cannot be read: RuntimeError")
     assert checked.participant == HONEST.address
+
+
+def many_metrics(message: Message, count: int) -> Message:
+    return with_metrics(message, **{f"m{index}": 0.5 for index in range(count)})
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        (lambda m: many_metrics(m, 63), r"the MetricRecord holds 6[56] metrics, more than 64$"),
+        (lambda m: with_metrics(m, **{"k" * 129: 0.5}), r"a metric key has 129 characters, more than 128: 'kkk"),
+        (lambda m: with_metrics(m, per_class=[0.5] * 1_025), r"metric 'per-class' holds 1,025 values, more than 1,024"),
+    ],
+)
+def test_a_metric_record_past_the_bounds_is_malformed_and_none_of_its_metrics_is_recorded(change, detail):
+    checked = check(change(make_reply()))
+    assert (checked.reason, checked.metrics) == ("malformed", None)
+    assert re.match(detail, checked.detail), checked.detail
+    evaluation = check_evaluation(change(evaluation_reply()), is_active)
+    assert evaluation.reason == "malformed" and re.match(detail, evaluation.detail), evaluation.detail
+
+
+def test_a_metric_record_at_the_bounds_is_accepted():
+    message = with_metrics(many_metrics(make_reply(), 60), per_class=[0.5] * 1_024, **{"k" * 128: 0.5})
+    checked = check(message)
+    assert checked.accepted, checked.detail
+    assert len(checked.metrics) == 64
