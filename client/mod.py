@@ -178,7 +178,7 @@ def _signed_training_reply(
             update_hash=_arrays_hash(_only_arrays(reply, "reply"), "the reply's"),
             num_examples=_example_count(reply, request.weight_key),
         )
-        ledger = _ledger_record(account, request.domain, update)
+        ledger = ledger_record(account, request.domain, update)
     except (FedLedgerError, ValueError) as error:
         return _error_reply(message, str(error))
     reply.content[messages.LEDGER_RECORD] = ledger
@@ -198,7 +198,9 @@ def _tagged_evaluation_reply(
     return reply
 
 
-def _ledger_record(account: LocalAccount, domain: SigningDomain, update: UpdateMessage) -> ConfigRecord:
+def ledger_record(account: LocalAccount, domain: SigningDomain, update: UpdateMessage) -> ConfigRecord:
+    """The ConfigRecord a signed training reply carries: the participant, its EIP-712 signature of
+    ``update`` for ``domain``, and the signed fields the coordinator checks the reply against."""
     return ConfigRecord(
         {
             messages.PARTICIPANT: account.address,

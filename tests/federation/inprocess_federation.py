@@ -32,6 +32,7 @@ from flwr.superlink.grid import InMemoryGrid
 
 from fedledger import messages
 from fedledger.chain import Chain, Registry
+from fedledger.client.mod import ledger_record
 from fedledger.coordinator import Ledger as PublicLedger
 from fedledger.coordinator.config import PREFIX
 from fedledger.coordinator.host import Host, hosting
@@ -41,7 +42,7 @@ from fedledger.coordinator.session import LedgerSession
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH
 from fedledger.rewards import TOKEN_DECIMALS
-from fedledger.signing import SigningDomain, UpdateMessage, sign_update
+from fedledger.signing import SigningDomain, UpdateMessage
 from fedledger.store import ArtifactStore
 from tabular_app import task_keys
 from tabular_app.settings import FederationSettings
@@ -154,19 +155,6 @@ def update_message(message: Message, arrays: dict[str, np.ndarray], examples: in
         base_model_hash=model_hash(received_arrays(message)),
         update_hash=model_hash(arrays),
         num_examples=examples,
-    )
-
-
-def ledger_record(account: LocalAccount, domain: SigningDomain, update: UpdateMessage) -> ConfigRecord:
-    return ConfigRecord(
-        {
-            messages.PARTICIPANT: account.address,
-            messages.SIGNATURE: sign_update(domain, update, account.key),
-            messages.SIGNED_RUN_ID: update.run_id,
-            messages.SIGNED_ROUND: update.round,
-            messages.SIGNED_BASE_MODEL_HASH: update.base_model_hash,
-            messages.SIGNED_UPDATE_HASH: update.update_hash,
-        }
     )
 
 
