@@ -39,12 +39,18 @@ class LedgerSession:
         """Connect (or use ``chain``), then attach to ``settings.registry`` or deploy a new registry.
 
         On the in-process chain the coordinator is its first development account, and the chain is
-        journaled to ``CHAIN_FILE`` in the output directory (unless it already keeps a journal); on
-        any other node its key comes from ``$FEDLEDGER_PRIVATE_KEY`` or ``$FEDLEDGER_KEYSTORE``.
+        journaled to ``CHAIN_FILE`` in the output directory (unless it already keeps a journal); a run
+        that resumes on it restores the chain from that journal, and a new run never replaces the
+        journal of an earlier one there. On any other node the coordinator's key comes from
+        ``$FEDLEDGER_PRIVATE_KEY`` or ``$FEDLEDGER_KEYSTORE``.
+
+        Raises:
+            ChainError: the output directory holds an earlier run's chain, and this run does not resume it.
         """
-        chain = chain or Chain.open(settings.rpc_url or None, settings.rpc_retry_seconds, settings.confirmations)
+        journal = Path(settings.output_dir) / CHAIN_FILE
+        chain = chain or _open_chain(settings, journal)
         if chain.is_in_process and chain.journal is None:
-            chain.journal_to(Path(settings.output_dir) / CHAIN_FILE)
+            chain.journal_to(journal)
         coordinator = chain.signers[0] if chain.signers else chain.add_signer(_coordinator_key())
         if settings.registry:
             registry = Registry(chain, settings.registry, coordinator)
@@ -110,6 +116,14 @@ class LedgerSession:
             f"{self.registry.admin()} must raise it to at least {whole_tokens:,} tokens with "
             f"`fedledger chain allowance {coordinator} {whole_tokens}`"
         )
+
+
+def _open_chain(settings: LedgerSettings, journal: Path) -> Chain:
+    """The chain ``settings`` name: the node at ``rpc-url``; without one, the in-process chain — the
+    one journaled at ``journal`` for a run that resumes, a new one otherwise."""
+    if not settings.rpc_url and settings.resume_run and journal.exists():
+        return Chain.restore(journal)
+    return Chain.open(settings.rpc_url or None, settings.rpc_retry_seconds, settings.confirmations)
 
 
 def _coordinator_key() -> LocalAccount:

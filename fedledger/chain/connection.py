@@ -121,10 +121,21 @@ class Chain:
 
         Every transaction mined so far is written at once, and every later one is appended as it is
         mined, before its sender is told. Replayed on a fresh in-process chain (same genesis, same
-        development keys) they rebuild the same state.
+        development keys) they rebuild the same state. A journal already at ``path`` is replaced only
+        by this chain's own history, never by another chain's.
+
+        Raises:
+            ChainError: ``path`` holds a journal of transactions this chain has not mined.
         """
         if not self.is_in_process:
             raise ChainError(f"only the in-process chain keeps a journal; {self.description} keeps its own state")
+        if path.exists():
+            _, recorded = read_journal(path)
+            if recorded != self._mined[: len(recorded)]:
+                raise ChainError(
+                    f"{path} holds another chain ({len(recorded)} transactions) that this one would replace: "
+                    "keep each run's record in its own directory, or restore that chain to go on with it"
+                )
         self._journal = Journal(path, self.chain_id, self._mined)
 
     @classmethod

@@ -1,5 +1,6 @@
 """The coordinator's run budget: granted to itself on a registry it deployed, asked of the admin otherwise."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ INITIAL_MODEL = keccak256(b"initial model")
 
 
 def test_a_coordinator_that_deploys_its_registry_grants_itself_the_runs_budget(tmp_path: Path):
-    session = LedgerSession.open(LedgerSettings(store=str(tmp_path / "store")), Chain.in_process())
+    settings = LedgerSettings(store=str(tmp_path / "store"), output_dir=str(tmp_path / "run"))
+    session = LedgerSession.open(settings, Chain.in_process())
     coordinator = session.registry.sender
     assert session.deployed and session.registry.admin() == coordinator
 
@@ -31,7 +33,9 @@ def test_a_coordinator_attached_to_a_registry_is_told_who_must_grant_how_much(tm
     coordinator, admin = chain.signers[:2]
     registry, _ = Registry.deploy(chain, admin, coordinator=coordinator)
     registry.set_run_allowance(coordinator, 250 * TOKEN)
-    settings = LedgerSettings(store=str(tmp_path / "store"), registry=registry.address)
+    settings = LedgerSettings(
+        store=str(tmp_path / "store"), output_dir=str(tmp_path / "run"), registry=registry.address
+    )
     session = LedgerSession.open(settings, chain)
     assert not session.deployed
 
@@ -47,3 +51,20 @@ def test_a_coordinator_attached_to_a_registry_is_told_who_must_grant_how_much(tm
     run_id, _ = session.start_run(b"configuration", INITIAL_MODEL, 25 * TOKEN, 10)
     assert registry.run(run_id).budget == 250 * TOKEN
     assert registry.run_allowance(coordinator) == 0
+
+
+def test_a_new_run_keeps_the_chain_of_an_earlier_run_in_its_output_directory(tmp_path: Path):
+    settings = LedgerSettings(store=str(tmp_path / "store"), output_dir=str(tmp_path / "run"))
+    first = LedgerSession.open(settings)
+    run_id, _ = first.start_run(b"configuration", INITIAL_MODEL, 0, 10)
+    journal = tmp_path / "run" / "chain.jsonl"
+    kept = journal.read_bytes()
+
+    with pytest.raises(ChainError, match="holds another chain"):
+        LedgerSession.open(settings)
+
+    assert journal.read_bytes() == kept
+    resuming = replace(settings, registry=first.registry.address, resume_run=run_id)
+    again = LedgerSession.open(resuming)
+    assert again.registry.address == first.registry.address
+    assert again.registry.run(run_id).planned_rounds == 10

@@ -55,6 +55,24 @@ def test_a_journal_started_late_holds_the_transactions_mined_before(tmp_path: Pa
     assert restored.committed_round(run_id, 2).commitment == sample_commitment(2)
 
 
+def test_a_new_chain_never_replaces_the_journal_of_another(tmp_path: Path):
+    journal = tmp_path / "chain.jsonl"
+    first = Chain.in_process()
+    first.journal_to(journal)
+    registry, run_id = recorded_history(first)
+    kept = journal.read_bytes()
+
+    with pytest.raises(ChainError, match=r"holds another chain \(5 transactions\)"):
+        Chain.in_process().journal_to(journal)
+
+    assert journal.read_bytes() == kept
+    restored = Chain.restore(journal)
+    restored.journal_to(journal)  # its own history: kept, and appended to from here on
+    restored.send_value(restored.signers[0], restored.signers[1], 1)
+    again = Registry(Chain.restore(journal), registry.address)
+    assert again.committed_round(run_id, 2).commitment == sample_commitment(2)
+
+
 def test_the_journal_restores_the_same_state(tmp_path: Path):
     chain = Chain.in_process()
     chain.journal_to(tmp_path / "chain.jsonl")
