@@ -1,19 +1,20 @@
 """The coordinator: ``Ledger`` wraps any Flower strategy so that every round is recorded on-chain.
 
-Public API: ``Ledger``, and ``SettingsError``, the error ``Ledger.from_context`` raises for a
+Public API: ``Ledger``; ``SettingsError``, the error ``Ledger.from_context`` raises for a
 ``fedledger.*`` setting no run can use (a ``ValueError``; the ``fedledger`` command reports it in
-one line). An app may raise it, or a subclass, for its own settings too.
+one line), which an app may raise, or subclass, for its own settings too; and
+``run_config_value``, which reads a typed run-config value with the same refusals.
 
-Both are loaded on first use, so that the settings modules can be read without Flower.
+They are loaded on first use, so that the settings modules can be read without Flower.
 """
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fedledger.coordinator.api import Ledger
-    from fedledger.coordinator.config import SettingsError
+    from fedledger.coordinator.config import SettingsError, run_config_value
 
-__all__ = ["Ledger", "SettingsError"]
+__all__ = ["Ledger", "SettingsError", "run_config_value"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,8 +22,8 @@ def __getattr__(name: str) -> Any:
         from fedledger.coordinator.api import Ledger
 
         return Ledger
-    if name == "SettingsError":
-        from fedledger.coordinator.config import SettingsError
+    if name in ("SettingsError", "run_config_value"):
+        from fedledger.coordinator import config
 
-        return SettingsError
+        return getattr(config, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -83,7 +83,8 @@ class LedgerSettings:
         if unknown:
             raise SettingsError(f"unknown run config keys: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = {
-            known[key].name: coerce(key, value, type(getattr(cls, known[key].name))) for key, value in ours.items()
+            known[key].name: run_config_value(key, value, type(getattr(cls, known[key].name)))
+            for key, value in ours.items()
         }
         try:
             return cls(**values)
@@ -109,8 +110,9 @@ def app_config(run_config: Mapping[str, Any]) -> dict[str, Any]:
     return {key: run_config[key] for key in sorted(run_config) if not key.startswith(PREFIX)}
 
 
-def coerce(key: str, value: Any, kind: type) -> Any:
-    """``value`` of run-config ``key`` as ``kind`` (an int is a fine float; a bool is not an int).
+def run_config_value(key: str, value: Any, kind: type) -> Any:
+    """``value`` of run-config ``key`` as ``kind`` (an int is a fine float; a bool is not an int): how
+    the ledger reads its own settings, and how an app may read its own with the same refusals.
 
     Raises:
         SettingsError: ``value`` is not of ``kind``.

@@ -83,7 +83,7 @@ def test_the_logreg_example_imports_no_torch_and_its_aggregation_no_flower():
 #: What an example may import from fedledger: the public API, module by module.
 PUBLIC_API = {
     "fedledger.client": {"ledger_mod"},
-    "fedledger.coordinator": {"Ledger", "SettingsError"},
+    "fedledger.coordinator": {"Ledger", "SettingsError", "run_config_value"},
     "fedledger.aggregation": {"register_aggregation", "Aggregator", "WeightedUpdate", "Arrays"},
 }
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from fedledger.coordinator import SettingsError
+from fedledger.coordinator import SettingsError, run_config_value
 
 #: The run-config prefix of the ledger's settings, which are not the app's.
 LEDGER_PREFIX = "fedledger."
@@ -113,7 +113,7 @@ class FederationSettings:
         values = {}
         for key, value in run_config.items():
             field = known[key]
-            values[field.name] = _coerce(key, value, type(getattr(cls, field.name)))
+            values[field.name] = run_config_value(key, value, type(getattr(cls, field.name)))
         try:
             return cls(**values)
         except SettingsError as error:
@@ -136,20 +136,3 @@ class FederationSettings:
                 "(`python -m fedledger.simulations.prepare hospitals` writes one and prints the data-dir to set)"
             )
         return self.schema_path or f"{self.data_dir}/schema.json"
-
-
-def _coerce(key: str, value: Any, kind: type) -> Any:
-    """``value`` of run-config ``key`` as ``kind`` (an int is a fine float; a bool is not an int).
-
-    Raises:
-        SettingsError: ``value`` is not of ``kind``.
-    """
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        raise SettingsError(f"run config {key!r} must be true or false, got {value!r}")
-    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    raise SettingsError(f"run config {key!r} must be {kind.__name__}, got {value!r}")
