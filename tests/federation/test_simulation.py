@@ -280,9 +280,9 @@ def test_with_too_few_nodes_connected_every_round_is_committed_as_failed(tmp_pat
     for _, manifest in rounds:
         assert manifest.outcome == "failed"
         for shortage in (manifest.failure, manifest.evaluation.skipped):  # each phase waits on its own
-            assert shortage is not None and re.fullmatch(
-                r"too few nodes connected: 3 connected, 4 needed; waited 1\.\d s", shortage
-            )
+            waited = re.fullmatch(r"too few nodes connected: 3 connected, 4 needed; waited (\d+\.\d) s", shortage or "")
+            assert waited is not None, shortage
+            assert float(waited.group(1)) >= 1.0  # the whole connect-timeout; a busy machine may take longer
         assert manifest.training.skipped == manifest.failure
         assert manifest.training.asked == manifest.evaluation.asked == ()
     assert result.summary.final_model_hash == result.summary.initial_model_hash
