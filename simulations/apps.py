@@ -39,12 +39,10 @@ from flwr.supercore.telemetry import EventType
 
 from fedledger.audit import Auditor, AuditReport
 from fedledger.cli.common import open_history
-from fedledger.coordinator.config import LedgerSettings
+from fedledger.coordinator.config import PREFIX, LedgerSettings, app_config
 from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE, LEDGER_FILE
 from fedledger.errors import FedLedgerError
 
-#: The run-config prefix of the ledger's settings (read by ``fedledger.coordinator.Ledger.from_context``).
-LEDGER_PREFIX = "fedledger."
 #: The app's key for the number of rounds, as Flower's templates name it.
 ROUNDS_KEY = "num-server-rounds"
 #: Simulated SuperNodes when neither the caller nor the app says: Flower's own default.
@@ -159,8 +157,8 @@ class AppSimulation:
         if ledger.enabled and self.clients < ledger.min_accepted:
             raise AppError(
                 f"{self.clients} site{'' if self.clients == 1 else 's'} cannot commit a round: the ledger needs "
-                f"{LEDGER_PREFIX}min-accepted = {ledger.min_accepted} accepted updates; "
-                f"use --clients {ledger.min_accepted} or more, or lower {LEDGER_PREFIX}min-accepted in --run-config"
+                f"{PREFIX}min-accepted = {ledger.min_accepted} accepted updates; "
+                f"use --clients {ledger.min_accepted} or more, or lower {PREFIX}min-accepted in --run-config"
             )
 
     @classmethod
@@ -177,9 +175,8 @@ class AppSimulation:
             raise AppError(f"--run-config {text!r}: {error.message}") from None
         except (ValueError, OSError) as error:
             raise AppError(f"--run-config {text!r}: {error}") from None
-        app = {key: value for key, value in parsed.items() if not key.startswith(LEDGER_PREFIX)}
-        ledger = {key: value for key, value in parsed.items() if key.startswith(LEDGER_PREFIX)}
-        return app, ledger
+        app = app_config(parsed)
+        return app, {key: value for key, value in parsed.items() if key not in app}
 
     def override_config(self) -> UserConfig:
         """The overrides of the app's config that the run carries, as ``flwr run`` would send them."""
@@ -189,13 +186,13 @@ class AppSimulation:
     def server_run_config(self) -> UserConfig:
         """The ServerApp's run config: the app's config with the overrides, and the ledger's settings."""
         settings: UserConfig = {
-            f"{LEDGER_PREFIX}output-dir": str(self.output_dir.resolve()),
-            f"{LEDGER_PREFIX}store": str((self.output_dir / "store").resolve()),
-            f"{LEDGER_PREFIX}key-seed": self.seed,
-            f"{LEDGER_PREFIX}simulated-participants": self.clients,
+            f"{PREFIX}output-dir": str(self.output_dir.resolve()),
+            f"{PREFIX}store": str((self.output_dir / "store").resolve()),
+            f"{PREFIX}key-seed": self.seed,
+            f"{PREFIX}simulated-participants": self.clients,
         }
         if self.rpc_url is not None:
-            settings[f"{LEDGER_PREFIX}rpc-url"] = self.rpc_url
+            settings[f"{PREFIX}rpc-url"] = self.rpc_url
         return {**fuse_dicts(self.app.config, self.override_config()), **settings, **self.ledger}
 
     def run(self, verbose: bool = False) -> None:
