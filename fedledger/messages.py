@@ -16,6 +16,12 @@ of the EIP-712 update message (``fedledger.signing``).
 Evaluation reply. One MetricRecord holding the weight key, and ``LEDGER_RECORD`` with
 ``PARTICIPANT``.
 
+Valuation request. An ``evaluate`` message whose config also holds ``CONFIG_VALUATION`` (the
+metric to report) and whose ArrayRecords are the candidate models, named ``CANDIDATE_PREFIX``
+followed by their index (four digits). Its reply carries only ``LEDGER_RECORD`` with
+``PARTICIPANT``, ``SIGNATURE`` (over the EIP-712 valuation message) and ``VALUATION_VALUES``, the
+metric for each candidate in order.
+
 Every other metric is the app's own: any finite number, or list of numbers, is accepted.
 """
 
@@ -32,6 +38,10 @@ CONFIG_REGISTRY = "fedledger.registry"
 CONFIG_RUN_ID = "fedledger.run-id"
 CONFIG_WEIGHT_KEY = "fedledger.weight-key"
 CONFIG_KEY_SEED = "fedledger.key-seed"  # only in simulations whose sites derive their keys
+CONFIG_VALUATION = "fedledger.valuation"  # only in valuation requests: the metric to report
+
+# The candidate models of a valuation request: CANDIDATE_PREFIX + index, zero-padded to four digits.
+CANDIDATE_PREFIX = "fedledger.candidate."
 
 # The ConfigRecord the client mod adds to a reply, and its entries.
 LEDGER_RECORD = "fedledger"
@@ -41,3 +51,9 @@ SIGNED_RUN_ID = "run-id"
 SIGNED_ROUND = "round"
 SIGNED_BASE_MODEL_HASH = "base-model-hash"
 SIGNED_UPDATE_HASH = "update-hash"
+VALUATION_VALUES = "valuation-values"
+
+
+def candidate_record(index: int) -> str:
+    """The ArrayRecord name of a valuation request's candidate model number ``index`` (from 0)."""
+    return f"{CANDIDATE_PREFIX}{index:04d}"

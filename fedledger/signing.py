@@ -1,12 +1,18 @@
-"""EIP-712 signatures over model updates.
+"""EIP-712 signatures over model updates and over sites' valuations of candidate models.
 
 A participant signs, with its Ethereum key, a typed message that binds its update to one chain,
 one registry contract, one run, one round and the model it trained from. The registry contract
 computes the same digest (``updateDigest``), so a signature checked here is checked on-chain too.
 Moving a signature to another round, run, chain or registry changes the digest, so the signature
 recovers to a different address and verification fails.
+
+A site signs its valuation too: the metric it reports (a loss) for each candidate model the
+coordinator asked it to evaluate, so that an auditor can recompute contribution values from the
+sites' own signed figures (``fedledger.valuation``). Valuations are checked off-chain only.
 """
 
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +23,7 @@ from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 
 from fedledger.errors import FedLedgerError
-from fedledger.hashing import HASH_SIZE
+from fedledger.hashing import HASH_SIZE, keccak256
 
 DOMAIN_NAME = "FedLedger"
 DOMAIN_VERSION = "1"
@@ -30,6 +36,15 @@ UPDATE_TYPES = {
         {"name": "baseModelHash", "type": "bytes32"},
         {"name": "updateHash", "type": "bytes32"},
         {"name": "numExamples", "type": "uint64"},
+    ]
+}
+
+VALUATION_TYPES = {
+    "Valuation": [
+        {"name": "runId", "type": "uint256"},
+        {"name": "round", "type": "uint32"},
+        {"name": "metric", "type": "string"},
+        {"name": "resultsHash", "type": "bytes32"},
     ]
 }
 
@@ -93,16 +108,77 @@ class UpdateMessage:
         }
 
 
+@dataclass(frozen=True)
+class ValuationMessage:
+    """What a site vouches for when it reports its evaluation of a round's candidate models.
+
+    Attributes:
+        run_id: the registry's id of the training run.
+        round: the round whose candidate models were evaluated.
+        metric: the name of the metric reported (the app's own, such as ``eval-loss``).
+        results_hash: ``valuation_results_hash`` of the candidates' hashes and the values reported.
+    """
+
+    run_id: int
+    round: int
+    metric: str
+    results_hash: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.results_hash) != HASH_SIZE:
+            raise ValueError(f"results_hash must be {HASH_SIZE} bytes, got {len(self.results_hash)}")
+        if not 0 <= self.round < 2**32:
+            raise ValueError(f"round must fit in uint32, got {self.round}")
+        if self.run_id < 0:
+            raise ValueError(f"run_id must not be negative, got {self.run_id}")
+
+    def as_eip712(self) -> dict[str, Any]:
+        return {"runId": self.run_id, "round": self.round, "metric": self.metric, "resultsHash": self.results_hash}
+
+
+def valuation_results_hash(candidate_hashes: Sequence[bytes], values: Sequence[float]) -> bytes:
+    """``keccak256`` of each candidate's 32-byte model hash followed by the value reported for it
+    as an IEEE-754 binary64, big-endian, candidates in order.
+
+    Raises:
+        ValueError: the counts differ, or a hash is not 32 bytes.
+    """
+    if len(candidate_hashes) != len(values):
+        raise ValueError(f"{len(candidate_hashes)} candidate hashes but {len(values)} values")
+    parts = []
+    for candidate, value in zip(candidate_hashes, values, strict=True):
+        if len(candidate) != HASH_SIZE:
+            raise ValueError(f"a candidate hash must be {HASH_SIZE} bytes, got {len(candidate)}")
+        parts.append(candidate + struct.pack(">d", value))
+    return keccak256(b"".join(parts))
+
+
+def _signable(domain: SigningDomain, message: UpdateMessage | ValuationMessage) -> SignableMessage:
+    types = UPDATE_TYPES if isinstance(message, UpdateMessage) else VALUATION_TYPES
+    return encode_typed_data(domain_data=domain.as_eip712(), message_types=types, message_data=message.as_eip712())
+
+
 def signable_update(domain: SigningDomain, message: UpdateMessage) -> SignableMessage:
     """The EIP-712 encoding of ``message`` in ``domain``, ready to sign or recover."""
-    return encode_typed_data(
-        domain_data=domain.as_eip712(), message_types=UPDATE_TYPES, message_data=message.as_eip712()
-    )
+    return _signable(domain, message)
+
+
+def _sign(domain: SigningDomain, message: UpdateMessage | ValuationMessage, private_key: bytes | str) -> bytes:
+    return bytes(Account.sign_message(_signable(domain, message), private_key).signature)
+
+
+def _recover(domain: SigningDomain, message: UpdateMessage | ValuationMessage, signature: bytes) -> ChecksumAddress:
+    if len(signature) != SIGNATURE_SIZE:
+        raise InvalidSignature(f"a signature is {SIGNATURE_SIZE} bytes, got {len(signature)}")
+    try:
+        return Account.recover_message(_signable(domain, message), signature=signature)
+    except (BadSignature, ValueError) as error:
+        raise InvalidSignature(f"malformed signature: {error}") from error
 
 
 def sign_update(domain: SigningDomain, message: UpdateMessage, private_key: bytes | str) -> bytes:
     """Sign ``message`` with ``private_key``; returns the 65-byte signature (r, s, v)."""
-    return bytes(Account.sign_message(signable_update(domain, message), private_key).signature)
+    return _sign(domain, message, private_key)
 
 
 def recover_update_signer(domain: SigningDomain, message: UpdateMessage, signature: bytes) -> ChecksumAddress:
@@ -111,12 +187,21 @@ def recover_update_signer(domain: SigningDomain, message: UpdateMessage, signatu
     Raises:
         InvalidSignature: the signature is not 65 bytes or is not a valid secp256k1 signature.
     """
-    if len(signature) != SIGNATURE_SIZE:
-        raise InvalidSignature(f"a signature is {SIGNATURE_SIZE} bytes, got {len(signature)}")
-    try:
-        return Account.recover_message(signable_update(domain, message), signature=signature)
-    except (BadSignature, ValueError) as error:
-        raise InvalidSignature(f"malformed signature: {error}") from error
+    return _recover(domain, message, signature)
+
+
+def sign_valuation(domain: SigningDomain, message: ValuationMessage, private_key: bytes | str) -> bytes:
+    """Sign a site's valuation with ``private_key``; returns the 65-byte signature (r, s, v)."""
+    return _sign(domain, message, private_key)
+
+
+def recover_valuation_signer(domain: SigningDomain, message: ValuationMessage, signature: bytes) -> ChecksumAddress:
+    """The address whose key produced ``signature`` over the valuation ``message`` in ``domain``.
+
+    Raises:
+        InvalidSignature: the signature is not 65 bytes or is not a valid secp256k1 signature.
+    """
+    return _recover(domain, message, signature)
 
 
 def verify_update(domain: SigningDomain, message: UpdateMessage, signature: bytes, signer: str) -> bool:
