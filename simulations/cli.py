@@ -73,13 +73,6 @@ def simulate(
     detector: Annotated[
         bool, typer.Option(help="Screen updates with the anomaly detector; flagged ones are rejected.")
     ] = True,
-    score: Annotated[
-        str,
-        typer.Option(
-            help="Contribution score: consensus (recomputable from the store) or leave-one-out "
-            "(on a validation set held out for the coordinator)."
-        ),
-    ] = "consensus",
     out: Annotated[
         Path | None,
         typer.Option(
@@ -125,7 +118,7 @@ def simulate(
 ) -> None:
     """Run a federation on Flower's Simulation Engine; every round is checked, stored and committed on-chain.
 
-    Settings are checked before anything starts: a scenario, strategy, attack or score that does not
+    Settings are checked before anything starts: a scenario, strategy or attack that does not
     exist, or a site count the scenario cannot be split over, is refused in one line.
     """
     if app is not None:
@@ -168,7 +161,6 @@ def simulate(
             attack=attack,
             malicious=malicious if attack else 0.0,
             detector=detector,
-            score=score,
         )
     if request.rpc_url is not None:
         check_node_access(request.rpc_url)

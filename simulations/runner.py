@@ -21,7 +21,6 @@ from fedledger.chain import DEFAULT_RETRY_SECONDS, Chain, Registry
 from fedledger.coordinator.config import PREFIX, LedgerSettings
 from fedledger.coordinator.host import Host, hosting, log_start, with_run_config
 from fedledger.coordinator.recorder import RoundReport
-from fedledger.coordinator.scoring import ConsensusScorer
 from fedledger.coordinator.session import CHAIN_FILE
 from fedledger.coordinator.summary import FederationSummary
 from fedledger.deployment import LedgerLocation
@@ -31,7 +30,6 @@ from fedledger.hashing import from_hex
 from fedledger.keys import simulated_participant
 from fedledger.simulations.adversaries import ATTACKS, FAULTS, adversarial_client_app, choose_attackers
 from fedledger.simulations.scenarios import SCENARIOS, PreparedData, Scenario
-from fedledger.simulations.scoring import leave_one_out_scorer
 from fedledger.store import ArtifactStore
 from tabular_app.client_app import app as honest_client_app
 from tabular_app.metrics import accuracy, roc_auc
@@ -41,9 +39,7 @@ from tabular_app.settings import FederationSettings
 from tabular_app.site import load_site
 from tabular_app.training import evaluate
 
-VALIDATION_FRACTION = 0.1
 REQUEST_FILE = "simulation.json"
-SCORE_METHODS = ("consensus", "leave-one-out")
 
 
 class RequestError(FedLedgerError, ValueError):
@@ -71,7 +67,6 @@ class SimulationRequest:
     attack: str | None = None
     malicious: float = 0.0
     detector: bool = True
-    score: str = "consensus"
     rpc_retry_seconds: float = DEFAULT_RETRY_SECONDS
     overrides: Mapping[str, object] = field(default_factory=dict)
 
@@ -79,14 +74,12 @@ class SimulationRequest:
         """Refuse what cannot run before anything starts (the federation settings check the rest).
 
         Raises:
-            RequestError: an unknown scenario, score method or attack, or so many attacking or
+            RequestError: an unknown scenario or attack, or so many attacking or
                 misbehaving sites that no honest one is left.
             ScenarioError: the scenario cannot be split over ``clients`` sites.
         """
         if self.scenario not in SCENARIOS:
             raise RequestError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
-        if self.score not in SCORE_METHODS:
-            raise RequestError(f"unknown score method {self.score!r}: choose one of {', '.join(SCORE_METHODS)}")
         if self.attack is not None and self.attack not in ATTACKS:
             raise RequestError(f"unknown attack {self.attack!r}: choose one of {', '.join(ATTACKS)}")
         SCENARIOS[self.scenario].check_clients(self.sites)
@@ -231,12 +224,10 @@ def run_config_of(settings: FederationSettings, ledger: LedgerSettings) -> dict[
 
 
 def prepare_data(request: SimulationRequest) -> tuple[Scenario, PreparedData]:
-    """The scenario's per-site files (reused if already written); with leave-one-out scoring, a
-    share of the records is held out first as the coordinator's validation set."""
+    """The scenario's per-site files (reused if already written)."""
     scenario, clients = SCENARIOS[request.scenario], request.sites
-    held_out = VALIDATION_FRACTION if request.score == "leave-one-out" else 0.0
-    name = f"{scenario.name}-{clients}-seed{request.seed}" + ("-validation" if held_out else "")
-    return scenario, scenario.prepare(request.output_dir.parent / "data" / name, clients, request.seed, held_out)
+    name = f"{scenario.name}-{clients}-seed{request.seed}"
+    return scenario, scenario.prepare(request.output_dir.parent / "data" / name, clients, request.seed)
 
 
 def simulate_federation(
@@ -271,7 +262,6 @@ def simulate_federation(
     stopped: list[FedLedgerError] = []
     host = Host(
         chain=chain,
-        scorer=leave_one_out_scorer(data) if request.score == "leave-one-out" else ConsensusScorer(),
         on_start=on_start,
         on_round=on_round,
         on_finish=finished.append,

@@ -35,6 +35,8 @@ CHECKS = {
     "scores": "every accepted update's contribution score recomputes from the stored updates and base model",
     "rewards": "the rewards are what the run's reward rule grants",
     "reaggregation": "aggregating the accepted updates reproduces the committed modelHash bit for bit",
+    "selection": "the accepted updates the manifest marks as aggregated are those the strategy selects "
+    "(Krum, MultiKrum and Bulyan leave some out)",
     "claims": "no claim on-chain exceeds the manifest's amount or the round's budget",
     "rounds": "the run committed every round it plans (plannedRounds, as the registry holds it), and no more",
     "planned-rounds": "the run configuration plans (details.num_server_rounds) what the registry holds",

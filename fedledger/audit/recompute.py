@@ -215,8 +215,10 @@ class Reaggregation:
         if self.aggregator is None:
             if self.no_rule:
                 record.not_checked("reaggregation", f"re-aggregation not checked: {self.unsupported}")
+                record.not_checked("selection", f"the strategy's selection not checked: {self.unsupported}")
             else:
                 record.unsupported("reaggregation", f"cannot re-derive the aggregate: {self.unsupported}")
+                record.unsupported("selection", f"cannot re-derive the strategy's selection: {self.unsupported}")
             return
         accepted, base = updates.accepted(), updates.base
         if accepted is None or (self.aggregator.stateful and base is None):
@@ -224,11 +226,13 @@ class Reaggregation:
                 self.aggregator = None
                 self.unsupported = f"the server optimiser's state is lost at round {manifest.round}"
             record.fail("reaggregation", "cannot re-derive the aggregate: an update or the base model is unusable")
+            record.not_checked("selection", "cannot re-derive the strategy's selection: an accepted update is unusable")
             return
         weighted = [
             WeightedUpdate(arrays, entry.num_examples)
             for arrays, entry in zip(accepted, manifest.accepted, strict=True)
         ]
+        self._check_selection(manifest, self.aggregator.selection(weighted), record)
         derived = to_hex(model_hash(self.aggregator.aggregate(manifest.round, base or {}, weighted)))
         record.compare(
             "reaggregation",
@@ -237,3 +241,24 @@ class Reaggregation:
             f"{manifest.strategy['name']} of the accepted updates reproduces the committed model",
             "the committed model is not the aggregate of the accepted updates",
         )
+
+    @staticmethod
+    def _check_selection(manifest: RoundManifest, selection: list[int], record: FindingRecorder) -> None:
+        """Check the manifest's ``selected`` flags against the updates the strategy picks."""
+        chosen = set(selection)
+        wrong = [
+            (entry, position in chosen)
+            for position, entry in enumerate(manifest.accepted)
+            if entry.selected is not (position in chosen)
+        ]
+        for entry, expected in wrong:
+            record.fail(
+                "selection",
+                "the update's selection differs from the strategy's",
+                "selected" if expected else "left out",
+                "selected" if entry.selected else "left out" if entry.selected is False else "not recorded",
+                entry.participant,
+            )
+        if not wrong:
+            left_out = len(manifest.accepted) - len(chosen)
+            record.ok("selection", f"{manifest.strategy['name']} aggregates {len(chosen)} accepted updates, {left_out} left out")
