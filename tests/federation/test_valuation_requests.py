@@ -437,6 +437,17 @@ def test_a_request_the_site_will_not_or_cannot_sign_for_gets_an_error_reply_befo
     assert calls == []
 
 
+def test_a_candidate_the_canonical_encoding_does_not_support_gets_an_error_reply_before_the_app_runs():
+    calls: list[float] = []
+    candidates = linear_models(3)
+    candidates[2]["weights"] = candidates[2]["weights"].astype(np.complex64)
+    reply = evaluating_app(squared_error, calls)(valuation_request(candidates), node())
+    assert error_of(reply).startswith(
+        "ledger_mod: candidate 2's arrays cannot be hashed: EncodingError: array 'weights': dtype complex64"
+    )
+    assert calls == []
+
+
 def test_a_round_beyond_uint32_gets_an_error_reply():
     config = ledger_config(**{messages.CONFIG_VALUATION: "eval-loss", messages.CONFIG_ROUND: 2**32})
     reply = evaluating_app(squared_error)(valuation_request(linear_models(1), config=config), node())
