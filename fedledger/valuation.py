@@ -21,6 +21,7 @@ auditor both run it. In short:
 
 import math
 import struct
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -116,7 +117,8 @@ def sybil_clusters(gram: np.ndarray, sybil_distance: float) -> list[tuple[int, .
 
     for first, second in combinations(range(count), 2):
         if distances[first, second] <= threshold:
-            parent[max(root(first), root(second))] = min(root(first), root(second))
+            first_root, second_root = root(first), root(second)
+            parent[max(first_root, second_root)] = min(first_root, second_root)
     members: dict[int, list[int]] = {}
     for index in range(count):
         members.setdefault(root(index), []).append(index)
@@ -192,7 +194,8 @@ class CoalitionPlan:
         for pair in range(2**32):
             order = _permutation(seed, pair, players)
             pair_orders = (order, order[::-1])
-            reached = visited | {tuple(sorted(order[:size])) for order in pair_orders for size in range(players + 1)}
+            prefixes = {tuple(sorted(taken[:size])) for taken in pair_orders for size in range(players + 1)}
+            reached = visited | prefixes
             if permutations and len(reached) > budget:
                 break
             permutations.extend(pair_orders)
@@ -212,11 +215,16 @@ def coalition_model(
     ``W_S = Σ_{p ∈ S} W_p / |p|``: each player weighs as much as one of its members, on average.
 
     Raises:
-        ValueError: a member update lacks one of the base's arrays or has another shape.
+        ValueError: a member's weight is not positive, or it lacks one of the base's arrays or has
+            another shape.
     """
     names = sorted(base)
     if not coalition:
         return {name: base[name] for name in names}
+    for player in coalition:
+        for member in players[player]:
+            if not updates[member].weight > 0:
+                raise ValueError(f"update {member}'s weight must be positive, got {updates[member].weight!r}")
     total = 0.0
     for player in coalition:
         total += sum(updates[member].weight for member in players[player]) / len(players[player])
@@ -392,6 +400,16 @@ def verify_report(
     return None
 
 
+def validator_groups(
+    players: Sequence[tuple[int, ...]], participants: Sequence[str], reports: Sequence[ValidatorReport]
+) -> list[int]:
+    """The group each report's validator votes in: the number of the player its update belongs to
+    (``participants``: one per valued update, in order), or, for a validator whose update was not
+    valued, a group of its own numbered ``len(players) + node_id``."""
+    player_of = {participants[member].lower(): number for number, player in enumerate(players) for member in player}
+    return [player_of.get((report.participant or "").lower(), len(players) + report.node_id) for report in reports]
+
+
 @dataclass(frozen=True)
 class RoundValuation:
     """A round's valuation as its manifest records it: enough for an auditor to recompute it.
@@ -474,15 +492,6 @@ class PreparedValuation:
         """Each candidate model's canonical ``model_hash``, in order."""
         return tuple(model_hash(model) for model in self.candidates())
 
-    def group_of(self, participants: Sequence[str], report: ValidatorReport) -> int:
-        """The group ``report``'s validator votes in: its update's player, or a group of its own
-        (numbered after the players, by node id) when its update is not a valued one."""
-        if report.participant is not None:
-            for index, participant in enumerate(participants):
-                if participant.lower() == report.participant.lower():
-                    return next(number for number, player in enumerate(self.players) if index in player)
-        return len(self.players) + report.node_id
-
 
 def prepare_valuation(
     settings: ValuationSettings,
@@ -496,8 +505,13 @@ def prepare_valuation(
     trained from ``base``. Its candidate hashes are computed on first use.
 
     Raises:
-        ValueError: no updates, or a base model hash that is not 32 bytes.
+        ValueError: no updates, an update that does not fit the base model, or a base model hash
+            that is not 32 bytes.
     """
+    for index, update in enumerate(updates):
+        for name, array in base.items():
+            if name not in update.arrays or update.arrays[name].shape != array.shape:
+                raise ValueError(f"update {index} does not fit the base model's array {name!r} of shape {array.shape}")
     gram = delta_gram(base, [update.arrays for update in updates])
     players = tuple(sybil_clusters(gram, settings.sybil_distance))
     seed = valuation_seed(run_id, round_number, base_model_hash)
@@ -519,30 +533,25 @@ def conclude_valuation(
     if len(participants) != len(prepared.updates):
         raise ValueError(f"{len(prepared.updates)} valued updates but {len(participants)} participants")
     validators = tuple(sorted(reports, key=lambda report: report.node_id))
+    players = tuple(tuple(participants[member] for member in player) for player in prepared.players)
+    candidates = tuple(to_hex(digest) for digest in prepared.candidate_hashes)
     counted = [report for report in validators if report.accepted]
-    record = {
-        "players": tuple(tuple(participants[member] for member in player) for player in prepared.players),
-        "coalitions": prepared.plan.coalitions,
-        "candidates": tuple(to_hex(digest) for digest in prepared.candidate_hashes),
-        "validators": validators,
-    }
     if not counted:
-        why = valuation_failure(validators)
-        return RoundValuation(**record, values=(), shapley=(), failure=why), [0.0] * len(prepared.updates)
-    losses = [report.values or () for report in counted]
-    values = coalition_values(losses, [prepared.group_of(participants, report) for report in counted])
+        failure = valuation_failure(validators)
+        valuation = RoundValuation(players, prepared.plan.coalitions, candidates, validators, (), (), failure)
+        return valuation, [0.0] * len(prepared.updates)
+    groups = validator_groups(prepared.players, participants, counted)
+    values = coalition_values([report.values or () for report in counted], groups)
     shapley = shapley_values(prepared.plan, values)
-    scores = member_scores(prepared.players, shapley, len(prepared.updates))
-    return RoundValuation(**record, values=tuple(values), shapley=tuple(shapley)), scores
+    valuation = RoundValuation(players, prepared.plan.coalitions, candidates, validators, tuple(values), tuple(shapley))
+    return valuation, member_scores(prepared.players, shapley, len(prepared.updates))
 
 
 def valuation_failure(validators: Sequence[ValidatorReport]) -> str:
     """Why no report counted: the rejection reasons and how many validators gave each."""
     if not validators:
         return "no validator was asked"
-    reasons: dict[str, int] = {}
-    for report in validators:
-        reasons[report.reason or "no values"] = reasons.get(report.reason or "no values", 0) + 1
+    reasons = Counter(report.reason or "no values" for report in validators)
     summary = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
     return f"no validator report counted ({summary})"
 

@@ -29,6 +29,7 @@ from fedledger.valuation import (
     member_scores,
     shapley_values,
     sybil_threshold,
+    validator_groups,
     valuation_seed,
     verify_report,
 )
@@ -118,7 +119,11 @@ def _check_players(
     if missing is not None:
         record.not_checked("valuation-players", f"Sybil clusters not recomputed: {missing}")
         return players
-    gram = delta_gram(round_.base or {}, round_.updates or [])
+    try:
+        gram = delta_gram(round_.base or {}, round_.updates or [])
+    except (KeyError, ValueError) as error:
+        record.fail("valuation-players", f"the valued updates do not fit the base model: {error!r}")
+        return players
     distances = delta_distances(gram)
     threshold = sybil_threshold(gram, settings.sybil_distance)
     group_of = {member: number for number, player in enumerate(players) for member in player}
@@ -196,7 +201,12 @@ def _check_candidates(
             record.fail("valuation-candidates", f"candidate {index}'s coalition {list(coalition)} names no player")
             wrong += 1
             continue
-        derived = to_hex(model_hash(coalition_model(round_.base or {}, updates, players, coalition)))
+        try:
+            derived = to_hex(model_hash(coalition_model(round_.base or {}, updates, players, coalition)))
+        except ValueError as error:
+            wrong += 1
+            record.fail("valuation-candidates", f"candidate {index} cannot be rebuilt: {error}")
+            continue
         if derived != recorded:
             wrong += 1
             record.fail("valuation-candidates", f"candidate {index} is not its coalition's model", derived, recorded)
@@ -260,10 +270,8 @@ def _check_values(
     if valuation.failure is not None:
         record.fail("valuation-values", f"reports counted, yet the valuation failed: {valuation.failure}")
         return
-    player_of = {
-        round_.valued[member].participant: number for number, player in enumerate(players) for member in player
-    }
-    groups = [player_of.get(report.participant, len(players) + report.node_id) for report in counted]
+    participants = [entry.participant or "" for entry in round_.valued]
+    groups = validator_groups(players, participants, counted)
     try:
         values = coalition_values([report.values or () for report in counted], groups)
     except ValueError as error:

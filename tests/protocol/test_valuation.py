@@ -27,6 +27,7 @@ from fedledger.valuation import (
     prepare_valuation,
     shapley_values,
     sybil_clusters,
+    validator_groups,
     valuation_seed,
     verify_report,
 )
@@ -164,6 +165,19 @@ def test_a_coalition_model_is_the_stated_float64_sum_cast_to_the_base_dtype():
     assert model_hash(empty) == model_hash(BASE)
 
 
+def test_a_coalition_model_refuses_a_member_without_weight():
+    with pytest.raises(ValueError, match="update 1's weight must be positive, got 0"):
+        coalition_model(BASE, [update(1, 2, 3, 4, weight=2), update(1, 2, 3, 4, weight=0)], [(0, 1)], (0,))
+
+
+def test_a_round_with_no_update_or_one_that_does_not_fit_is_refused():
+    with pytest.raises(ValueError, match="at least one player"):
+        prepare_valuation(ValuationSettings(), 1, 2, BASE, model_hash(BASE), [])
+    misfit = WeightedUpdate({"w": np.zeros(3, np.float32)}, 1)
+    with pytest.raises(ValueError, match="update 0 does not fit the base model's array 'b'"):
+        prepare_valuation(ValuationSettings(), 1, 2, BASE, model_hash(BASE), [misfit])
+
+
 def test_a_coalition_model_names_a_member_array_that_does_not_fit():
     bad = WeightedUpdate({"w": np.zeros(4, np.float32), "b": np.zeros(1, np.float32)}, 1)
     with pytest.raises(ValueError, match=r"update 0's array 'w' must have shape \(3,\)"):
@@ -179,6 +193,12 @@ def test_values_are_relative_improvements_medianed_within_then_across_groups():
     assert coalition_values(losses, [0, 1, 2]) == [0.0, 0.75, 0.25]
     # validators 0 and 1 in one group vote their median [0, .625, .375]; the median of two groups is their mean
     assert coalition_values(losses, [5, 5, 9]) == [0.0, (0.625 + 1) / 2, (0.375 - 1) / 2]
+
+
+def test_validators_vote_with_their_player_or_alone():
+    players = [(0, 2), (1,)]
+    reports = [ValidatorReport(node, address, (), None) for node, address in [(5, "0xAA"), (6, "0xcc"), (9, "0xDD")]]
+    assert validator_groups(players, ["0xaa", "0xBB", "0xCC"], reports) == [0, 0, 2 + 9]
 
 
 def test_a_lying_minority_cannot_move_a_value_outside_the_honest_range():
