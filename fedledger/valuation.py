@@ -1,0 +1,595 @@
+"""What each update is worth: a Shapley value over a round's valued updates, computed from the
+losses the sites themselves report, signed, for candidate models built from coalitions of them.
+
+``docs/valuation.md`` is the specification; this module implements it, and the coordinator and the
+auditor both run it. In short:
+
+1. **Players.** Updates whose deltas from the base model lie within ``sybil_distance`` times the median
+   delta norm of each other (single linkage) form one player: copies of one update, sent by
+   several identities, share one contribution instead of each earning one.
+2. **Plan.** With ``m`` players, every coalition is a candidate model when ``2**m`` fits the budget
+   (exact Shapley); otherwise antithetic pairs of permutations, drawn from a seed that binds the
+   run, the round and the base model, and the coalitions their prefixes visit.
+3. **Candidates.** A coalition's model is the weighted mean of its members, each player weighing as
+   much as one of its members; the empty coalition is the base model.
+4. **Values.** Every validator (a node whose update was accepted) evaluates every candidate on its
+   own test rows and signs the losses. A coalition's value is the median over groups (one per
+   player; a Sybil cluster votes once) of the median of the group's relative improvements, so a
+   minority of lying validators cannot move it outside the honest range.
+5. **Shapley and scores.** Each member of a player scores ``max(0, φ) / |player|``.
+"""
+
+import math
+import struct
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+from eth_utils import is_hex_address, to_checksum_address
+
+from fedledger.aggregation import WeightedUpdate
+from fedledger.contribution import delta_gram
+from fedledger.encoding import model_hash
+from fedledger.hashing import HASH_SIZE, from_hex, keccak256, to_hex
+from fedledger.signing import InvalidSignature, SigningDomain, ValuationMessage, recover_valuation_signer
+from fedledger.signing import valuation_results_hash as results_hash
+
+Arrays = dict[str, np.ndarray]
+
+#: The most candidates a valuation request can carry: their record names have four digits.
+MAX_CANDIDATES = 10_000
+#: A report whose relative improvement on some candidate exceeds this in magnitude is rejected:
+#: medians and Shapley sums of such figures could overflow to infinity or NaN.
+MAX_RELATIVE_IMPROVEMENT = 1e100
+
+
+@dataclass(frozen=True)
+class ValuationSettings:
+    """How a run values updates (part of the run configuration, recorded in its ``scoring``).
+
+    Attributes:
+        metric: the metric key each validator reports for each candidate (lower is better).
+        budget: the most candidate models per round.
+        sybil_distance: updates closer than this share of the median delta norm form one player.
+    """
+
+    metric: str = "eval-loss"
+    budget: int = 128
+    sybil_distance: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metric, str) or not self.metric:
+            raise ValueError(f"the valuation metric must be a non-empty string, got {self.metric!r}")
+        if not isinstance(self.budget, int) or isinstance(self.budget, bool) or not 2 <= self.budget <= MAX_CANDIDATES:
+            raise ValueError(
+                f"the valuation budget must be an integer from 2 to {MAX_CANDIDATES} candidate models, "
+                f"got {self.budget!r}"
+            )
+        distance = self.sybil_distance
+        if isinstance(distance, bool) or not isinstance(distance, int | float) or not math.isfinite(distance):
+            raise ValueError(f"the Sybil distance must be a finite number, got {distance!r}")
+        if distance < 0:
+            raise ValueError(f"the Sybil distance must not be negative, got {distance!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": "shapley",
+            "metric": self.metric,
+            "budget": self.budget,
+            "sybil_distance": self.sybil_distance,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "ValuationSettings":
+        """Raises:
+        ValueError: ``data`` is not a ``shapley`` scoring record, or a setting is out of range.
+        """
+        if not isinstance(data, Mapping) or data.get("method") != "shapley":
+            raise ValueError(f"not a shapley scoring record: {data!r}")
+        missing = [key for key in ("metric", "budget", "sybil_distance") if key not in data]
+        if missing:
+            raise ValueError(f"the shapley scoring record lacks {', '.join(missing)}: {data!r}")
+        return cls(metric=data["metric"], budget=data["budget"], sybil_distance=data["sybil_distance"])
+
+
+def sybil_clusters(gram: np.ndarray, sybil_distance: float) -> list[tuple[int, ...]]:
+    """The players of a round: the connected components of the updates whose deltas lie within
+    ``sybil_distance`` times the median delta norm of each other, from their ``delta_gram``.
+
+    Each player is a tuple of update indices, ascending; players are ordered by their first member.
+    """
+    count = len(gram)
+    if count == 0:
+        return []
+    distances = delta_distances(gram)
+    threshold = sybil_threshold(gram, sybil_distance)
+    parent = list(range(count))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    for first, second in combinations(range(count), 2):
+        if distances[first, second] <= threshold:
+            first_root, second_root = root(first), root(second)
+            parent[max(first_root, second_root)] = min(first_root, second_root)
+    members: dict[int, list[int]] = {}
+    for index in range(count):
+        members.setdefault(root(index), []).append(index)
+    return sorted(tuple(group) for group in members.values())
+
+
+def delta_distances(gram: np.ndarray) -> np.ndarray:
+    """Pairwise distances between the deltas: ``sqrt(max(G_ii + G_jj - 2 G_ij, 0))``."""
+    squared_norms = np.diag(gram)
+    return np.sqrt(np.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * gram, 0.0))
+
+
+def sybil_threshold(gram: np.ndarray, sybil_distance: float) -> float:
+    """The linking distance: ``sybil_distance`` times the median of the delta norms ``sqrt(G_ii)``."""
+    return sybil_distance * float(np.median(np.sqrt(np.diag(gram))))
+
+
+def valuation_seed(run_id: int, round_number: int, base_model_hash: bytes) -> bytes:
+    """``keccak256(run_id as uint256 ‖ round as uint32 ‖ base model hash)``, big-endian: the seed of
+    a round's permutations, which no one can choose once the round's base model is committed."""
+    if len(base_model_hash) != HASH_SIZE:
+        raise ValueError(f"the base model hash must be {HASH_SIZE} bytes, got {len(base_model_hash)}")
+    if not 0 <= run_id < 2**256 or not 0 <= round_number < 2**32:
+        raise ValueError(f"run {run_id} round {round_number} do not fit uint256 and uint32")
+    return keccak256(run_id.to_bytes(32, "big") + round_number.to_bytes(4, "big") + base_model_hash)
+
+
+def _permutation(seed: bytes, index: int, players: int) -> tuple[int, ...]:
+    keys = {player: keccak256(seed + struct.pack(">II", index, player)) for player in range(players)}
+    return tuple(sorted(range(players), key=keys.__getitem__))
+
+
+def _canonical(coalitions: set[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+    return tuple(sorted(coalitions, key=lambda coalition: (len(coalition), coalition)))
+
+
+@dataclass(frozen=True)
+class CoalitionPlan:
+    """The coalitions of players whose models a round's validators evaluate.
+
+    Attributes:
+        players: how many players the round has.
+        permutations: the sampled orders of the players (empty when every coalition is evaluated).
+        coalitions: the candidates, by size and then lexicographically: the empty coalition first,
+            all players last.
+    """
+
+    players: int
+    permutations: tuple[tuple[int, ...], ...]
+    coalitions: tuple[tuple[int, ...], ...]
+
+    @property
+    def exact(self) -> bool:
+        """Whether every coalition is a candidate, so the Shapley values are exact."""
+        return not self.permutations
+
+    @classmethod
+    def of(cls, players: int, budget: int, seed: bytes) -> "CoalitionPlan":
+        """Every coalition if ``2**players <= budget``; else antithetic pairs of permutations drawn
+        from ``seed`` while their prefix coalitions fit ``budget`` (the first pair always).
+
+        Raises:
+            ValueError: no players.
+        """
+        if players < 1:
+            raise ValueError(f"a valuation needs at least one player, got {players}")
+        everyone = range(players)
+        if 2**players <= budget:
+            every = {coalition for size in range(players + 1) for coalition in combinations(everyone, size)}
+            return cls(players, (), _canonical(every))
+        permutations: list[tuple[int, ...]] = []
+        visited: set[tuple[int, ...]] = set()
+        for pair in range(2**32):
+            order = _permutation(seed, pair, players)
+            pair_orders = (order, order[::-1])
+            prefixes = {tuple(sorted(taken[:size])) for taken in pair_orders for size in range(players + 1)}
+            reached = visited | prefixes
+            if permutations and len(reached) > budget:
+                break
+            permutations.extend(pair_orders)
+            visited = reached
+        return cls(players, tuple(permutations), _canonical(visited))
+
+
+def coalition_model(
+    base: Mapping[str, np.ndarray],
+    updates: Sequence[WeightedUpdate],
+    players: Sequence[tuple[int, ...]],
+    coalition: tuple[int, ...],
+) -> Arrays:
+    """The candidate model of ``coalition`` (player indices): the base model for the empty one;
+    else per array (names sorted), ``Σ c_i x_i`` accumulated in float64 from zeros over the members
+    in ascending order, cast to the base array's dtype, with ``c_i = w_i / (|p| · W_S)`` and
+    ``W_S = Σ_{p ∈ S} W_p / |p|``: each player weighs as much as one of its members, on average.
+
+    Raises:
+        ValueError: a member's weight is not positive, or it lacks one of the base's arrays or has
+            another shape.
+    """
+    names = sorted(base)
+    if not coalition:
+        return {name: base[name] for name in names}
+    for player in coalition:
+        for member in players[player]:
+            if not updates[member].weight > 0:
+                raise ValueError(f"update {member}'s weight must be positive, got {updates[member].weight!r}")
+    total = 0.0
+    for player in coalition:
+        total += sum(updates[member].weight for member in players[player]) / len(players[player])
+    coefficients = {
+        member: updates[member].weight / (len(players[player]) * total)
+        for player in coalition
+        for member in players[player]
+    }
+    model: Arrays = {}
+    for name in names:
+        accumulated = np.zeros(base[name].shape, dtype=np.float64)
+        for member in sorted(coefficients):
+            values = updates[member].arrays.get(name)
+            if values is None or values.shape != base[name].shape:
+                found = "nothing" if values is None else f"shape {values.shape}"
+                raise ValueError(f"update {member}'s array {name!r} must have shape {base[name].shape}, got {found}")
+            accumulated += coefficients[member] * values.astype(np.float64)
+        model[name] = accumulated.astype(base[name].dtype)
+    return model
+
+
+def coalition_values(losses: Sequence[Sequence[float]], groups: Sequence[int]) -> list[float]:
+    """Each candidate's value from the validators' reported losses (``losses[v][k]``: validator
+    ``v``, candidate ``k``; candidate 0 is the empty coalition): the median over groups of the
+    median of each group's relative improvements ``(L(∅) - L(S)) / |L(∅)|`` (``/ 1`` if ``L(∅) = 0``).
+
+    Raises:
+        ValueError: no validator, a group label per validator missing, or rows of unequal length.
+    """
+    if not losses:
+        raise ValueError("coalition values need at least one validator's losses")
+    if len(groups) != len(losses):
+        raise ValueError(f"{len(losses)} validators but {len(groups)} group labels")
+    if len({len(row) for row in losses}) != 1:
+        raise ValueError("every validator must report one loss per candidate")
+    table = np.array(losses, dtype=np.float64)
+    empty = table[:, :1]
+    scale = np.where(empty == 0, 1.0, np.abs(empty))
+    improvements = (empty - table) / scale
+    labels = np.array(groups)
+    votes = np.array([np.median(improvements[labels == label], axis=0) for label in sorted(set(groups))])
+    return [float(value) for value in np.median(votes, axis=0)]
+
+
+def shapley_values(plan: CoalitionPlan, values: Sequence[float]) -> list[float]:
+    """Each player's Shapley value from the candidates' ``values`` (in the plan's coalition order):
+    exact over every coalition, or the mean marginal value over the plan's permutations.
+
+    Raises:
+        ValueError: not one value per candidate.
+    """
+    if len(values) != len(plan.coalitions):
+        raise ValueError(f"{len(plan.coalitions)} candidates but {len(values)} values")
+    value_of = dict(zip(plan.coalitions, values, strict=True))
+    players = plan.players
+    shapley = []
+    for player in range(players):
+        total = 0.0
+        if plan.exact:
+            for coalition in plan.coalitions:
+                if player in coalition:
+                    continue
+                joined = tuple(sorted((*coalition, player)))
+                weight = math.factorial(len(coalition)) * math.factorial(players - len(coalition) - 1)
+                total += weight / math.factorial(players) * (value_of[joined] - value_of[coalition])
+            shapley.append(total)
+            continue
+        for order in plan.permutations:
+            before = order[: order.index(player)]
+            total += value_of[tuple(sorted((*before, player)))] - value_of[tuple(sorted(before))]
+        shapley.append(total / len(plan.permutations))
+    return shapley
+
+
+def member_scores(players: Sequence[tuple[int, ...]], shapley: Sequence[float], count: int) -> list[float]:
+    """One score per update (``count`` of them): ``max(0, φ_p) / |p|`` for each member of player ``p``."""
+    scores = [0.0] * count
+    for player, value in zip(players, shapley, strict=True):
+        for member in player:
+            scores[member] = max(0.0, value) / len(player)
+    return scores
+
+
+@dataclass(frozen=True)
+class ValidatorReport:
+    """One validator's answer to a valuation request, as received and judged.
+
+    Attributes:
+        node_id: the Flower node asked (its update was accepted this round).
+        participant: the address the reply names (``None`` if none).
+        values: the metric reported for each candidate, in order (``None`` if none, or not all finite).
+        signature: the EIP-712 valuation signature, ``0x`` hex (``None`` if none).
+        reason: why the report was not counted (``None`` when it was).
+        detail: what exactly was wrong, for people.
+    """
+
+    node_id: int
+    participant: str | None
+    values: tuple[float, ...] | None
+    signature: str | None
+    reason: str | None = None
+    detail: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None and self.values is not None and self.signature is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON has no NaN or infinity: values that are not all finite are recorded as ``None``."""
+        finite = self.values is not None and all(math.isfinite(value) for value in self.values)
+        return {
+            "node_id": self.node_id,
+            "participant": self.participant,
+            "values": [float(value) for value in self.values] if finite and self.values is not None else None,
+            "signature": self.signature,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> "ValidatorReport":
+        """Raises:
+        ValueError: a field is missing or of the wrong type.
+        """
+        fields = _Fields(data, "a validator report")
+        values = fields.optional("values", list)
+        if values is not None and not all(_is_number(value) for value in values):
+            raise ValueError(f"a validator report's 'values' must be a list of numbers, got {values!r}")
+        return cls(
+            node_id=fields.required("node_id", int),
+            participant=fields.optional("participant", str),
+            values=None if values is None else tuple(float(value) for value in values),
+            signature=fields.optional("signature", str),
+            reason=fields.optional("reason", str),
+            detail=fields.optional("detail", str),
+        )
+
+
+def verify_report(
+    domain: SigningDomain,
+    run_id: int,
+    round_number: int,
+    metric: str,
+    candidate_hashes: Sequence[bytes],
+    report: ValidatorReport,
+    expected_signer: str,
+) -> str | None:
+    """``None`` if ``report`` holds one finite value per candidate and ``expected_signer`` (the
+    participant of the node's accepted update) signed them; else what is wrong, in one line."""
+    if report.values is None or report.signature is None:
+        return "the report carries no values or no signature"
+    if len(report.values) != len(candidate_hashes):
+        return f"{len(report.values)} values reported for {len(candidate_hashes)} candidates"
+    for index, value in enumerate(report.values):
+        if not _is_number(value) or not math.isfinite(value):
+            return f"the value for candidate {index} is not a finite number: {value!r}"
+    empty = report.values[0]
+    scale = abs(empty) if empty != 0 else 1.0
+    for index, value in enumerate(report.values):
+        if not abs(empty - value) / scale <= MAX_RELATIVE_IMPROVEMENT:
+            return f"the value for candidate {index} ({value!r}) is out of range against {empty!r} for candidate 0"
+    if report.participant is None or not is_hex_address(report.participant):
+        return f"the report names no valid participant address: {report.participant!r}"
+    if to_checksum_address(report.participant) != to_checksum_address(expected_signer):
+        return f"the report names participant {report.participant}, not the node's {expected_signer}"
+    message = ValuationMessage(run_id, round_number, metric, results_hash(candidate_hashes, report.values))
+    try:
+        signer = recover_valuation_signer(domain, message, from_hex(report.signature, what="signature", size=None))
+    except (InvalidSignature, ValueError) as error:
+        return f"bad signature: {error}"
+    if signer != to_checksum_address(expected_signer):
+        return f"the signature is {signer}'s, not {expected_signer}'s"
+    return None
+
+
+def validator_groups(
+    players: Sequence[tuple[int, ...]], participants: Sequence[str], reports: Sequence[ValidatorReport]
+) -> list[int]:
+    """The group each report's validator votes in: the number of the player its update belongs to
+    (``participants``: one per valued update, in order), or, for a validator whose update was not
+    valued, a group of its own numbered ``len(players) + node_id``."""
+    player_of = {participants[member].lower(): number for number, player in enumerate(players) for member in player}
+    return [player_of.get((report.participant or "").lower(), len(players) + report.node_id) for report in reports]
+
+
+@dataclass(frozen=True)
+class RoundValuation:
+    """A round's valuation as its manifest records it: enough for an auditor to recompute it.
+
+    Attributes:
+        players: the participant addresses of each player, in player order.
+        coalitions: the candidates' coalitions of player indices, in candidate order.
+        candidates: the candidate models' hashes, ``0x`` hex.
+        validators: every validator's report, by node id.
+        values: each candidate's value (empty if the valuation failed).
+        shapley: each player's Shapley value (empty if the valuation failed).
+        failure: why the valuation failed (no validator report counted), else ``None``.
+    """
+
+    players: tuple[tuple[str, ...], ...]
+    coalitions: tuple[tuple[int, ...], ...]
+    candidates: tuple[str, ...]
+    validators: tuple[ValidatorReport, ...]
+    values: tuple[float, ...]
+    shapley: tuple[float, ...]
+    failure: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "players": [list(player) for player in self.players],
+            "coalitions": [list(coalition) for coalition in self.coalitions],
+            "candidates": list(self.candidates),
+            "validators": [report.to_json() for report in self.validators],
+            "values": list(self.values),
+            "shapley": list(self.shapley),
+            "failure": self.failure,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> "RoundValuation":
+        """Raises:
+        ValueError: a field is missing or of the wrong type.
+        """
+        fields = _Fields(data, "the valuation")
+        players = fields.nested("players", str)
+        coalitions = fields.nested("coalitions", int)
+        return cls(
+            players=players,
+            coalitions=coalitions,
+            candidates=tuple(fields.list_of("candidates", str)),
+            validators=tuple(ValidatorReport.from_json(report) for report in fields.required("validators", list)),
+            values=tuple(float(value) for value in fields.list_of("values", float)),
+            shapley=tuple(float(value) for value in fields.list_of("shapley", float)),
+            failure=fields.optional("failure", str),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedValuation:
+    """A round's valuation before the validators answer: its players, plan and candidate models.
+
+    Candidate models are built on demand (``candidate``, ``candidates``), one at a time, so that
+    memory holds one model however many candidates there are; their hashes are computed once.
+    """
+
+    settings: ValuationSettings
+    run_id: int
+    round_number: int
+    base: Mapping[str, np.ndarray]
+    updates: tuple[WeightedUpdate, ...]
+    players: tuple[tuple[int, ...], ...]
+    plan: CoalitionPlan
+
+    def candidate(self, index: int) -> Arrays:
+        """Candidate model number ``index``: the model of the plan's coalition ``index``."""
+        return coalition_model(self.base, self.updates, self.players, self.plan.coalitions[index])
+
+    def candidates(self) -> Iterator[Arrays]:
+        """The candidate models in order, built one at a time."""
+        for index in range(len(self.plan.coalitions)):
+            yield self.candidate(index)
+
+    @cached_property
+    def candidate_hashes(self) -> tuple[bytes, ...]:
+        """Each candidate model's canonical ``model_hash``, in order."""
+        return tuple(model_hash(model) for model in self.candidates())
+
+
+def prepare_valuation(
+    settings: ValuationSettings,
+    run_id: int,
+    round_number: int,
+    base: Mapping[str, np.ndarray],
+    base_model_hash: bytes,
+    updates: Sequence[WeightedUpdate],
+) -> PreparedValuation:
+    """The players and coalition plan of a round's valued ``updates`` (in manifest order) that
+    trained from ``base``. Its candidate hashes are computed on first use.
+
+    Raises:
+        ValueError: no updates, an update that does not fit the base model, or a base model hash
+            that is not 32 bytes.
+    """
+    for index, update in enumerate(updates):
+        for name, array in base.items():
+            if name not in update.arrays or update.arrays[name].shape != array.shape:
+                raise ValueError(f"update {index} does not fit the base model's array {name!r} of shape {array.shape}")
+    gram = delta_gram(base, [update.arrays for update in updates])
+    players = tuple(sybil_clusters(gram, settings.sybil_distance))
+    seed = valuation_seed(run_id, round_number, base_model_hash)
+    plan = CoalitionPlan.of(len(players), settings.budget, seed)
+    return PreparedValuation(settings, run_id, round_number, base, tuple(updates), players, plan)
+
+
+def conclude_valuation(
+    prepared: PreparedValuation, participants: Sequence[str], reports: Sequence[ValidatorReport]
+) -> tuple[RoundValuation, list[float]]:
+    """The round's valuation record and one score per valued update, from every validator's
+    report (verified already: a report that is not to be counted carries its ``reason``).
+
+    With no report counted the valuation fails, says why, and every score is 0.
+
+    Raises:
+        ValueError: not one participant per update.
+    """
+    if len(participants) != len(prepared.updates):
+        raise ValueError(f"{len(prepared.updates)} valued updates but {len(participants)} participants")
+    validators = tuple(sorted(reports, key=lambda report: report.node_id))
+    players = tuple(tuple(participants[member] for member in player) for player in prepared.players)
+    candidates = tuple(to_hex(digest) for digest in prepared.candidate_hashes)
+    counted = [report for report in validators if report.accepted]
+    if not counted:
+        failure = valuation_failure(validators)
+        valuation = RoundValuation(players, prepared.plan.coalitions, candidates, validators, (), (), failure)
+        return valuation, [0.0] * len(prepared.updates)
+    groups = validator_groups(prepared.players, participants, counted)
+    values = coalition_values([report.values or () for report in counted], groups)
+    shapley = shapley_values(prepared.plan, values)
+    valuation = RoundValuation(players, prepared.plan.coalitions, candidates, validators, tuple(values), tuple(shapley))
+    return valuation, member_scores(prepared.players, shapley, len(prepared.updates))
+
+
+def valuation_failure(validators: Sequence[ValidatorReport]) -> str:
+    """Why no report counted: the rejection reasons and how many validators gave each."""
+    if not validators:
+        return "no validator was asked"
+    reasons = Counter(report.reason or "no values" for report in validators)
+    summary = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    return f"no validator report counted ({summary})"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class _Fields:
+    """Typed reads of one JSON object; every failure is a ``ValueError`` naming the field."""
+
+    def __init__(self, document: object, what: str) -> None:
+        if not isinstance(document, dict):
+            raise ValueError(f"{what} must be a JSON object, got {type(document).__name__}")
+        self.document = document
+        self.what = what
+
+    def _fail(self, key: str, expected: str) -> ValueError:
+        return ValueError(f"{self.what}'s {key!r} must be {expected}, got {self.document.get(key)!r}")
+
+    def required(self, key: str, kind: type) -> Any:
+        value = self.document.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise self._fail(key, kind.__name__)
+        return value
+
+    def optional(self, key: str, kind: type) -> Any:
+        return None if self.document.get(key) is None else self.required(key, kind)
+
+    def list_of(self, key: str, kind: type) -> list:
+        values = self.required(key, list)
+        matches = _is_number if kind is float else lambda value: isinstance(value, kind) and not isinstance(value, bool)
+        if not all(matches(value) for value in values):
+            raise self._fail(key, f"a list of {kind.__name__}")
+        return values
+
+    def nested(self, key: str, kind: type) -> tuple[tuple, ...]:
+        rows = self.required(key, list)
+        if not all(isinstance(row, list) and all(isinstance(item, kind) for item in row) for row in rows):
+            raise self._fail(key, f"a list of lists of {kind.__name__}")
+        return tuple(tuple(row) for row in rows)
