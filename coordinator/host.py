@@ -97,6 +97,7 @@ class Host:
     on_error: Callable[[FedLedgerError], None] = log_error
     resume_hint: Callable[[LedgerLocation], str] = flwr_resume_hint
 
+
 _lock = threading.Lock()
 _current: Host | None = None
 

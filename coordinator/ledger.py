@@ -32,7 +32,6 @@ from fedledger.coordinator.runs import (
 )
 from fedledger.coordinator.session import LedgerSession
 from fedledger.coordinator.summary import FederationStopped, FederationSummary
-from fedledger.coordinator.valuing import RoundValuer
 from fedledger.coordinator.validation import (
     CheckedReply,
     RoundContext,
@@ -41,6 +40,7 @@ from fedledger.coordinator.validation import (
     for_strategy,
     reject_duplicates,
 )
+from fedledger.coordinator.valuing import RoundValuer
 from fedledger.coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import EncodingError, encode_model, model_hash
@@ -487,7 +487,9 @@ class LedgerStrategy(Strategy):
             return None, None
         config = ConfigRecord(dict(self._valuation_config))
         self._bind(config, server_round)
-        return self._valuer.value(self._grid, server_round, base, self._base_hash, valued, accepted, config, self._timeout)
+        return self._valuer.value(
+            self._grid, server_round, base, self._base_hash, valued, accepted, config, self._timeout
+        )
 
     def _screen(self, checked: list[CheckedReply], base: dict) -> list[CheckedReply]:
         """Run the anomaly detector over the valid updates; flagged ones are rejected as ``anomalous``."""

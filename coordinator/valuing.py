@@ -63,7 +63,9 @@ class RoundValuer:
         )
         requests = self._requests(prepared, validators, config)
         replies = {reply.metadata.src_node_id: reply for reply in grid.send_and_receive(requests, timeout=timeout)}
-        reports = [self._report(round_number, prepared, validator, replies.get(validator.node_id)) for validator in validators]
+        reports = [
+            self._report(round_number, prepared, validator, replies.get(validator.node_id)) for validator in validators
+        ]
         valuation, scores = conclude_valuation(prepared, [reply.participant or "" for reply in valued], reports)
         rejected = [report for report in reports if not report.accepted]
         log(

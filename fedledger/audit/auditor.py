@@ -23,6 +23,7 @@ from fedledger.audit.recompute import (
     check_rewards,
     check_scores,
 )
+from fedledger.audit.valuation import ValuedRound
 from fedledger.chain import CommittedRound, ParticipantRecord, Registry, RunRecord
 from fedledger.encoding import EncodingError, decode_model
 from fedledger.errors import FedLedgerError
@@ -255,13 +256,30 @@ class Auditor:
             self._roots(manifest, committed, record)
             config = state.config
             check_anomalies(manifest, config.detection if config else None, updates, record)
-            check_scores(manifest, config.scoring if config else manifest.scoring, updates, record)
+            if config is None:
+                record.not_checked(
+                    "scores", "the scoring settings are in the run configuration, which could not be read"
+                )
+            else:
+                check_scores(manifest, config.scoring, self._valued_round(manifest, state, updates), record)
             check_rewards(manifest, config.rewards if config else None, record)
             state.reaggregation.check(manifest, state.model_hash, committed.commitment.model_hash, updates, record)
         except _Abort:
             pass
         self._claims(run, committed, audit, record)
         state.model = next_model
+
+    def _valued_round(self, manifest: RoundManifest, state: _RunState, updates: RoundUpdates) -> ValuedRound:
+        return ValuedRound(
+            run_id=manifest.run_id,
+            round_number=manifest.round,
+            base_model_hash=state.model_hash,
+            domain=self.domain,
+            accepted=manifest.accepted,
+            valued=manifest.valued,
+            base=updates.base,
+            updates=updates.valued(),
+        )
 
     def _manifest(self, committed: CommittedRound, record: FindingRecorder) -> RoundManifest:
         manifest_hash = committed.commitment.manifest_hash
@@ -300,7 +318,8 @@ class Auditor:
         }
         if state.config is not None:
             expected["strategy"] = (state.config.strategy, manifest.strategy)
-            expected["scoring"] = (state.config.scoring, manifest.scoring)
+            scoring = None if state.config.scoring is None else state.config.scoring.to_json()
+            expected["scoring"] = (scoring, manifest.scoring)
             detection = None if state.config.detection is None else state.config.detection.to_json()
             expected["detection"] = (detection, manifest.detection)
         mismatched = [name for name, (want, have) in expected.items() if want != have]

@@ -1,5 +1,6 @@
 """The audit's recomputations: what the coordinator computed from the updates — anomaly flags,
-contribution scores, rewards and the aggregate — computed again from the stored artifacts alone."""
+scores (from the validators' signed losses), rewards, the strategy's selection and the aggregate —
+computed again from the stored artifacts."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -8,12 +9,14 @@ import numpy as np
 
 from fedledger.aggregation import Aggregator, NoAggregationRule, UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.audit.findings import FindingRecorder
-from fedledger.contribution import DetectorSettings, close, consensus_scores, delta_gram, detect
+from fedledger.audit.valuation import ValuedRound, check_valuation
+from fedledger.contribution import DetectorSettings, close, delta_gram, detect
 from fedledger.encoding import model_hash
 from fedledger.hashing import to_hex
 from fedledger.manifest import RoundManifest
 from fedledger.rewards import RewardRule
 from fedledger.rounds import grant_rewards
+from fedledger.valuation import ValuationSettings
 
 Arrays = dict[str, np.ndarray]
 
@@ -26,6 +29,9 @@ class RoundUpdates:
         self.base = base
         self.stored = stored
         self.accepted_indices = [index for index, entry in enumerate(manifest.updates) if entry.status == "accepted"]
+        self.valued_indices = [
+            index for index in self.accepted_indices if manifest.updates[index].selected is not False
+        ]
         self._cached: tuple[list[int], np.ndarray] | None = None
 
     def accepted(self) -> list[Arrays] | None:
@@ -33,6 +39,13 @@ class RoundUpdates:
         if any(index not in self.stored for index in self.accepted_indices):
             return None
         return [self.stored[index] for index in self.accepted_indices]
+
+    def valued(self) -> list[Arrays] | None:
+        """The arrays of the accepted updates the strategy aggregated, in manifest order; ``None``
+        if any of them is unusable."""
+        if any(index not in self.stored for index in self.valued_indices):
+            return None
+        return [self.stored[index] for index in self.valued_indices]
 
     def gram(self, indices: list[int]) -> np.ndarray | None:
         """The ``delta_gram`` of the updates at ``indices``; ``None`` if the base or one of them is unusable.
@@ -116,32 +129,35 @@ def check_anomalies(
 
 def check_scores(
     manifest: RoundManifest,
-    method: dict[str, Any],
-    updates: RoundUpdates,
+    settings: ValuationSettings | None,
+    round_: ValuedRound,
     record: FindingRecorder,
 ) -> None:
-    """Recompute every accepted update's contribution score (``method`` as the run configuration names it)."""
+    """Check the scores of an aggregated round: with the ``examples`` reward rule nothing is valued
+    and no update may carry a score; otherwise the round's valuation is re-derived
+    (``fedledger.audit.valuation``)."""
     if manifest.outcome != "aggregated":
         return
-    if method.get("method") != "consensus":
-        record.unsupported("scores", f"{method.get('method')} scores need what the run configuration names: {method}")
+    if settings is None:
+        scored = [entry for entry in manifest.accepted if entry.score is not None]
+        for entry in scored:
+            record.fail(
+                "scores",
+                "an update is scored in a run that values nothing",
+                "no score",
+                str(entry.score),
+                entry.participant,
+            )
+        if manifest.valuation is not None:
+            record.fail("scores", "a valuation is recorded in a run that values nothing", "none", "a valuation")
+        if not scored and manifest.valuation is None:
+            record.ok("scores", "rewards follow example counts: nothing is valued")
         return
-    gram = updates.gram(updates.accepted_indices)
-    if gram is None:
-        record.fail("scores", "cannot recompute the scores: an update or the base model is unusable")
+    if manifest.valuation is None:
+        record.fail("scores", "the round records no valuation", "a valuation", "none")
         return
-    recomputed = consensus_scores(gram)
-    wrong = [
-        (entry, score)
-        for entry, score in zip(manifest.accepted, recomputed, strict=True)
-        if entry.score is None or not close(entry.score, score)
-    ]
-    for entry, score in wrong:
-        record.fail(
-            "scores", "the recorded score is not the update's", f"{score:.9g}", str(entry.score), entry.participant
-        )
-    if not wrong:
-        record.ok("scores", f"{len(recomputed)} consensus scores recomputed")
+    record.ok("scores", "the round records its valuation")
+    check_valuation(manifest.valuation, settings, round_, record)
 
 
 def check_rewards(manifest: RoundManifest, rule: RewardRule | None, record: FindingRecorder) -> None:
@@ -261,4 +277,7 @@ class Reaggregation:
             )
         if not wrong:
             left_out = len(manifest.accepted) - len(chosen)
-            record.ok("selection", f"{manifest.strategy['name']} aggregates {len(chosen)} accepted updates, {left_out} left out")
+            record.ok(
+                "selection",
+                f"{manifest.strategy['name']} aggregates {len(chosen)} accepted updates, {left_out} left out",
+            )

@@ -40,7 +40,8 @@ def failures(report: AuditReport) -> set[tuple[str, int | None, str | None]]:
 
 def unverifiable_without_the_update(round_number: int) -> set[tuple[str, int, None]]:
     """What cannot be recomputed once one of a round's updates is gone."""
-    return {(check, round_number, None) for check in ("anomaly", "scores", "reaggregation")}
+    checks = ("anomaly", "reaggregation", "selection", "valuation-players", "valuation-candidates")
+    return {(check, round_number, None) for check in checks}
 
 
 def stored_manifest(history: SyntheticHistory, round_number: int) -> tuple[Path, RoundManifest]:
@@ -98,8 +99,10 @@ def test_a_replaced_global_model(honest: SyntheticHistory):
     report = audit(honest)
     assert failures(report) == {
         ("model-artifact", TAMPERED_ROUND, None),
-        ("anomaly", TAMPERED_ROUND + 1, None),  # the next round's deltas start from it
-        ("scores", TAMPERED_ROUND + 1, None),
+        # the next round's deltas and candidate models start from it
+        ("anomaly", TAMPERED_ROUND + 1, None),
+        ("valuation-players", TAMPERED_ROUND + 1, None),
+        ("valuation-candidates", TAMPERED_ROUND + 1, None),
     }
 
 
@@ -178,15 +181,15 @@ def test_a_committed_manifest_with_a_field_of_the_wrong_type_is_a_finding_not_a_
 def test_a_committed_manifest_with_an_inflated_score(tmp_path: Path):
     def inflate(data: bytes) -> bytes:
         document = json.loads(data)
-        document["updates"][0]["score"] *= 2
+        document["updates"][0]["score"] += 0.5
         return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     history = write_history(tmp_path, Dishonesty(rewrite_manifest=inflate))
     _, manifest = stored_manifest(history, TAMPERED_ROUND)
     favoured = manifest.updates[0].participant
     report = audit(history)
-    assert ("scores", TAMPERED_ROUND, favoured) in failures(report)
-    assert {check for check, _, _ in failures(report)} == {"scores", "rewards"}
+    assert ("valuation-scores", TAMPERED_ROUND, favoured) in failures(report)
+    assert {check for check, _, _ in failures(report)} == {"valuation-scores", "rewards"}
     assert {round_number for _, round_number, _ in failures(report)} == {TAMPERED_ROUND}
 
 

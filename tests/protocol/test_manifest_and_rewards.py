@@ -103,7 +103,7 @@ def test_any_change_changes_the_hash():
     assert manifest(rejected_evaluations=()).manifest_hash != original
 
 
-@pytest.mark.parametrize("data", [b"not json", b"{}", b'{"version": 2}', b'{"version": 3}', b'{"version": 4}'])
+@pytest.mark.parametrize("data", [b"not json", b"{}", b'{"version": 3}', b'{"version": 4}', b'{"version": 5}'])
 def test_what_is_not_a_manifest_is_refused(data):
     with pytest.raises(ValueError):
         RoundManifest.from_bytes(data)
@@ -113,7 +113,7 @@ def test_a_version_2_manifest_is_refused_by_name():
     document = manifest().to_json()
     for entry in document["updates"]:
         entry["train_loss"] = entry.pop("metrics").get("train-loss")
-    with pytest.raises(ValueError, match="not a version 3 round manifest"):
+    with pytest.raises(ValueError, match="not a version 4 round manifest"):
         RoundManifest.from_bytes(canonical_json({**document, "version": 2}))
 
 
