@@ -44,7 +44,7 @@ class LedgerSettings:
     anomaly_threshold: float = 5.0
     anomaly_min_updates: int = 5
     value_metric: str = "eval-loss"  # what validators report for each candidate model; lower is better
-    valuation_budget: int = 128  # the most candidate models valued per round
+    valuation_budget: int = 1024  # the most candidate models valued per round
     sybil_distance: float = 0.1  # updates closer than this share of the median update norm form one player
     key_seed: int = 0
     simulated_participants: int = 0  # 0: on a chain it deploys in-process, one per node connected at the start
