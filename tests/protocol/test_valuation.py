@@ -91,7 +91,7 @@ def test_a_pair_exactly_at_the_threshold_is_linked():
     assert sybil_clusters(gram_of(deltas), 0.1) == [(0, 1), (2,)]
 
 
-# Plan and budget
+# Plan
 
 
 def test_the_plan_is_empty_complements_and_all_players_in_canonical_order():
@@ -101,30 +101,6 @@ def test_the_plan_is_empty_complements_and_all_players_in_canonical_order():
     assert len(leave_one_out_plan(40)) == 42
     with pytest.raises(ValueError, match="at least one player"):
         leave_one_out_plan(0)
-
-
-def test_a_round_needing_more_candidates_than_the_budget_is_not_valued():
-    assert budget_failure(1, 2) is None and budget_failure(2, 4) is None
-    assert budget_failure(3, 4) == "not valued: 3 players need 5 candidate models, more than the budget of 4"
-    updates = [site_update(0, 10), site_update(1, 20), site_update(2, 5)]
-    prepared = prepare_valuation(ValuationSettings(budget=4), 1, 2, BASE, model_hash(BASE), updates)
-    assert prepared.failure == budget_failure(3, 4)
-    assert prepared.coalitions == () and prepared.candidate_hashes == () and list(prepared.candidates()) == []
-    valuation, scores = conclude_valuation(prepared, ["0xA", "0xB", "0xC"], [])
-    assert scores == [0.0, 0.0, 0.0]
-    assert valuation == RoundValuation(
-        players=(("0xA",), ("0xB",), ("0xC",)),
-        coalitions=(),
-        candidates=(),
-        validators=(),
-        contributions=(),
-        clip=None,
-        failure=prepared.failure,
-    )
-    with pytest.raises(ValueError, match="takes no reports"):
-        conclude_valuation(prepared, ["0xA", "0xB", "0xC"], [ValidatorReport(1, None, None, None, "silent")])
-    within = prepare_valuation(ValuationSettings(budget=5), 1, 2, BASE, model_hash(BASE), updates)
-    assert within.failure is None and len(within.candidate_hashes) == 5
 
 
 # Candidate models
@@ -382,6 +358,30 @@ def test_a_stored_valuation_that_is_malformed_is_refused_by_field(field: str, va
     del record["contributions"]
     with pytest.raises(ValueError, match="'contributions' must be list"):
         RoundValuation.from_json(record)
+
+
+def test_a_round_needing_more_candidates_than_the_budget_is_not_valued():
+    assert budget_failure(1, 2) is None and budget_failure(2, 4) is None
+    assert budget_failure(3, 4) == "not valued: 3 players need 5 candidate models, more than the budget of 4"
+    updates = [site_update(0, 10), site_update(1, 20), site_update(2, 5)]
+    prepared = prepare_valuation(ValuationSettings(budget=4), 1, 2, BASE, model_hash(BASE), updates)
+    assert prepared.failure == budget_failure(3, 4)
+    assert prepared.coalitions == () and prepared.candidate_hashes == () and list(prepared.candidates()) == []
+    valuation, scores = conclude_valuation(prepared, ["0xA", "0xB", "0xC"], [])
+    assert scores == [0.0, 0.0, 0.0]
+    assert valuation == RoundValuation(
+        players=(("0xA",), ("0xB",), ("0xC",)),
+        coalitions=(),
+        candidates=(),
+        validators=(),
+        contributions=(),
+        clip=None,
+        failure=prepared.failure,
+    )
+    with pytest.raises(ValueError, match="takes no reports"):
+        conclude_valuation(prepared, ["0xA", "0xB", "0xC"], [ValidatorReport(1, None, None, None, "silent")])
+    within = prepare_valuation(ValuationSettings(budget=5), 1, 2, BASE, model_hash(BASE), updates)
+    assert within.failure is None and len(within.candidate_hashes) == 5
 
 
 def test_no_counted_report_fails_the_valuation_and_scores_nothing():
