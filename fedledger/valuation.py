@@ -1,5 +1,5 @@
-"""What each update is worth: a Shapley value over a round's valued updates, computed from the
-losses the sites themselves report, signed, for candidate models built from coalitions of them.
+"""What each update is worth: a leave-one-out value over a round's valued updates, computed from
+the losses the sites themselves report, signed, for candidate models built from them.
 
 ``docs/valuation.md`` is the specification; this module implements it, and the coordinator and the
 auditor both run it. In short:
@@ -7,20 +7,21 @@ auditor both run it. In short:
 1. **Players.** Updates whose deltas from the base model lie within ``sybil_distance`` times the median
    delta norm of each other (single linkage) form one player: copies of one update, sent by
    several identities, share one contribution instead of each earning one.
-2. **Plan.** With ``m`` players, every coalition is a candidate model when ``2**m`` fits the budget
-   (exact Shapley); otherwise antithetic pairs of permutations, drawn from a seed that binds the
-   run, the round and the base model, and the coalitions their prefixes visit.
-3. **Candidates.** A coalition's model is the weighted mean of its members, each player weighing as
-   much as one of its members; the empty coalition is the base model.
-4. **Values.** Every validator (a node whose update was accepted) evaluates every candidate on its
-   own test rows and signs the losses. A coalition's value is the median over groups (one per
-   player; a Sybil cluster votes once) of the median of the group's relative improvements, so a
-   minority of lying validators cannot move it outside the honest range.
-5. **Shapley and scores.** Each member of a player scores ``max(0, φ) / |player|``.
+2. **Candidates.** With ``m`` players: the base model, the model of all players but ``p`` for each
+   player ``p``, and the model of all players (``m + 2``; a round needing more than the budget is
+   not valued). A coalition's model is the weighted mean of its members, each player weighing as
+   much as one of its members.
+3. **Votes.** Every validator (a node whose update was accepted) evaluates every candidate on its
+   own test rows and signs the losses. Validators vote in groups, one per player (a Sybil cluster
+   votes once): a group's vote is the median of its validators' relative improvements.
+4. **Contributions.** Player ``p``'s leave-one-out value in group ``g`` is ``λ = r_g(N) - r_g(N - {p})``.
+   A player whose own group sees ``λ <= 0``, or did not answer, earns 0; otherwise it earns the
+   mean over the other groups of ``λ``, clipped to ``[0, c]``, where ``c`` is the median over
+   groups of the positive value each sees in all players.
+5. **Scores.** Each member of a player scores its contribution divided by the player's size.
 """
 
 import math
-import struct
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from eth_utils import is_hex_address, to_checksum_address
 from fedledger.aggregation import WeightedUpdate
 from fedledger.contribution import delta_gram
 from fedledger.encoding import model_hash
-from fedledger.hashing import HASH_SIZE, from_hex, keccak256, to_hex
+from fedledger.hashing import HASH_SIZE, from_hex, to_hex
 from fedledger.signing import InvalidSignature, SigningDomain, ValuationMessage, recover_valuation_signer
 from fedledger.signing import valuation_results_hash as results_hash
 
@@ -43,8 +44,10 @@ Arrays = dict[str, np.ndarray]
 #: The most candidates a valuation request can carry: their record names have four digits.
 MAX_CANDIDATES = 10_000
 #: A report whose relative improvement on some candidate exceeds this in magnitude is rejected:
-#: medians and Shapley sums of such figures could overflow to infinity or NaN.
+#: medians and sums of such figures could overflow to infinity or NaN.
 MAX_RELATIVE_IMPROVEMENT = 1e100
+#: The ``method`` of a run configuration's ``scoring`` record for this valuation.
+METHOD = "leave-one-out"
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,12 @@ class ValuationSettings:
 
     Attributes:
         metric: the metric key each validator reports for each candidate (lower is better).
-        budget: the most candidate models per round.
+        budget: the most candidate models per round; a round that needs more is not valued.
         sybil_distance: updates closer than this share of the median delta norm form one player.
     """
 
     metric: str = "eval-loss"
-    budget: int = 128
+    budget: int = 1024
     sybil_distance: float = 0.1
 
     def __post_init__(self) -> None:
@@ -77,7 +80,7 @@ class ValuationSettings:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "method": "shapley",
+            "method": METHOD,
             "metric": self.metric,
             "budget": self.budget,
             "sybil_distance": self.sybil_distance,
@@ -86,13 +89,13 @@ class ValuationSettings:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ValuationSettings":
         """Raises:
-        ValueError: ``data`` is not a ``shapley`` scoring record, or a setting is out of range.
+        ValueError: ``data`` is not a ``leave-one-out`` scoring record, or a setting is out of range.
         """
-        if not isinstance(data, Mapping) or data.get("method") != "shapley":
-            raise ValueError(f"not a shapley scoring record: {data!r}")
+        if not isinstance(data, Mapping) or data.get("method") != METHOD:
+            raise ValueError(f"not a {METHOD} scoring record: {data!r}")
         missing = [key for key in ("metric", "budget", "sybil_distance") if key not in data]
         if missing:
-            raise ValueError(f"the shapley scoring record lacks {', '.join(missing)}: {data!r}")
+            raise ValueError(f"the {METHOD} scoring record lacks {', '.join(missing)}: {data!r}")
         return cls(metric=data["metric"], budget=data["budget"], sybil_distance=data["sybil_distance"])
 
 
@@ -136,71 +139,32 @@ def sybil_threshold(gram: np.ndarray, sybil_distance: float) -> float:
     return sybil_distance * float(np.median(np.sqrt(np.diag(gram))))
 
 
-def valuation_seed(run_id: int, round_number: int, base_model_hash: bytes) -> bytes:
-    """``keccak256(run_id as uint256 ‖ round as uint32 ‖ base model hash)``, big-endian: the seed of
-    a round's permutations, which no one can choose once the round's base model is committed."""
-    if len(base_model_hash) != HASH_SIZE:
-        raise ValueError(f"the base model hash must be {HASH_SIZE} bytes, got {len(base_model_hash)}")
-    if not 0 <= run_id < 2**256 or not 0 <= round_number < 2**32:
-        raise ValueError(f"run {run_id} round {round_number} do not fit uint256 and uint32")
-    return keccak256(run_id.to_bytes(32, "big") + round_number.to_bytes(4, "big") + base_model_hash)
+def leave_one_out_plan(players: int) -> tuple[tuple[int, ...], ...]:
+    """The candidates' coalitions of a round with ``players`` players: the empty coalition, every
+    player's complement ``N - {p}`` and all players ``N``, distinct, by size and then lexicographically
+    (so the empty coalition is first and ``N`` last; one player has just the two).
 
-
-def _permutation(seed: bytes, index: int, players: int) -> tuple[int, ...]:
-    keys = {player: keccak256(seed + struct.pack(">II", index, player)) for player in range(players)}
-    return tuple(sorted(range(players), key=keys.__getitem__))
-
-
-def _canonical(coalitions: set[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
-    return tuple(sorted(coalitions, key=lambda coalition: (len(coalition), coalition)))
-
-
-@dataclass(frozen=True)
-class CoalitionPlan:
-    """The coalitions of players whose models a round's validators evaluate.
-
-    Attributes:
-        players: how many players the round has.
-        permutations: the sampled orders of the players (empty when every coalition is evaluated).
-        coalitions: the candidates, by size and then lexicographically: the empty coalition first,
-            all players last.
+    Raises:
+        ValueError: no players.
     """
+    if players < 1:
+        raise ValueError(f"a valuation needs at least one player, got {players}")
+    everyone = tuple(range(players))
+    complements = {everyone[:player] + everyone[player + 1 :] for player in everyone}
+    return tuple(sorted({(), everyone, *complements}, key=lambda coalition: (len(coalition), coalition)))
 
-    players: int
-    permutations: tuple[tuple[int, ...], ...]
-    coalitions: tuple[tuple[int, ...], ...]
 
-    @property
-    def exact(self) -> bool:
-        """Whether every coalition is a candidate, so the Shapley values are exact."""
-        return not self.permutations
+def candidate_count(players: int) -> int:
+    """How many candidates ``leave_one_out_plan(players)`` lists: ``players + 2``, or 2 for one player."""
+    return 2 if players == 1 else players + 2
 
-    @classmethod
-    def of(cls, players: int, budget: int, seed: bytes) -> "CoalitionPlan":
-        """Every coalition if ``2**players <= budget``; else antithetic pairs of permutations drawn
-        from ``seed`` while their prefix coalitions fit ``budget`` (the first pair always).
 
-        Raises:
-            ValueError: no players.
-        """
-        if players < 1:
-            raise ValueError(f"a valuation needs at least one player, got {players}")
-        everyone = range(players)
-        if 2**players <= budget:
-            every = {coalition for size in range(players + 1) for coalition in combinations(everyone, size)}
-            return cls(players, (), _canonical(every))
-        permutations: list[tuple[int, ...]] = []
-        visited: set[tuple[int, ...]] = set()
-        for pair in range(2**32):
-            order = _permutation(seed, pair, players)
-            pair_orders = (order, order[::-1])
-            prefixes = {tuple(sorted(taken[:size])) for taken in pair_orders for size in range(players + 1)}
-            reached = visited | prefixes
-            if permutations and len(reached) > budget:
-                break
-            permutations.extend(pair_orders)
-            visited = reached
-        return cls(players, tuple(permutations), _canonical(visited))
+def budget_failure(players: int, budget: int) -> str | None:
+    """Why a round with ``players`` players is not valued under ``budget``, or ``None`` if it is."""
+    candidates = candidate_count(players)
+    if candidates <= budget:
+        return None
+    return f"not valued: {players} players need {candidates} candidate models, more than the budget of {budget}"
 
 
 def coalition_model(
@@ -246,65 +210,108 @@ def coalition_model(
     return model
 
 
-def coalition_values(losses: Sequence[Sequence[float]], groups: Sequence[int]) -> list[float]:
-    """Each candidate's value from the validators' reported losses (``losses[v][k]``: validator
-    ``v``, candidate ``k``; candidate 0 is the empty coalition): the median over groups of the
-    median of each group's relative improvements ``(L(∅) - L(S)) / |L(∅)|`` (``/ 1`` if ``L(∅) = 0``).
+def group_improvements(losses: Sequence[Sequence[float]], groups: Sequence[int]) -> dict[int, np.ndarray]:
+    """Each group's vote on every candidate, by group number ascending, from the validators'
+    reported losses (``losses[v][k]``: validator ``v``, candidate ``k``; candidate 0 is the empty
+    coalition): the median over the group's validators of their relative improvements
+    ``(L(∅) - L(S)) / |L(∅)|`` (``/ 1`` if ``L(∅) = 0``).
 
     Raises:
-        ValueError: no validator, a group label per validator missing, or rows of unequal length.
+        ValueError: no validator, not one group number per validator, or rows of unequal length.
     """
     if not losses:
-        raise ValueError("coalition values need at least one validator's losses")
+        raise ValueError("a valuation needs at least one validator's losses")
     if len(groups) != len(losses):
-        raise ValueError(f"{len(losses)} validators but {len(groups)} group labels")
+        raise ValueError(f"{len(losses)} validators but {len(groups)} group numbers")
     if len({len(row) for row in losses}) != 1:
         raise ValueError("every validator must report one loss per candidate")
     table = np.array(losses, dtype=np.float64)
     empty = table[:, :1]
-    scale = np.where(empty == 0, 1.0, np.abs(empty))
-    improvements = (empty - table) / scale
+    improvements = (empty - table) / np.where(empty == 0, 1.0, np.abs(empty))
     labels = np.array(groups)
-    votes = np.array([np.median(improvements[labels == label], axis=0) for label in sorted(set(groups))])
-    return [float(value) for value in np.median(votes, axis=0)]
+    return {group: np.median(improvements[labels == group], axis=0) for group in sorted(set(groups))}
 
 
-def shapley_values(plan: CoalitionPlan, values: Sequence[float]) -> list[float]:
-    """Each player's Shapley value from the candidates' ``values`` (in the plan's coalition order):
-    exact over every coalition, or the mean marginal value over the plan's permutations.
+def leave_one_out_values(players: int, votes: Mapping[int, np.ndarray]) -> dict[int, list[float]]:
+    """``λ[g][p] = r_g(N) - r_g(N - {p})`` for every group ``g`` and player ``p``, from the groups'
+    votes on the candidates of ``leave_one_out_plan(players)``, in that order.
 
     Raises:
-        ValueError: not one value per candidate.
+        ValueError: a vote that is not one figure per candidate.
     """
-    if len(values) != len(plan.coalitions):
-        raise ValueError(f"{len(plan.coalitions)} candidates but {len(values)} values")
-    value_of = dict(zip(plan.coalitions, values, strict=True))
-    players = plan.players
-    shapley = []
-    for player in range(players):
+    plan = leave_one_out_plan(players)
+    index = {coalition: number for number, coalition in enumerate(plan)}
+    everyone = tuple(range(players))
+    complements = [index[everyone[:player] + everyone[player + 1 :]] for player in everyone]
+    values: dict[int, list[float]] = {}
+    for group, vote in votes.items():
+        if len(vote) != len(plan):
+            raise ValueError(f"group {group} votes on {len(vote)} candidates, not {len(plan)}")
+        full = float(vote[-1])
+        values[group] = [full - float(vote[complement]) for complement in complements]
+    return values
+
+
+def contribution_clip(values: Mapping[int, Sequence[float]]) -> float:
+    """``c``: the median over groups of the positive value each group sees in all the players,
+    ``Σ_p max(0, λ[g][p])`` (summed from 0.0 in player order).
+
+    Raises:
+        ValueError: no group.
+    """
+    if not values:
+        raise ValueError("the clip needs at least one group")
+    totals = []
+    for group in sorted(values):
         total = 0.0
-        if plan.exact:
-            for coalition in plan.coalitions:
-                if player in coalition:
-                    continue
-                joined = tuple(sorted((*coalition, player)))
-                weight = math.factorial(len(coalition)) * math.factorial(players - len(coalition) - 1)
-                total += weight / math.factorial(players) * (value_of[joined] - value_of[coalition])
-            shapley.append(total)
+        for value in values[group]:
+            total += max(0.0, value)
+        totals.append(total)
+    return float(np.median(totals))
+
+
+def player_contributions(players: int, values: Mapping[int, Sequence[float]], clip: float) -> list[float]:
+    """Each player's contribution from the groups' leave-one-out values ``λ`` (player ``p``'s own
+    group is group ``p``) and the clip ``c``: 0 when its own group did not vote or sees
+    ``λ[p][p] <= 0``; else the mean over the other groups (ascending, summed from 0.0) of
+    ``min(max(0, λ[g][p]), c)``, or ``min(λ[p][p], c)`` when there is no other group."""
+    contributions = []
+    for player in range(players):
+        own = values.get(player)
+        if own is None or not own[player] > 0:
+            contributions.append(0.0)
             continue
-        for order in plan.permutations:
-            before = order[: order.index(player)]
-            total += value_of[tuple(sorted((*before, player)))] - value_of[tuple(sorted(before))]
-        shapley.append(total / len(plan.permutations))
-    return shapley
+        others = [group for group in sorted(values) if group != player]
+        if not others:
+            contributions.append(min(own[player], clip))
+            continue
+        total = 0.0
+        for group in others:
+            total += min(max(0.0, values[group][player]), clip)
+        contributions.append(total / len(others))
+    return contributions
 
 
-def member_scores(players: Sequence[tuple[int, ...]], shapley: Sequence[float], count: int) -> list[float]:
-    """One score per update (``count`` of them): ``max(0, φ_p) / |p|`` for each member of player ``p``."""
+def contributions_of(
+    players: int, losses: Sequence[Sequence[float]], groups: Sequence[int]
+) -> tuple[float, list[float]]:
+    """The clip ``c`` and each player's contribution, from the counted validators' losses on the
+    candidates of ``leave_one_out_plan(players)`` and the group each validator votes in.
+
+    Raises:
+        ValueError: no validator, not one group per validator, or not one loss per candidate.
+    """
+    values = leave_one_out_values(players, group_improvements(losses, groups))
+    clip = contribution_clip(values)
+    return clip, player_contributions(players, values, clip)
+
+
+def member_scores(players: Sequence[tuple[int, ...]], contributions: Sequence[float], count: int) -> list[float]:
+    """One score per update (``count`` of them): ``contribution(p) / |p|`` for each member of player ``p``."""
     scores = [0.0] * count
-    for player, value in zip(players, shapley, strict=True):
+    for player, contribution in zip(players, contributions, strict=True):
         for member in player:
-            scores[member] = max(0.0, value) / len(player)
+            scores[member] = contribution / len(player)
     return scores
 
 
@@ -416,20 +423,22 @@ class RoundValuation:
 
     Attributes:
         players: the participant addresses of each player, in player order.
-        coalitions: the candidates' coalitions of player indices, in candidate order.
+        coalitions: the candidates' coalitions of player indices, in candidate order (none when the
+            round is over the budget).
         candidates: the candidate models' hashes, ``0x`` hex.
-        validators: every validator's report, by node id.
-        values: each candidate's value (empty if the valuation failed).
-        shapley: each player's Shapley value (empty if the valuation failed).
-        failure: why the valuation failed (no validator report counted), else ``None``.
+        validators: every validator's report, by node id (none when the round is over the budget).
+        contributions: each player's contribution (empty if the valuation failed).
+        clip: the most any player's contribution can be, ``c`` (``None`` if the valuation failed).
+        failure: why the round was not valued (over the budget, or no validator report counted),
+            else ``None``.
     """
 
     players: tuple[tuple[str, ...], ...]
     coalitions: tuple[tuple[int, ...], ...]
     candidates: tuple[str, ...]
     validators: tuple[ValidatorReport, ...]
-    values: tuple[float, ...]
-    shapley: tuple[float, ...]
+    contributions: tuple[float, ...]
+    clip: float | None = None
     failure: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -438,36 +447,37 @@ class RoundValuation:
             "coalitions": [list(coalition) for coalition in self.coalitions],
             "candidates": list(self.candidates),
             "validators": [report.to_json() for report in self.validators],
-            "values": list(self.values),
-            "shapley": list(self.shapley),
+            "contributions": list(self.contributions),
+            "clip": self.clip,
             "failure": self.failure,
         }
 
     @classmethod
     def from_json(cls, data: object) -> "RoundValuation":
         """Raises:
-        ValueError: a field is missing or of the wrong type.
+        ValueError: a field is missing or of the wrong type, or a figure is not finite.
         """
         fields = _Fields(data, "the valuation")
-        players = fields.nested("players", str)
-        coalitions = fields.nested("coalitions", int)
+        clip = fields.optional("clip", float)
         return cls(
-            players=players,
-            coalitions=coalitions,
+            players=fields.nested("players", str),
+            coalitions=fields.nested("coalitions", int),
             candidates=tuple(fields.list_of("candidates", str)),
             validators=tuple(ValidatorReport.from_json(report) for report in fields.required("validators", list)),
-            values=tuple(float(value) for value in fields.list_of("values", float)),
-            shapley=tuple(float(value) for value in fields.list_of("shapley", float)),
+            contributions=tuple(float(value) for value in fields.list_of("contributions", float)),
+            clip=None if clip is None else float(clip),
             failure=fields.optional("failure", str),
         )
 
 
 @dataclass(frozen=True, eq=False)
 class PreparedValuation:
-    """A round's valuation before the validators answer: its players, plan and candidate models.
+    """A round's valuation before the validators answer: its players and candidate models.
 
-    Candidate models are built on demand (``candidate``, ``candidates``), one at a time, so that
-    memory holds one model however many candidates there are; their hashes are computed once.
+    A round whose candidates would exceed the budget has none and a ``failure``: it is not valued,
+    and no valuation request is sent. Candidate models are built on demand (``candidate``,
+    ``candidates``), one at a time, so that memory holds one model however many candidates there
+    are; their hashes are computed once.
     """
 
     settings: ValuationSettings
@@ -476,15 +486,16 @@ class PreparedValuation:
     base: Mapping[str, np.ndarray]
     updates: tuple[WeightedUpdate, ...]
     players: tuple[tuple[int, ...], ...]
-    plan: CoalitionPlan
+    coalitions: tuple[tuple[int, ...], ...]
+    failure: str | None = None
 
     def candidate(self, index: int) -> Arrays:
-        """Candidate model number ``index``: the model of the plan's coalition ``index``."""
-        return coalition_model(self.base, self.updates, self.players, self.plan.coalitions[index])
+        """Candidate model number ``index``: the model of coalition ``index``."""
+        return coalition_model(self.base, self.updates, self.players, self.coalitions[index])
 
     def candidates(self) -> Iterator[Arrays]:
         """The candidate models in order, built one at a time."""
-        for index in range(len(self.plan.coalitions)):
+        for index in range(len(self.coalitions)):
             yield self.candidate(index)
 
     @cached_property
@@ -501,22 +512,27 @@ def prepare_valuation(
     base_model_hash: bytes,
     updates: Sequence[WeightedUpdate],
 ) -> PreparedValuation:
-    """The players and coalition plan of a round's valued ``updates`` (in manifest order) that
-    trained from ``base``. Its candidate hashes are computed on first use.
+    """The players and candidates of a round's valued ``updates`` (in manifest order) that
+    trained from ``base`` (whose hash is ``base_model_hash``). Its candidate hashes are computed
+    on first use. A round with more candidates than the budget gets none, and its ``failure``.
 
     Raises:
         ValueError: no updates, an update that does not fit the base model, or a base model hash
             that is not 32 bytes.
     """
+    if len(base_model_hash) != HASH_SIZE:
+        raise ValueError(f"the base model hash must be {HASH_SIZE} bytes, got {len(base_model_hash)}")
+    if not updates:
+        raise ValueError("a valuation needs at least one player, got no update")
     for index, update in enumerate(updates):
         for name, array in base.items():
             if name not in update.arrays or update.arrays[name].shape != array.shape:
                 raise ValueError(f"update {index} does not fit the base model's array {name!r} of shape {array.shape}")
     gram = delta_gram(base, [update.arrays for update in updates])
     players = tuple(sybil_clusters(gram, settings.sybil_distance))
-    seed = valuation_seed(run_id, round_number, base_model_hash)
-    plan = CoalitionPlan.of(len(players), settings.budget, seed)
-    return PreparedValuation(settings, run_id, round_number, base, tuple(updates), players, plan)
+    failure = budget_failure(len(players), settings.budget)
+    coalitions = () if failure is not None else leave_one_out_plan(len(players))
+    return PreparedValuation(settings, run_id, round_number, base, tuple(updates), players, coalitions, failure)
 
 
 def conclude_valuation(
@@ -525,26 +541,30 @@ def conclude_valuation(
     """The round's valuation record and one score per valued update, from every validator's
     report (verified already: a report that is not to be counted carries its ``reason``).
 
-    With no report counted the valuation fails, says why, and every score is 0.
+    A round over the budget (``prepared.failure``) takes no reports. It, and a round with no
+    report counted, fails: the record says why, and every score is 0.
 
     Raises:
-        ValueError: not one participant per update.
+        ValueError: not one participant per update, or reports for a round over the budget.
     """
     if len(participants) != len(prepared.updates):
         raise ValueError(f"{len(prepared.updates)} valued updates but {len(participants)} participants")
-    validators = tuple(sorted(reports, key=lambda report: report.node_id))
     players = tuple(tuple(participants[member] for member in player) for player in prepared.players)
+    unpaid = [0.0] * len(prepared.updates)
+    if prepared.failure is not None:
+        if reports:
+            raise ValueError(f"a round that is not valued takes no reports ({prepared.failure}), got {len(reports)}")
+        return RoundValuation(players, (), (), (), (), None, prepared.failure), unpaid
+    validators = tuple(sorted(reports, key=lambda report: report.node_id))
     candidates = tuple(to_hex(digest) for digest in prepared.candidate_hashes)
     counted = [report for report in validators if report.accepted]
     if not counted:
         failure = valuation_failure(validators)
-        valuation = RoundValuation(players, prepared.plan.coalitions, candidates, validators, (), (), failure)
-        return valuation, [0.0] * len(prepared.updates)
+        return RoundValuation(players, prepared.coalitions, candidates, validators, (), None, failure), unpaid
     groups = validator_groups(prepared.players, participants, counted)
-    values = coalition_values([report.values or () for report in counted], groups)
-    shapley = shapley_values(prepared.plan, values)
-    valuation = RoundValuation(players, prepared.plan.coalitions, candidates, validators, tuple(values), tuple(shapley))
-    return valuation, member_scores(prepared.players, shapley, len(prepared.updates))
+    clip, contributions = contributions_of(len(players), [report.values or () for report in counted], groups)
+    valuation = RoundValuation(players, prepared.coalitions, candidates, validators, tuple(contributions), clip)
+    return valuation, member_scores(prepared.players, contributions, len(prepared.updates))
 
 
 def valuation_failure(validators: Sequence[ValidatorReport]) -> str:
@@ -572,10 +592,17 @@ class _Fields:
     def _fail(self, key: str, expected: str) -> ValueError:
         return ValueError(f"{self.what}'s {key!r} must be {expected}, got {self.document.get(key)!r}")
 
+    @staticmethod
+    def _matches(value: object, kind: type) -> bool:
+        """Whether ``value`` is a ``kind``; a float is any finite number, and no bool is anything."""
+        if kind is float:
+            return _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
+        return isinstance(value, kind) and not isinstance(value, bool)
+
     def required(self, key: str, kind: type) -> Any:
         value = self.document.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise self._fail(key, kind.__name__)
+        if not self._matches(value, kind):
+            raise self._fail(key, "a finite number" if kind is float else kind.__name__)
         return value
 
     def optional(self, key: str, kind: type) -> Any:
@@ -583,13 +610,12 @@ class _Fields:
 
     def list_of(self, key: str, kind: type) -> list:
         values = self.required(key, list)
-        matches = _is_number if kind is float else lambda value: isinstance(value, kind) and not isinstance(value, bool)
-        if not all(matches(value) for value in values):
+        if not all(self._matches(value, kind) for value in values):
             raise self._fail(key, f"a list of {kind.__name__}")
         return values
 
     def nested(self, key: str, kind: type) -> tuple[tuple, ...]:
         rows = self.required(key, list)
-        if not all(isinstance(row, list) and all(isinstance(item, kind) for item in row) for row in rows):
+        if not all(isinstance(row, list) and all(self._matches(item, kind) for item in row) for row in rows):
             raise self._fail(key, f"a list of lists of {kind.__name__}")
         return tuple(tuple(row) for row in rows)

@@ -36,14 +36,16 @@ CHECKS = {
     "rewards": "the rewards are what the run's reward rule grants",
     "valuation-players": "the valuation's players are the Sybil clusters of the valued updates (single linkage "
     "within the Sybil distance)",
-    "valuation-plan": "the valuation's coalitions are the plan for its players, budget and seed",
+    "valuation-plan": "the valuation's coalitions are the leave-one-out plan for its players, within the budget "
+    "(a round over it: none, and the valuation says so)",
     "valuation-candidates": "every candidate model recomputes from the stored updates and hashes as recorded, bit "
     "for bit",
     "valuation-signatures": "the validators are the accepted updates' nodes; every counted report is signed by its "
     "node's participant, and no valid report was left out",
-    "valuation-values": "every candidate's value recomputes from the validators' signed reports",
-    "valuation-shapley": "every player's Shapley value recomputes from the candidates' values",
-    "valuation-scores": "every accepted update's score is its share of its player's Shapley value (0 if not valued)",
+    "valuation-clip": "the valuation failed exactly when no report counted or the round was over the budget, and "
+    "else its clip recomputes from the validators' signed reports",
+    "valuation-contributions": "every player's contribution recomputes from the signed reports and the clip",
+    "valuation-scores": "every accepted update's score is its share of its player's contribution (0 if not valued)",
     "reaggregation": "aggregating the accepted updates reproduces the committed modelHash bit for bit",
     "selection": "the accepted updates the manifest marks as aggregated are those the strategy selects "
     "(Krum, MultiKrum and Bulyan leave some out)",

@@ -1,6 +1,6 @@
 """Checking a round's valuation: the players, plan and candidate models recomputed from the stored
 updates, every validator's signed losses verified against the participant of its node's accepted
-update, and the values, Shapley values and scores recomputed from those signed losses.
+update, and the clip, contributions and scores recomputed from those signed losses.
 
 Each step is checked from what the manifest records for the step before it, so a tampered step
 fails its own check. Floating-point results are compared with ``fedledger.contribution.close``;
@@ -20,17 +20,20 @@ from fedledger.hashing import from_hex, to_hex
 from fedledger.manifest import UpdateEntry
 from fedledger.signing import SigningDomain
 from fedledger.valuation import (
-    CoalitionPlan,
     RoundValuation,
+    ValidatorReport,
     ValuationSettings,
+    budget_failure,
     coalition_model,
-    coalition_values,
+    contributions_of,
     delta_distances,
+    group_improvements,
+    leave_one_out_plan,
+    leave_one_out_values,
     member_scores,
-    shapley_values,
+    player_contributions,
     sybil_threshold,
     validator_groups,
-    valuation_seed,
     verify_report,
 )
 
@@ -81,15 +84,15 @@ def check_valuation(
     """Check every step of a round's valuation, one finding (or more) per check."""
     players = _check_players(valuation, settings, round_, record)
     if players is None:
-        for check in ("valuation-plan", "valuation-candidates", "valuation-values", "valuation-shapley"):
+        for check in ("valuation-plan", "valuation-candidates", "valuation-clip", "valuation-contributions"):
             record.not_checked(check, "the recorded players are not a partition of the valued updates")
         _check_scores(valuation, None, round_, record)
         return
-    plan = _check_plan(valuation, settings, round_, len(players), record)
+    over_budget = _check_plan(valuation, settings, len(players), record)
     _check_candidates(valuation, players, round_, record)
-    _check_signatures(valuation, settings, round_, record)
-    _check_values(valuation, players, round_, record)
-    _check_shapley(valuation, plan, record)
+    _check_signatures(valuation, settings, round_, over_budget, record)
+    _check_clip(valuation, players, round_, over_budget, record)
+    _check_contributions(valuation, players, round_, record)
     _check_scores(valuation, players, round_, record)
 
 
@@ -163,28 +166,38 @@ def _connected(members: tuple[int, ...], linked: Callable[[int, int], bool]) -> 
 
 
 def _check_plan(
-    valuation: RoundValuation, settings: ValuationSettings, round_: ValuedRound, players: int, record: FindingRecorder
-) -> CoalitionPlan:
-    seed = valuation_seed(round_.run_id, round_.round_number, round_.base_model_hash)
-    plan = CoalitionPlan.of(players, settings.budget, seed)
-    kind = "every coalition" if plan.exact else f"{len(plan.permutations)} permutations"
-    if valuation.coalitions != plan.coalitions:
+    valuation: RoundValuation, settings: ValuationSettings, players: int, record: FindingRecorder
+) -> str | None:
+    """The coalitions are the leave-one-out plan for ``players``, one candidate each; a round over
+    the budget has none and says so. Returns why the round is over the budget, if it is."""
+    over_budget = budget_failure(players, settings.budget)
+    if over_budget is not None:
+        if valuation.coalitions or valuation.candidates or valuation.failure != over_budget:
+            record.fail(
+                "valuation-plan",
+                f"a round over the budget of {settings.budget} has no candidates and records why",
+                f"no coalitions, no candidates, failure {over_budget!r}",
+                f"{len(valuation.coalitions)} coalitions, {len(valuation.candidates)} candidates, "
+                f"failure {valuation.failure!r}",
+            )
+        else:
+            record.ok("valuation-plan", over_budget)
+        return over_budget
+    plan = leave_one_out_plan(players)
+    if valuation.coalitions != plan:
         record.fail(
             "valuation-plan",
-            f"the coalitions are not the plan's ({kind} of {players} players, budget {settings.budget})",
-            str([list(coalition) for coalition in plan.coalitions]),
+            f"the coalitions are not the leave-one-out plan of {players} players",
+            str([list(coalition) for coalition in plan]),
             str([list(coalition) for coalition in valuation.coalitions]),
         )
-    elif len(valuation.candidates) != len(plan.coalitions):
+    elif len(valuation.candidates) != len(plan):
         record.fail(
-            "valuation-plan",
-            "not one candidate model per coalition",
-            str(len(plan.coalitions)),
-            str(len(valuation.candidates)),
+            "valuation-plan", "not one candidate model per coalition", str(len(plan)), str(len(valuation.candidates))
         )
     else:
-        record.ok("valuation-plan", f"{len(plan.coalitions)} candidates: {kind} of {players} players")
-    return plan
+        record.ok("valuation-plan", f"{len(plan)} candidates: the leave-one-out plan of {players} players")
+    return None
 
 
 def _check_candidates(
@@ -215,19 +228,26 @@ def _check_candidates(
 
 
 def _check_signatures(
-    valuation: RoundValuation, settings: ValuationSettings, round_: ValuedRound, record: FindingRecorder
+    valuation: RoundValuation,
+    settings: ValuationSettings,
+    round_: ValuedRound,
+    over_budget: str | None,
+    record: FindingRecorder,
 ) -> None:
-    """Every validator is an accepted update's node, reported once; a counted report is signed by
-    that update's participant, and a report not counted for what it carries is indeed invalid."""
+    """Every validator is an accepted update's node, reported once (none when the round is over the
+    budget: no one was asked); a counted report is signed by that update's participant, and a
+    report not counted for what it carries is indeed invalid."""
     participant_of = {entry.node_id: entry.participant for entry in round_.accepted}
+    asked = [] if over_budget is not None else sorted(participant_of)
     reported = [report.node_id for report in valuation.validators]
     problems = 0
-    if sorted(reported) != sorted(participant_of):
+    if sorted(reported) != asked:
         problems += 1
         record.fail(
             "valuation-signatures",
-            "the validators are not the nodes whose updates were accepted, each once",
-            str(sorted(participant_of)),
+            "the validators are not the nodes whose updates were accepted, each once"
+            + (" (none: the round is over the budget)" if over_budget is not None else ""),
+            str(asked),
             str(sorted(reported)),
         )
     try:
@@ -257,77 +277,97 @@ def _check_signatures(
         record.ok("valuation-signatures", f"{counted} of {len(valuation.validators)} validator reports counted, signed")
 
 
-def _check_values(
+def _counted(
+    valuation: RoundValuation, players: list[tuple[int, ...]], round_: ValuedRound
+) -> tuple[list[ValidatorReport], list[int]]:
+    """The counted reports and the group each votes in."""
+    counted = [report for report in valuation.validators if report.accepted]
+    participants = [entry.participant or "" for entry in round_.valued]
+    return counted, validator_groups(players, participants, counted)
+
+
+def _check_clip(
+    valuation: RoundValuation,
+    players: list[tuple[int, ...]],
+    round_: ValuedRound,
+    over_budget: str | None,
+    record: FindingRecorder,
+) -> None:
+    """The valuation failed exactly when the round is over the budget or no report counted, and
+    otherwise its clip recomputes from the counted reports."""
+    counted, groups = _counted(valuation, players, round_)
+    if over_budget is not None or not counted:
+        why = over_budget or "no validator report counted"
+        if valuation.failure is None or valuation.clip is not None or valuation.contributions:
+            record.fail("valuation-clip", f"{why}, yet the valuation records a clip or contributions")
+        else:
+            record.ok("valuation-clip", f"not valued: {valuation.failure}")
+        return
+    if valuation.failure is not None:
+        record.fail("valuation-clip", f"reports counted, yet the valuation failed: {valuation.failure}")
+        return
+    try:
+        clip, _ = contributions_of(len(players), [report.values or () for report in counted], groups)
+    except ValueError as error:
+        record.fail("valuation-clip", f"cannot recompute the clip: {error}")
+        return
+    if valuation.clip is None or not close(valuation.clip, clip):
+        record.fail(
+            "valuation-clip",
+            "the clip is not the median over groups of their positive leave-one-out values",
+            f"{clip:.9g}",
+            str(valuation.clip),
+        )
+    else:
+        record.ok("valuation-clip", f"clip {clip:.9g} recomputed from {len(counted)} signed reports")
+
+
+def _check_contributions(
     valuation: RoundValuation, players: list[tuple[int, ...]], round_: ValuedRound, record: FindingRecorder
 ) -> None:
-    counted = [report for report in valuation.validators if report.accepted]
-    if not counted:
-        if valuation.failure is None or valuation.values or valuation.shapley:
-            record.fail("valuation-values", "no validator report counted, yet the valuation records values")
-        else:
-            record.ok("valuation-values", f"no validator report counted: {valuation.failure}")
-        return
+    """Each player's contribution recomputes from the counted reports and the recorded clip."""
     if valuation.failure is not None:
-        record.fail("valuation-values", f"reports counted, yet the valuation failed: {valuation.failure}")
+        if valuation.contributions:
+            record.fail("valuation-contributions", "a valuation that failed records contributions")
+        else:
+            record.ok("valuation-contributions", "a valuation that failed has no contributions")
         return
-    participants = [entry.participant or "" for entry in round_.valued]
-    groups = validator_groups(players, participants, counted)
+    counted, groups = _counted(valuation, players, round_)
+    if not counted or valuation.clip is None:
+        record.not_checked("valuation-contributions", "no counted report or no clip to recompute them from")
+        return
     try:
-        values = coalition_values([report.values or () for report in counted], groups)
+        values = leave_one_out_values(len(players), group_improvements([r.values or () for r in counted], groups))
     except ValueError as error:
-        record.fail("valuation-values", f"cannot recompute the values: {error}")
+        record.fail("valuation-contributions", f"cannot recompute the contributions: {error}")
         return
-    if len(values) != len(valuation.values) or not all(
-        close(old, new) for old, new in zip(valuation.values, values, strict=True)
+    contributions = player_contributions(len(players), values, valuation.clip)
+    if len(contributions) != len(valuation.contributions) or not all(
+        close(old, new) for old, new in zip(valuation.contributions, contributions, strict=True)
     ):
         record.fail(
-            "valuation-values",
-            "the candidates' values are not the median of the signed reports",
-            _numbers(values),
-            _numbers(valuation.values),
+            "valuation-contributions",
+            "the contributions do not follow from the signed reports and the clip",
+            _numbers(contributions),
+            _numbers(valuation.contributions),
         )
     else:
-        record.ok("valuation-values", f"{len(values)} values recomputed from {len(counted)} signed reports")
-
-
-def _check_shapley(valuation: RoundValuation, plan: CoalitionPlan, record: FindingRecorder) -> None:
-    if valuation.failure is not None:
-        if valuation.shapley:
-            record.fail("valuation-shapley", "a failed valuation records Shapley values")
-        else:
-            record.ok("valuation-shapley", "a failed valuation has no Shapley values")
-        return
-    if len(valuation.values) != len(plan.coalitions):
-        record.not_checked("valuation-shapley", "the recorded values are not one per planned coalition")
-        return
-    shapley = shapley_values(plan, valuation.values)
-    if len(shapley) != len(valuation.shapley) or not all(
-        close(old, new) for old, new in zip(valuation.shapley, shapley, strict=True)
-    ):
-        record.fail(
-            "valuation-shapley",
-            "the Shapley values do not follow from the candidates' values",
-            _numbers(shapley),
-            _numbers(valuation.shapley),
-        )
-    else:
-        record.ok(
-            "valuation-shapley", f"{len(shapley)} Shapley values recomputed ({'exact' if plan.exact else 'sampled'})"
-        )
+        paid = sum(contribution > 0 for contribution in contributions)
+        record.ok("valuation-contributions", f"{len(contributions)} contributions recomputed, {paid} above 0")
 
 
 def _check_scores(
     valuation: RoundValuation, players: list[tuple[int, ...]] | None, round_: ValuedRound, record: FindingRecorder
 ) -> None:
-    """Each valued update scores its share of its player's Shapley value (0 if the valuation
+    """Each valued update scores its share of its player's contribution (0 if the valuation
     failed); every other accepted update scores 0."""
     if valuation.failure is not None:
         expected = [0.0] * len(round_.valued)
-    elif players is None or len(valuation.shapley) != len(players):
-        record.not_checked("valuation-scores", "the recorded players or Shapley values cannot be used")
+    elif players is None or len(valuation.contributions) != len(players):
+        record.not_checked("valuation-scores", "the recorded players or contributions cannot be used")
         return
     else:
-        expected = member_scores(players, valuation.shapley, len(round_.valued))
+        expected = member_scores(players, valuation.contributions, len(round_.valued))
     owed = {entry.node_id: score for entry, score in zip(round_.valued, expected, strict=True)}
     wrong = 0
     for entry in round_.accepted:
@@ -336,13 +376,13 @@ def _check_scores(
             wrong += 1
             record.fail(
                 "valuation-scores",
-                "the recorded score is not the update's share of its player's Shapley value",
+                "the recorded score is not the update's share of its player's contribution",
                 f"{score:.9g}",
                 str(entry.score),
                 entry.participant,
             )
     if not wrong:
-        record.ok("valuation-scores", f"{len(round_.accepted)} scores follow from the Shapley values")
+        record.ok("valuation-scores", f"{len(round_.accepted)} scores follow from the contributions")
 
 
 def _numbers(values: Sequence[float]) -> str:

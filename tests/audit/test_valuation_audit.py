@@ -67,7 +67,8 @@ def sign(index: int, node_id: int, hashes: tuple[bytes, ...], values: list[float
 @pytest.fixture
 def valued() -> ValuedFixture:
     """Five accepted updates: three sites, a Sybil copy of site 1, and one the strategy left out
-    (node 14, which still validates, alone). Each validator reports its site's squared distance."""
+    (node 14, which still validates, alone). Each validator reports the squared distance to its
+    site's test optimum; site 3's update moves away from its own, so its own group gates it to 0."""
     rng = np.random.default_rng(8)
     targets = [rng.normal(size=8) for _ in range(4)]
     deltas = [0.5 * targets[0], 0.5 * targets[1], 0.5 * targets[1], 0.5 * targets[2]]
@@ -77,7 +78,7 @@ def valued() -> ValuedFixture:
     assert prepared.players == ((0,), (1, 2), (3,))
     participants = [participant_key(index).address for index in range(5)]
     reports = []
-    for index, target in enumerate([targets[0], targets[1], targets[1], targets[2], targets[3]]):
+    for index, target in enumerate([targets[0], targets[1], targets[1], -targets[2], targets[3]]):
         losses = [float(np.sum((flat(model) - target) ** 2)) for model in prepared.candidates()]
         reports.append(sign(index, 10 + index, prepared.candidate_hashes, losses))
     valuation, scores = conclude_valuation(prepared, participants[:4], reports)
@@ -107,14 +108,12 @@ def test_a_valuation_as_computed_passes_every_check(valued: ValuedFixture):
     findings = valued.audit()
     assert sorted(findings) == sorted(VALUATION_CHECKS)
     assert all(statuses(findings, check) == {"pass"} for check in VALUATION_CHECKS), findings
-    assert sum(valued.valuation.shapley) == pytest.approx(valued.valuation.values[-1])
+    assert sum(contribution > 0 for contribution in valued.valuation.contributions) >= 2
 
 
-def test_a_changed_value_fails_the_values(valued: ValuedFixture):
-    values = list(valued.valuation.values)
-    values[3] += 0.01
-    findings = valued.audit(replace(valued.valuation, values=tuple(values)))
-    assert statuses(findings, "valuation-values") == {"fail"}
+def test_a_changed_clip_fails_the_clip(valued: ValuedFixture):
+    findings = valued.audit(replace(valued.valuation, clip=(valued.valuation.clip or 0) * 2))
+    assert statuses(findings, "valuation-clip") == {"fail"}
     assert statuses(findings, "valuation-signatures") == {"pass"}
 
 
@@ -149,12 +148,22 @@ def test_a_validator_missing_from_the_record_fails(valued: ValuedFixture):
     assert "each once" in findings["valuation-signatures"][0].message
 
 
-def test_a_changed_shapley_value_fails(valued: ValuedFixture):
-    shapley = list(valued.valuation.shapley)
-    shapley[0] *= 1.5
-    findings = valued.audit(replace(valued.valuation, shapley=tuple(shapley)))
-    assert statuses(findings, "valuation-shapley") == {"fail"}
-    assert statuses(findings, "valuation-values") == {"pass"}
+def test_a_changed_contribution_fails_the_contributions(valued: ValuedFixture):
+    contributions = list(valued.valuation.contributions)
+    paid = next(index for index, contribution in enumerate(contributions) if contribution > 0)
+    contributions[paid] *= 1.5
+    findings = valued.audit(replace(valued.valuation, contributions=tuple(contributions)))
+    assert statuses(findings, "valuation-contributions") == {"fail"}
+    assert statuses(findings, "valuation-clip") == {"pass"}
+
+
+def test_a_contribution_paid_past_the_gate_fails(valued: ValuedFixture):
+    """A player whose own group sees no gain is recorded as paid: its contribution does not recompute."""
+    contributions = list(valued.valuation.contributions)
+    assert contributions[2] == 0.0
+    contributions[2] = valued.valuation.clip or 0
+    findings = valued.audit(replace(valued.valuation, contributions=tuple(contributions)))
+    assert statuses(findings, "valuation-contributions") == {"fail"}
 
 
 def test_a_changed_score_fails_for_its_participant(valued: ValuedFixture):
@@ -168,10 +177,10 @@ def test_a_changed_score_fails_for_its_participant(valued: ValuedFixture):
 
 def test_a_changed_candidate_hash_fails_the_candidates(valued: ValuedFixture):
     candidates = list(valued.valuation.candidates)
-    candidates[5] = to_hex(bytes(32))
+    candidates[3] = to_hex(bytes(32))
     findings = valued.audit(replace(valued.valuation, candidates=tuple(candidates)))
     assert [finding.message for finding in findings["valuation-candidates"]] == [
-        "candidate 5 is not its coalition's model"
+        "candidate 3 is not its coalition's model"
     ]
 
 
@@ -197,8 +206,8 @@ def test_models_missing_from_the_store_are_not_checked_and_the_rest_is(valued: V
     for check in (
         "valuation-plan",
         "valuation-signatures",
-        "valuation-values",
-        "valuation-shapley",
+        "valuation-clip",
+        "valuation-contributions",
         "valuation-scores",
     ):
         assert statuses(findings, check) == {"pass"}
@@ -208,14 +217,46 @@ def test_a_failed_valuation_passes_only_if_no_report_counted_and_nothing_is_paid
     reports = tuple(
         ValidatorReport(report.node_id, None, None, None, "silent") for report in valued.valuation.validators
     )
-    failed = replace(valued.valuation, validators=reports, values=(), shapley=(), failure="no validator report counted")
+    failed = replace(
+        valued.valuation, validators=reports, contributions=(), clip=None, failure="no validator report counted"
+    )
     unpaid = [replace(entry, score=0.0) for entry in valued.round_.valued]
     findings = valued.audit(failed, valued=unpaid, accepted=[*unpaid, valued.round_.accepted[4]])
     assert all(statuses(findings, check) == {"pass"} for check in VALUATION_CHECKS), findings
     paid = valued.audit(failed)
     assert statuses(paid, "valuation-scores") == {"fail"}
-    hidden = valued.audit(replace(valued.valuation, values=(), shapley=(), failure="claimed"), valued=unpaid)
-    assert statuses(hidden, "valuation-values") == {"fail"}
+    hidden = valued.audit(replace(valued.valuation, contributions=(), clip=None, failure="claimed"), valued=unpaid)
+    assert statuses(hidden, "valuation-clip") == {"fail"}
+
+
+def test_a_round_over_the_budget_passes_only_unvalued_and_unasked(valued: ValuedFixture):
+    tight = ValuationSettings(budget=4)  # three players need five candidates
+    prepared = prepare_valuation(tight, RUN, ROUND, BASE, model_hash(BASE), valued.prepared.updates)
+    participants = [entry.participant or "" for entry in valued.round_.valued]
+    over, scores = conclude_valuation(prepared, participants, [])
+    unpaid = [replace(entry, score=score) for entry, score in zip(valued.round_.valued, scores, strict=True)]
+    accepted = [*unpaid, valued.round_.accepted[4]]
+
+    def audit(valuation: RoundValuation, settings: ValuationSettings = tight, **changes: object) -> dict[str, list]:
+        audit = RoundAudit(RUN, ROUND)
+        round_ = replace(valued.round_, valued=unpaid, accepted=accepted, **changes)
+        check_valuation(valuation, settings, round_, FindingRecorder(audit))
+        findings: dict[str, list] = {}
+        for finding in audit.findings:
+            findings.setdefault(finding.check, []).append(finding)
+        return findings
+
+    findings = audit(over)
+    assert all(statuses(findings, check) == {"pass"} for check in VALUATION_CHECKS), findings
+    assert (
+        findings["valuation-plan"][0].message
+        == "not valued: 3 players need 5 candidate models, more than the budget of 4"
+    )
+    asked = audit(replace(over, validators=valued.valuation.validators))
+    assert statuses(asked, "valuation-signatures") == {"fail"}
+    assert statuses(audit(replace(over, failure="not valued")), "valuation-plan") == {"fail"}
+    refused = audit(over, SETTINGS)  # within the budget of 16, the round had to be valued
+    assert statuses(refused, "valuation-plan") == {"fail"} and statuses(refused, "valuation-signatures") == {"fail"}
 
 
 @pytest.mark.parametrize("linked", [True, False])
@@ -231,7 +272,7 @@ def test_a_pair_at_the_sybil_threshold_may_be_linked_or_not(linked: bool):
     if not linked:
         players = ((participants[0],), (participants[1],), (participants[2],))
     entries = [UpdateEntry(index, "accepted", participants[index], num_examples=1) for index in range(3)]
-    valuation = RoundValuation(players, (), (), (), (), ())
+    valuation = RoundValuation(players, (), (), (), ())
     round_ = ValuedRound(RUN, ROUND, model_hash(BASE), DOMAIN, entries, entries, BASE, [u.arrays for u in updates])
     audit = RoundAudit(RUN, ROUND)
     check_valuation(valuation, settings, round_, FindingRecorder(audit))

@@ -1,9 +1,8 @@
-"""Valuation arithmetic: players, the coalition plan, candidate models, values, Shapley and scores,
-on small rounds whose answers are worked out by hand."""
+"""Valuation arithmetic: players, the leave-one-out plan, candidate models, group votes,
+contributions and scores, on small rounds whose answers are worked out by hand."""
 
 import json
 import math
-import struct
 from itertools import combinations
 from pathlib import Path
 
@@ -13,22 +12,23 @@ import pytest
 from fedledger.aggregation import WeightedUpdate
 from fedledger.contribution import delta_gram
 from fedledger.encoding import model_hash
-from fedledger.hashing import keccak256, to_hex
+from fedledger.hashing import to_hex
 from fedledger.signing import SigningDomain, ValuationMessage, sign_valuation, valuation_results_hash
 from fedledger.valuation import (
-    CoalitionPlan,
     RoundValuation,
     ValidatorReport,
     ValuationSettings,
+    budget_failure,
     coalition_model,
-    coalition_values,
     conclude_valuation,
+    contributions_of,
+    group_improvements,
+    leave_one_out_plan,
+    leave_one_out_values,
     member_scores,
     prepare_valuation,
-    shapley_values,
     sybil_clusters,
     validator_groups,
-    valuation_seed,
     verify_report,
 )
 
@@ -36,7 +36,6 @@ from helpers import participant_key
 
 VECTORS = json.loads((Path(__file__).parents[2] / "docs" / "valuation-vectors.json").read_text())
 DOMAIN = SigningDomain(chain_id=31337, registry="0x5FbDB2315678afecb367f032d93F642f64180aa3")
-SEED = keccak256(b"seed")
 
 
 def gram_of(deltas: list[list[float]]) -> np.ndarray:
@@ -65,10 +64,14 @@ def test_settings_out_of_range_are_refused_by_name(arguments, message):
 
 def test_settings_round_trip_as_the_run_configuration_records_them():
     settings = ValuationSettings(metric="eval-loss", budget=64, sybil_distance=0.05)
-    assert settings.to_json() == {"method": "shapley", "metric": "eval-loss", "budget": 64, "sybil_distance": 0.05}
+    record = {"method": "leave-one-out", "metric": "eval-loss", "budget": 64, "sybil_distance": 0.05}
+    assert settings.to_json() == record
     assert ValuationSettings.from_json(settings.to_json()) == settings
-    with pytest.raises(ValueError, match="not a shapley scoring record"):
-        ValuationSettings.from_json({"method": "consensus"})
+    assert ValuationSettings().budget == 1024
+    with pytest.raises(ValueError, match="not a leave-one-out scoring record"):
+        ValuationSettings.from_json({**record, "method": "shapley"})
+    with pytest.raises(ValueError, match="lacks budget"):
+        ValuationSettings.from_json({"method": "leave-one-out", "metric": "eval-loss", "sybil_distance": 0.1})
 
 
 # Players
@@ -88,51 +91,16 @@ def test_a_pair_exactly_at_the_threshold_is_linked():
     assert sybil_clusters(gram_of(deltas), 0.1) == [(0, 1), (2,)]
 
 
-# Seed and plan
+# Plan
 
 
-def test_the_seed_binds_run_round_and_base_model():
-    base = keccak256(b"base")
-    expected = keccak256((7).to_bytes(32, "big") + (3).to_bytes(4, "big") + base)
-    assert valuation_seed(7, 3, base) == expected
-    assert len({valuation_seed(7, 3, base), valuation_seed(8, 3, base), valuation_seed(7, 4, base)}) == 3
-    with pytest.raises(ValueError, match="32 bytes"):
-        valuation_seed(7, 3, b"short")
-
-
-def test_few_players_are_valued_exactly_over_every_coalition_in_canonical_order():
-    plan = CoalitionPlan.of(3, 8, SEED)
-    assert plan.exact and plan.permutations == ()
-    assert plan.coalitions == ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
-    assert not CoalitionPlan.of(3, 7, SEED).exact
-
-
-def test_the_permutation_plan_is_deterministic_antithetic_within_budget_and_seeded():
-    plan = CoalitionPlan.of(9, 40, SEED)
-    assert not plan.exact
-    assert plan == CoalitionPlan.of(9, 40, SEED)
-    assert len(plan.permutations) % 2 == 0 and len(plan.permutations) >= 4
-    for forward, backward in zip(plan.permutations[::2], plan.permutations[1::2], strict=True):
-        assert backward == forward[::-1]
-        assert sorted(forward) == list(range(9))
-    prefixes = {tuple(sorted(order[:size])) for order in plan.permutations for size in range(10)}
-    assert set(plan.coalitions) == prefixes and len(plan.coalitions) <= 40
-    next_pair = CoalitionPlan.of(9, 500, SEED).permutations[len(plan.permutations) : len(plan.permutations) + 2]
-    grown = prefixes | {tuple(sorted(order[:size])) for order in next_pair for size in range(10)}
-    assert len(grown) > 40, "pairs are added while they fit"
-    assert plan.coalitions[0] == () and plan.coalitions[-1] == tuple(range(9))
-    assert list(plan.coalitions) == sorted(plan.coalitions, key=lambda coalition: (len(coalition), coalition))
-    assert CoalitionPlan.of(9, 40, keccak256(b"another seed")).permutations != plan.permutations
-
-
-def test_the_first_permutation_sorts_players_by_their_keccak_key():
-    keys = [keccak256(SEED + struct.pack(">II", 0, player)) for player in range(6)]
-    assert CoalitionPlan.of(6, 20, SEED).permutations[0] == tuple(sorted(range(6), key=keys.__getitem__))
-
-
-def test_one_antithetic_pair_is_taken_even_beyond_the_budget():
-    plan = CoalitionPlan.of(8, 4, SEED)
-    assert len(plan.permutations) == 2 and len(plan.coalitions) == 2 * 8
+def test_the_plan_is_empty_complements_and_all_players_in_canonical_order():
+    assert leave_one_out_plan(1) == ((), (0,))
+    assert leave_one_out_plan(2) == ((), (0,), (1,), (0, 1))
+    assert leave_one_out_plan(3) == ((), (0, 1), (0, 2), (1, 2), (0, 1, 2))
+    assert len(leave_one_out_plan(40)) == 42
+    with pytest.raises(ValueError, match="at least one player"):
+        leave_one_out_plan(0)
 
 
 # Candidate models
@@ -184,15 +152,111 @@ def test_a_coalition_model_names_a_member_array_that_does_not_fit():
         coalition_model(BASE, [bad], [(0,)], (0,))
 
 
-# Values, Shapley, scores
+# Votes, contributions, scores
 
 
-def test_values_are_relative_improvements_medianed_within_then_across_groups():
+def losses_for(players: int, full: float, leave_outs: list[float]) -> list[float]:
+    """One validator's losses, with ``L(∅) = 1``, on the candidates of ``players`` players, such
+    that its relative improvement is ``full`` on all players and ``full - leave_outs[p]`` without
+    ``p``: its own leave-one-out values are ``leave_outs``."""
+    everyone = tuple(range(players))
+    improvement = {(): 0.0, everyone: full}
+    for player, value in enumerate(leave_outs):
+        improvement[everyone[:player] + everyone[player + 1 :]] = full - value
+    return [1.0 - improvement[coalition] for coalition in leave_one_out_plan(players)]
+
+
+def test_group_votes_are_medians_of_relative_improvements():
     losses = [[2.0, 1.0, 1.5], [4.0, 1.0, 2.0], [0.0, -1.0, 1.0]]
     # relative improvements: [0, .5, .25], [0, .75, .5], [0, 1, -1] (L(∅) = 0 divides by 1)
-    assert coalition_values(losses, [0, 1, 2]) == [0.0, 0.75, 0.25]
-    # validators 0 and 1 in one group vote their median [0, .625, .375]; the median of two groups is their mean
-    assert coalition_values(losses, [5, 5, 9]) == [0.0, (0.625 + 1) / 2, (0.375 - 1) / 2]
+    votes = group_improvements(losses, [5, 5, 9])
+    assert list(votes) == [5, 9]
+    assert votes[5].tolist() == [0.0, 0.625, 0.375] and votes[9].tolist() == [0.0, 1.0, -1.0]
+
+
+def test_two_players_two_groups_by_hand():
+    # candidates (), (0,), (1,), (0, 1); L(∅) = 2 and 4
+    losses = [[2.0, 1.0, 1.8, 1.2], [4.0, 3.0, 2.0, 1.6]]
+    # group 0: r = [0, .5, .1, .4]: λ₀ = .4 - .1 = .3, λ₁ = .4 - .5 = -.1; positive total .3
+    # group 1: r = [0, .25, .5, .6]: λ₀ = .6 - .5 = .1, λ₁ = .6 - .25 = .35; positive total .45
+    # c = median(.3, .45) = .375; player 0: own .3 > 0, group 1 says .1; player 1: group 0 says -.1 -> 0
+    clip, contributions = contributions_of(2, losses, [0, 1])
+    assert clip == pytest.approx(0.375)
+    assert contributions == pytest.approx([0.1, 0.0])
+
+
+def test_a_player_whose_own_group_sees_no_gain_gets_nothing_whatever_the_others_say():
+    losses = [
+        losses_for(2, 0.5, [0.3, 0.2]),  # group 0 (player 0's own)
+        losses_for(2, 0.4, [0.3, 0.0]),  # group 1 (player 1's own): its update does not help its own rows
+        losses_for(2, 0.4, [0.2, 0.2]),  # a validator whose update was not selected, alone in group 7
+    ]
+    # positive totals .5, .3, .4: c = .4; player 0: mean(min(.3, .4), min(.2, .4)) = .25
+    clip, contributions = contributions_of(2, losses, [0, 1, 7])
+    assert clip == pytest.approx(0.4)
+    assert contributions == pytest.approx([0.25, 0.0])
+    worse = [losses[0], losses_for(2, 0.4, [0.3, -0.1]), losses[2]]
+    assert contributions_of(2, worse, [0, 1, 7])[1][1] == 0.0
+
+
+def test_a_player_with_no_own_report_gets_nothing():
+    losses = [losses_for(2, 0.4, [0.3, 0.1]), losses_for(2, 0.4, [0.2, 0.2])]  # groups 1 and 7, none for player 0
+    clip, contributions = contributions_of(2, losses, [1, 7])
+    assert clip == pytest.approx(0.4)
+    assert contributions == pytest.approx([0.0, 0.2])
+
+
+def test_the_clip_bounds_what_one_group_can_credit():
+    losses = [
+        losses_for(2, 0.2, [0.1, 0.1]),  # group 0: total .2
+        losses_for(2, 5.1, [5.0, 0.1]),  # group 1 credits player 0 with 5: total 5.1
+        losses_for(2, 0.2, [0.1, 0.1]),  # group 7: total .2
+    ]
+    # c = median(.2, 5.1, .2) = .2; player 0: mean(min(5, .2), min(.1, .2)) = .15 (2.55 unclipped)
+    clip, contributions = contributions_of(2, losses, [0, 1, 7])
+    assert clip == pytest.approx(0.2)
+    assert contributions == pytest.approx([0.15, 0.1])
+
+
+def test_one_player_is_paid_its_own_gain_and_with_another_group_that_groups_view():
+    assert contributions_of(1, [[2.0, 1.5]], [0]) == (0.25, [0.25])
+    clip, contributions = contributions_of(1, [[2.0, 1.5], [1.0, 0.9]], [0, 4])  # λ = .25 and .1
+    assert clip == pytest.approx(0.175) and contributions == pytest.approx([0.1])
+    assert contributions_of(1, [[2.0, 2.5]], [0]) == (0.0, [0.0])
+
+
+def positive_totals(losses: list[list[float]], players: int) -> list[float]:
+    """Each validator's ``Σ_p max(0, λ_p)``, from losses made by ``losses_for``."""
+    everyone = tuple(range(players))
+    totals = []
+    for row in losses:
+        improvement = {coalition: 1.0 - loss for coalition, loss in zip(leave_one_out_plan(players), row, strict=True)}
+        leave_outs = [improvement[everyone] - improvement[everyone[:p] + everyone[p + 1 :]] for p in everyone]
+        totals.append(sum(max(0.0, value) for value in leave_outs))
+    return totals
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_lying_minority_of_other_groups_raises_a_contribution_by_at_most_its_share_of_the_clip(seed: int):
+    rng = np.random.default_rng(seed)
+    players = 6
+    own = losses_for(players, 0.5, list(rng.uniform(0.01, 0.2, players)))
+    honest = [own, *(losses_for(players, 0.5, list(rng.uniform(-0.1, 0.2, players))) for _ in range(players - 1))]
+    _, honest_pay = contributions_of(players, honest, list(range(players)))
+    assert honest_pay[0] > 0
+    for liars in (1, 2):  # of the five groups other than player 0's own: they claim player 0 is worth 1e6
+        lying = [*honest[: players - liars], *[losses_for(players, 1e6, [1e6] * players)] * liars]
+        clip, lying_pay = contributions_of(players, lying, list(range(players)))
+        assert lying_pay[0] > honest_pay[0]
+        assert lying_pay[0] - honest_pay[0] <= liars / (players - 1) * clip + 1e-12
+        assert clip <= max(positive_totals(honest[: players - liars], players)) + 1e-12
+
+
+def test_a_validator_cannot_vouch_for_its_own_player_beyond_the_gate():
+    others = [losses_for(3, 0.6, [0.1, 0.2, 0.15]), losses_for(3, 0.6, [0.05, 0.25, 0.2])]
+    modest = contributions_of(3, [losses_for(3, 0.3, [0.01, 0.2, 0.1]), *others], [0, 1, 2])
+    boastful = contributions_of(3, [losses_for(3, 1e6, [1e6, 0.2, 0.1]), *others], [0, 1, 2])
+    assert modest[1][0] == boastful[1][0] == pytest.approx((0.1 + 0.05) / 2)
 
 
 def test_validators_vote_with_their_player_or_alone():
@@ -201,42 +265,8 @@ def test_validators_vote_with_their_player_or_alone():
     assert validator_groups(players, ["0xaa", "0xBB", "0xCC"], reports) == [0, 0, 2 + 9]
 
 
-def test_a_lying_minority_cannot_move_a_value_outside_the_honest_range():
-    rng = np.random.default_rng(3)
-    honest = rng.uniform(1.0, 2.0, size=(5, 16))
-    liars = np.vstack([np.full(16, 1e6), np.concatenate([[1e-6], np.full(15, -1e6)])])
-    losses = np.vstack([honest, liars])
-    values = coalition_values(losses.tolist(), list(range(7)))
-    improvements = (honest[:, :1] - honest) / honest[:, :1]
-    assert np.all(values >= improvements.min(axis=0)) and np.all(values <= improvements.max(axis=0))
-
-
-def test_exact_shapley_of_two_and_three_players_by_hand():
-    two = CoalitionPlan.of(2, 4, SEED)  # (), (0,), (1,), (0, 1)
-    assert shapley_values(two, [0.0, 0.4, 0.1, 0.6]) == pytest.approx([0.5 * 0.4 + 0.5 * 0.5, 0.5 * 0.1 + 0.5 * 0.2])
-    three = CoalitionPlan.of(3, 8, SEED)  # (), 0, 1, 2, 01, 02, 12, 012
-    values = [0.0, 0.3, 0.3, 0.0, 0.6, 0.3, 0.3, 0.6]  # 0 and 1 add 0.3 each; 2 adds nothing
-    assert shapley_values(three, values) == pytest.approx([0.3, 0.3, 0.0])
-    glove = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]  # player 0 pairs with 1 or 2: φ = (2/3, 1/6, 1/6)
-    assert shapley_values(three, glove) == pytest.approx([2 / 3, 1 / 6, 1 / 6])
-
-
-def test_shapley_over_every_permutation_is_the_exact_shapley():
-    exact = CoalitionPlan.of(3, 8, SEED)
-    orders = ((0, 1, 2), (2, 1, 0), (1, 0, 2), (2, 0, 1), (0, 2, 1), (1, 2, 0))
-    sampled = CoalitionPlan(3, orders, exact.coalitions)
-    glove = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]
-    assert shapley_values(sampled, glove) == pytest.approx(shapley_values(exact, glove))
-
-
-def test_sampled_shapley_values_add_up_to_the_grand_coalition():
-    plan = CoalitionPlan.of(9, 40, SEED)
-    values = [0.0, *np.random.default_rng(0).uniform(-1, 1, len(plan.coalitions) - 1)]
-    assert sum(shapley_values(plan, values)) == pytest.approx(values[-1])
-
-
-def test_members_share_their_players_positive_shapley_value():
-    assert member_scores([(0, 2), (1,), (3,)], [0.5, -0.2, 0.1], 4) == [0.25, 0.0, 0.25, 0.1]
+def test_members_share_their_players_contribution():
+    assert member_scores([(0, 2), (1,), (3,)], [0.5, 0.0, 0.1], 4) == [0.25, 0.0, 0.25, 0.1]
 
 
 # A round end to end: real losses, real signatures
@@ -248,13 +278,17 @@ def site_loss(model: dict[str, np.ndarray], target: np.ndarray) -> float:
     return float(np.sum((flat - target) ** 2))
 
 
-TARGETS = [np.array([1.0, 2.0, -1.0, 0.0]), np.array([0.5, 1.0, 1.0, 1.0]), np.array([-1.0, 0.0, 0.0, 2.0])]
+#: Three sites' optima on their test rows: much in common, each with its own twist.
+TARGETS = [np.array([1.0, 2.0, -1.0, 0.0]), np.array([1.0, 1.5, -0.5, 0.5]), np.array([0.5, 2.0, -1.0, 1.0])]
+#: How far each site's training rows pull it from its test optimum: more than the sites differ, so
+#: that averaging the sites' updates helps each of them.
+TRAINING_NOISE = [np.array([0.8, -0.6, 0.0, 0.4]), np.array([-0.6, 0.2, 0.8, -0.4]), np.array([0.0, 0.6, -0.8, -0.2])]
 
 
-def site_update(target: np.ndarray, weight: int) -> WeightedUpdate:
-    """An honest site's update: half way from the base towards its own optimum."""
+def site_update(site: int, weight: int) -> WeightedUpdate:
+    """Site ``site``'s honest update: half way from the base towards the optimum of its training rows."""
     start = np.concatenate([BASE["b"], BASE["w"]]).astype(np.float64)
-    moved = (start + 0.5 * (target - start)).astype(np.float32)
+    moved = (start + 0.5 * (TARGETS[site] + TRAINING_NOISE[site] - start)).astype(np.float32)
     return WeightedUpdate({"b": moved[:1], "w": moved[1:]}, weight)
 
 
@@ -268,7 +302,7 @@ def signed_report(node_id: int, index: int, prepared, values: list[float], metri
 def run_round(sites: list[tuple[int, int]], settings: ValuationSettings | None = None):
     """Value a round whose updates come from ``sites`` (target index, weight); each update's
     participant validates on its site's own target."""
-    updates = [site_update(TARGETS[target], weight) for target, weight in sites]
+    updates = [site_update(target, weight) for target, weight in sites]
     prepared = prepare_valuation(settings or ValuationSettings(), 1, 2, BASE, model_hash(BASE), updates)
     participants = [participant_key(index).address for index in range(len(sites))]
     reports = []
@@ -293,22 +327,72 @@ def test_a_sybil_pair_shares_what_one_copy_earns_alone():
 
 def test_a_concluded_round_records_what_an_auditor_needs_in_canonical_json():
     prepared, (valuation, scores) = run_round([(0, 10), (1, 20), (2, 5)])
-    assert valuation.failure is None and len(valuation.values) == 8 and valuation.values[0] == 0.0
-    assert sum(valuation.shapley) == pytest.approx(valuation.values[-1])
-    assert scores == member_scores(list(prepared.players), list(valuation.shapley), 3)
+    assert valuation.failure is None and valuation.coalitions == leave_one_out_plan(3)
+    assert len(valuation.candidates) == 5 and valuation.candidates[0] == to_hex(model_hash(BASE))
+    losses = [list(report.values or ()) for report in valuation.validators]
+    assert (valuation.clip, list(valuation.contributions)) == contributions_of(3, losses, [0, 1, 2])
+    assert scores == member_scores(list(prepared.players), list(valuation.contributions), 3)
+    assert all(0 <= contribution <= (valuation.clip or 0) for contribution in valuation.contributions)
     assert list(prepared.candidates())[3]["w"].tobytes() == prepared.candidate(3)["w"].tobytes()
     assert RoundValuation.from_json(json.loads(json.dumps(valuation.to_json()))) == valuation
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("contributions", [0.1, "0.2"], "'contributions' must be a list of float"),
+        ("contributions", [math.nan], "'contributions' must be a list of float"),
+        ("clip", math.inf, "'clip' must be a finite number"),
+        ("clip", "0.2", "'clip' must be a finite number"),
+        ("players", [["0xA"], [3]], "'players' must be a list of lists of str"),
+        ("coalitions", [[0], [True]], "'coalitions' must be a list of lists of int"),
+        ("validators", [{"node_id": "7"}], "'node_id' must be int"),
+        ("failure", 3, "'failure' must be str"),
+    ],
+)
+def test_a_stored_valuation_that_is_malformed_is_refused_by_field(field: str, value: object, message: str):
+    _, (valuation, _) = run_round([(0, 10), (1, 20)])
+    with pytest.raises(ValueError, match=message):
+        RoundValuation.from_json({**valuation.to_json(), field: value})
+    record = valuation.to_json()
+    del record["contributions"]
+    with pytest.raises(ValueError, match="'contributions' must be list"):
+        RoundValuation.from_json(record)
+
+
+def test_a_round_needing_more_candidates_than_the_budget_is_not_valued():
+    assert budget_failure(1, 2) is None and budget_failure(2, 4) is None
+    assert budget_failure(3, 4) == "not valued: 3 players need 5 candidate models, more than the budget of 4"
+    updates = [site_update(0, 10), site_update(1, 20), site_update(2, 5)]
+    prepared = prepare_valuation(ValuationSettings(budget=4), 1, 2, BASE, model_hash(BASE), updates)
+    assert prepared.failure == budget_failure(3, 4)
+    assert prepared.coalitions == () and prepared.candidate_hashes == () and list(prepared.candidates()) == []
+    valuation, scores = conclude_valuation(prepared, ["0xA", "0xB", "0xC"], [])
+    assert scores == [0.0, 0.0, 0.0]
+    assert valuation == RoundValuation(
+        players=(("0xA",), ("0xB",), ("0xC",)),
+        coalitions=(),
+        candidates=(),
+        validators=(),
+        contributions=(),
+        clip=None,
+        failure=prepared.failure,
+    )
+    with pytest.raises(ValueError, match="takes no reports"):
+        conclude_valuation(prepared, ["0xA", "0xB", "0xC"], [ValidatorReport(1, None, None, None, "silent")])
+    within = prepare_valuation(ValuationSettings(budget=5), 1, 2, BASE, model_hash(BASE), updates)
+    assert within.failure is None and len(within.candidate_hashes) == 5
+
+
 def test_no_counted_report_fails_the_valuation_and_scores_nothing():
-    updates = [site_update(TARGETS[0], 10), site_update(TARGETS[1], 20)]
+    updates = [site_update(0, 10), site_update(1, 20)]
     prepared = prepare_valuation(ValuationSettings(), 1, 2, BASE, model_hash(BASE), updates)
     reports = [
         ValidatorReport(7, None, None, None, "silent", "no reply"),
         ValidatorReport(8, None, None, None, "error"),
     ]
     valuation, scores = conclude_valuation(prepared, ["0xA", "0xB"], reports)
-    assert scores == [0.0, 0.0] and valuation.values == () and valuation.shapley == ()
+    assert scores == [0.0, 0.0] and valuation.contributions == () and valuation.clip is None
     assert valuation.failure == "no validator report counted (1 error, 1 silent)"
 
 
@@ -352,17 +436,20 @@ def test_vectors(vector):
     updates = [WeightedUpdate(vector_arrays(entry["arrays"]), entry["weight"]) for entry in vector["updates"]]
     base_hash = model_hash(base)
     assert to_hex(base_hash) == vector["base_model_hash"]
-    assert to_hex(valuation_seed(vector["run_id"], vector["round"], base_hash)) == vector["seed"]
     prepared = prepare_valuation(settings, vector["run_id"], vector["round"], base, base_hash, updates)
     assert [list(player) for player in prepared.players] == vector["players"]
-    assert [list(order) for order in prepared.plan.permutations] == vector["permutations"]
-    assert [list(coalition) for coalition in prepared.plan.coalitions] == vector["coalitions"]
+    assert prepared.failure == vector["failure"]
+    assert [list(coalition) for coalition in prepared.coalitions] == vector["coalitions"]
     assert [to_hex(digest) for digest in prepared.candidate_hashes] == vector["candidate_hashes"]
-    values = coalition_values(vector["losses"], vector["groups"])
-    assert values == vector["values"]
-    shapley = shapley_values(prepared.plan, values)
-    assert shapley == vector["shapley"]
-    assert member_scores(list(prepared.players), shapley, len(updates)) == vector["scores"]
+    if vector["failure"] is not None:
+        assert vector["scores"] == [0.0] * len(updates)
+        return
+    players = len(prepared.players)
+    values = leave_one_out_values(players, group_improvements(vector["losses"], vector["groups"]))
+    assert [{"group": group, "values": values[group]} for group in sorted(values)] == vector["leave_one_out"]
+    clip, contributions = contributions_of(players, vector["losses"], vector["groups"])
+    assert clip == vector["clip"] and contributions == vector["contributions"]
+    assert member_scores(list(prepared.players), contributions, len(updates)) == vector["scores"]
 
 
 def test_gram_of_the_vectors_is_what_players_are_cut_from():
