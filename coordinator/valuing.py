@@ -61,12 +61,16 @@ class RoundValuer:
         prepared = prepare_valuation(
             self.settings, self.run_id, round_number, base, base_hash, [reply.as_update() for reply in valued]
         )
+        participants = [reply.participant or "" for reply in valued]
+        if prepared.failure is not None:
+            log(INFO, "round %d: %s", round_number, prepared.failure)
+            return conclude_valuation(prepared, participants, [])
         requests = self._requests(prepared, validators, config)
         replies = {reply.metadata.src_node_id: reply for reply in grid.send_and_receive(requests, timeout=timeout)}
         reports = [
             self._report(round_number, prepared, validator, replies.get(validator.node_id)) for validator in validators
         ]
-        valuation, scores = conclude_valuation(prepared, [reply.participant or "" for reply in valued], reports)
+        valuation, scores = conclude_valuation(prepared, participants, reports)
         rejected = [report for report in reports if not report.accepted]
         log(
             INFO,
