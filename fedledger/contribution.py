@@ -20,14 +20,24 @@ with ``s = 1.4826 * MAD(x)``, but never less than a quarter of the median norm (
 spreads, which are both lengths) or 0.1 (for agreement), so that a round whose updates are nearly
 identical does not make a small difference look extreme. An update is flagged when its norm or
 spread z-score exceeds the threshold (scaling and model-replacement attacks are large, noise is far
-from everyone), or when it opposes the others (agreement below 0) and its agreement z-score is
-below minus the threshold (sign flips and other updates that push against the rest). Sites whose
-data differ (non-IID) send updates that differ too, which is why every test is relative to the
-round's own spread and why a site is not flagged merely for being less aligned than the rest —
-though a site whose labels run against everyone else's (a bank that mostly refuses, among banks
-that mostly approve) does push against the rest, and may be flagged. A small update is a
-free-rider problem, which the score handles. With fewer than ``min_updates`` updates nothing is
-flagged: robust statistics need a majority to stand on.
+from everyone), or when it opposes the others (agreement below 0), its agreement z-score is below
+minus the threshold, and it does not *descend* (sign flips and other updates that push against
+the rest). Sites whose data differ (non-IID) send updates that differ too, which is why every test
+is relative to the round's own spread and why a site is not flagged merely for being less aligned
+than the rest. A small update is a free-rider problem, which the score handles. With fewer than
+``min_updates`` updates nothing is flagged: robust statistics need a majority to stand on.
+
+A site whose labels run against everyone else's (a bank that mostly refuses, among banks that
+mostly approve) pushes against the rest round after round, just as a sign-flipped update does, and
+no statistic of one round tells the two apart. What does is how the update *answers the last
+global step* (its ``response``, from ``step_responses``): the cosine between the step the global
+model took, ``base - previous_base``, and the change in the site's delta since the valid update it
+sent the round before (examined by the detector, flagged or not). A site that trains on its own
+loss answers a step with a change against it (for a convex loss the change is minus the curvature
+times the step, so their product is negative), wherever its data put its optimum; a sign-flipped
+update negates that change and answers along the step. An update *descends* when its response is
+below ``-0.2``; an update without a response (the run's first round, a site that sent no valid
+update the round before, a round after which the model did not move) is judged on the round alone.
 
 Floating-point results may differ in the last bits between BLAS libraries, so the auditor compares
 recomputed statistics and scores with a relative tolerance (``TOLERANCE``); rewards are computed
@@ -184,9 +194,9 @@ def step_responses(
 ) -> list[float | None]:
     """How each update answered the last global step: the cosine between the step,
     ``base - previous_base``, and the change in the site's delta, ``(update_i - base) -
-    (previous_i - previous_base)``, where ``previous_i`` is the same participant's update of the
-    previous round (``None``: it sent none, and its response is ``None``; so is every response when
-    the step or the change is zero).
+    (previous_i - previous_base)``, where ``previous_i`` is the same participant's valid update of
+    the previous round, from the base ``previous_base`` (``None``: it sent none, and its response is
+    ``None``; so is every response when the step or the change is zero).
 
     A site that trains on its own loss answers a step with a change against it (for a convex loss
     the change is minus the loss's curvature times the step), wherever its data put its optimum; a
