@@ -20,14 +20,24 @@ with ``s = 1.4826 * MAD(x)``, but never less than a quarter of the median norm (
 spreads, which are both lengths) or 0.1 (for agreement), so that a round whose updates are nearly
 identical does not make a small difference look extreme. An update is flagged when its norm or
 spread z-score exceeds the threshold (scaling and model-replacement attacks are large, noise is far
-from everyone), or when it opposes the others (agreement below 0) and its agreement z-score is
-below minus the threshold (sign flips and other updates that push against the rest). Sites whose
-data differ (non-IID) send updates that differ too, which is why every test is relative to the
-round's own spread and why a site is not flagged merely for being less aligned than the rest —
-though a site whose labels run against everyone else's (a bank that mostly refuses, among banks
-that mostly approve) does push against the rest, and may be flagged. A small update is a
-free-rider problem, which the score handles. With fewer than ``min_updates`` updates nothing is
-flagged: robust statistics need a majority to stand on.
+from everyone), or when it opposes the others (agreement below 0), its agreement z-score is below
+minus the threshold, and it does not *descend* (sign flips and other updates that push against
+the rest). Sites whose data differ (non-IID) send updates that differ too, which is why every test
+is relative to the round's own spread and why a site is not flagged merely for being less aligned
+than the rest. A small update is a free-rider problem, which the score handles. With fewer than
+``min_updates`` updates nothing is flagged: robust statistics need a majority to stand on.
+
+A site whose labels run against everyone else's (a bank that mostly refuses, among banks that
+mostly approve) pushes against the rest round after round, just as a sign-flipped update does, and
+no statistic of one round tells the two apart. What does is how the update *answers the last
+global step* (its ``response``, from ``step_responses``): the cosine between the step the global
+model took, ``base - previous_base``, and the change in the site's delta since the valid update it
+sent the round before (examined by the detector, flagged or not). A site that trains on its own
+loss answers a step with a change against it (for a convex loss the change is minus the curvature
+times the step, so their product is negative), wherever its data put its optimum; a sign-flipped
+update negates that change and answers along the step. An update *descends* when its response is
+below ``-0.2``; an update without a response (the run's first round, a site that sent no valid
+update the round before, a round after which the model did not move) is judged on the round alone.
 
 Floating-point results may differ in the last bits between BLAS libraries, so the auditor compares
 recomputed statistics and scores with a relative tolerance (``TOLERANCE``); rewards are computed
@@ -36,7 +46,7 @@ exactly from the scores the manifest records.
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -44,6 +54,7 @@ TOLERANCE = 1e-9
 _MAD_TO_SIGMA = 1.4826
 _RELATIVE_FLOOR = 0.25  # least scale of the norm and spread z-scores, as a share of the median norm
 _AGREEMENT_FLOOR = 0.1  # least scale of the agreement z-score
+_DESCENT_MARGIN = 0.2  # a response below minus this shows a site training on its own loss
 _BLOCK_VALUES = 1 << 21  # float64 deltas held at once by delta_gram: 16 MiB
 
 
@@ -78,6 +89,7 @@ class AnomalyStatistics:
     spread_z: float
     agreement_z: float
     flags: tuple[str, ...]
+    response: float | None = None
 
     def to_json(self) -> dict:
         return {
@@ -88,6 +100,7 @@ class AnomalyStatistics:
             "spread_z": self.spread_z,
             "agreement_z": self.agreement_z,
             "flags": list(self.flags),
+            "response": self.response,
         }
 
     @classmethod
@@ -100,10 +113,19 @@ class AnomalyStatistics:
             data["spread_z"],
             data["agreement_z"],
             tuple(data["flags"]),
+            data.get("response"),
         )
 
     def values(self) -> tuple[float, ...]:
         return (self.norm, self.spread, self.agreement, self.norm_z, self.spread_z, self.agreement_z)
+
+    def matches(self, other: "AnomalyStatistics") -> bool:
+        """Whether ``other`` holds the same statistics up to ``TOLERANCE`` (flags aside)."""
+        if (self.response is None) != (other.response is None):
+            return False
+        responses = () if self.response is None else ((self.response, other.response),)
+        pairs = (*zip(self.values(), other.values(), strict=True), *responses)
+        return all(close(recorded, recomputed) for recorded, recomputed in pairs)
 
     def flagged_by(self, threshold: float) -> tuple[str, ...]:
         """The flags these statistics call for at ``threshold``."""
@@ -112,9 +134,13 @@ class AnomalyStatistics:
             flags.append("norm")
         if self.spread_z > threshold:
             flags.append("spread")
-        if self.agreement < 0 and self.agreement_z < -threshold:
+        if self.agreement < 0 and self.agreement_z < -threshold and not self.descends():
             flags.append("direction")
         return tuple(flags)
+
+    def descends(self) -> bool:
+        """Whether the update answered the last global step as training on the site's own loss does."""
+        return self.response is not None and self.response < -_DESCENT_MARGIN
 
     def describe(self, threshold: float) -> str:
         parts = []
@@ -124,7 +150,8 @@ class AnomalyStatistics:
             parts.append(f"median distance to the others {self.spread:.4g} has robust z-score {self.spread_z:.1f}")
         if "direction" in self.flags:
             parts.append(
-                f"median cosine with the others {self.agreement:.3f} has robust z-score {self.agreement_z:.1f}"
+                f"cosine with the others' sum {self.agreement:.3f} has robust z-score {self.agreement_z:.1f}"
+                + ("" if self.response is None else f", and its response to the last step is {self.response:.3f}")
             )
         return "; ".join(parts)
 
@@ -159,11 +186,54 @@ def _robust_z(values: np.ndarray, floor: float) -> np.ndarray:
     return (values - centre) / scale
 
 
-def detect(gram: np.ndarray, settings: DetectorSettings) -> list[AnomalyStatistics] | None:
-    """Statistics and flags for each update of the ``delta_gram``; ``None`` when there are too few to judge."""
+def step_responses(
+    previous_base: Mapping[str, np.ndarray],
+    base: Mapping[str, np.ndarray],
+    previous_updates: Sequence[Mapping[str, np.ndarray] | None],
+    updates: Sequence[Mapping[str, np.ndarray]],
+) -> list[float | None]:
+    """How each update answered the last global step: the cosine between the step,
+    ``base - previous_base``, and the change in the site's delta, ``(update_i - base) -
+    (previous_i - previous_base)``, where ``previous_i`` is the same participant's valid update of
+    the previous round, from the base ``previous_base`` (``None``: it sent none, and its response is
+    ``None``; so is every response when the step or the change is zero).
+
+    A site that trains on its own loss answers a step with a change against it (for a convex loss
+    the change is minus the loss's curvature times the step), wherever its data put its optimum; a
+    sign-flipped update answers with a change along the step.
+    """
+    step = {name: base[name].astype(np.float64) - previous_base[name] for name in sorted(base)}
+    step_norm = math.sqrt(sum(float(np.vdot(values, values)) for values in step.values()))
+    responses: list[float | None] = []
+    for previous, update in zip(previous_updates, updates, strict=True):
+        if previous is None or step_norm == 0:
+            responses.append(None)
+            continue
+        along = change_squared = 0.0
+        for name, values in step.items():
+            change = (update[name].astype(np.float64) - base[name]) - (
+                previous[name].astype(np.float64) - previous_base[name]
+            )
+            along += float(np.vdot(change, values))
+            change_squared += float(np.vdot(change, change))
+        responses.append(along / (math.sqrt(change_squared) * step_norm) if change_squared > 0 else None)
+    return responses
+
+
+def detect(
+    gram: np.ndarray, settings: DetectorSettings, responses: Sequence[float | None] | None = None
+) -> list[AnomalyStatistics] | None:
+    """Statistics and flags for each update of the ``delta_gram``; ``None`` when there are too few to judge.
+
+    ``responses`` are the updates' ``step_responses`` (``None``: no earlier round to answer).
+    """
     count = len(gram)
     if count < settings.min_updates:
         return None
+    if responses is None:
+        responses = [None] * count
+    if len(responses) != count:
+        raise ValueError(f"{len(responses)} step responses for {count} updates")
     squared_norms = np.diag(gram)
     squared_distances = np.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * gram, 0.0)
     distances = np.sqrt(squared_distances)
@@ -181,8 +251,8 @@ def detect(gram: np.ndarray, settings: DetectorSettings) -> list[AnomalyStatisti
     statistics = []
     for index in range(count):
         values = [float(column[index]) for column in (norms, spreads, agreements, norm_z, spread_z, agreement_z)]
-        unflagged = AnomalyStatistics(*values, flags=())
-        statistics.append(AnomalyStatistics(*values, flags=unflagged.flagged_by(settings.threshold)))
+        unflagged = AnomalyStatistics(*values, flags=(), response=responses[index])
+        statistics.append(replace(unflagged, flags=unflagged.flagged_by(settings.threshold)))
     return statistics
 
 
