@@ -17,7 +17,7 @@ from fedledger import messages
 from fedledger.aggregation import WeightedUpdate
 from fedledger.audit.recompute import Reaggregation
 from fedledger.chain import ChainUnavailable
-from fedledger.contribution import delta_gram, detect
+from fedledger.contribution import delta_gram, detect, step_responses
 from fedledger.coordinator.config import LedgerSettings
 from fedledger.coordinator.host import Host
 from fedledger.coordinator.recorder import ROUNDS_FILE, JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
@@ -168,6 +168,7 @@ class LedgerStrategy(Strategy):
         self._recorder: RoundRecorder | None = None
         self._base: dict | None = None
         self._base_hash = b""
+        self._examined: tuple[int, dict, dict[str, dict]] | None = None  # round, base, each participant's arrays
         self._training = Requests()
         self._evaluation = Requests()
         self._judged: JudgedRound | None = None
@@ -431,7 +432,7 @@ class LedgerStrategy(Strategy):
         for reply in checked:
             if reply.encoding is not None:
                 self.session.store.put(reply.encoding)
-        checked = self._screen(checked, base)
+        checked = self._screen(server_round, checked, base)
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
         if self._training.skipped is not None:
             return self._fail(server_round, checked, self._training.skipped)
@@ -491,14 +492,23 @@ class LedgerStrategy(Strategy):
             self._grid, server_round, base, self._base_hash, valued, accepted, config, self._timeout
         )
 
-    def _screen(self, checked: list[CheckedReply], base: dict) -> list[CheckedReply]:
-        """Run the anomaly detector over the valid updates; flagged ones are rejected as ``anomalous``."""
+    def _screen(self, server_round: int, checked: list[CheckedReply], base: dict) -> list[CheckedReply]:
+        """Run the anomaly detector over the valid updates; flagged ones are rejected as ``anomalous``.
+
+        Each update's response to the last global step is measured against the same participant's
+        update the detector examined in the previous round.
+        """
         if self.detection is None:
             return checked
         positions = [index for index, reply in enumerate(checked) if reply.accepted]
-        statistics = detect(
-            delta_gram(base, [checked[index].as_update().arrays for index in positions]), self.detection
-        )
+        arrays = [checked[index].as_update().arrays for index in positions]
+        participants = [checked[index].participant or "" for index in positions]
+        responses = None
+        if self._examined is not None and self._examined[0] == server_round - 1:
+            _, previous_base, previous = self._examined
+            responses = step_responses(previous_base, base, [previous.get(name) for name in participants], arrays)
+        self._examined = (server_round, base, dict(zip(participants, arrays, strict=True)))
+        statistics = detect(delta_gram(base, arrays), self.detection, responses)
         if statistics is None:
             return checked
         screened = list(checked)
