@@ -14,7 +14,7 @@ Clean runs give each defence's baseline and, with the default defences, each sit
 the detector's false-positive rate and, with one more clean run per site that leaves it out, each
 site's leave-one-site-out value: the pooled test log-loss (all sites' test rows) of the final model
 trained without it, minus that of the clean run. Every attacked run reports the final accuracy and
-ROC-AUC on the honest sites' test rows and their change from the clean run, the detector's
+ROC-AUC on the honest sites' test rows and their change from the clean run on the same rows, the detector's
 precision and recall, and the attackers' share of all rewards; for ``sybil``, also that share over
 the share its training site (the lowest of its partitions) earned in the clean run. The closing
 table checks the default defences against their targets.
@@ -36,12 +36,18 @@ from pathlib import Path
 import numpy as np
 
 from fedledger.chain import Registry
+from fedledger.encoding import decode_model
+from fedledger.hashing import from_hex
 from fedledger.keys import simulated_participant
 from fedledger.manifest import RoundManifest
 from fedledger.simulations.adversaries import ATTACKS, choose_attackers
 from fedledger.simulations.runner import SimulationRequest, SimulationResult, prepare_data, simulate_federation
 from fedledger.simulations.scenarios import SCENARIOS
 from fedledger.store import ArtifactStore
+from tabular_app.metrics import accuracy, roc_auc
+from tabular_app.models import TabularClassifier
+from tabular_app.site import load_site
+from tabular_app.training import evaluate
 
 DEFENCES = ("FedAvg", "detector", "Krum", "MultiKrum", "Bulyan", "FedMedian", "FedTrimmedAvg")
 DEFAULT_DEFENCES = "detector"
@@ -107,16 +113,26 @@ class Run:
 @dataclass(frozen=True)
 class Outcome:
     """What one run measured: the final model on the honest sites' test rows (on every site's for a
-    clean run), and per partition its total reward, updates recorded and updates flagged."""
+    clean run) and, per partition, its test labels and the final model's probabilities for them,
+    its total reward, updates recorded and updates flagged."""
 
     accuracy: float
     auc: float
     loss: float
     sites: tuple[str, ...]
+    labels: tuple[np.ndarray, ...]
+    probabilities: tuple[np.ndarray, ...]
     rewards: tuple[int, ...]
     updates: tuple[int, ...]
     flagged: tuple[int, ...]
     seconds: float
+
+    def pooled(self, excluded: Sequence[int]) -> tuple[float, float]:
+        """Accuracy and ROC-AUC on the test rows of every site but the ``excluded`` ones."""
+        kept = [index for index in range(len(self.sites)) if index not in excluded]
+        labels = np.concatenate([self.labels[index] for index in kept])
+        probabilities = np.concatenate([self.probabilities[index] for index in kept])
+        return accuracy(labels, probabilities), roc_auc(labels, probabilities)
 
     def share(self, partitions: Iterable[int]) -> float:
         """The share of all rewards paid to ``partitions``."""
@@ -156,11 +172,19 @@ def _outcome(result: SimulationResult, seconds: float) -> Outcome:
             rewards[index] += entry.reward
             updates[index] += 1
             flagged[index] += entry.reason == "anomalous"
+    model = TabularClassifier.from_arrays(decode_model(store.get(from_hex(result.summary.final_model_hash))))
+    settings, data = result.settings, result.data
+    local_sites = [
+        load_site(data.site_path(index), data.schema_path, settings.test_fraction, settings.split_seed)
+        for index in range(sites)
+    ]
     return Outcome(
         result.pooled_accuracy,
         result.pooled_auc,
         result.pooled_loss,
         tuple(site.name for site in result.data.sites),
+        tuple(local.test_labels for local in local_sites),
+        tuple(evaluate(model, local.test_inputs, local.test_labels).probabilities for local in local_sites),
         tuple(rewards),
         tuple(updates),
         tuple(flagged),
@@ -289,16 +313,16 @@ def report(plan: Plan, outcomes: dict[Run, Outcome]) -> None:
         for fraction in plan.fractions:
             for defence in plan.defences:
                 run = plan.attacked(attack, fraction, defence)
-                outcome, baseline = outcomes[run], outcomes[plan.clean(defence)]
+                outcome = outcomes[run]
+                accuracy_run, auc, change, auc_change = _honest_figures(run, outcome, outcomes[plan.clean(defence)])
                 true_flags, false_flags_run, missed, _ = outcome.flags(run.attackers)
                 detection = defence == DEFAULT_DEFENCES
                 precision = _percent(true_flags, true_flags + false_flags_run) if detection else "-"
                 recall = _percent(true_flags, true_flags + missed) if detection else "-"
                 ratio = _sybil_ratio(run, outcome, clean)
                 print(
-                    f"{attack:<15} {len(run.attackers):>3} {defence:<14} {100 * outcome.accuracy:6.1f} "
-                    f"{100 * (outcome.accuracy - baseline.accuracy):+6.1f} {_auc(outcome.auc):>6} "
-                    f"{_points(outcome.auc - baseline.auc):>6} {precision:>9} {recall:>7} "
+                    f"{attack:<15} {len(run.attackers):>3} {defence:<14} {100 * accuracy_run:6.1f} "
+                    f"{change:+6.1f} {_auc(auc):>6} {_points(auc_change):>6} {precision:>9} {recall:>7} "
                     f"{100 * outcome.share(run.attackers):8.1f}% {_format_ratio(ratio):>8}"
                 )
 
@@ -312,8 +336,7 @@ def report(plan: Plan, outcomes: dict[Run, Outcome]) -> None:
             outcome = outcomes[run]
             share = outcome.share(run.attackers)
             ratio = _sybil_ratio(run, outcome, clean)
-            change = 100 * (outcome.accuracy - clean.accuracy)
-            auc_change = 100 * (outcome.auc - clean.auc)
+            _, _, change, auc_change = _honest_figures(run, outcome, clean)
             sybil = f"{_format_ratio(ratio)} {_verdict(ratio <= MAX_SYBIL_RATIO)}" if ratio is not None else "-"
             print(
                 f"{attack:<15} {len(run.attackers):>3} {100 * share:14.1f}% {_verdict(share <= MAX_ATTACKER_SHARE)} "
@@ -336,6 +359,13 @@ def report(plan: Plan, outcomes: dict[Run, Outcome]) -> None:
     )
 
 
+def _honest_figures(run: Run, outcome: Outcome, baseline: Outcome) -> tuple[float, float, float, float]:
+    """Accuracy and ROC-AUC on the honest sites' test rows, and their change in points from
+    ``baseline`` (a clean run) on the same rows."""
+    (accuracy_run, auc), (accuracy_clean, auc_clean) = outcome.pooled(run.attackers), baseline.pooled(run.attackers)
+    return accuracy_run, auc, 100 * (accuracy_run - accuracy_clean), 100 * (auc - auc_clean)
+
+
 def _sybil_ratio(run: Run, outcome: Outcome, clean: Outcome) -> float | None:
     """The Sybil party's share over what its training site earned in the clean run (``None`` for other attacks)."""
     if run.attack != "sybil":
@@ -353,7 +383,7 @@ def _auc(value: float) -> str:
 
 
 def _points(change: float) -> str:
-    return "-" if math.isnan(change) else f"{100 * change:+.1f}"
+    return "-" if math.isnan(change) else f"{change:+.1f}"
 
 
 def main() -> None:
