@@ -14,10 +14,10 @@ Clean runs give each defence's baseline and, with the default defences, each sit
 the detector's false-positive rate and, with one more clean run per site that leaves it out, each
 site's leave-one-site-out value: the pooled test log-loss (all sites' test rows) of the final model
 trained without it, minus that of the clean run. Every attacked run reports the final accuracy and
-ROC-AUC on the honest sites' test rows and their change from the clean run on the same rows, the detector's
-precision and recall, and the attackers' share of all rewards; for ``sybil``, also that share over
-the share its training site (the lowest of its partitions) earned in the clean run. The closing
-table checks the default defences against their targets.
+ROC-AUC on the honest sites' test rows and their change from the clean run on the same rows, the
+detector's precision and recall, and the attackers' share of all rewards; for ``sybil``, also that
+share over the share its training site (the lowest of its partitions) earned in the clean run. The
+closing table checks the default defences against their targets.
 
 Runs go ``--jobs`` at a time, each in its own process (a Flower simulation each); if they cannot,
 the rest run one at a time.
