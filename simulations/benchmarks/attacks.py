@@ -338,11 +338,17 @@ def report(plan: Plan, outcomes: dict[Run, Outcome]) -> None:
             ratio = _sybil_ratio(run, outcome, clean)
             _, _, change, auc_change = _honest_figures(run, outcome, clean)
             sybil = f"{_format_ratio(ratio)} {_verdict(ratio <= MAX_SYBIL_RATIO)}" if ratio is not None else "-"
+            held_to_share = _verdict(share <= MAX_ATTACKER_SHARE) if ratio is None else " n/a"
             print(
-                f"{attack:<15} {len(run.attackers):>3} {100 * share:14.1f}% {_verdict(share <= MAX_ATTACKER_SHARE)} "
+                f"{attack:<15} {len(run.attackers):>3} {100 * share:14.1f}% {held_to_share} "
                 f"{sybil:>16} {change:+8.1f} {_verdict(abs(change) <= MAX_HONEST_CHANGE_POINTS)} "
                 f"{auc_change:+8.1f} {_verdict(abs(auc_change) <= MAX_HONEST_CHANGE_POINTS)}"
             )
+    if "sybil" in plan.attacks:
+        print(
+            "(a Sybil party does one site's honest work, so it is held to the Sybil ratio, not to the attackers' "
+            "share; a party of one identity sends no copies)"
+        )
     print(f"clean run: honest sites paid 0: {', '.join(unpaid) or 'none'}  {_verdict(not unpaid)}")
     rate = false_flags / honest_seen if honest_seen else math.nan
     target = (
