@@ -62,7 +62,10 @@ def simulate(
     ] = 1.0,
     attack: Annotated[
         str | None,
-        typer.Option(help="Make some sites attackers: sign-flip, scaling, label-flip, gaussian-noise, free-rider."),
+        typer.Option(
+            help="Make some sites attackers: sign-flip, scaling, label-flip, gaussian-noise, free-rider, alie, "
+            "min-max, min-sum, sybil."
+        ),
     ] = None,
     malicious: Annotated[
         float,

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.simulation import run_simulation
 
 from fedledger.audit import Auditor, AuditReport
 from fedledger.chain import DEFAULT_RETRY_SECONDS, Chain, Registry
+from fedledger.client.identity import PARTITION_ID
 from fedledger.coordinator.config import PREFIX, LedgerSettings
 from fedledger.coordinator.host import Host, hosting, log_start, with_run_config
 from fedledger.coordinator.recorder import RoundReport
@@ -52,6 +54,7 @@ class SimulationRequest:
 
     ``misbehaving`` names partitions that send a fault or an attack (``fedledger.simulations.adversaries``);
     ``attack`` with ``malicious`` makes that share of partitions, chosen with the seed, attack.
+    ``left_out`` names a site that takes no part (its test rows still count in the final figures).
     """
 
     scenario: str
@@ -69,13 +72,14 @@ class SimulationRequest:
     detector: bool = True
     rpc_retry_seconds: float = DEFAULT_RETRY_SECONDS
     overrides: Mapping[str, object] = field(default_factory=dict)
+    left_out: int | None = None
 
     def __post_init__(self) -> None:
         """Refuse what cannot run before anything starts (the federation settings check the rest).
 
         Raises:
-            RequestError: an unknown scenario or attack, or so many attacking or
-                misbehaving sites that no honest one is left.
+            RequestError: an unknown scenario or attack, so many attacking or misbehaving sites
+                that no honest one is left, or a left-out site that does not exist.
             ScenarioError: the scenario cannot be split over ``clients`` sites.
         """
         if self.scenario not in SCENARIOS:
@@ -83,6 +87,8 @@ class SimulationRequest:
         if self.attack is not None and self.attack not in ATTACKS:
             raise RequestError(f"unknown attack {self.attack!r}: choose one of {', '.join(ATTACKS)}")
         SCENARIOS[self.scenario].check_clients(self.sites)
+        if self.left_out is not None and not 0 <= self.left_out < self.sites:
+            raise RequestError(f"site {self.left_out} cannot be left out: the sites are numbered 0 to {self.sites - 1}")
         for site, behaviour in self.misbehaving.items():
             if not 0 <= site < self.sites:
                 raise RequestError(f"site {site} cannot misbehave: the sites are numbered 0 to {self.sites - 1}")
@@ -172,6 +178,7 @@ class SimulationResult:
     sites: list[SiteResult]
     pooled_accuracy: float  # over every honest site's test rows
     pooled_auc: float
+    pooled_loss: float
     wall_time_seconds: float
     chain: Chain | None
 
@@ -271,6 +278,8 @@ def simulate_federation(
     server_app = with_run_config(tabular_server_app, run_config_of(settings, ledger))
     behaviours = request.behaviours(len(data.sites))
     client_app: ClientApp = adversarial_client_app(behaviours) if behaviours else honest_client_app
+    if request.left_out is not None:
+        client_app = WithoutSite(client_app, request.left_out)
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a Ray notice about GPUs
     if quiet:
         logging.getLogger("flwr").setLevel(logging.ERROR)
@@ -280,7 +289,7 @@ def simulate_federation(
             run_simulation(
                 server_app=server_app,
                 client_app=client_app,
-                num_supernodes=len(data.sites),
+                num_supernodes=len(data.sites) - (request.left_out is not None),
                 backend_config={
                     "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                     "init_args": {"logging_level": "ERROR", "log_to_driver": not quiet},
@@ -293,15 +302,15 @@ def simulate_federation(
         raise stopped[0]
     if not ledger.enabled:
         summary = FederationSummary(None, "", "", wall_time, [])  # plain Flower: nothing recorded
-        return SimulationResult(scenario, settings, ledger, data, summary, [], np.nan, np.nan, wall_time, chain)
+        return SimulationResult(scenario, settings, ledger, data, summary, [], np.nan, np.nan, np.nan, wall_time, chain)
     if not finished:
         raise FedLedgerError("the federation did not finish; run with --verbose to see Flower's log")
     summary = finished[0]
-    sites, pooled_accuracy, pooled_auc = evaluate_sites(
+    sites, pooled_accuracy, pooled_auc, pooled_loss = evaluate_sites(
         settings, ledger, data, _final_model(ledger, summary), behaviours
     )
     return SimulationResult(
-        scenario, settings, ledger, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain
+        scenario, settings, ledger, data, summary, sites, pooled_accuracy, pooled_auc, pooled_loss, wall_time, chain
     )
 
 
@@ -325,10 +334,10 @@ def evaluate_sites(
     data: PreparedData,
     model: TabularClassifier,
     behaviours: Mapping[int, str],
-) -> tuple[list[SiteResult], float, float]:
+) -> tuple[list[SiteResult], float, float, float]:
     """The model on every site's test rows (each preprocessed by its own site), and on all honest
-    sites' rows together."""
-    results, labels, probabilities = [], [], []
+    sites' rows together: accuracy, ROC-AUC and log-loss."""
+    results, labels, probabilities, losses = [], [], [], []
     for partition_id, site in enumerate(data.sites):
         local = load_site(data.site_path(partition_id), data.schema_path, settings.test_fraction, settings.split_seed)
         outcome = evaluate(model, local.test_inputs, local.test_labels)
@@ -338,9 +347,27 @@ def evaluate_sites(
         if behaviour is None:
             labels.append(local.test_labels)
             probabilities.append(outcome.probabilities)
+            losses.append(outcome.loss * outcome.examples)
     pooled_labels, pooled_probabilities = np.concatenate(labels), np.concatenate(probabilities)
     return (
         results,
         accuracy(pooled_labels, pooled_probabilities),
         roc_auc(pooled_labels, pooled_probabilities),
+        sum(losses) / len(pooled_labels),
     )
+
+
+class WithoutSite(ClientApp):
+    """``app`` on one node fewer than there are sites: node N serves site N below the left-out
+    site and site N + 1 from it on, with that site's data and key."""
+
+    def __init__(self, app: ClientApp, left_out: int) -> None:
+        super().__init__()
+        self.app, self.left_out = app, left_out
+
+    def __call__(self, message: Message, context: Context) -> Message:
+        node = int(context.node_config[PARTITION_ID])
+        if node >= self.left_out:
+            node_config = {**context.node_config, PARTITION_ID: node + 1}
+            context = Context(context.run_id, context.node_id, node_config, context.state, context.run_config)
+        return self.app(message, context)
