@@ -1,17 +1,9 @@
-"""What each update contributed, and which updates look poisoned — computed from the stored
-updates, the round's base model and its aggregate alone, so an auditor can recompute both.
+"""Which updates look poisoned — computed from the stored updates and the round's base model
+alone, so an auditor can recompute it. (What each update contributed is ``fedledger.valuation``.)
 
-Both work on the updates' deltas from the base model, flattened (arrays in name order) to float64,
-through their Gram matrix: one matrix product gives every norm, pairwise distance and cosine.
-
-**Contribution score** (``consensus``): ``max(0, cos(delta_i, sum_{j != i} delta_j / |delta_j|)) *
-min(1, |delta_i| / median_j |delta_j|)`` over a round's accepted updates — how far an update points
-the way the others agree on, each of them counting once whatever its size (so one huge update
-cannot drag the consensus its way), discounted if it moved much less than a typical update and
-never boosted for moving more (the length factor is 1 when the median length is 0: most updates
-did not move, so any update that did moved at least a typical amount). An update that opposes the
-consensus scores 0; a free-rider, who sends the global model back (or it plus a little noise), has
-a delta of no or random direction and next to no length, and scores about 0.
+The detector works on the updates' deltas from the base model, flattened (arrays in name order) to
+float64, through their Gram matrix: one matrix product gives every norm, pairwise distance and
+cosine (the valuation's Sybil clusters use the same matrix).
 
 **Anomaly detection** (``robust-z``): for each update, three statistics — its *norm*; its *spread*,
 the median of its distances to the other updates; and its *agreement*, the cosine between it and
@@ -24,7 +16,7 @@ from everyone), or when it opposes the others (agreement below 0), its agreement
 minus the threshold, and it does not *descend* (sign flips and other updates that push against
 the rest). Sites whose data differ (non-IID) send updates that differ too, which is why every test
 is relative to the round's own spread and why a site is not flagged merely for being less aligned
-than the rest. A small update is a free-rider problem, which the score handles. With fewer than
+than the rest. A small update is a free-rider problem, which the valuation handles. With fewer than
 ``min_updates`` updates nothing is flagged: robust statistics need a majority to stand on.
 
 A site whose labels run against everyone else's (a bank that mostly refuses, among banks that
@@ -40,8 +32,7 @@ below ``-0.2``; an update without a response (the run's first round, a site that
 update the round before, a round after which the model did not move) is judged on the round alone.
 
 Floating-point results may differ in the last bits between BLAS libraries, so the auditor compares
-recomputed statistics and scores with a relative tolerance (``TOLERANCE``); rewards are computed
-exactly from the scores the manifest records.
+recomputed statistics with a relative tolerance (``TOLERANCE``).
 """
 
 import math
@@ -254,34 +245,6 @@ def detect(
         unflagged = AnomalyStatistics(*values, flags=(), response=responses[index])
         statistics.append(replace(unflagged, flags=unflagged.flagged_by(settings.threshold)))
     return statistics
-
-
-def consensus_scores(gram: np.ndarray) -> list[float]:
-    """Each update's contribution score, from the ``delta_gram``: its alignment with the other
-    updates' consensus direction (the sum of their unit vectors; at least 0), times its length
-    relative to the median length (at most 1; 1 when the median length is 0).
-
-    A lone update is the consensus by itself and scores 1 (0 if its delta is zero).
-    """
-    count = len(gram)
-    norms = np.sqrt(np.diag(gram))
-    if count == 1:
-        return [1.0 if norms[0] > 0 else 0.0]
-    lengths = np.where(norms > 0, norms, 1.0)
-    cosines = gram / np.outer(lengths, lengths)
-    row_sums, total = cosines.sum(axis=1), cosines.sum()
-    typical = float(np.median(norms))
-    scores = []
-    for index in range(count):
-        towards_others = row_sums[index] - cosines[index, index]
-        others_length = math.sqrt(max(total - 2 * row_sums[index] + cosines[index, index], 0.0))
-        if norms[index] == 0 or others_length == 0:
-            scores.append(0.0)
-            continue
-        alignment = max(0.0, float(towards_others) / others_length)
-        relative_length = min(1.0, float(norms[index]) / typical) if typical > 0 else 1.0
-        scores.append(alignment * relative_length)
-    return scores
 
 
 def close(recorded: float, recomputed: float) -> bool:

@@ -8,7 +8,6 @@ from fedledger.contribution import (
     AnomalyStatistics,
     DetectorSettings,
     close,
-    consensus_scores,
     delta_gram,
     detect,
     step_responses,
@@ -49,44 +48,6 @@ def test_the_gram_matrix_is_of_the_float64_deltas_in_name_order(monkeypatch, blo
     np.testing.assert_allclose(computed, gram(rows(updates)), rtol=1e-12)
     ones = {"a": np.ones((20, 10), np.float32), "b": np.full(50, 2.0, np.float32)}
     assert delta_gram(BASE, [ones]).tolist() == [[200 * 1.0 + 50 * 4.0]]
-
-
-def test_scores_reward_agreement_with_the_others_and_nothing_else():
-    rng = np.random.default_rng(1)
-    honest = rows(honest_updates(6, rng))
-    free_rider = 1e-4 * rng.normal(size=honest.shape[1])
-    scores = consensus_scores(gram(np.vstack([honest, -honest[0], free_rider, np.zeros(honest.shape[1])])))
-    assert all(score > 0.5 for score in scores[:6])
-    assert scores[6] == 0.0, "an update against the others scores 0"
-    assert scores[7] < 0.01, "noise around the global model scores about 0"
-    assert scores[8] == 0.0
-
-
-def test_one_huge_update_neither_drags_the_consensus_nor_earns_more():
-    rng = np.random.default_rng(5)
-    honest = rows(honest_updates(6, rng))
-    noise = 100 * rng.normal(size=honest.shape[1])
-    scaled = 10 * honest[0]
-    scores = consensus_scores(gram(np.vstack([honest, noise, scaled])))
-    assert scores[6] < 0.2, "noise does not become the consensus by being large"
-    assert all(score > 0.5 for score in scores[:6])
-    assert scores[7] <= 1.0, "a scaled-up update earns at most a full share"
-
-
-def test_when_most_updates_did_not_move_the_ones_that_did_get_a_full_length_factor():
-    """The median length is 0 when most sites send the global model back unchanged."""
-    moved = rows(honest_updates(2, np.random.default_rng(4), spread=0.0))
-    deltas = np.vstack([np.zeros((3, moved.shape[1])), moved])
-    scores = consensus_scores(gram(deltas))
-    assert scores[:3] == [0.0, 0.0, 0.0]
-    assert scores[3:] == pytest.approx([1.0, 1.0]), "two identical moves agree fully, at full length"
-    assert consensus_scores(gram(deltas)) == scores
-
-
-def test_a_lone_update_is_the_consensus():
-    row = rows(honest_updates(1, np.random.default_rng(6)))
-    assert consensus_scores(gram(row)) == [1.0]
-    assert consensus_scores(gram(np.zeros_like(row))) == [0.0]
 
 
 @pytest.mark.parametrize(
