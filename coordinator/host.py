@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from logging import ERROR, INFO
+from logging import ERROR, INFO, WARNING
 from typing import Any
 
 from flwr.app import Context
@@ -64,6 +64,8 @@ def log_round(report: RoundReport) -> None:
         f"{report.gas_used:,}" if report.gas_used is not None else "-",
         report.model_hash[:12],
     )
+    for cluster in report.clusters:
+        log(WARNING, "round %3d | near-identical updates share one contribution: %s", report.round, ", ".join(cluster))
 
 
 def _figure(value: Any) -> str:

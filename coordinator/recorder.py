@@ -81,6 +81,7 @@ class RoundReport:
     reproduction: str
     evaluation: dict[str, Any]  # the wrapped strategy's aggregate of the evaluation metrics
     site_evaluation: dict[str, dict[str, Any]]  # each accepted participant's evaluation metrics
+    clusters: tuple[tuple[str, ...], ...] = ()  # participants whose near-identical updates share one contribution
 
 
 class RoundRecorder:
@@ -139,6 +140,7 @@ class RoundRecorder:
             reproduction=judged.reproduction,
             evaluation=evaluation.aggregate,
             site_evaluation=evaluation.metrics["participants"],
+            clusters=() if judged.valuation is None else tuple(p for p in judged.valuation.players if len(p) > 1),
         )
 
     def _acknowledge(self, round_number: int, model_hash: str, manifest_hash: str, tx_hash: str) -> None:
