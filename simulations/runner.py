@@ -54,7 +54,7 @@ class SimulationRequest:
 
     ``misbehaving`` names partitions that send a fault or an attack (``fedledger.simulations.adversaries``);
     ``attack`` with ``malicious`` makes that share of partitions, chosen with the seed, attack.
-    ``left_out`` names a site that takes no part (its test rows still count in the final figures).
+    ``left_out`` names sites that take no part (their test rows still count in the final figures).
     """
 
     scenario: str
@@ -72,7 +72,7 @@ class SimulationRequest:
     detector: bool = True
     rpc_retry_seconds: float = DEFAULT_RETRY_SECONDS
     overrides: Mapping[str, object] = field(default_factory=dict)
-    left_out: int | None = None
+    left_out: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse what cannot run before anything starts (the federation settings check the rest).
@@ -87,8 +87,11 @@ class SimulationRequest:
         if self.attack is not None and self.attack not in ATTACKS:
             raise RequestError(f"unknown attack {self.attack!r}: choose one of {', '.join(ATTACKS)}")
         SCENARIOS[self.scenario].check_clients(self.sites)
-        if self.left_out is not None and not 0 <= self.left_out < self.sites:
-            raise RequestError(f"site {self.left_out} cannot be left out: the sites are numbered 0 to {self.sites - 1}")
+        for site in self.left_out:
+            if not 0 <= site < self.sites:
+                raise RequestError(f"site {site} cannot be left out: the sites are numbered 0 to {self.sites - 1}")
+        if len(set(self.left_out)) >= self.sites:
+            raise RequestError(f"leaving out sites {list(self.left_out)} leaves none of the {self.sites} to train")
         for site, behaviour in self.misbehaving.items():
             if not 0 <= site < self.sites:
                 raise RequestError(f"site {site} cannot misbehave: the sites are numbered 0 to {self.sites - 1}")
@@ -113,6 +116,7 @@ class SimulationRequest:
             "output_dir": str(self.output_dir),
             "misbehaving": {str(index): behaviour for index, behaviour in self.misbehaving.items()},
             "overrides": dict(self.overrides),
+            "left_out": list(self.left_out),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2) + "\n")
@@ -132,6 +136,7 @@ class SimulationRequest:
                 output_dir=directory,
                 misbehaving={int(index): behaviour for index, behaviour in document["misbehaving"].items()},
                 overrides=document["overrides"],
+                left_out=tuple(int(site) for site in document.get("left_out", ())),
             )
         except FileNotFoundError:
             raise FedLedgerError(f"{directory} holds no simulation to resume ({REQUEST_FILE} is missing)") from None
@@ -145,7 +150,9 @@ class SimulationRequest:
 
 
 _SCALAR_FIELDS = tuple(
-    item.name for item in fields(SimulationRequest) if item.name not in {"output_dir", "misbehaving", "overrides"}
+    item.name
+    for item in fields(SimulationRequest)
+    if item.name not in {"output_dir", "misbehaving", "overrides", "left_out"}
 )
 
 
@@ -278,8 +285,8 @@ def simulate_federation(
     server_app = with_run_config(tabular_server_app, run_config_of(settings, ledger))
     behaviours = request.behaviours(len(data.sites))
     client_app: ClientApp = adversarial_client_app(behaviours) if behaviours else honest_client_app
-    if request.left_out is not None:
-        client_app = WithoutSite(client_app, request.left_out)
+    if request.left_out:
+        client_app = WithoutSites(client_app, request.left_out, len(data.sites))
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a Ray notice about GPUs
     if quiet:
         logging.getLogger("flwr").setLevel(logging.ERROR)
@@ -289,7 +296,7 @@ def simulate_federation(
             run_simulation(
                 server_app=server_app,
                 client_app=client_app,
-                num_supernodes=len(data.sites) - (request.left_out is not None),
+                num_supernodes=len(data.sites) - len(set(request.left_out)),
                 backend_config={
                     "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                     "init_args": {"logging_level": "ERROR", "log_to_driver": not quiet},
@@ -357,17 +364,16 @@ def evaluate_sites(
     )
 
 
-class WithoutSite(ClientApp):
-    """``app`` on one node fewer than there are sites: node N serves site N below the left-out
-    site and site N + 1 from it on, with that site's data and key."""
+class WithoutSites(ClientApp):
+    """``app`` on fewer nodes than there are sites: node N serves the N-th site that is not left
+    out, with that site's data and key."""
 
-    def __init__(self, app: ClientApp, left_out: int) -> None:
+    def __init__(self, app: ClientApp, left_out: tuple[int, ...], sites: int) -> None:
         super().__init__()
-        self.app, self.left_out = app, left_out
+        self.app = app
+        self.kept = [site for site in range(sites) if site not in left_out]
 
     def __call__(self, message: Message, context: Context) -> Message:
-        node = int(context.node_config[PARTITION_ID])
-        if node >= self.left_out:
-            node_config = {**context.node_config, PARTITION_ID: node + 1}
-            context = Context(context.run_id, context.node_id, node_config, context.state, context.run_config)
+        node_config = {**context.node_config, PARTITION_ID: self.kept[int(context.node_config[PARTITION_ID])]}
+        context = Context(context.run_id, context.node_id, node_config, context.state, context.run_config)
         return self.app(message, context)

@@ -69,7 +69,7 @@ class Run:
     defence: str
     attack: str | None = None
     fraction: float = 0.0
-    left_out: int | None = None
+    left_out: tuple[int, ...] = ()
 
     @property
     def attackers(self) -> list[int]:
@@ -78,8 +78,9 @@ class Run:
 
     @property
     def name(self) -> str:
-        if self.left_out is not None:
-            return f"{self.scenario} clean without site {self.left_out} ({self.defence})"
+        if self.left_out:
+            sites = ", ".join(str(site) for site in self.left_out)
+            return f"{self.scenario} clean without site{'s' if len(self.left_out) > 1 else ''} {sites} ({self.defence})"
         if self.attack is None:
             return f"{self.scenario} clean ({self.defence})"
         return f"{self.scenario} {self.attack} x{len(self.attackers)} ({self.defence})"
@@ -94,7 +95,7 @@ class Run:
         elif self.defence == "FedTrimmedAvg":
             overrides = {"trim_beta": min(max(self.fraction, 0.1), 0.45)}
         directory = "-".join(
-            str(part) for part in (self.scenario, self.attack or "clean", self.fraction, self.defence, self.left_out)
+            str(part) for part in (self.scenario, self.attack or "clean", self.fraction, self.defence, *self.left_out)
         )
         return SimulationRequest(
             scenario=self.scenario,
@@ -272,8 +273,14 @@ class Plan:
     def clean(self, defence: str) -> Run:
         return Run(self.scenario, self.clients, self.rounds, defence)
 
-    def without(self, site: int) -> Run:
-        return Run(self.scenario, self.clients, self.rounds, DEFAULT_DEFENCES, left_out=site)
+    def without(self, *sites: int) -> Run:
+        return Run(self.scenario, self.clients, self.rounds, DEFAULT_DEFENCES, left_out=sites)
+
+    def without_copiers(self, fraction: float) -> Run:
+        """The clean run without a Sybil party's copying identities: its training site's honest
+        earnings when it does its one site's work among the same others."""
+        party = choose_attackers(self.clients, fraction, 0)
+        return self.without(*party[1:])
 
     def attacked(self, attack: str, fraction: float, defence: str) -> Run:
         return Run(self.scenario, self.clients, self.rounds, defence, attack, fraction)
@@ -286,7 +293,12 @@ class Plan:
             for fraction in self.fractions
             for defence in self.defences
         ]
-        return clean + attacked + [self.without(site) for site in range(self.clients)]
+        copiers = [
+            self.without_copiers(fraction)
+            for fraction in self.fractions
+            if "sybil" in self.attacks and len(choose_attackers(self.clients, fraction, 0)) > 1
+        ]
+        return clean + attacked + [self.without(site) for site in range(self.clients)] + copiers
 
 
 def report(plan: Plan, outcomes: dict[Run, Outcome]) -> None:
@@ -349,6 +361,16 @@ def report(plan: Plan, outcomes: dict[Run, Outcome]) -> None:
             "(a Sybil party does one site's honest work, so it is held to the Sybil ratio, not to the attackers' "
             "share; a party of one identity sends no copies)"
         )
+        for fraction in plan.fractions:
+            run = plan.attacked("sybil", fraction, DEFAULT_DEFENCES)
+            if len(run.attackers) < 2:
+                continue
+            ratio = _sybil_ratio(run, outcomes[run], outcomes[plan.without_copiers(fraction)])
+            print(
+                f"sybil x{len(run.attackers)}: the party's share over its training site's in a clean run without "
+                f"the {len(run.attackers) - 1} copying identities (the same work among the same others): "
+                f"{_format_ratio(ratio)} {_verdict(ratio is not None and ratio <= MAX_SYBIL_RATIO)}"
+            )
     print(f"clean run: honest sites paid 0: {', '.join(unpaid) or 'none'}  {_verdict(not unpaid)}")
     rate = false_flags / honest_seen if honest_seen else math.nan
     target = (

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.simulation
 
 
 def test_a_left_out_site_sends_nothing_and_its_test_rows_still_count(tmp_path):
-    request = SimulationRequest(scenario="hospitals", rounds=1, left_out=1, output_dir=tmp_path / "run")
+    request = SimulationRequest(scenario="hospitals", rounds=1, left_out=(1,), output_dir=tmp_path / "run")
     result = simulate_federation(request, lambda report: None)
     ledger = result.summary.ledger
     registry, store = Registry(result.chain, ledger.registry), ArtifactStore(ledger.store)
@@ -45,4 +45,4 @@ def test_a_left_out_site_sends_nothing_and_its_test_rows_still_count(tmp_path):
 
 def test_a_site_that_does_not_exist_cannot_be_left_out(tmp_path):
     with pytest.raises(RequestError, match="site 4 cannot be left out: the sites are numbered 0 to 3"):
-        SimulationRequest(scenario="hospitals", left_out=4, output_dir=tmp_path)
+        SimulationRequest(scenario="hospitals", left_out=(4,), output_dir=tmp_path)
