@@ -21,7 +21,7 @@ from fedledger.contribution import delta_gram, detect, step_responses
 from fedledger.coordinator.config import LedgerSettings
 from fedledger.coordinator.host import Host
 from fedledger.coordinator.recorder import ROUNDS_FILE, JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
-from fedledger.coordinator.resume import RunStart, restore_server_optimiser
+from fedledger.coordinator.resume import Examined, RunStart, restore_server_optimiser
 from fedledger.coordinator.runs import (
     AppRecord,
     describe_strategy,
@@ -168,7 +168,7 @@ class LedgerStrategy(Strategy):
         self._recorder: RoundRecorder | None = None
         self._base: dict | None = None
         self._base_hash = b""
-        self._examined: tuple[int, dict, dict[str, dict]] | None = None  # round, base, each participant's arrays
+        self._examined: Examined | None = None
         self._training = Requests()
         self._evaluation = Requests()
         self._judged: JudgedRound | None = None
@@ -257,6 +257,7 @@ class LedgerStrategy(Strategy):
             if self.settings.simulated_participants == 0 and self.settings.in_process_chain and session.deployed:
                 register_connected_nodes(session, grid, self.inner, self.settings)
             run = start_run(session, self.settings, configuration, initial)
+        self._examined = run.examined
         output_dir = Path(self.settings.output_dir)
         self.location = location = LedgerLocation(
             chain_id=session.domain.chain_id,

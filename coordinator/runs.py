@@ -135,7 +135,8 @@ def resume_run(
     session: LedgerSession, settings: LedgerSettings, configuration: RunConfiguration, initial_hash: bytes
 ) -> RunStart:
     """Where run ``settings.resume_run`` stands, once the chain and store confirm it is the run
-    ``configuration`` describes, started from the model that hashes to ``initial_hash``.
+    ``configuration`` describes, started from the model that hashes to ``initial_hash``: its model
+    and, with the anomaly detector on, what the detector examined in its last committed round.
 
     Raises:
         CannotResume: another initial model, another configuration, or a run that cannot go on.

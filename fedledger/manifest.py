@@ -415,6 +415,9 @@ def _anomaly(data: dict[str, Any]) -> AnomalyStatistics:
     flags = fields.required("flags", list)
     if any(number is None for number in numbers) or not all(isinstance(flag, str) for flag in flags):
         raise ValueError(f"the anomaly statistics must hold six numbers and a list of flag names, got {data!r}")
+    response = fields.optional_number("response")
+    if response is not None and _finite_or_none(response) is None:
+        raise ValueError(f"the anomaly statistics's 'response' must be a finite number or null, got {response!r}")
     return AnomalyStatistics.from_json(data)
 
 

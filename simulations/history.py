@@ -2,13 +2,14 @@
 benchmark (large models, many rounds) and for the auditor's tamper tests.
 
 Each round is built the way the coordinator builds one — updates signed with EIP-712 and stored,
-screened by the anomaly detector, the FedAvg aggregate stored, the updates valued, the manifest
-sealed with ``fedledger.rounds.seal`` and committed — from synthetic updates (the global model
-plus noise: each round the sites agree on a direction and each adds its own noise). Each
-participant validates as a site would, with its own task: the loss it reports for a candidate
-model is the mean squared distance of the model's values to its own target (the global model
-moved in the round's direction, plus the site's own offset), and it signs those losses. Hooks let
-a test play a dishonest coordinator at one step.
+screened by the anomaly detector (each update's response to the last global step measured against
+the same participant's update of the last committed round), the FedAvg aggregate stored, the
+updates valued, the manifest sealed with ``fedledger.rounds.seal`` and committed — from synthetic
+updates (the global model plus noise: each round the sites agree on a direction and each adds its
+own noise). Each participant validates as a site would, with its own task: the loss it reports for
+a candidate model is the mean squared distance of the model's values to its own target (the
+global model moved in the round's direction, plus the site's own offset), and it signs those
+losses. Hooks let a test play a dishonest coordinator at one step.
 """
 
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 
 from fedledger.aggregation import WeightedUpdate, weighted_average
 from fedledger.chain import Chain, Registry, RoundCommitment
-from fedledger.contribution import DetectorSettings, delta_gram, detect
+from fedledger.contribution import DetectorSettings, delta_gram, detect, step_responses
 from fedledger.encoding import encode_model
 from fedledger.hashing import ZERO_HASH, keccak256, to_hex
 from fedledger.keys import simulated_participant
@@ -109,6 +110,8 @@ class SyntheticHistory:
         self.domain = self.registry.signing_domain()
         self.round = 0
         self.last_commitment: RoundCommitment | None = None
+        self.examined: dict[str, Arrays] = {}  # the last committed round's examined updates, by participant
+        self.previous_model: Arrays | None = None  # the last committed round's base model
 
     def add_round(self, dishonesty: Dishonesty | None = None, commit: bool = True) -> RoundManifest:
         """Write and commit the next round; returns its manifest.
@@ -143,7 +146,12 @@ class SyntheticHistory:
                 )
             )
             updates.append((signer.address, arrays, examples))
-        statistics = detect(delta_gram(self.model, [arrays for _, arrays, _ in updates]), self.detection)
+        examined = [arrays for _, arrays, _ in updates]
+        responses = None
+        if self.previous_model is not None:
+            previous = [self.examined.get(address) for address, _, _ in updates]
+            responses = step_responses(self.previous_model, self.model, previous, examined)
+        statistics = detect(delta_gram(self.model, examined), self.detection, responses)
         for index, stats in enumerate(statistics or []):
             entries[index] = replace(entries[index], anomaly=stats)
             if stats.flags:
@@ -199,6 +207,8 @@ class SyntheticHistory:
         if commit:
             self.registry.commit_round(self.run_id, round_number, commitment)
             self.round, self.last_commitment = round_number, commitment
+            self.previous_model = self.model
+            self.examined = {address: arrays for address, arrays, _ in updates}
             self.model, self.model_hash = committed, committed_hash
         return manifest
 

@@ -17,6 +17,7 @@ import numpy as np
 from fedledger.audit.findings import AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
 from fedledger.audit.orphans import StoredManifests, record_orphans
 from fedledger.audit.recompute import (
+    ExaminedRound,
     Reaggregation,
     RoundUpdates,
     check_anomalies,
@@ -46,6 +47,8 @@ class _RunState:
     """What carries from one round of a run to the next, and what its committed rounds point to.
 
     Attributes:
+        examined: the previous round's updates the anomaly detector examined, and its base model
+            (``None`` before the first round).
         committed_manifests: round -> the committed manifest hash.
         referenced: every artifact hash the run's commits point to: its configuration, its initial
             model, and each committed round's manifest, model and updates.
@@ -55,6 +58,7 @@ class _RunState:
     reaggregation: Reaggregation
     model_hash: bytes
     model: Arrays | None
+    examined: ExaminedRound | None = None
     committed_manifests: dict[int, str] = field(default_factory=dict)
     referenced: set[str] = field(default_factory=set)
 
@@ -244,6 +248,7 @@ class Auditor:
         commitment = committed.commitment
         audit.accepted, audit.rejected = commitment.accepted, commitment.rejected
         next_model = self._model(run.run_id, committed.round, commitment.model_hash, audit.findings)
+        examined = ExaminedRound.lost(f"round {committed.round}'s manifest is unusable")
         try:
             manifest = self._manifest(committed, record)
             state.referenced.update(entry.update_hash.lower() for entry in manifest.updates if entry.update_hash)
@@ -253,9 +258,10 @@ class Auditor:
             self._binding(manifest, committed, state, record)
             self._requests(manifest, audit, record)
             updates = RoundUpdates(manifest, state.model, self._updates(manifest, committed, record))
+            examined = ExaminedRound.of(manifest, updates)
             self._roots(manifest, committed, record)
             config = state.config
-            check_anomalies(manifest, config.detection if config else None, updates, record)
+            check_anomalies(manifest, config.detection if config else None, updates, state.examined, record)
             if config is None:
                 record.not_checked(
                     "scores", "the scoring settings are in the run configuration, which could not be read"
@@ -268,6 +274,7 @@ class Auditor:
             pass
         self._claims(run, committed, audit, record)
         state.model = next_model
+        state.examined = examined
 
     def _valued_round(self, manifest: RoundManifest, state: _RunState, updates: RoundUpdates) -> ValuedRound:
         return ValuedRound(

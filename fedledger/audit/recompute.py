@@ -3,6 +3,7 @@ scores (from the validators' signed losses), rewards, the strategy's selection a
 computed again from the stored artifacts."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from fedledger.aggregation import Aggregator, NoAggregationRule, UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.audit.findings import FindingRecorder
 from fedledger.audit.valuation import ValuedRound, check_valuation
-from fedledger.contribution import DetectorSettings, close, delta_gram, detect
+from fedledger.contribution import DetectorSettings, delta_gram, detect, step_responses
 from fedledger.encoding import model_hash
 from fedledger.hashing import to_hex
 from fedledger.manifest import RoundManifest
@@ -65,15 +66,78 @@ class RoundUpdates:
         return gram
 
 
+def examined_entries(manifest: RoundManifest) -> list[int]:
+    """The indices of the entries whose updates the anomaly detector examined: every update that
+    passed validation (accepted, rejected as ``anomalous``, or rejected only because the round
+    failed). In a round with too few of them for the detector to judge, none carries statistics,
+    yet they are what the next round's responses to the global step are measured against."""
+    return [
+        index
+        for index, entry in enumerate(manifest.updates)
+        if entry.anomaly is not None or entry.status == "accepted" or entry.reason == "round-failed"
+    ]
+
+
+@dataclass(frozen=True)
+class ExaminedRound:
+    """A round's base model and the updates its anomaly detector examined, by participant: what
+    the next round's responses to the global step (``step_responses``) are measured against.
+
+    Attributes:
+        base: the round's base model; ``None`` when the round cannot serve, and ``unusable`` says why.
+        updates: participant -> its examined update (``None``: its stored update is unusable).
+        unusable: why the round cannot serve at all (its manifest or base model is unusable).
+    """
+
+    base: Arrays | None
+    updates: Mapping[str, Arrays | None]
+    unusable: str = ""
+
+    @classmethod
+    def of(cls, manifest: RoundManifest, updates: RoundUpdates) -> "ExaminedRound":
+        if updates.base is None:
+            return cls.lost(f"round {manifest.round}'s base model is unusable")
+        examined = {
+            manifest.updates[index].participant or "": updates.stored.get(index) for index in examined_entries(manifest)
+        }
+        return cls(updates.base, examined)
+
+    @classmethod
+    def lost(cls, why: str) -> "ExaminedRound":
+        """A round none of whose responses can be recomputed from, because ``why``."""
+        return cls(None, {}, why)
+
+    def responses(
+        self, base: Arrays, participants: list[str], updates: list[Arrays]
+    ) -> tuple[list[float | None], dict[int, str]]:
+        """The responses of the next round's ``updates`` (from ``base``, sent by ``participants``)
+        to the step from this round's base to ``base``, and, by position, why those that cannot be
+        recomputed cannot (their response is then ``None`` here)."""
+        if self.base is None:
+            return [None] * len(updates), dict.fromkeys(range(len(updates)), self.unusable)
+        previous = [self.updates.get(participant) for participant in participants]
+        unchecked = {
+            position: "its update the detector examined in the previous round is unusable"
+            for position, participant in enumerate(participants)
+            if participant in self.updates and previous[position] is None
+        }
+        return step_responses(self.base, base, previous, updates), unchecked
+
+
 def check_anomalies(
     manifest: RoundManifest,
     settings: DetectorSettings | None,
     updates: RoundUpdates,
+    previous: ExaminedRound | None,
     record: FindingRecorder,
 ) -> None:
-    """Recompute the detector's statistics over the updates it examined; check its decisions.
+    """Recompute the detector's statistics over the updates it examined, each update's response to
+    the last global step included; check its decisions.
 
-    ``settings`` are the run configuration's (``None``: no detector).
+    ``settings`` are the run configuration's (``None``: no detector); ``previous`` is the previous
+    round's ``ExaminedRound`` (``None`` in the run's first round: there is no step to answer). A
+    response that cannot be recomputed is reported as not checked, and the recorded one stands in
+    for it so that the other statistics are still checked.
     """
     flagged = [entry for entry in manifest.updates if entry.reason == "anomalous"]
     examined = [index for index, entry in enumerate(manifest.updates) if entry.anomaly is not None]
@@ -91,18 +155,29 @@ def check_anomalies(
             record.ok("anomaly", f"{len(valid)} valid updates: too few for the detector to run")
         return
     gram = updates.gram(examined)
-    if gram is None:
+    if gram is None or updates.base is None:
         record.fail("anomaly", "cannot recompute the detector: an update or the base model is unusable")
         return
-    recomputed = detect(gram, settings)
+    entries = [manifest.updates[index] for index in examined]
+    recorded_statistics = [entry.anomaly for entry in entries if entry.anomaly is not None]
+    participants = [entry.participant or "" for entry in entries]
+    if previous is None:
+        responses: list[float | None] = [None] * len(examined)
+        unchecked: dict[int, str] = {}
+    else:
+        arrays = [updates.stored[index] for index in examined]
+        responses, unchecked = previous.responses(updates.base, participants, arrays)
+    responded = sum(response is not None for response in responses)
+    for position, why in unchecked.items():
+        responses[position] = recorded_statistics[position].response
+        record.not_checked("anomaly", f"{participants[position]}'s response to the last global step: {why}")
+    recomputed = detect(gram, settings, responses)
     if recomputed is None:
         record.fail("anomaly", f"{len(examined)} updates carry the detector's statistics, fewer than it runs on")
         return
     problems = 0
-    recorded_statistics = [entry.anomaly for entry in manifest.updates if entry.anomaly is not None]
-    for index, recorded, again in zip(examined, recorded_statistics, recomputed, strict=True):
-        entry = manifest.updates[index]
-        if not all(close(old, new) for old, new in zip(recorded.values(), again.values(), strict=True)):
+    for entry, recorded, again in zip(entries, recorded_statistics, recomputed, strict=True):
+        if not recorded.matches(again):
             problems += 1
             record.fail(
                 "anomaly",
@@ -124,7 +199,12 @@ def check_anomalies(
                 entry.participant,
             )
     if not problems:
-        record.ok("anomaly", f"{len(examined)} updates examined, {len(flagged)} flagged, as the statistics say")
+        record.ok(
+            "anomaly",
+            f"{len(examined)} updates examined, {responded} responses to the last global step, "
+            f"{len(flagged)} flagged, as the statistics say"
+            + (f"; {len(unchecked)} responses not checked" if unchecked else ""),
+        )
 
 
 def check_scores(

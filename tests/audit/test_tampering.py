@@ -87,9 +87,12 @@ def test_a_flipped_byte_in_a_stored_update(honest: SyntheticHistory):
     assert failures(report) == {
         ("update-hash", TAMPERED_ROUND, victim.participant),
         *unverifiable_without_the_update(TAMPERED_ROUND),
+        ("anomaly", TAMPERED_ROUND + 1, None),  # the victim's next response is measured against it
     }
     (finding,) = [f for f in report.problems() if f.check == "update-hash"]
     assert "corrupted" in finding.message and finding.expected == victim.update_hash
+    (unchecked,) = [f for f in report.problems() if f.round == TAMPERED_ROUND + 1]
+    assert unchecked.status == "not-checked" and unchecked.message.startswith(f"{victim.participant}'s response")
 
 
 def test_a_replaced_global_model(honest: SyntheticHistory):
@@ -120,9 +123,13 @@ def test_a_manifest_edited_after_the_commit(honest: SyntheticHistory, edit: str)
         document["updates"].reverse()
     path.write_bytes(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
     report = audit(honest)
-    assert failures(report) == {("manifest-hash", TAMPERED_ROUND, None)}
-    (finding,) = report.problems()
+    # the next round's responses to the global step are measured against the updates it lists
+    assert failures(report) == {("manifest-hash", TAMPERED_ROUND, None), ("anomaly", TAMPERED_ROUND + 1, None)}
+    (finding,) = [finding for finding in report.problems() if finding.round == TAMPERED_ROUND]
     assert "corrupted" in finding.message
+    unchecked = [finding for finding in report.problems() if finding.round == TAMPERED_ROUND + 1]
+    assert len(unchecked) == CLIENTS and {finding.status for finding in unchecked} == {"not-checked"}
+    assert all(finding.message.endswith(f"round {TAMPERED_ROUND}'s manifest is unusable") for finding in unchecked)
 
 
 def test_a_committed_manifest_with_reordered_entries(tmp_path: Path):
@@ -143,11 +150,17 @@ def test_a_committed_manifest_that_drops_an_accepted_update(tmp_path: Path):
         document["updates"].pop()
         return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
-    report = audit(write_history(tmp_path, Dishonesty(rewrite_manifest=drop)))
+    history = write_history(tmp_path, Dishonesty(rewrite_manifest=drop))
+    _, manifest = stored_manifest(history, TAMPERED_ROUND)
+    (dropped,) = {account.address for account in history.participants} - {e.participant for e in manifest.updates}
+    report = audit(history)
     assert {"manifest-binding", "updates-root", "reaggregation", "requests"} <= {
-        check for check, _, _ in failures(report)
+        check for check, round_number, _ in failures(report) if round_number == TAMPERED_ROUND
     }
-    assert {round_number for _, round_number, _ in failures(report)} == {TAMPERED_ROUND}
+    # the next round's response of the participant whose update it hid answers an update it does not list
+    assert {finding for finding in failures(report) if finding[1] != TAMPERED_ROUND} == {
+        ("anomaly", TAMPERED_ROUND + 1, dropped)
+    }
 
 
 def test_a_committed_manifest_that_hides_a_node_that_never_answered(tmp_path: Path):
