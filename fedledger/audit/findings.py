@@ -31,7 +31,8 @@ CHECKS = {
     "reply is listed; every silent or rejected evaluation node was asked",
     "updates-root": "updatesRoot rebuilds from the manifest's accepted updates",
     "rewards-root": "rewardsRoot rebuilds from the manifest's rewards",
-    "anomaly": "the anomaly detector's statistics recompute from the stored updates, and its flags follow them",
+    "anomaly": "the anomaly detector's statistics, and each update's response to the last global step, recompute "
+    "from the stored updates, and its flags follow them",
     "scores": "every accepted update's contribution score recomputes from the stored updates and base model",
     "rewards": "the rewards are what the run's reward rule grants",
     "valuation-players": "the valuation's players are the Sybil clusters of the valued updates (single linkage "
