@@ -306,11 +306,11 @@ def player_contributions(players: int, values: Mapping[int, GroupValues], clip: 
         if own is None or not own.alone[player] > 0:
             contributions.append(0.0)
             continue
-        others = [group for group in sorted(values) if group != player] or [player]
+        judges = [group for group in sorted(values) if group != player] or [player]
         total = 0.0
-        for group in others:
+        for group in judges:
             total += min(max(0.0, values[group].leave_one_out[player]), clip)
-        contributions.append(total / len(others))
+        contributions.append(total / len(judges))
     return contributions
 
 
