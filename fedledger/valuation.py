@@ -299,7 +299,9 @@ def player_contributions(players: int, values: Mapping[int, GroupValues], clip: 
     ``p``) and the clip ``c``: 0 when its own group did not vote or sees its update alone not
     improve on the round's model (``r_p({p}) <= 0``); else the mean over the other groups
     (ascending, summed from 0.0) of ``min(max(0, λ[g][p]), c)``, or, when there is no other
-    group, its own group's ``min(max(0, λ[p][p]), c)``."""
+    group, its own group's ``min(max(0, λ[p][p]), c)`` — in either case at most ``r_p({p})``, what
+    its own site sees its update alone do (a free-rider's noise that happens to point the site's
+    way gains it a hair, and earns it at most that hair)."""
     contributions = []
     for player in range(players):
         own = values.get(player)
@@ -310,7 +312,7 @@ def player_contributions(players: int, values: Mapping[int, GroupValues], clip: 
         total = 0.0
         for group in judges:
             total += min(max(0.0, values[group].leave_one_out[player]), clip)
-        contributions.append(total / len(judges))
+        contributions.append(min(total / len(judges), own.alone[player]))
     return contributions
 
 

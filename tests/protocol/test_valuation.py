@@ -165,7 +165,8 @@ def test_a_coalition_model_names_a_member_array_that_does_not_fit():
 def losses_for(players: int, full: float, leave_outs: list[float], alone: list[float] | None = None) -> list[float]:
     """One validator's losses, with ``L(∅) = 1``, on the candidates of ``players`` players, such
     that its relative improvement is ``full`` on all players, ``full - leave_outs[p]`` without
-    ``p``, and ``alone[p]`` (0.1 each by default) with ``p`` alone: its own leave-one-out values are
+    ``p``, and ``alone[p]`` (0.6 each by default: above any pay, so the cap does not bind) with ``p``
+    alone: its own leave-one-out values are
     ``leave_outs``. With one or two players every singleton is ``N`` or a complement already, so
     ``alone`` cannot be given."""
     everyone = tuple(range(players))
@@ -175,7 +176,7 @@ def losses_for(players: int, full: float, leave_outs: list[float], alone: list[f
     for player, value in enumerate(leave_outs):
         improvement[everyone[:player] + everyone[player + 1 :]] = full - value
     for player in everyone:
-        improvement.setdefault((player,), 0.1 if alone is None else alone[player])
+        improvement.setdefault((player,), 0.6 if alone is None else alone[player])
     return [1.0 - improvement[coalition] for coalition in valuation_plan(players)]
 
 
@@ -236,7 +237,8 @@ def test_a_player_whose_own_group_sees_its_update_alone_not_improve_gets_nothing
         assert clip == pytest.approx(0.6)
         assert contributions == pytest.approx([0.1, 0.0, 0.2])
     vouched = losses_for(3, 0.4, [0.1, 0.25, 0.3], alone=[0.1, 1e-9, 0.1])
-    assert contributions_of(3, [others[0], vouched, others[1]], [0, 1, 2])[1][1] == pytest.approx(0.25)
+    hair = contributions_of(3, [others[0], vouched, others[1]], [0, 1, 2])[1][1]
+    assert hair == pytest.approx(1e-9), "a hair opens the gate and earns at most that hair"
 
 
 def test_a_site_alone_in_its_round_is_paid_its_own_leave_one_out_value_if_its_update_alone_helps():
@@ -249,22 +251,23 @@ def test_a_site_alone_in_its_round_is_paid_its_own_leave_one_out_value_if_its_up
 
 
 def test_a_player_with_no_own_report_gets_nothing():
-    losses = [losses_for(2, 0.4, [0.3, 0.1]), losses_for(2, 0.4, [0.2, 0.2])]  # groups 1 and 7, none for player 0
-    clip, contributions = contributions_of(2, losses, [1, 7])
+    losses = [losses_for(3, 0.4, [0.3, 0.1, 0.0]), losses_for(3, 0.4, [0.2, 0.2, 0.0])]  # groups 1, 7; none for 0
+    clip, contributions = contributions_of(3, losses, [1, 7])
     assert clip == pytest.approx(0.4)
-    assert contributions == pytest.approx([0.0, 0.2])
+    assert contributions == pytest.approx([0.0, 0.2, 0.0])
 
 
 def test_the_clip_bounds_what_one_group_can_credit():
     losses = [
-        losses_for(2, 0.2, [0.1, 0.1]),  # group 0: total .2
-        losses_for(2, 5.1, [5.0, 0.1]),  # group 1 credits player 0 with 5: total 5.1
-        losses_for(2, 0.2, [0.1, 0.1]),  # group 7: total .2
+        losses_for(3, 0.2, [0.1, 0.1, 0.0]),  # group 0: total .2
+        losses_for(3, 5.1, [5.0, 0.1, 0.0]),  # group 1 credits player 0 with 5: total 5.1
+        losses_for(3, 0.2, [0.1, 0.1, 0.0]),  # group 7: total .2
     ]
-    # c = median(.2, 5.1, .2) = .2; player 0: mean(min(5, .2), min(.1, .2)) = .15 (2.55 unclipped)
-    clip, contributions = contributions_of(2, losses, [0, 1, 7])
+    # c = median(.2, 5.1, .2) = .2; player 0: mean(min(5, .2), min(.1, .2)) = .15 (2.55 unclipped);
+    # player 2 has no own report
+    clip, contributions = contributions_of(3, losses, [0, 1, 7])
     assert clip == pytest.approx(0.2)
-    assert contributions == pytest.approx([0.15, 0.1])
+    assert contributions == pytest.approx([0.15, 0.1, 0.0])
 
 
 def test_one_player_is_paid_its_own_gain_and_with_another_group_that_groups_view():
@@ -424,13 +427,18 @@ def test_a_free_rider_whose_dilution_helps_its_own_rows_is_paid_nothing():
     assert valuation.contributions[3] == 0.0 and scores[3] == 0.0
 
 
-def test_a_free_rider_whose_noise_happens_to_help_its_own_rows_passes_the_gate():
-    """The limit of the gate: noise that happens to point towards its own optimum improves its own
-    rows by a hair, and it is paid what the other groups see in its dilution."""
+def test_a_free_rider_whose_noise_happens_to_help_its_own_rows_earns_at_most_that_hair():
+    """Noise that happens to point towards its own optimum improves its own rows by a hair and opens
+    the gate; its pay, what the other groups see in its dilution, is capped at that hair."""
     valuation, values, _ = free_rider_round(towards_its_rows=True)
-    assert 0 < values[3].alone[3] < 1e-3
+    hair = values[3].alone[3]
+    assert 0 < hair < 1e-3
     others = [min(max(0.0, values[group].leave_one_out[3]), valuation.clip or 0.0) for group in range(3)]
-    assert valuation.contributions[3] == pytest.approx(sum(others) / 3) and valuation.contributions[3] > 0
+    assert sum(others) / 3 > hair, "the others credit its dilution with more than the hair"
+    assert valuation.contributions[3] == hair
+    assert all(valuation.contributions[player] < values[player].alone[player] for player in range(3)), (
+        "an honest site's update alone helps its own rows more than the others credit it: the cap does not bind"
+    )
 
 
 def test_a_sybil_pair_shares_what_one_copy_earns_alone():
