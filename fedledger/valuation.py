@@ -7,17 +7,18 @@ auditor both run it. In short:
 1. **Players.** Updates whose deltas from the base model lie within ``sybil_distance`` times the median
    delta norm of each other (single linkage) form one player: copies of one update, sent by
    several identities, share one contribution instead of each earning one.
-2. **Candidates.** With ``m`` players: the base model, the model of all players but ``p`` for each
-   player ``p``, and the model of all players (``m + 2``; a round needing more than the budget is
-   not valued). A coalition's model is the weighted mean of its members, each player weighing as
-   much as one of its members.
+2. **Candidates.** With ``m`` players: the base model, the model of each player alone, the model of
+   all players but ``p`` for each player ``p``, and the model of all players (``2m + 2`` for three
+   players or more; a round needing more than the budget is not valued). A coalition's model is
+   the weighted mean of its members, each player weighing as much as one of its members.
 3. **Votes.** Every validator (a node whose update was accepted) evaluates every candidate on its
    own test rows and signs the losses. Validators vote in groups, one per player (a Sybil cluster
    votes once): a group's vote is the median of its validators' relative improvements.
 4. **Contributions.** Player ``p``'s leave-one-out value in group ``g`` is ``λ = r_g(N) - r_g(N - {p})``.
-   A player whose own group sees ``λ <= 0``, or did not answer, earns 0; otherwise it earns the
-   mean over the other groups of ``λ``, clipped to ``[0, c]``, where ``c`` is the median over
-   groups of the positive value each sees in all players.
+   A player whose own group did not answer, or sees its update alone not improve on the round's
+   model (``r_p({p}) <= 0``), earns 0; otherwise it earns the mean over the other groups of ``λ``,
+   clipped to ``[0, c]``, where ``c`` is the median over groups of the positive value each sees in
+   all players.
 5. **Scores.** Each member of a player scores its contribution divided by the player's size.
 """
 
@@ -139,10 +140,11 @@ def sybil_threshold(gram: np.ndarray, sybil_distance: float) -> float:
     return sybil_distance * float(np.median(np.sqrt(np.diag(gram))))
 
 
-def leave_one_out_plan(players: int) -> tuple[tuple[int, ...], ...]:
+def valuation_plan(players: int) -> tuple[tuple[int, ...], ...]:
     """The candidates' coalitions of a round with ``players`` players: the empty coalition, every
-    player's complement ``N - {p}`` and all players ``N``, distinct, by size and then lexicographically
-    (so the empty coalition is first and ``N`` last; one player has just the two).
+    player alone ``{p}``, every player's complement ``N - {p}`` and all players ``N``, distinct, by
+    size and then lexicographically (so the empty coalition is first and ``N`` last; with one
+    player ``{0}`` is ``N``, and with two the singletons are the complements).
 
     Raises:
         ValueError: no players.
@@ -150,13 +152,18 @@ def leave_one_out_plan(players: int) -> tuple[tuple[int, ...], ...]:
     if players < 1:
         raise ValueError(f"a valuation needs at least one player, got {players}")
     everyone = tuple(range(players))
+    singletons = {(player,) for player in everyone}
     complements = {everyone[:player] + everyone[player + 1 :] for player in everyone}
-    return tuple(sorted({(), everyone, *complements}, key=lambda coalition: (len(coalition), coalition)))
+    coalitions = {(), everyone, *singletons, *complements}
+    return tuple(sorted(coalitions, key=lambda coalition: (len(coalition), coalition)))
 
 
 def candidate_count(players: int) -> int:
-    """How many candidates ``leave_one_out_plan(players)`` lists: ``players + 2``, or 2 for one player."""
-    return 2 if players == 1 else players + 2
+    """How many candidates ``valuation_plan(players)`` lists: 2 for one player, 4 for two, else
+    ``2 * players + 2``."""
+    if players <= 2:
+        return 2 * players
+    return 2 * players + 2
 
 
 def budget_failure(players: int, budget: int) -> str | None:
@@ -232,27 +239,44 @@ def group_improvements(losses: Sequence[Sequence[float]], groups: Sequence[int])
     return {group: np.median(improvements[labels == group], axis=0) for group in sorted(set(groups))}
 
 
-def leave_one_out_values(players: int, votes: Mapping[int, np.ndarray]) -> dict[int, list[float]]:
-    """``λ[g][p] = r_g(N) - r_g(N - {p})`` for every group ``g`` and player ``p``, from the groups'
-    votes on the candidates of ``leave_one_out_plan(players)``, in that order.
+@dataclass(frozen=True)
+class GroupValues:
+    """What one group's vote says about each player, in player order.
+
+    Attributes:
+        alone: ``r_g({p})``, how much player ``p``'s model alone improves on the round's model.
+        leave_one_out: ``λ[g][p] = r_g(N) - r_g(N - {p})``, what the round's model loses without ``p``.
+    """
+
+    alone: tuple[float, ...]
+    leave_one_out: tuple[float, ...]
+
+
+def group_values(players: int, votes: Mapping[int, np.ndarray]) -> dict[int, GroupValues]:
+    """Each group's ``GroupValues``, from the groups' votes on the candidates of
+    ``valuation_plan(players)``, in that order.
 
     Raises:
         ValueError: a vote that is not one figure per candidate.
     """
-    plan = leave_one_out_plan(players)
+    plan = valuation_plan(players)
     index = {coalition: number for number, coalition in enumerate(plan)}
     everyone = tuple(range(players))
+    singletons = [index[(player,)] for player in everyone]
     complements = [index[everyone[:player] + everyone[player + 1 :]] for player in everyone]
-    values: dict[int, list[float]] = {}
+    values: dict[int, GroupValues] = {}
     for group, vote in votes.items():
         if len(vote) != len(plan):
             raise ValueError(f"group {group} votes on {len(vote)} candidates, not {len(plan)}")
         full = float(vote[-1])
-        values[group] = [full - float(vote[complement]) for complement in complements]
+        values[group] = GroupValues(
+            alone=tuple(float(vote[singleton]) for singleton in singletons),
+            leave_one_out=tuple(full - float(vote[complement]) for complement in complements),
+        )
     return values
 
 
-def contribution_clip(values: Mapping[int, Sequence[float]]) -> float:
+def contribution_clip(values: Mapping[int, GroupValues]) -> float:
     """``c``: the median over groups of the positive value each group sees in all the players,
     ``Σ_p max(0, λ[g][p])`` (summed from 0.0 in player order).
 
@@ -264,31 +288,31 @@ def contribution_clip(values: Mapping[int, Sequence[float]]) -> float:
     totals = []
     for group in sorted(values):
         total = 0.0
-        for value in values[group]:
+        for value in values[group].leave_one_out:
             total += max(0.0, value)
         totals.append(total)
     return float(np.median(totals))
 
 
-def player_contributions(players: int, values: Mapping[int, Sequence[float]], clip: float) -> list[float]:
-    """Each player's contribution from the groups' leave-one-out values ``λ`` (player ``p``'s own
-    group is group ``p``) and the clip ``c``: 0 when its own group did not vote or sees
-    ``λ[p][p] <= 0``; else the mean over the other groups (ascending, summed from 0.0) of
-    ``min(max(0, λ[g][p]), c)``, or ``min(λ[p][p], c)`` when there is no other group."""
+def player_contributions(players: int, values: Mapping[int, GroupValues], clip: float) -> list[float]:
+    """Each player's contribution from the groups' values (player ``p``'s own group is group
+    ``p``) and the clip ``c``: 0 when its own group did not vote or sees its update alone not
+    improve on the round's model (``r_p({p}) <= 0``); else the mean over the other groups
+    (ascending, summed from 0.0) of ``min(max(0, λ[g][p]), c)``, or, when there is no other
+    group, its own group's ``min(max(0, λ[p][p]), c)`` — in either case at most ``r_p({p})``, what
+    its own site sees its update alone do (a free-rider's noise that happens to point the site's
+    way gains it a hair, and earns it at most that hair)."""
     contributions = []
     for player in range(players):
         own = values.get(player)
-        if own is None or not own[player] > 0:
+        if own is None or not own.alone[player] > 0:
             contributions.append(0.0)
             continue
-        others = [group for group in sorted(values) if group != player]
-        if not others:
-            contributions.append(min(own[player], clip))
-            continue
+        judges = [group for group in sorted(values) if group != player] or [player]
         total = 0.0
-        for group in others:
-            total += min(max(0.0, values[group][player]), clip)
-        contributions.append(total / len(others))
+        for group in judges:
+            total += min(max(0.0, values[group].leave_one_out[player]), clip)
+        contributions.append(min(total / len(judges), own.alone[player]))
     return contributions
 
 
@@ -296,12 +320,12 @@ def contributions_of(
     players: int, losses: Sequence[Sequence[float]], groups: Sequence[int]
 ) -> tuple[float, list[float]]:
     """The clip ``c`` and each player's contribution, from the counted validators' losses on the
-    candidates of ``leave_one_out_plan(players)`` and the group each validator votes in.
+    candidates of ``valuation_plan(players)`` and the group each validator votes in.
 
     Raises:
         ValueError: no validator, not one group per validator, or not one loss per candidate.
     """
-    values = leave_one_out_values(players, group_improvements(losses, groups))
+    values = group_values(players, group_improvements(losses, groups))
     clip = contribution_clip(values)
     return clip, player_contributions(players, values, clip)
 
@@ -531,7 +555,7 @@ def prepare_valuation(
     gram = delta_gram(base, [update.arrays for update in updates])
     players = tuple(sybil_clusters(gram, settings.sybil_distance))
     failure = budget_failure(len(players), settings.budget)
-    coalitions = () if failure is not None else leave_one_out_plan(len(players))
+    coalitions = () if failure is not None else valuation_plan(len(players))
     return PreparedValuation(settings, run_id, round_number, base, tuple(updates), players, coalitions, failure)
 
 

@@ -37,7 +37,7 @@ CHECKS = {
     "rewards": "the rewards are what the run's reward rule grants",
     "valuation-players": "the valuation's players are the Sybil clusters of the valued updates (single linkage "
     "within the Sybil distance)",
-    "valuation-plan": "the valuation's coalitions are the leave-one-out plan for its players, within the budget "
+    "valuation-plan": "the valuation's coalitions are the valuation plan for its players, within the budget "
     "(a round over it: none, and the valuation says so)",
     "valuation-candidates": "every candidate model recomputes from the stored updates and hashes as recorded, bit "
     "for bit",

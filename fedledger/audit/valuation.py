@@ -28,12 +28,12 @@ from fedledger.valuation import (
     contributions_of,
     delta_distances,
     group_improvements,
-    leave_one_out_plan,
-    leave_one_out_values,
+    group_values,
     member_scores,
     player_contributions,
     sybil_threshold,
     validator_groups,
+    valuation_plan,
     verify_report,
 )
 
@@ -168,7 +168,7 @@ def _connected(members: tuple[int, ...], linked: Callable[[int, int], bool]) -> 
 def _check_plan(
     valuation: RoundValuation, settings: ValuationSettings, players: int, record: FindingRecorder
 ) -> str | None:
-    """The coalitions are the leave-one-out plan for ``players``, one candidate each; a round over
+    """The coalitions are the valuation plan for ``players``, one candidate each; a round over
     the budget has none and says so. Returns why the round is over the budget, if it is."""
     over_budget = budget_failure(players, settings.budget)
     if over_budget is not None:
@@ -183,11 +183,11 @@ def _check_plan(
         else:
             record.ok("valuation-plan", over_budget)
         return over_budget
-    plan = leave_one_out_plan(players)
+    plan = valuation_plan(players)
     if valuation.coalitions != plan:
         record.fail(
             "valuation-plan",
-            f"the coalitions are not the leave-one-out plan of {players} players",
+            f"the coalitions are not the valuation plan of {players} players",
             str([list(coalition) for coalition in plan]),
             str([list(coalition) for coalition in valuation.coalitions]),
         )
@@ -196,7 +196,7 @@ def _check_plan(
             "valuation-plan", "not one candidate model per coalition", str(len(plan)), str(len(valuation.candidates))
         )
     else:
-        record.ok("valuation-plan", f"{len(plan)} candidates: the leave-one-out plan of {players} players")
+        record.ok("valuation-plan", f"{len(plan)} candidates: the valuation plan of {players} players")
     return None
 
 
@@ -337,7 +337,7 @@ def _check_contributions(
         record.not_checked("valuation-contributions", "no counted report or no clip to recompute them from")
         return
     try:
-        values = leave_one_out_values(len(players), group_improvements([r.values or () for r in counted], groups))
+        values = group_values(len(players), group_improvements([r.values or () for r in counted], groups))
     except ValueError as error:
         record.fail("valuation-contributions", f"cannot recompute the contributions: {error}")
         return

@@ -68,7 +68,7 @@ def sign(index: int, node_id: int, hashes: tuple[bytes, ...], values: list[float
 def valued() -> ValuedFixture:
     """Five accepted updates: three sites, a Sybil copy of site 1, and one the strategy left out
     (node 14, which still validates, alone). Each validator reports the squared distance to its
-    site's test optimum; site 3's update moves away from its own, so its own group gates it to 0."""
+    site's test optimum; site 3's update alone moves away from its own, so its own group gates it to 0."""
     rng = np.random.default_rng(8)
     targets = [rng.normal(size=8) for _ in range(4)]
     deltas = [0.5 * targets[0], 0.5 * targets[1], 0.5 * targets[1], 0.5 * targets[2]]
@@ -158,7 +158,8 @@ def test_a_changed_contribution_fails_the_contributions(valued: ValuedFixture):
 
 
 def test_a_contribution_paid_past_the_gate_fails(valued: ValuedFixture):
-    """A player whose own group sees no gain is recorded as paid: its contribution does not recompute."""
+    """A player whose own group sees its update alone not improve is recorded as paid: its
+    contribution does not recompute."""
     contributions = list(valued.valuation.contributions)
     assert contributions[2] == 0.0
     contributions[2] = valued.valuation.clip or 0
@@ -187,6 +188,18 @@ def test_a_changed_candidate_hash_fails_the_candidates(valued: ValuedFixture):
 def test_a_changed_plan_fails(valued: ValuedFixture):
     findings = valued.audit(replace(valued.valuation, coalitions=valued.valuation.coalitions[::-1]))
     assert statuses(findings, "valuation-plan") == {"fail"}
+
+
+def test_a_plan_without_the_singletons_fails(valued: ValuedFixture):
+    kept = [index for index, coalition in enumerate(valued.valuation.coalitions) if len(coalition) != 1]
+    leave_one_out_only = replace(
+        valued.valuation,
+        coalitions=tuple(valued.valuation.coalitions[index] for index in kept),
+        candidates=tuple(valued.valuation.candidates[index] for index in kept),
+    )
+    findings = valued.audit(leave_one_out_only)
+    assert statuses(findings, "valuation-plan") == {"fail"}
+    assert statuses(findings, "valuation-candidates") == {"pass"}, "each kept candidate is still its coalition's model"
 
 
 def test_sybils_recorded_as_separate_players_fail(valued: ValuedFixture):
@@ -230,7 +243,7 @@ def test_a_failed_valuation_passes_only_if_no_report_counted_and_nothing_is_paid
 
 
 def test_a_round_over_the_budget_passes_only_unvalued_and_unasked(valued: ValuedFixture):
-    tight = ValuationSettings(budget=4)  # three players need five candidates
+    tight = ValuationSettings(budget=7)  # three players need eight candidates
     prepared = prepare_valuation(tight, RUN, ROUND, BASE, model_hash(BASE), valued.prepared.updates)
     participants = [entry.participant or "" for entry in valued.round_.valued]
     over, scores = conclude_valuation(prepared, participants, [])
@@ -250,7 +263,7 @@ def test_a_round_over_the_budget_passes_only_unvalued_and_unasked(valued: Valued
     assert all(statuses(findings, check) == {"pass"} for check in VALUATION_CHECKS), findings
     assert (
         findings["valuation-plan"][0].message
-        == "not valued: 3 players need 5 candidate models, more than the budget of 4"
+        == "not valued: 3 players need 8 candidate models, more than the budget of 7"
     )
     asked = audit(replace(over, validators=valued.valuation.validators))
     assert statuses(asked, "valuation-signatures") == {"fail"}

@@ -61,8 +61,9 @@ def test_sign_flip_and_scaling_attackers_are_flagged_and_paid_nothing(attacked: 
 
 
 def test_a_free_rider_is_paid_nothing_and_every_honest_site_is_paid(attacked: SimulationResult):
-    """Its update adds nothing the others lack: left out, the model loses nothing, so its own
-    validation does not vouch for it (or the detector rejects its noise outright)."""
+    """Its update alone is the round's model plus noise, which does not improve its own rows, so
+    its own validation does not vouch for it; where its noise happens to, the other sites see
+    nothing in it (or the detector rejects its noise outright)."""
     honest_pay: dict[str, int] = {}
     for manifest in manifests(attacked):
         entries = {entry.participant: entry for entry in manifest.updates}
