@@ -114,7 +114,9 @@ class LedgerSettings:
     @property
     def detection(self) -> DetectorSettings | None:
         """The anomaly detector's settings, or ``None`` when it is off."""
-        return DetectorSettings(self.anomaly_threshold, self.anomaly_min_updates) if self.detector else None
+        if not self.detector:
+            return None
+        return DetectorSettings(self.anomaly_threshold, self.anomaly_min_updates, self.sybil_distance)
 
     @property
     def in_process_chain(self) -> bool:

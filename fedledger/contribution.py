@@ -38,6 +38,7 @@ recomputed statistics with a relative tolerance (``TOLERANCE``).
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import combinations
 
 import numpy as np
 
@@ -55,18 +56,30 @@ class DetectorSettings:
 
     Attributes:
         threshold: robust z-score above which an update's norm or spread flags it.
-        min_updates: fewest updates in a round for detection to run.
+        min_updates: fewest distinct updates in a round for detection to run.
+        sybil_distance: updates closer than this share of the median update norm count once in
+            the round's statistics (``sybil_clusters``).
     """
 
     threshold: float = 5.0
     min_updates: int = 5
+    sybil_distance: float = 0.1
 
     def to_json(self) -> dict:
-        return {"method": "robust-z", "threshold": self.threshold, "min_updates": self.min_updates}
+        return {
+            "method": "robust-z",
+            "threshold": self.threshold,
+            "min_updates": self.min_updates,
+            "sybil_distance": self.sybil_distance,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping) -> "DetectorSettings":
-        return cls(threshold=float(data["threshold"]), min_updates=int(data["min_updates"]))
+        return cls(
+            threshold=float(data["threshold"]),
+            min_updates=int(data["min_updates"]),
+            sybil_distance=float(data["sybil_distance"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -211,20 +224,77 @@ def step_responses(
     return responses
 
 
+def sybil_clusters(gram: np.ndarray, sybil_distance: float) -> list[tuple[int, ...]]:
+    """The players of a round: the connected components of the updates whose deltas lie within
+    ``sybil_distance`` times the median delta norm of each other, from their ``delta_gram``.
+
+    Each player is a tuple of update indices, ascending; players are ordered by their first member.
+    """
+    count = len(gram)
+    if count == 0:
+        return []
+    distances = delta_distances(gram)
+    threshold = sybil_threshold(gram, sybil_distance)
+    parent = list(range(count))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    for first, second in combinations(range(count), 2):
+        if distances[first, second] <= threshold:
+            first_root, second_root = root(first), root(second)
+            parent[max(first_root, second_root)] = min(first_root, second_root)
+    members: dict[int, list[int]] = {}
+    for index in range(count):
+        members.setdefault(root(index), []).append(index)
+    return sorted(tuple(group) for group in members.values())
+
+
+def delta_distances(gram: np.ndarray) -> np.ndarray:
+    """Pairwise distances between the deltas: ``sqrt(max(G_ii + G_jj - 2 G_ij, 0))``."""
+    squared_norms = np.diag(gram)
+    return np.sqrt(np.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * gram, 0.0))
+
+
+def sybil_threshold(gram: np.ndarray, sybil_distance: float) -> float:
+    """The linking distance: ``sybil_distance`` times the median of the delta norms ``sqrt(G_ii)``."""
+    return sybil_distance * float(np.median(np.sqrt(np.diag(gram))))
+
+
 def detect(
     gram: np.ndarray, settings: DetectorSettings, responses: Sequence[float | None] | None = None
 ) -> list[AnomalyStatistics] | None:
-    """Statistics and flags for each update of the ``delta_gram``; ``None`` when there are too few to judge.
+    """Statistics and flags for each update of the ``delta_gram``; ``None`` when there are too few
+    distinct updates to judge.
 
+    Near-identical updates (``sybil_clusters`` at ``settings.sybil_distance``) count once: the
+    statistics are computed over one update of each cluster, and every member of a cluster gets its
+    cluster's, so that copies cannot shrink the round's spread and make honest updates look far.
     ``responses`` are the updates' ``step_responses`` (``None``: no earlier round to answer).
     """
-    count = len(gram)
-    if count < settings.min_updates:
-        return None
     if responses is None:
-        responses = [None] * count
-    if len(responses) != count:
-        raise ValueError(f"{len(responses)} step responses for {count} updates")
+        responses = [None] * len(gram)
+    if len(responses) != len(gram):
+        raise ValueError(f"{len(responses)} step responses for {len(gram)} updates")
+    clusters = sybil_clusters(gram, settings.sybil_distance)
+    if len(clusters) < settings.min_updates:
+        return None
+    representatives = [cluster[0] for cluster in clusters]
+    distinct = _distinct_statistics(gram[np.ix_(representatives, representatives)])
+    statistics: list[AnomalyStatistics | None] = [None] * len(gram)
+    for values, cluster in zip(distinct, clusters, strict=True):
+        for member in cluster:
+            unflagged = AnomalyStatistics(*values, flags=(), response=responses[member])
+            statistics[member] = replace(unflagged, flags=unflagged.flagged_by(settings.threshold))
+    return [stats for stats in statistics if stats is not None]
+
+
+def _distinct_statistics(gram: np.ndarray) -> list[list[float]]:
+    """Norm, spread, agreement and their robust z-scores for each update of ``gram``."""
+    count = len(gram)
     squared_norms = np.diag(gram)
     squared_distances = np.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * gram, 0.0)
     distances = np.sqrt(squared_distances)
@@ -239,12 +309,8 @@ def detect(
     norm_z = _robust_z(norms, _RELATIVE_FLOOR * float(np.median(norms)))
     spread_z = _robust_z(spreads, _RELATIVE_FLOOR * float(np.median(norms)))
     agreement_z = _robust_z(agreements, _AGREEMENT_FLOOR)
-    statistics = []
-    for index in range(count):
-        values = [float(column[index]) for column in (norms, spreads, agreements, norm_z, spread_z, agreement_z)]
-        unflagged = AnomalyStatistics(*values, flags=(), response=responses[index])
-        statistics.append(replace(unflagged, flags=unflagged.flagged_by(settings.threshold)))
-    return statistics
+    columns = (norms, spreads, agreements, norm_z, spread_z, agreement_z)
+    return [[float(column[index]) for column in columns] for index in range(count)]
 
 
 def close(recorded: float, recomputed: float) -> bool:

@@ -27,14 +27,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import combinations
 from typing import Any
 
 import numpy as np
 from eth_utils import is_hex_address, to_checksum_address
 
 from fedledger.aggregation import WeightedUpdate
-from fedledger.contribution import delta_gram
+from fedledger.contribution import delta_gram, sybil_clusters
 from fedledger.encoding import model_hash
 from fedledger.hashing import HASH_SIZE, from_hex, to_hex
 from fedledger.signing import InvalidSignature, SigningDomain, ValuationMessage, recover_valuation_signer
@@ -98,46 +97,6 @@ class ValuationSettings:
         if missing:
             raise ValueError(f"the {METHOD} scoring record lacks {', '.join(missing)}: {data!r}")
         return cls(metric=data["metric"], budget=data["budget"], sybil_distance=data["sybil_distance"])
-
-
-def sybil_clusters(gram: np.ndarray, sybil_distance: float) -> list[tuple[int, ...]]:
-    """The players of a round: the connected components of the updates whose deltas lie within
-    ``sybil_distance`` times the median delta norm of each other, from their ``delta_gram``.
-
-    Each player is a tuple of update indices, ascending; players are ordered by their first member.
-    """
-    count = len(gram)
-    if count == 0:
-        return []
-    distances = delta_distances(gram)
-    threshold = sybil_threshold(gram, sybil_distance)
-    parent = list(range(count))
-
-    def root(index: int) -> int:
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
-
-    for first, second in combinations(range(count), 2):
-        if distances[first, second] <= threshold:
-            first_root, second_root = root(first), root(second)
-            parent[max(first_root, second_root)] = min(first_root, second_root)
-    members: dict[int, list[int]] = {}
-    for index in range(count):
-        members.setdefault(root(index), []).append(index)
-    return sorted(tuple(group) for group in members.values())
-
-
-def delta_distances(gram: np.ndarray) -> np.ndarray:
-    """Pairwise distances between the deltas: ``sqrt(max(G_ii + G_jj - 2 G_ij, 0))``."""
-    squared_norms = np.diag(gram)
-    return np.sqrt(np.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * gram, 0.0))
-
-
-def sybil_threshold(gram: np.ndarray, sybil_distance: float) -> float:
-    """The linking distance: ``sybil_distance`` times the median of the delta norms ``sqrt(G_ii)``."""
-    return sybil_distance * float(np.median(np.sqrt(np.diag(gram))))
 
 
 def valuation_plan(players: int) -> tuple[tuple[int, ...], ...]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from fedledger.aggregation import WeightedUpdate
 from fedledger.audit.findings import FindingRecorder
-from fedledger.contribution import close, delta_gram
+from fedledger.contribution import close, delta_distances, delta_gram, sybil_threshold
 from fedledger.encoding import model_hash
 from fedledger.hashing import from_hex, to_hex
 from fedledger.manifest import UpdateEntry
@@ -26,12 +26,10 @@ from fedledger.valuation import (
     budget_failure,
     coalition_model,
     contributions_of,
-    delta_distances,
     group_improvements,
     group_values,
     member_scores,
     player_contributions,
-    sybil_threshold,
     validator_groups,
     valuation_plan,
     verify_report,

@@ -82,15 +82,28 @@ def test_too_few_updates_are_not_judged():
 def test_nearly_identical_updates_do_not_make_small_differences_extreme():
     deltas = rows(honest_updates(8, np.random.default_rng(4), spread=1e-6))
     deltas[0] *= 1.1
-    statistics = detect(gram(deltas), DetectorSettings())
+    statistics = detect(gram(deltas), DetectorSettings(sybil_distance=0.0))
     assert all(not stats.flags for stats in statistics)
+
+
+def test_copies_count_once_and_cannot_make_honest_updates_look_far():
+    """Three identical updates among honest ones that differ: counted three times they would narrow
+    the round's spread; counted once they leave the honest updates unflagged, and share one set of
+    statistics."""
+    rng = np.random.default_rng(7)
+    honest = rows(honest_updates(6, rng, spread=0.5))
+    deltas = np.vstack([honest, np.repeat(honest[:1] * 0.98, 3, axis=0)])
+    statistics = detect(gram(deltas), DetectorSettings())
+    assert all(not stats.flags for stats in statistics[:6])
+    assert statistics[6] == statistics[7] == statistics[8]
+    assert detect(gram(np.repeat(honest[:1], 8, axis=0)), DetectorSettings()) is None, "one distinct update"
 
 
 def test_statistics_round_trip_and_compare_with_tolerance():
     stats = AnomalyStatistics(1.0, 2.0, -0.5, 0.1, 0.2, -6.0, ("direction",))
     assert AnomalyStatistics.from_json(stats.to_json()) == stats
     assert close(1.0, 1.0 + 1e-12) and not close(1.0, 1.0001)
-    assert DetectorSettings.from_json(DetectorSettings(4.0, 6).to_json()) == DetectorSettings(4.0, 6)
+    assert DetectorSettings.from_json(DetectorSettings(4.0, 6, 0.2).to_json()) == DetectorSettings(4.0, 6, 0.2)
 
 
 Model = dict[str, np.ndarray]

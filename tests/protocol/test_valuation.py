@@ -10,7 +10,7 @@ import pytest
 import valuation_vectors
 
 from fedledger.aggregation import WeightedUpdate
-from fedledger.contribution import delta_gram
+from fedledger.contribution import delta_gram, sybil_clusters
 from fedledger.encoding import model_hash
 from fedledger.hashing import to_hex
 from fedledger.signing import SigningDomain, ValuationMessage, sign_valuation, valuation_results_hash
@@ -27,7 +27,6 @@ from fedledger.valuation import (
     group_values,
     member_scores,
     prepare_valuation,
-    sybil_clusters,
     validator_groups,
     valuation_plan,
     verify_report,
