@@ -139,7 +139,7 @@ def simulate(
             simulate_federation,
         )
     except ImportError as error:
-        if error.name == "tabular_app":
+        if (error.name or "").split(".")[0] == "tabular_app":
             raise TabularAppMissing from None
         raise FedLedgerError(
             f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
