@@ -1,25 +1,27 @@
-"""The ledger's client side as a Flower mod: sign training replies, tag evaluation replies.
+"""The ledger's client side as a Flower mod: sign training replies, tag evaluation replies, answer
+valuation requests (``fedledger.client.valuation``).
 
 Add it to any ClientApp: ``ClientApp(mods=[ledger_mod])``. The app keeps its own model, data and
 handlers; the mod sees only Flower records and arrays, so it works for any model (it imports
 NumPy, never torch).
 """
 
-from dataclasses import dataclass
-from logging import ERROR
-
-import numpy as np
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address
-from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MessageType
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType
 from flwr.app.user_config import UserConfig
 from flwr.clientapp.typing import ClientAppCallable
-from flwr.common.constant import ErrorCode
-from flwr.supercore import log
 
 from fedledger import messages
 from fedledger.client.identity import participant_address, participant_key
-from fedledger.encoding import model_hash
+from fedledger.client.protocol import (
+    LedgerRequest,
+    UnsignableReply,
+    arrays_hash,
+    error_reply,
+    metric_key,
+    only_metrics,
+)
+from fedledger.client.valuation import valuation_reply
 from fedledger.errors import FedLedgerError
 from fedledger.signing import SigningDomain, UpdateMessage, sign_update
 
@@ -30,41 +32,9 @@ NODE_REGISTRY = "fedledger.registry"
 NODE_CHAIN_ID = "fedledger.chain-id"
 
 
-class UnsignableReply(FedLedgerError):
-    """A request or reply the ledger cannot sign: the message says what exactly is wrong."""
-
-
-@dataclass(frozen=True)
-class _LedgerRequest:
-    """What a ledger request asks a training reply to be signed for."""
-
-    domain: SigningDomain
-    run_id: int
-    round: int
-    weight_key: str
-
-    @classmethod
-    def of(cls, config: ConfigRecord) -> "_LedgerRequest":
-        """Raises:
-        UnsignableReply: an entry is missing or of the wrong type.
-        """
-        weight_key = config.get(messages.CONFIG_WEIGHT_KEY, messages.NUM_EXAMPLES)
-        if not isinstance(weight_key, str) or not weight_key:
-            raise UnsignableReply(
-                f"the request's {messages.CONFIG_WEIGHT_KEY!r} must be a metric key name, got {weight_key!r}"
-            )
-        return cls(
-            domain=SigningDomain(
-                _integer(config, messages.CONFIG_CHAIN_ID), _address(config, messages.CONFIG_REGISTRY)
-            ),
-            run_id=_integer(config, messages.CONFIG_RUN_ID),
-            round=_integer(config, messages.CONFIG_ROUND),
-            weight_key=weight_key,
-        )
-
-
 def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """Sign every training reply and tag every evaluation reply for the FedLedger coordinator.
+    """Sign every training reply, tag every evaluation reply and answer every valuation request for
+    the FedLedger coordinator.
 
     The ledger strategy on the server asks each site to vouch for its update: which run, round and
     global model it trained from, which arrays it sends and how many examples they come from. This
@@ -78,6 +48,10 @@ def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable)
       participant, the signature and the signed fields;
     - on an ``evaluate`` message it adds the ConfigRecord ``fedledger`` with the participant's
       address;
+    - on an ``evaluate`` message whose config names a metric under ``fedledger.valuation`` (a
+      valuation request) it runs the app's evaluate handler once for each candidate model the
+      request carries and answers, in the app's place, with the metric for each candidate and its
+      signature over them (``fedledger.client.valuation.valuation_reply``);
     - every other message, and every request without ``fedledger.run-id`` in its ConfigRecord
       ``config`` (a plain Flower run), passes through untouched.
 
@@ -93,9 +67,9 @@ def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable)
     (``fedledger.client.identity``).
 
     A site can pin what it signs for: with ``fedledger.registry`` and/or ``fedledger.chain-id`` in
-    its node config, the mod answers a training or evaluation request for any other registry or
-    chain with an error reply naming both values, before the app runs. A site then signs only for
-    the registry it approved.
+    its node config, the mod answers a training, evaluation or valuation request for any other
+    registry or chain with an error reply naming both values, before the app runs. A site then
+    signs only for the registry it approved.
 
     Notes
     -----
@@ -129,9 +103,11 @@ def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable)
     if category in (MessageType.TRAIN, MessageType.EVALUATE):
         refusal = _outside_pins(context.node_config, config)
         if refusal is not None:
-            return _error_reply(message, refusal)
+            return error_reply(message, refusal)
     if category == MessageType.TRAIN:
         return _signed_training_reply(message, context, call_next, config)
+    if category == MessageType.EVALUATE and messages.CONFIG_VALUATION in config:
+        return valuation_reply(message, context, call_next, config)
     if category == MessageType.EVALUATE:
         return _tagged_evaluation_reply(message, context, call_next, config)
     return call_next(message, context)
@@ -162,11 +138,12 @@ def _signed_training_reply(
     message: Message, context: Context, call_next: ClientAppCallable, config: ConfigRecord
 ) -> Message:
     try:
-        request = _LedgerRequest.of(config)
+        request = LedgerRequest.of(config)
+        weight_key = metric_key(config, messages.CONFIG_WEIGHT_KEY, messages.NUM_EXAMPLES)
         account = participant_key(context.node_config, config)
-        base_model_hash = _arrays_hash(_only_arrays(message, "request"), "the request's")
+        base_model_hash = arrays_hash(_only_arrays(message, "request"), "the request's")
     except FedLedgerError as error:
-        return _error_reply(message, str(error))
+        return error_reply(message, str(error))
     reply = call_next(message, context)
     if reply.has_error():
         return reply
@@ -175,12 +152,12 @@ def _signed_training_reply(
             run_id=request.run_id,
             round=request.round,
             base_model_hash=base_model_hash,
-            update_hash=_arrays_hash(_only_arrays(reply, "reply"), "the reply's"),
-            num_examples=_example_count(reply, request.weight_key),
+            update_hash=arrays_hash(_only_arrays(reply, "reply"), "the reply's"),
+            num_examples=_example_count(reply, weight_key),
         )
         ledger = ledger_record(account, request.domain, update)
     except (FedLedgerError, ValueError) as error:
-        return _error_reply(message, str(error))
+        return error_reply(message, str(error))
     reply.content[messages.LEDGER_RECORD] = ledger
     return reply
 
@@ -191,7 +168,7 @@ def _tagged_evaluation_reply(
     try:
         address = participant_address(context.node_config, config)
     except FedLedgerError as error:
-        return _error_reply(message, str(error))
+        return error_reply(message, str(error))
     reply = call_next(message, context)
     if not reply.has_error():
         reply.content[messages.LEDGER_RECORD] = ConfigRecord({messages.PARTICIPANT: address})
@@ -220,45 +197,10 @@ def _only_arrays(message: Message, what: str) -> ArrayRecord:
     return next(iter(records.values()))
 
 
-def _arrays_hash(record: ArrayRecord, whose: str) -> bytes:
-    """The canonical hash of the record's arrays, read as NumPy arrays."""
-    try:
-        arrays: dict[str, np.ndarray] = {name: record[name].numpy() for name in sorted(record)}
-        return model_hash(arrays)
-    except Exception as error:  # an app's arrays may fail to read or encode in any way
-        raise UnsignableReply(f"{whose} arrays cannot be hashed: {type(error).__name__}: {error}") from None
-
-
 def _example_count(reply: Message, weight_key: str) -> int:
-    records = reply.content.metric_records
-    if len(records) != 1:
-        raise UnsignableReply(
-            f"the reply carries {len(records)} MetricRecords; the ledger needs exactly one, holding {weight_key!r}"
-        )
-    value = next(iter(records.values())).get(weight_key)
+    value = only_metrics(reply, "reply", weight_key).get(weight_key)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_EXAMPLES:
         raise UnsignableReply(
             f"the reply's MetricRecord must hold the example count {weight_key!r} as a positive integer, got {value!r}"
         )
     return value
-
-
-def _integer(config: ConfigRecord, key: str) -> int:
-    value = config.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise UnsignableReply(f"the request's {key!r} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _address(config: ConfigRecord, key: str) -> str:
-    value = config.get(key)
-    if not isinstance(value, str) or not is_address(value):
-        raise UnsignableReply(f"the request's {key!r} must be a contract address, got {value!r}")
-    return value
-
-
-def _error_reply(message: Message, reason: str) -> Message:
-    """One log line, and an error reply the coordinator records as ``client-error``."""
-    reason = f"ledger_mod: {reason}"
-    log(ERROR, "%s", reason)
-    return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message)

@@ -4,6 +4,7 @@ All have defaults, so a plain Flower app needs no new config line to be recorded
 chain. This module imports neither Flower nor torch.
 """
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -12,6 +13,7 @@ from fedledger.addresses import checksum_address
 from fedledger.contribution import DetectorSettings
 from fedledger.errors import FedLedgerError
 from fedledger.rewards import RULES, TOKEN_DECIMALS, RewardRule
+from fedledger.valuation import ValuationSettings
 
 #: The prefix of the ledger's run-config keys.
 PREFIX = "fedledger."
@@ -41,6 +43,9 @@ class LedgerSettings:
     detector: bool = True
     anomaly_threshold: float = 5.0
     anomaly_min_updates: int = 5
+    value_metric: str = "eval-loss"  # what validators report for each candidate model; lower is better
+    valuation_budget: int = 1024  # the most candidate models valued per round
+    sybil_distance: float = 0.1  # updates closer than this share of the median update norm form one player
     key_seed: int = 0
     simulated_participants: int = 0  # 0: on a chain it deploys in-process, one per node connected at the start
 
@@ -57,12 +62,16 @@ class LedgerSettings:
             ("resume-run", self.resume_run >= 0, "at least 0 (0 starts a new run)"),
             ("anomaly-threshold", self.anomaly_threshold > 0, "above 0"),
             ("anomaly-min-updates", self.anomaly_min_updates >= 2, "at least 2"),
+            ("valuation-budget", self.valuation_budget >= 2, "at least 2"),
+            ("sybil-distance", 0 <= self.sybil_distance < math.inf, "a finite number at least 0"),
             ("key-seed", self.key_seed >= 0, "at least 0"),
             ("simulated-participants", self.simulated_participants >= 0, "at least 0"),
         ):
             if not allowed:
                 value = getattr(self, key.replace("-", "_"))
                 raise SettingsError(f"{PREFIX + key!r} must be {expected}, got {value!r}")
+        if not self.value_metric:
+            raise SettingsError(f"'{PREFIX}value-metric' must name the metric validators report, got ''")
         if self.registry:
             checksum_address(self.registry, f"'{PREFIX}registry'")
         elif self.resume_run:
@@ -96,9 +105,18 @@ class LedgerSettings:
         return RewardRule(self.reward_rule, self.reward_per_round * 10**TOKEN_DECIMALS)
 
     @property
+    def valuation(self) -> ValuationSettings | None:
+        """How updates are valued, or ``None`` when rewards follow example counts and need no valuation."""
+        if self.reward_rule != "score":
+            return None
+        return ValuationSettings(self.value_metric, self.valuation_budget, self.sybil_distance)
+
+    @property
     def detection(self) -> DetectorSettings | None:
         """The anomaly detector's settings, or ``None`` when it is off."""
-        return DetectorSettings(self.anomaly_threshold, self.anomaly_min_updates) if self.detector else None
+        if not self.detector:
+            return None
+        return DetectorSettings(self.anomaly_threshold, self.anomaly_min_updates, self.sybil_distance)
 
     @property
     def in_process_chain(self) -> bool:

@@ -2,7 +2,7 @@
 
 ``fedledger simulate`` runs an app's ServerApp on Flower's Simulation Engine in its own process.
 To show progress and audit the run afterwards, it lends the ledger an in-process chain (so the
-run is recorded on a chain it can read back), a round callback, a scorer, and the callbacks that
+run is recorded on a chain it can read back), a round callback, and the callbacks that
 say where the run is recorded and how it resumes. It does so for the duration of a ``with``
 block::
 
@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from logging import ERROR, INFO
+from logging import ERROR, INFO, WARNING
 from typing import Any
 
 from flwr.app import Context
@@ -26,7 +26,6 @@ from flwr.supercore import log
 
 from fedledger.chain import Chain
 from fedledger.coordinator.recorder import RoundReport
-from fedledger.coordinator.scoring import ConsensusScorer, Scorer
 from fedledger.coordinator.summary import FederationSummary
 from fedledger.deployment import LedgerLocation
 from fedledger.errors import FedLedgerError
@@ -65,6 +64,8 @@ def log_round(report: RoundReport) -> None:
         f"{report.gas_used:,}" if report.gas_used is not None else "-",
         report.model_hash[:12],
     )
+    for cluster in report.clusters:
+        log(WARNING, "round %3d | near-identical updates share one contribution: %s", report.round, ", ".join(cluster))
 
 
 def _figure(value: Any) -> str:
@@ -84,7 +85,6 @@ class Host:
     Attributes:
         chain: The chain to record on (``None``: the one ``fedledger.rpc-url`` names, or a new
             in-process chain).
-        scorer: Scores accepted updates (default: ``ConsensusScorer``).
         on_start: Told where the run is recorded, before its first round.
         on_round: Told about each committed round.
         on_finish: Told what the finished run did.
@@ -93,15 +93,11 @@ class Host:
     """
 
     chain: Chain | None = None
-    scorer: Scorer | None = None
     on_start: Callable[[LedgerLocation], None] = log_start
     on_round: Callable[[RoundReport], None] = log_round
     on_finish: Callable[[FederationSummary], None] | None = None
     on_error: Callable[[FedLedgerError], None] = log_error
     resume_hint: Callable[[LedgerLocation], str] = flwr_resume_hint
-
-    def score_with(self) -> Scorer:
-        return self.scorer or ConsensusScorer()
 
 
 _lock = threading.Lock()

@@ -17,11 +17,11 @@ from fedledger import messages
 from fedledger.aggregation import WeightedUpdate
 from fedledger.audit.recompute import Reaggregation
 from fedledger.chain import ChainUnavailable
-from fedledger.contribution import delta_gram, detect
+from fedledger.contribution import delta_gram, detect, step_responses
 from fedledger.coordinator.config import LedgerSettings
 from fedledger.coordinator.host import Host
 from fedledger.coordinator.recorder import ROUNDS_FILE, JudgedEvaluation, JudgedRound, RoundRecorder, RoundReport
-from fedledger.coordinator.resume import RunStart, restore_server_optimiser
+from fedledger.coordinator.resume import Examined, RunStart, restore_server_optimiser
 from fedledger.coordinator.runs import (
     AppRecord,
     describe_strategy,
@@ -40,12 +40,14 @@ from fedledger.coordinator.validation import (
     for_strategy,
     reject_duplicates,
 )
+from fedledger.coordinator.valuing import RoundValuer
 from fedledger.coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import EncodingError, encode_model, model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
 from fedledger.manifest import Requests
+from fedledger.valuation import RoundValuation
 
 
 class StrategyError(FedLedgerError, TypeError):
@@ -105,7 +107,10 @@ class LedgerStrategy(Strategy):
     anomaly detector (flagged updates are rejected as ``anomalous``), hands only the accepted ones
     to the wrapped strategy — normalised to the protocol's records and sorted by participant,
     arrays sorted by name, so the aggregate can be re-derived — hashes and stores the aggregate,
-    re-derives it to confirm that an auditor can, and scores each accepted update. Evaluation
+    re-derives it to confirm that an auditor can, records which accepted updates the strategy built
+    it from (Krum, MultiKrum and Bulyan leave some out, and those earn nothing) and values those
+    (``coordinator.valuing``): the validators evaluate the round's candidate models and sign the
+    losses they find, and each update scores its share of the value. Evaluation
     replies are checked and normalised the same way before the wrapped strategy aggregates them.
     Once the round's evaluation is in, it stores the manifest and commits the round on-chain. A
     round with fewer than ``min-accepted`` valid updates is not aggregated; it is committed as
@@ -134,7 +139,7 @@ class LedgerStrategy(Strategy):
     app : AppRecord
         What the run configuration records about the app.
     host : Host
-        What the process hosting the app lends the ledger (chain, callbacks, scorer).
+        What the process hosting the app lends the ledger (chain, callbacks).
     aggregation : str | None
         The registered aggregation that re-derives ``inner``'s aggregates, if it is not a Flower
         built-in (``fedledger.aggregation.register_aggregation``).
@@ -153,7 +158,6 @@ class LedgerStrategy(Strategy):
         self.settings = settings
         self.app = app
         self.host = host
-        self.scorer = host.score_with()
         self.description = describe_strategy(inner, aggregation)
         self.detection = settings.detection
         self.reaggregation = Reaggregation.of(self.description)
@@ -164,9 +168,14 @@ class LedgerStrategy(Strategy):
         self._recorder: RoundRecorder | None = None
         self._base: dict | None = None
         self._base_hash = b""
+        self._examined: Examined | None = None
         self._training = Requests()
         self._evaluation = Requests()
         self._judged: JudgedRound | None = None
+        self._valuer: RoundValuer | None = None
+        self._grid: Grid | None = None
+        self._timeout = 3600.0
+        self._valuation_config = ConfigRecord()
 
     @property
     def session(self) -> LedgerSession:
@@ -238,7 +247,7 @@ class LedgerStrategy(Strategy):
         initial = _initial_model(initial_arrays)
         initial_hash = model_hash(initial)
         configuration = run_configuration(
-            self.settings, self.description, self.scorer, initial_hash, num_rounds, self.app, grid.run.fab_hash or ""
+            self.settings, self.description, initial_hash, num_rounds, self.app, grid.run.fab_hash or ""
         )
         self._session = session = LedgerSession.open(self.settings, self.host.chain)
         if self.settings.resume_run:
@@ -248,6 +257,7 @@ class LedgerStrategy(Strategy):
             if self.settings.simulated_participants == 0 and self.settings.in_process_chain and session.deployed:
                 register_connected_nodes(session, grid, self.inner, self.settings)
             run = start_run(session, self.settings, configuration, initial)
+        self._examined = run.examined
         output_dir = Path(self.settings.output_dir)
         self.location = location = LedgerLocation(
             chain_id=session.domain.chain_id,
@@ -260,6 +270,10 @@ class LedgerStrategy(Strategy):
         location.save(output_dir)
         self.host.on_start(location)
         self._recorder = RoundRecorder(session, run.run_id, run.configuration, output_dir / ROUNDS_FILE)
+        if self.settings.valuation is not None:
+            self._valuer = RoundValuer(self.settings.valuation, session.domain, run.run_id)
+        self._timeout = timeout
+        self._valuation_config = ConfigRecord(dict(evaluate_config or train_config or ConfigRecord()))
         self.first_round = run.next_round
         try:
             result = super().start(
@@ -310,6 +324,7 @@ class LedgerStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         server_round = self._run_round(server_round)
+        self._grid = grid
         arrays = canonical_arrays(arrays)
         self._base = {name: array.numpy() for name, array in arrays.items()}
         self._base_hash = model_hash(self._base)
@@ -418,7 +433,7 @@ class LedgerStrategy(Strategy):
         for reply in checked:
             if reply.encoding is not None:
                 self.session.store.put(reply.encoding)
-        checked = self._screen(checked, base)
+        checked = self._screen(server_round, checked, base)
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
         if self._training.skipped is not None:
             return self._fail(server_round, checked, self._training.skipped)
@@ -435,27 +450,66 @@ class LedgerStrategy(Strategy):
         arrays = {name: array.numpy() for name, array in aggregate.items()}
         aggregate_hash = self.session.store.put(encode_model(arrays))
         updates = [reply.as_update() for reply in accepted]
-        given = self.scorer.scores(base, [update.arrays for update in updates], [update.weight for update in updates])
-        scores = {reply.participant: score for reply, score in zip(accepted, given, strict=True)}
+        reproduction = self._reproduce(server_round, base, updates, aggregate_hash)
+        selected = self._selection(updates)
+        valued = [accepted[index] for index in selected]
+        valuation, scores = self._value(server_round, base, valued, accepted)
+        valued_nodes = [reply.node_id for reply in valued]
+        scored = dict(zip(valued_nodes, scores or [None] * len(valued), strict=True))
+        judged = [
+            replace(reply, selected=reply.node_id in scored, score=scored.get(reply.node_id, 0.0 if scores else None))
+            if reply.accepted
+            else reply
+            for reply in checked
+        ]
         self._judged = JudgedRound(
             round=server_round,
             base_model_hash=self._base_hash,
             model_hash=aggregate_hash,
-            replies=[replace(reply, score=scores[reply.participant]) if reply.accepted else reply for reply in checked],
-            reproduction=self._reproduce(server_round, base, updates, aggregate_hash),
+            replies=judged,
+            reproduction=reproduction,
             requests=self._training,
             train_metrics=dict(metrics or {}),
+            valuation=valuation,
         )
         return aggregate, metrics
 
-    def _screen(self, checked: list[CheckedReply], base: dict) -> list[CheckedReply]:
-        """Run the anomaly detector over the valid updates; flagged ones are rejected as ``anomalous``."""
+    def _selection(self, updates: list[WeightedUpdate]) -> list[int]:
+        """The indices of the accepted updates the wrapped strategy aggregated: those its
+        re-derivation selects (Krum, MultiKrum, Bulyan leave some out), else all of them."""
+        aggregator = self.reaggregation.aggregator
+        return list(range(len(updates))) if aggregator is None else aggregator.selection(updates)
+
+    def _value(
+        self, server_round: int, base: dict, valued: list[CheckedReply], accepted: list[CheckedReply]
+    ) -> tuple[RoundValuation | None, list[float] | None]:
+        """The round's valuation and one score per ``valued`` update; ``(None, None)`` when rewards
+        follow example counts and nothing is valued."""
+        if self._valuer is None or self._grid is None:
+            return None, None
+        config = ConfigRecord(dict(self._valuation_config))
+        self._bind(config, server_round)
+        return self._valuer.value(
+            self._grid, server_round, base, self._base_hash, valued, accepted, config, self._timeout
+        )
+
+    def _screen(self, server_round: int, checked: list[CheckedReply], base: dict) -> list[CheckedReply]:
+        """Run the anomaly detector over the valid updates; flagged ones are rejected as ``anomalous``.
+
+        Each update's response to the last global step is measured against the same participant's
+        update the detector examined in the previous round.
+        """
         if self.detection is None:
             return checked
         positions = [index for index, reply in enumerate(checked) if reply.accepted]
-        statistics = detect(
-            delta_gram(base, [checked[index].as_update().arrays for index in positions]), self.detection
-        )
+        arrays = [checked[index].as_update().arrays for index in positions]
+        participants = [checked[index].participant or "" for index in positions]
+        responses = None
+        if self._examined is not None and self._examined[0] == server_round - 1:
+            _, previous_base, previous = self._examined
+            responses = step_responses(previous_base, base, [previous.get(name) for name in participants], arrays)
+        self._examined = (server_round, base, dict(zip(participants, arrays, strict=True)))
+        statistics = detect(delta_gram(base, arrays), self.detection, responses)
         if statistics is None:
             return checked
         screened = list(checked)

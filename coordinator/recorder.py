@@ -11,6 +11,7 @@ from fedledger.hashing import to_hex
 from fedledger.manifest import RejectedEvaluation, Requests, RoundManifest, UpdateEntry
 from fedledger.rounds import seal
 from fedledger.runconfig import RunConfiguration
+from fedledger.valuation import RoundValuation
 
 #: The coordinator's own log of the commits it was told are mined, one JSON line per round, in the
 #: run's output directory: what a fault check compares the chain with afterwards.
@@ -33,6 +34,7 @@ class JudgedRound:
     requests: Requests
     failure: str | None = None
     train_metrics: dict[str, Any] = field(default_factory=dict)
+    valuation: RoundValuation | None = None
 
     @property
     def accepted(self) -> list[CheckedReply]:
@@ -79,6 +81,7 @@ class RoundReport:
     reproduction: str
     evaluation: dict[str, Any]  # the wrapped strategy's aggregate of the evaluation metrics
     site_evaluation: dict[str, dict[str, Any]]  # each accepted participant's evaluation metrics
+    clusters: tuple[tuple[str, ...], ...] = ()  # participants whose near-identical updates share one contribution
 
 
 class RoundRecorder:
@@ -113,7 +116,8 @@ class RoundRecorder:
             updates_root="",
             rewards_root="",
             metrics={"train": judged.train_metrics, "evaluate": evaluation.metrics},
-            scoring=self.configuration.scoring,
+            scoring=None if self.configuration.scoring is None else self.configuration.scoring.to_json(),
+            valuation=judged.valuation,
             detection=None if self.configuration.detection is None else self.configuration.detection.to_json(),
             training=judged.requests,
             evaluation=evaluation.requests,
@@ -136,6 +140,7 @@ class RoundRecorder:
             reproduction=judged.reproduction,
             evaluation=evaluation.aggregate,
             site_evaluation=evaluation.metrics["participants"],
+            clusters=() if judged.valuation is None else tuple(p for p in judged.valuation.players if len(p) > 1),
         )
 
     def _acknowledge(self, round_number: int, model_hash: str, manifest_hash: str, tx_hash: str) -> None:
@@ -165,4 +170,5 @@ def _entry(reply: CheckedReply) -> UpdateEntry:
         metrics=reply.recorded_metrics,
         score=reply.score,
         anomaly=reply.anomaly,
+        selected=reply.selected if reply.accepted else None,
     )

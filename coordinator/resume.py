@@ -5,6 +5,9 @@ model to continue from is read from the store by the hash the chain committed (t
 what it returns), and a server optimiser's state (FedAdam, FedYogi, FedAdagrad, FedAvgM) is
 re-derived by replaying every committed round from its stored updates — each replayed aggregate
 must hash to the committed model, so a resumed run continues exactly where the interrupted one stood.
+With the anomaly detector on, the updates it examined in the last committed round are read back
+too, with that round's base model: the next round's responses to the global step are measured
+against them, as the auditor measures them.
 """
 
 import json
@@ -17,7 +20,7 @@ from flwr.serverapp.strategy.fedopt import FedOpt
 
 from fedledger import aggregation
 from fedledger.aggregation import Aggregator, WeightedUpdate
-from fedledger.audit.recompute import Reaggregation
+from fedledger.audit.recompute import Reaggregation, examined_entries
 from fedledger.chain import RunRecord
 from fedledger.coordinator.session import LedgerSession
 from fedledger.encoding import EncodingError, decode_model, model_hash
@@ -28,6 +31,9 @@ from fedledger.runconfig import RunConfiguration
 from fedledger.store import ArtifactError
 
 Arrays = dict[str, np.ndarray]
+
+#: A round's number, its base model, and the updates the anomaly detector examined in it, by participant.
+Examined = tuple[int, Arrays, dict[str, Arrays]]
 
 #: How ``configuration_differences`` shows a setting one configuration has and the other lacks.
 ABSENT = "(absent)"
@@ -40,7 +46,8 @@ class CannotResume(FedLedgerError):
 @dataclass(frozen=True)
 class RunStart:
     """Where a run starts this time: its id and configuration, how many of its planned rounds are
-    already committed (0 for a new run), and the model it goes on from."""
+    already committed (0 for a new run), the model it goes on from, and, with the anomaly detector
+    on, what it examined in the last committed round (``None`` for a new run)."""
 
     run_id: int
     configuration: RunConfiguration
@@ -48,6 +55,7 @@ class RunStart:
     committed_rounds: int
     planned_rounds: int
     model: Arrays
+    examined: Examined | None = None
 
     @property
     def next_round(self) -> int:
@@ -63,7 +71,9 @@ def resumed_run(session: LedgerSession, run: RunRecord, configuration: RunConfig
 
     Raises:
         CannotResume: the run is another coordinator's, was configured otherwise, has committed
-            all the rounds the registry planned for it, or its current model is not in the store intact.
+            all the rounds the registry planned for it, or its current model (with the detector on:
+            the last committed round's base model or an update its detector examined) is not in the
+            store intact.
     """
     if run.coordinator != session.registry.sender:
         raise CannotResume(f"run {run.run_id} was started by {run.coordinator}, not by this coordinator")
@@ -84,7 +94,30 @@ def resumed_run(session: LedgerSession, run: RunRecord, configuration: RunConfig
         else run.initial_model_hash
     )
     model = _model(session, current_model_hash, f"the model of round {run.committed_rounds}")
-    return RunStart(run.run_id, configuration, run.initial_model_hash, run.committed_rounds, run.planned_rounds, model)
+    examined = (
+        _examined(session, run, run.committed_rounds)
+        if configuration.detection is not None and run.committed_rounds
+        else None
+    )
+    return RunStart(
+        run.run_id, configuration, run.initial_model_hash, run.committed_rounds, run.planned_rounds, model, examined
+    )
+
+
+def _examined(session: LedgerSession, run: RunRecord, round_number: int) -> Examined:
+    """The base model of round ``round_number`` and the updates its anomaly detector examined
+    (``fedledger.audit.recompute.examined_entries``), read back from the store."""
+    commitment = session.registry.committed_round(run.run_id, round_number).commitment
+    manifest = _manifest(session, commitment.manifest_hash, round_number)
+    base = _model(session, from_hex(manifest.base_model_hash), f"round {round_number}'s base model")
+    updates = {}
+    for index in examined_entries(manifest):
+        entry = manifest.updates[index]
+        what = f"round {round_number}'s examined update from node {entry.node_id}"
+        if entry.update_hash is None:
+            raise CannotResume(f"{what} is recorded without its update hash")
+        updates[entry.participant or ""] = _model(session, from_hex(entry.update_hash), what)
+    return round_number, base, updates
 
 
 def configuration_differences(recorded: RunConfiguration, current: RunConfiguration) -> str:

@@ -14,7 +14,6 @@ from flwr.supercore import log
 
 from fedledger.coordinator.config import LedgerSettings
 from fedledger.coordinator.resume import CannotResume, RunStart, resumed_run
-from fedledger.coordinator.scoring import Scorer
 from fedledger.coordinator.session import LedgerSession
 from fedledger.coordinator.waiting import POLL_INTERVAL, TooFewNodes, nodes_needed
 from fedledger.encoding import encode_model
@@ -94,7 +93,6 @@ def describe_strategy(strategy: Strategy, aggregation: str | None = None) -> dic
 def run_configuration(
     settings: LedgerSettings,
     strategy: Mapping[str, Any],
-    scorer: Scorer,
     initial_model_hash: bytes,
     num_rounds: int,
     app: AppRecord,
@@ -109,7 +107,7 @@ def run_configuration(
     configuration = RunConfiguration(
         strategy=dict(strategy),
         rewards=settings.rewards,
-        scoring=scorer.description,
+        scoring=settings.valuation,
         detection=settings.detection,
         details=run_details(
             num_rounds, settings.min_accepted, to_hex(initial_model_hash), app.config, app.model, fab_hash
@@ -137,7 +135,8 @@ def resume_run(
     session: LedgerSession, settings: LedgerSettings, configuration: RunConfiguration, initial_hash: bytes
 ) -> RunStart:
     """Where run ``settings.resume_run`` stands, once the chain and store confirm it is the run
-    ``configuration`` describes, started from the model that hashes to ``initial_hash``.
+    ``configuration`` describes, started from the model that hashes to ``initial_hash``: its model
+    and, with the anomaly detector on, what the detector examined in its last committed round.
 
     Raises:
         CannotResume: another initial model, another configuration, or a run that cannot go on.

@@ -141,6 +141,7 @@ class CheckedReply(Judged):
     weight_key: str = messages.NUM_EXAMPLES
     anomaly: AnomalyStatistics | None = None
     score: float | None = None
+    selected: bool | None = None  # of an accepted update: whether the strategy aggregated it
 
     @property
     def recorded_metrics(self) -> dict[str, float]:

@@ -75,6 +75,11 @@ class Aggregator(ABC):
         Stateful aggregators must see every aggregated round in order.
         """
 
+    def selection(self, updates: Sequence[WeightedUpdate]) -> list[int]:
+        """The indices (ascending) of the updates the aggregate is built from: all of them, unless
+        the strategy picks some (Krum, MultiKrum, Bulyan). Updates left out earn no reward."""
+        return list(range(len(updates)))
+
 
 def weighted_average(updates: Sequence[WeightedUpdate]) -> Arrays:
     """Flower's ``aggregate_arrayrecords``: example-weighted mean, accumulated in update order."""
@@ -143,15 +148,17 @@ class MultiKrum(Aggregator):
         chosen = multikrum_selection(updates, self.num_malicious, self.num_to_select)
         return weighted_average([updates[index] for index in chosen])
 
+    def selection(self, updates: Sequence[WeightedUpdate]) -> list[int]:
+        return sorted(multikrum_selection(updates, self.num_malicious, self.num_to_select))
+
 
 class Bulyan(Aggregator):
     def __init__(self, num_malicious: int) -> None:
         self.num_malicious = num_malicious
 
     def aggregate(self, round_number: int, base: Mapping[str, np.ndarray], updates: Sequence[WeightedUpdate]) -> Arrays:
-        theta = len(updates) - 2 * self.num_malicious
-        beta = theta - 2 * self.num_malicious
-        selected = [updates[index] for index in multikrum_selection(updates, self.num_malicious, theta)]
+        beta = len(updates) - 4 * self.num_malicious
+        selected = [updates[index] for index in multikrum_selection(updates, self.num_malicious, self._theta(updates))]
         names = list(selected[0].arrays)
         result = {}
         for name in names:
@@ -160,6 +167,13 @@ class Bulyan(Aggregator):
             closest_rows = np.argpartition(np.abs(layers - reference), beta - 1, axis=0)[:beta]
             result[name] = np.asarray(np.mean(np.take_along_axis(layers, closest_rows, axis=0), axis=0))
         return result
+
+    def selection(self, updates: Sequence[WeightedUpdate]) -> list[int]:
+        """The updates MultiKrum hands to the coordinate-wise trimmed mean."""
+        return sorted(multikrum_selection(updates, self.num_malicious, self._theta(updates)))
+
+    def _theta(self, updates: Sequence[WeightedUpdate]) -> int:
+        return len(updates) - 2 * self.num_malicious
 
 
 class ServerOptimiser(Aggregator):

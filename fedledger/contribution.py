@@ -1,17 +1,9 @@
-"""What each update contributed, and which updates look poisoned — computed from the stored
-updates, the round's base model and its aggregate alone, so an auditor can recompute both.
+"""Which updates look poisoned — computed from the stored updates and the round's base model
+alone, so an auditor can recompute it. (What each update contributed is ``fedledger.valuation``.)
 
-Both work on the updates' deltas from the base model, flattened (arrays in name order) to float64,
-through their Gram matrix: one matrix product gives every norm, pairwise distance and cosine.
-
-**Contribution score** (``consensus``): ``max(0, cos(delta_i, sum_{j != i} delta_j / |delta_j|)) *
-min(1, |delta_i| / median_j |delta_j|)`` over a round's accepted updates — how far an update points
-the way the others agree on, each of them counting once whatever its size (so one huge update
-cannot drag the consensus its way), discounted if it moved much less than a typical update and
-never boosted for moving more (the length factor is 1 when the median length is 0: most updates
-did not move, so any update that did moved at least a typical amount). An update that opposes the
-consensus scores 0; a free-rider, who sends the global model back (or it plus a little noise), has
-a delta of no or random direction and next to no length, and scores about 0.
+The detector works on the updates' deltas from the base model, flattened (arrays in name order) to
+float64, through their Gram matrix: one matrix product gives every norm, pairwise distance and
+cosine (the valuation's Sybil clusters use the same matrix).
 
 **Anomaly detection** (``robust-z``): for each update, three statistics — its *norm*; its *spread*,
 the median of its distances to the other updates; and its *agreement*, the cosine between it and
@@ -20,23 +12,33 @@ with ``s = 1.4826 * MAD(x)``, but never less than a quarter of the median norm (
 spreads, which are both lengths) or 0.1 (for agreement), so that a round whose updates are nearly
 identical does not make a small difference look extreme. An update is flagged when its norm or
 spread z-score exceeds the threshold (scaling and model-replacement attacks are large, noise is far
-from everyone), or when it opposes the others (agreement below 0) and its agreement z-score is
-below minus the threshold (sign flips and other updates that push against the rest). Sites whose
-data differ (non-IID) send updates that differ too, which is why every test is relative to the
-round's own spread and why a site is not flagged merely for being less aligned than the rest —
-though a site whose labels run against everyone else's (a bank that mostly refuses, among banks
-that mostly approve) does push against the rest, and may be flagged. A small update is a
-free-rider problem, which the score handles. With fewer than ``min_updates`` updates nothing is
-flagged: robust statistics need a majority to stand on.
+from everyone), or when it opposes the others (agreement below 0), its agreement z-score is below
+minus the threshold, and it does not *descend* (sign flips and other updates that push against
+the rest). Sites whose data differ (non-IID) send updates that differ too, which is why every test
+is relative to the round's own spread and why a site is not flagged merely for being less aligned
+than the rest. A small update is a free-rider problem, which the valuation handles. With fewer than
+``min_updates`` updates nothing is flagged: robust statistics need a majority to stand on.
+
+A site whose labels run against everyone else's (a bank that mostly refuses, among banks that
+mostly approve) pushes against the rest round after round, just as a sign-flipped update does, and
+no statistic of one round tells the two apart. What does is how the update *answers the last
+global step* (its ``response``, from ``step_responses``): the cosine between the step the global
+model took, ``base - previous_base``, and the change in the site's delta since the valid update it
+sent the round before (examined by the detector, flagged or not). A site that trains on its own
+loss answers a step with a change against it (for a convex loss the change is minus the curvature
+times the step, so their product is negative), wherever its data put its optimum; a sign-flipped
+update negates that change and answers along the step. An update *descends* when its response is
+below ``-0.2``; an update without a response (the run's first round, a site that sent no valid
+update the round before, a round after which the model did not move) is judged on the round alone.
 
 Floating-point results may differ in the last bits between BLAS libraries, so the auditor compares
-recomputed statistics and scores with a relative tolerance (``TOLERANCE``); rewards are computed
-exactly from the scores the manifest records.
+recomputed statistics with a relative tolerance (``TOLERANCE``).
 """
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import combinations
 
 import numpy as np
 
@@ -44,6 +46,7 @@ TOLERANCE = 1e-9
 _MAD_TO_SIGMA = 1.4826
 _RELATIVE_FLOOR = 0.25  # least scale of the norm and spread z-scores, as a share of the median norm
 _AGREEMENT_FLOOR = 0.1  # least scale of the agreement z-score
+_DESCENT_MARGIN = 0.2  # a response below minus this shows a site training on its own loss
 _BLOCK_VALUES = 1 << 21  # float64 deltas held at once by delta_gram: 16 MiB
 
 
@@ -53,18 +56,30 @@ class DetectorSettings:
 
     Attributes:
         threshold: robust z-score above which an update's norm or spread flags it.
-        min_updates: fewest updates in a round for detection to run.
+        min_updates: fewest distinct updates in a round for detection to run.
+        sybil_distance: updates closer than this share of the median update norm count once in
+            the round's statistics (``sybil_clusters``).
     """
 
     threshold: float = 5.0
     min_updates: int = 5
+    sybil_distance: float = 0.1
 
     def to_json(self) -> dict:
-        return {"method": "robust-z", "threshold": self.threshold, "min_updates": self.min_updates}
+        return {
+            "method": "robust-z",
+            "threshold": self.threshold,
+            "min_updates": self.min_updates,
+            "sybil_distance": self.sybil_distance,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping) -> "DetectorSettings":
-        return cls(threshold=float(data["threshold"]), min_updates=int(data["min_updates"]))
+        return cls(
+            threshold=float(data["threshold"]),
+            min_updates=int(data["min_updates"]),
+            sybil_distance=float(data["sybil_distance"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ class AnomalyStatistics:
     spread_z: float
     agreement_z: float
     flags: tuple[str, ...]
+    response: float | None = None
 
     def to_json(self) -> dict:
         return {
@@ -88,6 +104,7 @@ class AnomalyStatistics:
             "spread_z": self.spread_z,
             "agreement_z": self.agreement_z,
             "flags": list(self.flags),
+            "response": self.response,
         }
 
     @classmethod
@@ -100,10 +117,19 @@ class AnomalyStatistics:
             data["spread_z"],
             data["agreement_z"],
             tuple(data["flags"]),
+            data.get("response"),
         )
 
     def values(self) -> tuple[float, ...]:
         return (self.norm, self.spread, self.agreement, self.norm_z, self.spread_z, self.agreement_z)
+
+    def matches(self, other: "AnomalyStatistics") -> bool:
+        """Whether ``other`` holds the same statistics up to ``TOLERANCE`` (flags aside)."""
+        if (self.response is None) != (other.response is None):
+            return False
+        responses = () if self.response is None else ((self.response, other.response),)
+        pairs = (*zip(self.values(), other.values(), strict=True), *responses)
+        return all(close(recorded, recomputed) for recorded, recomputed in pairs)
 
     def flagged_by(self, threshold: float) -> tuple[str, ...]:
         """The flags these statistics call for at ``threshold``."""
@@ -112,9 +138,13 @@ class AnomalyStatistics:
             flags.append("norm")
         if self.spread_z > threshold:
             flags.append("spread")
-        if self.agreement < 0 and self.agreement_z < -threshold:
+        if self.agreement < 0 and self.agreement_z < -threshold and not self.descends():
             flags.append("direction")
         return tuple(flags)
+
+    def descends(self) -> bool:
+        """Whether the update answered the last global step as training on the site's own loss does."""
+        return self.response is not None and self.response < -_DESCENT_MARGIN
 
     def describe(self, threshold: float) -> str:
         parts = []
@@ -124,7 +154,8 @@ class AnomalyStatistics:
             parts.append(f"median distance to the others {self.spread:.4g} has robust z-score {self.spread_z:.1f}")
         if "direction" in self.flags:
             parts.append(
-                f"median cosine with the others {self.agreement:.3f} has robust z-score {self.agreement_z:.1f}"
+                f"cosine with the others' sum {self.agreement:.3f} has robust z-score {self.agreement_z:.1f}"
+                + ("" if self.response is None else f", and its response to the last step is {self.response:.3f}")
             )
         return "; ".join(parts)
 
@@ -159,11 +190,111 @@ def _robust_z(values: np.ndarray, floor: float) -> np.ndarray:
     return (values - centre) / scale
 
 
-def detect(gram: np.ndarray, settings: DetectorSettings) -> list[AnomalyStatistics] | None:
-    """Statistics and flags for each update of the ``delta_gram``; ``None`` when there are too few to judge."""
+def step_responses(
+    previous_base: Mapping[str, np.ndarray],
+    base: Mapping[str, np.ndarray],
+    previous_updates: Sequence[Mapping[str, np.ndarray] | None],
+    updates: Sequence[Mapping[str, np.ndarray]],
+) -> list[float | None]:
+    """How each update answered the last global step: the cosine between the step,
+    ``base - previous_base``, and the change in the site's delta, ``(update_i - base) -
+    (previous_i - previous_base)``, where ``previous_i`` is the same participant's valid update of
+    the previous round, from the base ``previous_base`` (``None``: it sent none, and its response is
+    ``None``; so is every response when the step or the change is zero).
+
+    A site that trains on its own loss answers a step with a change against it (for a convex loss
+    the change is minus the loss's curvature times the step), wherever its data put its optimum; a
+    sign-flipped update answers with a change along the step.
+    """
+    step = {name: base[name].astype(np.float64) - previous_base[name] for name in sorted(base)}
+    step_norm = math.sqrt(sum(float(np.vdot(values, values)) for values in step.values()))
+    responses: list[float | None] = []
+    for previous, update in zip(previous_updates, updates, strict=True):
+        if previous is None or step_norm == 0:
+            responses.append(None)
+            continue
+        along = change_squared = 0.0
+        for name, values in step.items():
+            change = (update[name].astype(np.float64) - base[name]) - (
+                previous[name].astype(np.float64) - previous_base[name]
+            )
+            along += float(np.vdot(change, values))
+            change_squared += float(np.vdot(change, change))
+        responses.append(along / (math.sqrt(change_squared) * step_norm) if change_squared > 0 else None)
+    return responses
+
+
+def sybil_clusters(gram: np.ndarray, sybil_distance: float) -> list[tuple[int, ...]]:
+    """The players of a round: the connected components of the updates whose deltas lie within
+    ``sybil_distance`` times the median delta norm of each other, from their ``delta_gram``.
+
+    Each player is a tuple of update indices, ascending; players are ordered by their first member.
+    """
     count = len(gram)
-    if count < settings.min_updates:
+    if count == 0:
+        return []
+    distances = delta_distances(gram)
+    threshold = sybil_threshold(gram, sybil_distance)
+    parent = list(range(count))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    for first, second in combinations(range(count), 2):
+        if distances[first, second] <= threshold:
+            first_root, second_root = root(first), root(second)
+            parent[max(first_root, second_root)] = min(first_root, second_root)
+    members: dict[int, list[int]] = {}
+    for index in range(count):
+        members.setdefault(root(index), []).append(index)
+    return sorted(tuple(group) for group in members.values())
+
+
+def delta_distances(gram: np.ndarray) -> np.ndarray:
+    """Pairwise distances between the deltas: ``sqrt(max(G_ii + G_jj - 2 G_ij, 0))``."""
+    squared_norms = np.diag(gram)
+    return np.sqrt(np.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * gram, 0.0))
+
+
+def sybil_threshold(gram: np.ndarray, sybil_distance: float) -> float:
+    """The linking distance: ``sybil_distance`` times the median of the delta norms ``sqrt(G_ii)``."""
+    return sybil_distance * float(np.median(np.sqrt(np.diag(gram))))
+
+
+def detect(
+    gram: np.ndarray, settings: DetectorSettings, responses: Sequence[float | None] | None = None
+) -> list[AnomalyStatistics] | None:
+    """Statistics and flags for each update of the ``delta_gram``; ``None`` when there are too few
+    distinct updates to judge.
+
+    Near-identical updates (``sybil_clusters`` at ``settings.sybil_distance``) count once: the
+    statistics are computed over one update of each cluster, and every member of a cluster gets its
+    cluster's, so that copies cannot shrink the round's spread and make honest updates look far.
+    ``responses`` are the updates' ``step_responses`` (``None``: no earlier round to answer).
+    """
+    if responses is None:
+        responses = [None] * len(gram)
+    if len(responses) != len(gram):
+        raise ValueError(f"{len(responses)} step responses for {len(gram)} updates")
+    clusters = sybil_clusters(gram, settings.sybil_distance)
+    if len(clusters) < settings.min_updates:
         return None
+    representatives = [cluster[0] for cluster in clusters]
+    distinct = _distinct_statistics(gram[np.ix_(representatives, representatives)])
+    statistics: list[AnomalyStatistics | None] = [None] * len(gram)
+    for values, cluster in zip(distinct, clusters, strict=True):
+        for member in cluster:
+            unflagged = AnomalyStatistics(*values, flags=(), response=responses[member])
+            statistics[member] = replace(unflagged, flags=unflagged.flagged_by(settings.threshold))
+    return [stats for stats in statistics if stats is not None]
+
+
+def _distinct_statistics(gram: np.ndarray) -> list[list[float]]:
+    """Norm, spread, agreement and their robust z-scores for each update of ``gram``."""
+    count = len(gram)
     squared_norms = np.diag(gram)
     squared_distances = np.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * gram, 0.0)
     distances = np.sqrt(squared_distances)
@@ -178,40 +309,8 @@ def detect(gram: np.ndarray, settings: DetectorSettings) -> list[AnomalyStatisti
     norm_z = _robust_z(norms, _RELATIVE_FLOOR * float(np.median(norms)))
     spread_z = _robust_z(spreads, _RELATIVE_FLOOR * float(np.median(norms)))
     agreement_z = _robust_z(agreements, _AGREEMENT_FLOOR)
-    statistics = []
-    for index in range(count):
-        values = [float(column[index]) for column in (norms, spreads, agreements, norm_z, spread_z, agreement_z)]
-        unflagged = AnomalyStatistics(*values, flags=())
-        statistics.append(AnomalyStatistics(*values, flags=unflagged.flagged_by(settings.threshold)))
-    return statistics
-
-
-def consensus_scores(gram: np.ndarray) -> list[float]:
-    """Each update's contribution score, from the ``delta_gram``: its alignment with the other
-    updates' consensus direction (the sum of their unit vectors; at least 0), times its length
-    relative to the median length (at most 1; 1 when the median length is 0).
-
-    A lone update is the consensus by itself and scores 1 (0 if its delta is zero).
-    """
-    count = len(gram)
-    norms = np.sqrt(np.diag(gram))
-    if count == 1:
-        return [1.0 if norms[0] > 0 else 0.0]
-    lengths = np.where(norms > 0, norms, 1.0)
-    cosines = gram / np.outer(lengths, lengths)
-    row_sums, total = cosines.sum(axis=1), cosines.sum()
-    typical = float(np.median(norms))
-    scores = []
-    for index in range(count):
-        towards_others = row_sums[index] - cosines[index, index]
-        others_length = math.sqrt(max(total - 2 * row_sums[index] + cosines[index, index], 0.0))
-        if norms[index] == 0 or others_length == 0:
-            scores.append(0.0)
-            continue
-        alignment = max(0.0, float(towards_others) / others_length)
-        relative_length = min(1.0, float(norms[index]) / typical) if typical > 0 else 1.0
-        scores.append(alignment * relative_length)
-    return scores
+    columns = (norms, spreads, agreements, norm_z, spread_z, agreement_z)
+    return [[float(column[index]) for column in columns] for index in range(count)]
 
 
 def close(recorded: float, recomputed: float) -> bool:

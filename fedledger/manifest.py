@@ -3,7 +3,9 @@
 A manifest lists every training reply the coordinator received — accepted or rejected, and why —
 with the participant, the update hash, the example count and the signature; which nodes each
 phase (training, evaluation) asked and which of them never answered; every rejected evaluation
-reply and why; the strategy and its parameters; the aggregate hash; rewards; metrics. It is
+reply and why; the strategy and its parameters; the aggregate hash; which accepted updates the
+strategy aggregated; the round's valuation (the validators' signed losses and the values they
+give, ``fedledger.valuation``); scores and rewards; metrics. It is
 stored as canonical JSON in the artifact store, and ``manifestHash = keccak256(manifest bytes)``
 is committed on-chain.
 """
@@ -17,8 +19,9 @@ from eth_utils import is_checksum_address
 from fedledger.canonical import canonical_json, parse_json
 from fedledger.contribution import AnomalyStatistics
 from fedledger.hashing import keccak256
+from fedledger.valuation import RoundValuation
 
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4
 
 Status = Literal["accepted", "rejected"]
 Outcome = Literal["aggregated", "failed"]
@@ -50,8 +53,10 @@ class UpdateEntry:
         reward: token base units granted for this round.
         metrics: the reply's metrics, each finite single number but the example count (the app's
             own names, such as a training loss).
-        score: the contribution score of an accepted update (see ``fedledger.contribution``).
+        score: the contribution score of an accepted update (see ``fedledger.valuation``).
         anomaly: the anomaly detector's statistics, for every update it examined.
+        selected: for an accepted update, whether the strategy built the aggregate from it
+            (Krum, MultiKrum and Bulyan leave some out; those earn nothing); ``None`` when rejected.
     """
 
     node_id: int
@@ -67,6 +72,7 @@ class UpdateEntry:
     metrics: dict[str, float] = field(default_factory=dict)
     score: float | None = None
     anomaly: AnomalyStatistics | None = None
+    selected: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -83,6 +89,7 @@ class UpdateEntry:
             "metrics": {key: value for key, value in self.metrics.items() if _finite_or_none(value) is not None},
             "score": self.score,
             "anomaly": None if self.anomaly is None else self.anomaly.to_json(),
+            "selected": self.selected,
         }
         return data
 
@@ -108,6 +115,7 @@ class UpdateEntry:
             metrics=fields.numbers("metrics"),
             score=fields.optional_number("score"),
             anomaly=None if anomaly is None else _anomaly(anomaly),
+            selected=fields.optional("selected", bool),
         )
 
     @property
@@ -204,11 +212,12 @@ class RoundManifest:
     reproduction: str
     failure: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-    scoring: dict[str, Any] = field(default_factory=dict)
+    scoring: dict[str, Any] | None = None
     detection: dict[str, Any] | None = None
     training: Requests = Requests()
     evaluation: Requests = Requests()
     rejected_evaluations: tuple[RejectedEvaluation, ...] = ()
+    valuation: RoundValuation | None = None
 
     @property
     def accepted(self) -> tuple[UpdateEntry, ...]:
@@ -217,6 +226,11 @@ class RoundManifest:
     @property
     def rejected(self) -> tuple[UpdateEntry, ...]:
         return tuple(entry for entry in self.updates if entry.status == "rejected")
+
+    @property
+    def valued(self) -> tuple[UpdateEntry, ...]:
+        """The accepted updates the strategy built the aggregate from: those the valuation scores."""
+        return tuple(entry for entry in self.accepted if entry.selected is not False)
 
     @property
     def rewards(self) -> dict[str, int]:
@@ -249,6 +263,7 @@ class RoundManifest:
             "rejected_evaluations": [
                 entry.to_json() for entry in sorted(self.rejected_evaluations, key=lambda entry: entry.sort_key)
             ],
+            "valuation": None if self.valuation is None else self.valuation.to_json(),
         }
 
     def to_bytes(self) -> bytes:
@@ -272,6 +287,7 @@ class RoundManifest:
         if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
             raise ValueError(f"not a version {MANIFEST_VERSION} round manifest")
         fields = _Fields(document, "the manifest")
+        valuation = fields.optional("valuation", dict)
         return cls(
             chain_id=fields.integer("chain_id"),
             registry=fields.address("registry"),
@@ -287,17 +303,18 @@ class RoundManifest:
             updates_root=fields.hash("updates_root"),
             rewards_root=fields.hash("rewards_root"),
             metrics=fields.required("metrics", dict),
-            scoring=fields.required("scoring", dict),
+            scoring=fields.optional("scoring", dict),
             detection=fields.optional("detection", dict),
             training=Requests.from_json(fields.required("training", dict)),
             evaluation=Requests.from_json(fields.required("evaluation", dict)),
             rejected_evaluations=tuple(
                 RejectedEvaluation.from_json(entry) for entry in fields.required("rejected_evaluations", list)
             ),
+            valuation=None if valuation is None else RoundValuation.from_json(valuation),
         )
 
 
-_KIND_NAMES = {int: "an integer", str: "a string", dict: "a JSON object", list: "a list"}
+_KIND_NAMES = {int: "an integer", str: "a string", dict: "a JSON object", list: "a list", bool: "true or false"}
 _HASH = re.compile(r"0x[0-9a-f]{64}")
 _HEX = re.compile(r"0x(?:[0-9a-f]{2})*")
 
@@ -398,6 +415,9 @@ def _anomaly(data: dict[str, Any]) -> AnomalyStatistics:
     flags = fields.required("flags", list)
     if any(number is None for number in numbers) or not all(isinstance(flag, str) for flag in flags):
         raise ValueError(f"the anomaly statistics must hold six numbers and a list of flag names, got {data!r}")
+    response = fields.optional_number("response")
+    if response is not None and _finite_or_none(response) is None:
+        raise ValueError(f"the anomaly statistics's 'response' must be a finite number or null, got {response!r}")
     return AnomalyStatistics.from_json(data)
 
 

@@ -12,8 +12,8 @@ from fractions import Fraction
 from fedledger.manifest import UpdateEntry
 
 TOKEN_DECIMALS = 18
-#: ``score`` splits a round's budget in proportion to the accepted updates' contribution scores;
-#: ``examples`` in proportion to the example counts they report.
+#: ``score`` splits a round's budget in proportion to the aggregated updates' contribution values
+#: (``fedledger.valuation``); ``examples`` in proportion to the example counts they report.
 RULES = ("score", "examples")
 
 
@@ -62,11 +62,12 @@ class RewardRule:
         if self.budget < 0:
             raise ValueError(f"reward budget must not be negative, got {self.budget}")
 
-    def amounts(self, accepted: Iterable[UpdateEntry]) -> dict[str, int]:
-        """The amount granted to each accepted participant (a missing score counts as 0)."""
+    def amounts(self, valued: Iterable[UpdateEntry]) -> dict[str, int]:
+        """The amount granted to each participant of ``valued``, the updates the strategy
+        aggregated (a missing score counts as 0)."""
         if self.rule == "examples":
-            return split_budget(self.budget, {entry.participant: entry.num_examples or 0 for entry in accepted})
-        return split_budget(self.budget, {entry.participant: entry.score or 0.0 for entry in accepted})
+            return split_budget(self.budget, {entry.participant: entry.num_examples or 0 for entry in valued})
+        return split_budget(self.budget, {entry.participant: entry.score or 0.0 for entry in valued})
 
     def to_json(self) -> dict:
         return {"rule": self.rule, "budget": str(self.budget)}

@@ -15,10 +15,11 @@ from fedledger.rewards import RewardRule
 
 
 def grant_rewards(rule: RewardRule, manifest: RoundManifest) -> dict[str, int]:
-    """What ``rule`` grants each accepted participant of an aggregated round (nothing if it failed)."""
+    """What ``rule`` grants each participant whose update the strategy aggregated (nothing if the
+    round failed; an accepted update the strategy left out earns nothing)."""
     if manifest.outcome != "aggregated":
         return {}
-    return rule.amounts(manifest.accepted)
+    return rule.amounts(manifest.valued)
 
 
 def updates_tree(run_id: int, round_number: int, accepted: Iterable[UpdateEntry]) -> MerkleTree:

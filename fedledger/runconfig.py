@@ -14,18 +14,20 @@ from typing import Any
 from fedledger.canonical import canonical_json, parse_json
 from fedledger.contribution import DetectorSettings
 from fedledger.rewards import RewardRule
+from fedledger.valuation import ValuationSettings
 
-RUN_CONFIG_VERSION = 1
+RUN_CONFIG_VERSION = 2
 
 
 @dataclass(frozen=True)
 class RunConfiguration:
-    """The strategy and its parameters, the reward rule, how updates are scored and screened
-    (``detection`` is ``None`` when the anomaly detector is off), and the rest (rounds, model, training)."""
+    """The strategy and its parameters, the reward rule, how updates are valued (``scoring`` is
+    ``None`` when rewards follow example counts) and screened (``detection`` is ``None`` when the
+    anomaly detector is off), and the rest (rounds, model, training)."""
 
     strategy: dict[str, Any]
     rewards: RewardRule
-    scoring: dict[str, Any] = field(default_factory=lambda: {"method": "consensus"})
+    scoring: ValuationSettings | None = None
     detection: DetectorSettings | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -34,7 +36,7 @@ class RunConfiguration:
             "version": RUN_CONFIG_VERSION,
             "strategy": self.strategy,
             "rewards": self.rewards.to_json(),
-            "scoring": self.scoring,
+            "scoring": None if self.scoring is None else self.scoring.to_json(),
             "detection": None if self.detection is None else self.detection.to_json(),
             "details": self.details,
         }
@@ -70,10 +72,11 @@ class RunConfiguration:
             raise ValueError(f"not a version {RUN_CONFIG_VERSION} run configuration")
         try:
             detection = document.get("detection")
+            scoring = document.get("scoring")
             return cls(
                 strategy=document["strategy"],
                 rewards=RewardRule.from_json(document["rewards"]),
-                scoring=document["scoring"],
+                scoring=None if scoring is None else ValuationSettings.from_json(scoring),
                 detection=None if detection is None else DetectorSettings.from_json(detection),
                 details=document.get("details", {}),
             )

@@ -6,6 +6,11 @@ signatures: poisoned or free-riding updates that only the anomaly detector, the 
 and robust strategies can catch. The honest ClientApp of ``tabular_app.client_app`` serves every other
 partition and request.
 
+The colluding attacks (``alie``, ``min-max``, ``min-sum``) know every site's honest update of the
+round: each colluder trains, as the honest ClientApp would, on every partition of the simulation's
+data directory (once per process and round); ``fedledger.simulations.collusion`` holds their
+arithmetic. The ``sybil`` partitions are one party: the lowest trains, the others send copies.
+
 The adversaries run on top of the real client mod, ``ledger_mod``, as a site would: their handlers
 return unsigned replies, which the mod signs honestly; what a site does to a request before the mod
 sees it, or to a reply after the mod signed it, ``tampering_mod`` does, placed before ``ledger_mod``.
@@ -14,6 +19,7 @@ sees it, or to a reply after the mod signed it, ``tampering_mod`` does, placed b
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
@@ -23,6 +29,9 @@ from flwr.clientapp.typing import ClientAppCallable, Mod
 from fedledger import messages
 from fedledger.client.identity import PARTITION_ID
 from fedledger.client.mod import ledger_mod
+from fedledger.encoding import model_hash
+from fedledger.simulations import collusion
+from fedledger.simulations.scenarios import PreparedData
 from tabular_app import task_keys
 from tabular_app.client_app import (
     evaluate_round,
@@ -50,7 +59,12 @@ ATTACKS = (
     "label-flip",  # trains honestly on its rows with every label inverted
     "gaussian-noise",  # sends the base model plus Gaussian noise (standard deviation 0.5), no training
     "free-rider",  # sends the base model back, plus noise of standard deviation 1e-4, no training
+    "alie",  # colluders all send the honest mean minus z_max standard deviations ("A Little Is Enough")
+    "min-max",  # colluders all send mean - gamma * std, no further from any honest update than they are apart
+    "min-sum",  # the same, bounding the sum of squared distances to the honest updates instead
+    "sybil",  # one party: the lowest partition trains, the others send its update plus 1e-3 noise
 )
+COLLUDING = ("alie", "min-max", "min-sum")
 BOOST = 10.0
 NOISE_STD = 0.5
 FREE_RIDER_NOISE_STD = 1e-4
@@ -79,6 +93,10 @@ def adversarial_client_app(behaviours: Mapping[int, str]) -> ClientApp:
     @app.train()
     def train(message: Message, context: Context) -> Message:
         behaviour = behaviours.get(_partition(context))
+        if behaviour in COLLUDING:
+            return _colluding_update(behaviour, message, context, list(behaviours.values()).count(behaviour))
+        if behaviour == "sybil":
+            return _sybil_update(message, context, min(p for p, name in behaviours.items() if name == "sybil"))
         if behaviour in ATTACKS:
             return _attack(behaviour, message, context)
         if behaviour == "garbage":
@@ -136,10 +154,23 @@ def _received(message: Message) -> dict[str, np.ndarray]:
     return {name: array.numpy() for name, array in message.content[messages.ARRAYS_RECORD].items()}
 
 
+def _as_partition(context: Context, partition_id: int) -> Context:
+    """``context`` as partition ``partition_id``'s node would have it (same state)."""
+    node_config = {**context.node_config, PARTITION_ID: partition_id}
+    return Context(context.run_id, context.node_id, node_config, context.state, context.run_config)
+
+
+def _round(message: Message) -> int:
+    return int(message.content[messages.CONFIG_RECORD][messages.CONFIG_ROUND])
+
+
+def _rng(message: Message, context: Context) -> np.random.Generator:
+    """Randomness seeded by the round and the partition."""
+    return np.random.default_rng([_round(message), _partition(context)])
+
+
 def _noise(message: Message, context: Context, shape: tuple[int, ...], std: float) -> np.ndarray:
-    round_number = int(message.content[messages.CONFIG_RECORD][messages.CONFIG_ROUND])
-    rng = np.random.default_rng([round_number, _partition(context)])
-    return rng.normal(scale=std, size=shape)
+    return _rng(message, context).normal(scale=std, size=shape)
 
 
 def _attack(attack: str, message: Message, context: Context) -> Message:
@@ -162,6 +193,75 @@ def _attack(attack: str, message: Message, context: Context) -> Message:
     factor = -1.0 if attack == "sign-flip" else BOOST
     arrays = {name: (base[name] + factor * (trained[name] - base[name])).astype(base[name].dtype) for name in base}
     return training_reply(message, arrays, examples, loss)
+
+
+@dataclass(frozen=True)
+class HonestRound:
+    """What every site of the simulation sends for one training request when honest: the deltas
+    (rows, in partition order), the example counts and the training losses."""
+
+    deltas: np.ndarray
+    examples: tuple[int, ...]
+    losses: tuple[float, ...]
+
+
+#: This process's ``HonestRound``, by (round, base model hash): one entry, the latest request's.
+_HONEST_ROUNDS: dict[tuple[int, bytes], HonestRound] = {}
+
+
+def honest_round(message: Message, context: Context) -> HonestRound:
+    """Every site's honest reply to ``message``, from training on each partition of the
+    simulation's data directory exactly as its own ClientApp does (computed once per process and
+    round).
+
+    Raises:
+        ValueError: the request names no simulation data directory (the attack runs only in simulations).
+    """
+    config = message.content[messages.CONFIG_RECORD]
+    base = _received(message)
+    key = (_round(message), model_hash(base))
+    if key not in _HONEST_ROUNDS:
+        directory = config.get(task_keys.SIMULATION_DATA_DIR)
+        if not isinstance(directory, str):
+            raise ValueError(
+                f"colluding attacks need every site's data; the request has no {task_keys.SIMULATION_DATA_DIR}"
+            )
+        partitions = range(len(PreparedData.load(Path(directory)).sites))
+        replies = [training_update(message, _as_partition(context, partition)) for partition in partitions]
+        base_vector = collusion.flatten(base)
+        _HONEST_ROUNDS.clear()
+        _HONEST_ROUNDS[key] = HonestRound(
+            np.stack([collusion.flatten(arrays) - base_vector for arrays, _, _ in replies]),
+            tuple(examples for _, examples, _ in replies),
+            tuple(loss for _, _, loss in replies),
+        )
+    return _HONEST_ROUNDS[key]
+
+
+def _colluding_update(attack: str, message: Message, context: Context, colluders: int) -> Message:
+    """The update every colluder sends (``alie``, ``min-max`` or ``min-sum``), with its own example
+    count and training loss."""
+    known = honest_round(message, context)
+    if attack == "alie":
+        delta = collusion.alie_delta(known.deltas, collusion.alie_z(len(known.deltas), colluders))
+    else:
+        delta = collusion.agr_agnostic_delta(known.deltas, attack)
+    base = _received(message)
+    arrays = collusion.unflatten(collusion.flatten(base) + delta, base)
+    partition = _partition(context)
+    return training_reply(message, arrays, known.examples[partition], known.losses[partition])
+
+
+def _sybil_update(message: Message, context: Context, trainer: int) -> Message:
+    """The ``trainer`` partition trains honestly; every other identity of the party sends that
+    update plus noise (``collusion.sybil_copy``), claiming the trainer's example count."""
+    if _partition(context) == trainer:
+        return train_round(message, context)
+    arrays, examples, loss = training_update(message, _as_partition(context, trainer))
+    base = _received(message)
+    base_vector = collusion.flatten(base)
+    copy = collusion.sybil_copy(collusion.flatten(arrays) - base_vector, _rng(message, context))
+    return training_reply(message, collusion.unflatten(base_vector + copy, base), examples, loss)
 
 
 def _spoiled_update(fault: str, message: Message, context: Context) -> Message:
@@ -188,8 +288,7 @@ def _disguised(fault: str, message: Message, context: Context) -> Context:
     if fault == "unregistered-key":
         message.content[messages.CONFIG_RECORD][messages.CONFIG_KEY_SEED] = UNREGISTERED_KEY_SEED
     if fault == "duplicate":
-        node_config = {**context.node_config, PARTITION_ID: 0}
-        return Context(context.run_id, context.node_id, node_config, context.state, context.run_config)
+        return _as_partition(context, 0)
     return context
 
 
@@ -302,5 +401,4 @@ def garbage_layout(phase: str, round_number: int, partition_id: int) -> str:
 
 
 def _garbage(phase: str, message: Message, context: Context) -> Layout:
-    round_number = int(message.content[messages.CONFIG_RECORD][messages.CONFIG_ROUND])
-    return GARBAGE[phase][garbage_layout(phase, round_number, _partition(context))]
+    return GARBAGE[phase][garbage_layout(phase, _round(message), _partition(context))]

@@ -62,7 +62,10 @@ def simulate(
     ] = 1.0,
     attack: Annotated[
         str | None,
-        typer.Option(help="Make some sites attackers: sign-flip, scaling, label-flip, gaussian-noise, free-rider."),
+        typer.Option(
+            help="Make some sites attackers: sign-flip, scaling, label-flip, gaussian-noise, free-rider, alie, "
+            "min-max, min-sum, sybil."
+        ),
     ] = None,
     malicious: Annotated[
         float,
@@ -73,13 +76,6 @@ def simulate(
     detector: Annotated[
         bool, typer.Option(help="Screen updates with the anomaly detector; flagged ones are rejected.")
     ] = True,
-    score: Annotated[
-        str,
-        typer.Option(
-            help="Contribution score: consensus (recomputable from the store) or leave-one-out "
-            "(on a validation set held out for the coordinator)."
-        ),
-    ] = "consensus",
     out: Annotated[
         Path | None,
         typer.Option(
@@ -125,7 +121,7 @@ def simulate(
 ) -> None:
     """Run a federation on Flower's Simulation Engine; every round is checked, stored and committed on-chain.
 
-    Settings are checked before anything starts: a scenario, strategy, attack or score that does not
+    Settings are checked before anything starts: a scenario, strategy or attack that does not
     exist, or a site count the scenario cannot be split over, is refused in one line.
     """
     if app is not None:
@@ -143,7 +139,7 @@ def simulate(
             simulate_federation,
         )
     except ImportError as error:
-        if error.name == "tabular_app":
+        if (error.name or "").split(".")[0] == "tabular_app":
             raise TabularAppMissing from None
         raise FedLedgerError(
             f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
@@ -168,7 +164,6 @@ def simulate(
             attack=attack,
             malicious=malicious if attack else 0.0,
             detector=detector,
-            score=score,
         )
     if request.rpc_url is not None:
         check_node_access(request.rpc_url)

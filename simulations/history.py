@@ -2,10 +2,14 @@
 benchmark (large models, many rounds) and for the auditor's tamper tests.
 
 Each round is built the way the coordinator builds one — updates signed with EIP-712 and stored,
-screened by the anomaly detector, the FedAvg aggregate stored, the updates scored, the manifest
-sealed with ``fedledger.rounds.seal`` and committed — from synthetic updates (the global model
-plus noise). Hooks let a test play a dishonest
-coordinator at one step.
+screened by the anomaly detector (each update's response to the last global step measured against
+the same participant's update of the last committed round), the FedAvg aggregate stored, the
+updates valued, the manifest sealed with ``fedledger.rounds.seal`` and committed — from synthetic
+updates (the global model plus noise: each round the sites agree on a direction and each adds its
+own noise). Each participant validates as a site would, with its own task: the loss it reports for
+a candidate model is the mean squared distance of the model's values to its own target (the
+global model moved in the round's direction, plus the site's own offset), and it signs those
+losses. Hooks let a test play a dishonest coordinator at one step.
 """
 
 from collections.abc import Callable, Mapping
@@ -16,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 
 from fedledger.aggregation import WeightedUpdate, weighted_average
 from fedledger.chain import Chain, Registry, RoundCommitment
-from fedledger.contribution import DetectorSettings, consensus_scores, delta_gram, detect
+from fedledger.contribution import DetectorSettings, delta_gram, detect, step_responses
 from fedledger.encoding import encode_model
 from fedledger.hashing import ZERO_HASH, keccak256, to_hex
 from fedledger.keys import simulated_participant
@@ -24,12 +28,20 @@ from fedledger.manifest import Requests, RoundManifest, SignedFields, UpdateEntr
 from fedledger.rewards import TOKEN_DECIMALS, RewardRule
 from fedledger.rounds import reward_proof, rewards_tree, seal
 from fedledger.runconfig import RunConfiguration
-from fedledger.signing import UpdateMessage, sign_update
+from fedledger.signing import UpdateMessage, ValuationMessage, sign_update, sign_valuation, valuation_results_hash
 from fedledger.store import ArtifactStore
+from fedledger.valuation import (
+    PreparedValuation,
+    RoundValuation,
+    ValidatorReport,
+    ValuationSettings,
+    conclude_valuation,
+    prepare_valuation,
+)
 
 Arrays = dict[str, np.ndarray]
 STRATEGY = {"name": "FedAvg", "params": {}}
-SCORING = {"method": "consensus"}
+VALUATION = ValuationSettings(metric="distance-to-target")
 
 
 @dataclass
@@ -63,6 +75,7 @@ class SyntheticHistory:
         planned_rounds: int,
         seed: int = 0,
         reward_tokens: int = 100,
+        reward_rule: str = "score",
     ) -> None:
         self.chain = chain
         self.store = store
@@ -76,12 +89,17 @@ class SyntheticHistory:
             name: self.rng.normal(size=shape).astype(np.float32) for name, shape in sorted(shapes.items())
         }
         self.model_hash = store.put(encode_model(self.model))
-        self.rule = RewardRule("score", reward_tokens * 10**TOKEN_DECIMALS)
+        self.rule = RewardRule(reward_rule, reward_tokens * 10**TOKEN_DECIMALS)
+        self.valuation = VALUATION if reward_rule == "score" else None
         self.detection = DetectorSettings()
+        self.offsets = [
+            {name: self.rng.normal(scale=0.002, size=value.shape) for name, value in self.model.items()}
+            for _ in self.participants
+        ]
         config = RunConfiguration(
             STRATEGY,
             self.rule,
-            SCORING,
+            self.valuation,
             self.detection,
             details={"synthetic": True, "num_server_rounds": planned_rounds},
         )
@@ -92,6 +110,8 @@ class SyntheticHistory:
         self.domain = self.registry.signing_domain()
         self.round = 0
         self.last_commitment: RoundCommitment | None = None
+        self.examined: dict[str, Arrays] = {}  # the last committed round's examined updates, by participant
+        self.previous_model: Arrays | None = None  # the last committed round's base model
 
     def add_round(self, dishonesty: Dishonesty | None = None, commit: bool = True) -> RoundManifest:
         """Write and commit the next round; returns its manifest.
@@ -126,7 +146,12 @@ class SyntheticHistory:
                 )
             )
             updates.append((signer.address, arrays, examples))
-        statistics = detect(delta_gram(self.model, [arrays for _, arrays, _ in updates]), self.detection)
+        examined = [arrays for _, arrays, _ in updates]
+        responses = None
+        if self.previous_model is not None:
+            previous = [self.examined.get(address) for address, _, _ in updates]
+            responses = step_responses(self.previous_model, self.model, previous, examined)
+        statistics = detect(delta_gram(self.model, examined), self.detection, responses)
         for index, stats in enumerate(statistics or []):
             entries[index] = replace(entries[index], anomaly=stats)
             if stats.flags:
@@ -143,15 +168,12 @@ class SyntheticHistory:
         aggregate = weighted_average([WeightedUpdate(arrays, examples) for _, arrays, examples in kept])
         committed = dishonesty.commit_model(aggregate) if dishonesty.commit_model else aggregate
         committed_hash = self.store.put(encode_model(committed))
-        scores = dict(
-            zip(
-                (address for address, _, _ in kept),
-                consensus_scores(delta_gram(self.model, [arrays for _, arrays, _ in kept])),
-                strict=True,
-            )
-        )
+        signers = {index: dishonesty.signers.get(index, account) for index, account in enumerate(self.participants)}
+        valuation, scores = self._value(round_number, kept, entries, shared, signers)
         entries = [
-            replace(entry, score=scores[entry.participant]) if entry.status == "accepted" else entry
+            replace(entry, selected=True, score=scores.get(entry.participant or ""))
+            if entry.status == "accepted"
+            else entry
             for entry in entries
         ]
         draft = RoundManifest(
@@ -168,7 +190,8 @@ class SyntheticHistory:
             rewards_root="",
             reproduction="verified",
             metrics={"evaluate": {"aggregate": {"eval-accuracy": float(self.rng.uniform(0.6, 0.9))}}},
-            scoring=SCORING,
+            scoring=None if self.valuation is None else self.valuation.to_json(),
+            valuation=valuation,
             detection=self.detection.to_json(),
             training=Requests(asked=tuple(entry.node_id for entry in entries)),
         )
@@ -184,8 +207,65 @@ class SyntheticHistory:
         if commit:
             self.registry.commit_round(self.run_id, round_number, commitment)
             self.round, self.last_commitment = round_number, commitment
+            self.previous_model = self.model
+            self.examined = {address: arrays for address, arrays, _ in updates}
             self.model, self.model_hash = committed, committed_hash
         return manifest
+
+    def _value(
+        self,
+        round_number: int,
+        kept: list[tuple[str, Arrays, int]],
+        entries: list[UpdateEntry],
+        direction: Arrays,
+        signers: Mapping[int, LocalAccount],
+    ) -> tuple[RoundValuation | None, dict[str, float | None]]:
+        """The round's valuation, every accepted participant validating with its own target, and
+        the score of each kept update by participant (``None`` when nothing is valued)."""
+        if self.valuation is None:
+            return None, {address: None for address, _, _ in kept}
+        prepared = prepare_valuation(
+            self.valuation,
+            self.run_id,
+            round_number,
+            self.model,
+            self.model_hash,
+            [WeightedUpdate(arrays, examples) for _, arrays, examples in kept],
+        )
+        reports = [
+            self._validate(round_number, prepared, entry, direction, signers[entry.node_id])
+            for entry in entries
+            if entry.status == "accepted"
+        ]
+        valuation, scores = conclude_valuation(prepared, [address for address, _, _ in kept], reports)
+        return valuation, dict(zip((address for address, _, _ in kept), scores, strict=True))
+
+    def _validate(
+        self,
+        round_number: int,
+        prepared: PreparedValuation,
+        entry: UpdateEntry,
+        direction: Arrays,
+        account: LocalAccount,
+    ) -> ValidatorReport:
+        """What the site of ``entry`` reports for each candidate model, signed by ``account``."""
+        offset = self.offsets[entry.node_id]
+        values = tuple(
+            float(
+                np.mean(
+                    [
+                        np.mean((model[name] - self.model[name] - direction[name] - offset[name]) ** 2)
+                        for name in sorted(model)
+                    ]
+                )
+            )
+            for model in prepared.candidates()
+        )
+        message = ValuationMessage(
+            self.run_id, round_number, VALUATION.metric, valuation_results_hash(prepared.candidate_hashes, values)
+        )
+        signature = to_hex(sign_valuation(self.domain, message, account.key))
+        return ValidatorReport(entry.node_id, entry.participant, values, signature)
 
     def claim(self, index: int, round_number: int, amount: int, rewards: Mapping[str, int]) -> None:
         """Participant ``index`` claims ``amount`` with a proof from the tree of ``rewards``."""

@@ -66,6 +66,9 @@ class RoundPrinter:
             f"{_gas(report.gas_used):>9}  {report.model_hash[:14]}…{failed}",
             highlight=False,
         )
+        for cluster in report.clusters:
+            sites = ", ".join(self.site_of.get(address, address) for address in cluster)
+            self.console.print(f"       [yellow]near-identical updates share one contribution: {sites}[/yellow]")
 
 
 def print_summary(console: Console, result: SimulationResult) -> None:

@@ -13,15 +13,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.simulation import run_simulation
 
 from fedledger.audit import Auditor, AuditReport
 from fedledger.chain import DEFAULT_RETRY_SECONDS, Chain, Registry
+from fedledger.client.identity import PARTITION_ID
 from fedledger.coordinator.config import PREFIX, LedgerSettings
 from fedledger.coordinator.host import Host, hosting, log_start, with_run_config
 from fedledger.coordinator.recorder import RoundReport
-from fedledger.coordinator.scoring import ConsensusScorer
 from fedledger.coordinator.session import CHAIN_FILE
 from fedledger.coordinator.summary import FederationSummary
 from fedledger.deployment import LedgerLocation
@@ -31,7 +32,6 @@ from fedledger.hashing import from_hex
 from fedledger.keys import simulated_participant
 from fedledger.simulations.adversaries import ATTACKS, FAULTS, adversarial_client_app, choose_attackers
 from fedledger.simulations.scenarios import SCENARIOS, PreparedData, Scenario
-from fedledger.simulations.scoring import leave_one_out_scorer
 from fedledger.store import ArtifactStore
 from tabular_app.client_app import app as honest_client_app
 from tabular_app.metrics import accuracy, roc_auc
@@ -41,9 +41,7 @@ from tabular_app.settings import FederationSettings
 from tabular_app.site import load_site
 from tabular_app.training import evaluate
 
-VALIDATION_FRACTION = 0.1
 REQUEST_FILE = "simulation.json"
-SCORE_METHODS = ("consensus", "leave-one-out")
 
 
 class RequestError(FedLedgerError, ValueError):
@@ -56,6 +54,7 @@ class SimulationRequest:
 
     ``misbehaving`` names partitions that send a fault or an attack (``fedledger.simulations.adversaries``);
     ``attack`` with ``malicious`` makes that share of partitions, chosen with the seed, attack.
+    ``left_out`` names sites that take no part (their test rows still count in the final figures).
     """
 
     scenario: str
@@ -71,25 +70,28 @@ class SimulationRequest:
     attack: str | None = None
     malicious: float = 0.0
     detector: bool = True
-    score: str = "consensus"
     rpc_retry_seconds: float = DEFAULT_RETRY_SECONDS
     overrides: Mapping[str, object] = field(default_factory=dict)
+    left_out: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse what cannot run before anything starts (the federation settings check the rest).
 
         Raises:
-            RequestError: an unknown scenario, score method or attack, or so many attacking or
-                misbehaving sites that no honest one is left.
+            RequestError: an unknown scenario or attack, so many attacking or misbehaving sites
+                that no honest one is left, or a left-out site that does not exist.
             ScenarioError: the scenario cannot be split over ``clients`` sites.
         """
         if self.scenario not in SCENARIOS:
             raise RequestError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
-        if self.score not in SCORE_METHODS:
-            raise RequestError(f"unknown score method {self.score!r}: choose one of {', '.join(SCORE_METHODS)}")
         if self.attack is not None and self.attack not in ATTACKS:
             raise RequestError(f"unknown attack {self.attack!r}: choose one of {', '.join(ATTACKS)}")
         SCENARIOS[self.scenario].check_clients(self.sites)
+        for site in self.left_out:
+            if not 0 <= site < self.sites:
+                raise RequestError(f"site {site} cannot be left out: the sites are numbered 0 to {self.sites - 1}")
+        if len(set(self.left_out)) >= self.sites:
+            raise RequestError(f"leaving out sites {list(self.left_out)} leaves none of the {self.sites} to train")
         for site, behaviour in self.misbehaving.items():
             if not 0 <= site < self.sites:
                 raise RequestError(f"site {site} cannot misbehave: the sites are numbered 0 to {self.sites - 1}")
@@ -114,6 +116,7 @@ class SimulationRequest:
             "output_dir": str(self.output_dir),
             "misbehaving": {str(index): behaviour for index, behaviour in self.misbehaving.items()},
             "overrides": dict(self.overrides),
+            "left_out": list(self.left_out),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2) + "\n")
@@ -133,6 +136,7 @@ class SimulationRequest:
                 output_dir=directory,
                 misbehaving={int(index): behaviour for index, behaviour in document["misbehaving"].items()},
                 overrides=document["overrides"],
+                left_out=tuple(int(site) for site in document.get("left_out", ())),
             )
         except FileNotFoundError:
             raise FedLedgerError(f"{directory} holds no simulation to resume ({REQUEST_FILE} is missing)") from None
@@ -146,7 +150,9 @@ class SimulationRequest:
 
 
 _SCALAR_FIELDS = tuple(
-    item.name for item in fields(SimulationRequest) if item.name not in {"output_dir", "misbehaving", "overrides"}
+    item.name
+    for item in fields(SimulationRequest)
+    if item.name not in {"output_dir", "misbehaving", "overrides", "left_out"}
 )
 
 
@@ -179,6 +185,7 @@ class SimulationResult:
     sites: list[SiteResult]
     pooled_accuracy: float  # over every honest site's test rows
     pooled_auc: float
+    pooled_loss: float
     wall_time_seconds: float
     chain: Chain | None
 
@@ -231,12 +238,10 @@ def run_config_of(settings: FederationSettings, ledger: LedgerSettings) -> dict[
 
 
 def prepare_data(request: SimulationRequest) -> tuple[Scenario, PreparedData]:
-    """The scenario's per-site files (reused if already written); with leave-one-out scoring, a
-    share of the records is held out first as the coordinator's validation set."""
+    """The scenario's per-site files (reused if already written)."""
     scenario, clients = SCENARIOS[request.scenario], request.sites
-    held_out = VALIDATION_FRACTION if request.score == "leave-one-out" else 0.0
-    name = f"{scenario.name}-{clients}-seed{request.seed}" + ("-validation" if held_out else "")
-    return scenario, scenario.prepare(request.output_dir.parent / "data" / name, clients, request.seed, held_out)
+    name = f"{scenario.name}-{clients}-seed{request.seed}"
+    return scenario, scenario.prepare(request.output_dir.parent / "data" / name, clients, request.seed)
 
 
 def simulate_federation(
@@ -271,7 +276,6 @@ def simulate_federation(
     stopped: list[FedLedgerError] = []
     host = Host(
         chain=chain,
-        scorer=leave_one_out_scorer(data) if request.score == "leave-one-out" else ConsensusScorer(),
         on_start=on_start,
         on_round=on_round,
         on_finish=finished.append,
@@ -281,6 +285,8 @@ def simulate_federation(
     server_app = with_run_config(tabular_server_app, run_config_of(settings, ledger))
     behaviours = request.behaviours(len(data.sites))
     client_app: ClientApp = adversarial_client_app(behaviours) if behaviours else honest_client_app
+    if request.left_out:
+        client_app = WithoutSites(client_app, request.left_out, len(data.sites))
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a Ray notice about GPUs
     if quiet:
         logging.getLogger("flwr").setLevel(logging.ERROR)
@@ -290,7 +296,7 @@ def simulate_federation(
             run_simulation(
                 server_app=server_app,
                 client_app=client_app,
-                num_supernodes=len(data.sites),
+                num_supernodes=len(data.sites) - len(set(request.left_out)),
                 backend_config={
                     "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                     "init_args": {"logging_level": "ERROR", "log_to_driver": not quiet},
@@ -303,15 +309,15 @@ def simulate_federation(
         raise stopped[0]
     if not ledger.enabled:
         summary = FederationSummary(None, "", "", wall_time, [])  # plain Flower: nothing recorded
-        return SimulationResult(scenario, settings, ledger, data, summary, [], np.nan, np.nan, wall_time, chain)
+        return SimulationResult(scenario, settings, ledger, data, summary, [], np.nan, np.nan, np.nan, wall_time, chain)
     if not finished:
         raise FedLedgerError("the federation did not finish; run with --verbose to see Flower's log")
     summary = finished[0]
-    sites, pooled_accuracy, pooled_auc = evaluate_sites(
+    sites, pooled_accuracy, pooled_auc, pooled_loss = evaluate_sites(
         settings, ledger, data, _final_model(ledger, summary), behaviours
     )
     return SimulationResult(
-        scenario, settings, ledger, data, summary, sites, pooled_accuracy, pooled_auc, wall_time, chain
+        scenario, settings, ledger, data, summary, sites, pooled_accuracy, pooled_auc, pooled_loss, wall_time, chain
     )
 
 
@@ -335,10 +341,10 @@ def evaluate_sites(
     data: PreparedData,
     model: TabularClassifier,
     behaviours: Mapping[int, str],
-) -> tuple[list[SiteResult], float, float]:
+) -> tuple[list[SiteResult], float, float, float]:
     """The model on every site's test rows (each preprocessed by its own site), and on all honest
-    sites' rows together."""
-    results, labels, probabilities = [], [], []
+    sites' rows together: accuracy, ROC-AUC and log-loss."""
+    results, labels, probabilities, losses = [], [], [], []
     for partition_id, site in enumerate(data.sites):
         local = load_site(data.site_path(partition_id), data.schema_path, settings.test_fraction, settings.split_seed)
         outcome = evaluate(model, local.test_inputs, local.test_labels)
@@ -348,9 +354,26 @@ def evaluate_sites(
         if behaviour is None:
             labels.append(local.test_labels)
             probabilities.append(outcome.probabilities)
+            losses.append(outcome.loss * outcome.examples)
     pooled_labels, pooled_probabilities = np.concatenate(labels), np.concatenate(probabilities)
     return (
         results,
         accuracy(pooled_labels, pooled_probabilities),
         roc_auc(pooled_labels, pooled_probabilities),
+        sum(losses) / len(pooled_labels),
     )
+
+
+class WithoutSites(ClientApp):
+    """``app`` on fewer nodes than there are sites: node N serves the N-th site that is not left
+    out, with that site's data and key."""
+
+    def __init__(self, app: ClientApp, left_out: tuple[int, ...], sites: int) -> None:
+        super().__init__()
+        self.app = app
+        self.kept = [site for site in range(sites) if site not in left_out]
+
+    def __call__(self, message: Message, context: Context) -> Message:
+        node_config = {**context.node_config, PARTITION_ID: self.kept[int(context.node_config[PARTITION_ID])]}
+        context = Context(context.run_id, context.node_id, node_config, context.state, context.run_config)
+        return self.app(message, context)

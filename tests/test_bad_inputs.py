@@ -291,9 +291,9 @@ def test_debug_shows_the_traceback_of_a_fedledger_error_on_the_real_console(file
         ),
         (
             ("--attack", "nosuch"),
-            "error: unknown attack 'nosuch': choose one of sign-flip, scaling, label-flip, gaussian-noise, free-rider",
+            "error: unknown attack 'nosuch': choose one of sign-flip, scaling, label-flip, gaussian-noise, free-rider, "
+            "alie, min-max, min-sum, sybil",
         ),
-        (("--score", "nosuch"), "error: unknown score method 'nosuch': choose one of consensus, leave-one-out"),
         (
             ("--scenario", "banks", "--clients", "2", "--attack", "sign-flip", "--malicious", "0.9"),
             "error: 2 of the 2 sites would attack or misbehave, leaving no honest site: lower the malicious share",
@@ -308,7 +308,8 @@ def test_debug_shows_the_traceback_of_a_fedledger_error_on_the_real_console(file
         (
             ("--misbehave", "1=nosuch"),
             "error: unknown behaviour 'nosuch': choose one of nan, wrong-shape, bad-signature, unregistered-key, "
-            "stale-base, replay, duplicate, garbage, hang, sign-flip, scaling, label-flip, gaussian-noise, free-rider",
+            "stale-base, replay, duplicate, garbage, hang, sign-flip, scaling, label-flip, gaussian-noise, free-rider, "
+            "alie, min-max, min-sum, sybil",
         ),
     ],
 )

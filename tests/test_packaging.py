@@ -29,7 +29,13 @@ def test_the_wheel_installs_only_the_fedledger_import_name(tmp_path):
     for package in ("client", "coordinator", "contracts", "simulations"):
         assert f"fedledger/{package}/__init__.py" in names
     client = sorted(name for name in names if name.startswith("fedledger/client/"))
-    assert client == ["fedledger/client/__init__.py", "fedledger/client/identity.py", "fedledger/client/mod.py"]
+    assert client == [
+        "fedledger/client/__init__.py",
+        "fedledger/client/identity.py",
+        "fedledger/client/mod.py",
+        "fedledger/client/protocol.py",
+        "fedledger/client/valuation.py",
+    ]
     assert "fedledger/contracts/artifacts/FedLedgerRegistry.json" in names
     assert "fedledger/simulations/data/heart_disease_uci.csv" in names
 

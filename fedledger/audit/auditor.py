@@ -17,12 +17,14 @@ import numpy as np
 from fedledger.audit.findings import AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
 from fedledger.audit.orphans import StoredManifests, record_orphans
 from fedledger.audit.recompute import (
+    ExaminedRound,
     Reaggregation,
     RoundUpdates,
     check_anomalies,
     check_rewards,
     check_scores,
 )
+from fedledger.audit.valuation import ValuedRound
 from fedledger.chain import CommittedRound, ParticipantRecord, Registry, RunRecord
 from fedledger.encoding import EncodingError, decode_model
 from fedledger.errors import FedLedgerError
@@ -45,6 +47,8 @@ class _RunState:
     """What carries from one round of a run to the next, and what its committed rounds point to.
 
     Attributes:
+        examined: the previous round's updates the anomaly detector examined, and its base model
+            (``None`` before the first round).
         committed_manifests: round -> the committed manifest hash.
         referenced: every artifact hash the run's commits point to: its configuration, its initial
             model, and each committed round's manifest, model and updates.
@@ -54,6 +58,7 @@ class _RunState:
     reaggregation: Reaggregation
     model_hash: bytes
     model: Arrays | None
+    examined: ExaminedRound | None = None
     committed_manifests: dict[int, str] = field(default_factory=dict)
     referenced: set[str] = field(default_factory=set)
 
@@ -243,6 +248,7 @@ class Auditor:
         commitment = committed.commitment
         audit.accepted, audit.rejected = commitment.accepted, commitment.rejected
         next_model = self._model(run.run_id, committed.round, commitment.model_hash, audit.findings)
+        examined = ExaminedRound.lost(f"round {committed.round}'s manifest is unusable")
         try:
             manifest = self._manifest(committed, record)
             state.referenced.update(entry.update_hash.lower() for entry in manifest.updates if entry.update_hash)
@@ -252,16 +258,35 @@ class Auditor:
             self._binding(manifest, committed, state, record)
             self._requests(manifest, audit, record)
             updates = RoundUpdates(manifest, state.model, self._updates(manifest, committed, record))
+            examined = ExaminedRound.of(manifest, updates)
             self._roots(manifest, committed, record)
             config = state.config
-            check_anomalies(manifest, config.detection if config else None, updates, record)
-            check_scores(manifest, config.scoring if config else manifest.scoring, updates, record)
+            check_anomalies(manifest, config.detection if config else None, updates, state.examined, record)
+            if config is None:
+                record.not_checked(
+                    "scores", "the scoring settings are in the run configuration, which could not be read"
+                )
+            else:
+                check_scores(manifest, config.scoring, self._valued_round(manifest, state, updates), record)
             check_rewards(manifest, config.rewards if config else None, record)
             state.reaggregation.check(manifest, state.model_hash, committed.commitment.model_hash, updates, record)
         except _Abort:
             pass
         self._claims(run, committed, audit, record)
         state.model = next_model
+        state.examined = examined
+
+    def _valued_round(self, manifest: RoundManifest, state: _RunState, updates: RoundUpdates) -> ValuedRound:
+        return ValuedRound(
+            run_id=manifest.run_id,
+            round_number=manifest.round,
+            base_model_hash=state.model_hash,
+            domain=self.domain,
+            accepted=manifest.accepted,
+            valued=manifest.valued,
+            base=updates.base,
+            updates=updates.valued(),
+        )
 
     def _manifest(self, committed: CommittedRound, record: FindingRecorder) -> RoundManifest:
         manifest_hash = committed.commitment.manifest_hash
@@ -300,7 +325,8 @@ class Auditor:
         }
         if state.config is not None:
             expected["strategy"] = (state.config.strategy, manifest.strategy)
-            expected["scoring"] = (state.config.scoring, manifest.scoring)
+            scoring = None if state.config.scoring is None else state.config.scoring.to_json()
+            expected["scoring"] = (scoring, manifest.scoring)
             detection = None if state.config.detection is None else state.config.detection.to_json()
             expected["detection"] = (detection, manifest.detection)
         mismatched = [name for name, (want, have) in expected.items() if want != have]

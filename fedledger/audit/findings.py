@@ -31,10 +31,25 @@ CHECKS = {
     "reply is listed; every silent or rejected evaluation node was asked",
     "updates-root": "updatesRoot rebuilds from the manifest's accepted updates",
     "rewards-root": "rewardsRoot rebuilds from the manifest's rewards",
-    "anomaly": "the anomaly detector's statistics recompute from the stored updates, and its flags follow them",
+    "anomaly": "the anomaly detector's statistics, and each update's response to the last global step, recompute "
+    "from the stored updates, and its flags follow them",
     "scores": "every accepted update's contribution score recomputes from the stored updates and base model",
     "rewards": "the rewards are what the run's reward rule grants",
+    "valuation-players": "the valuation's players are the Sybil clusters of the valued updates (single linkage "
+    "within the Sybil distance)",
+    "valuation-plan": "the valuation's coalitions are the valuation plan for its players, within the budget "
+    "(a round over it: none, and the valuation says so)",
+    "valuation-candidates": "every candidate model recomputes from the stored updates and hashes as recorded, bit "
+    "for bit",
+    "valuation-signatures": "the validators are the accepted updates' nodes; every counted report is signed by its "
+    "node's participant, and no valid report was left out",
+    "valuation-clip": "the valuation failed exactly when no report counted or the round was over the budget, and "
+    "else its clip recomputes from the validators' signed reports",
+    "valuation-contributions": "every player's contribution recomputes from the signed reports and the clip",
+    "valuation-scores": "every accepted update's score is its share of its player's contribution (0 if not valued)",
     "reaggregation": "aggregating the accepted updates reproduces the committed modelHash bit for bit",
+    "selection": "the accepted updates the manifest marks as aggregated are those the strategy selects "
+    "(Krum, MultiKrum and Bulyan leave some out)",
     "claims": "no claim on-chain exceeds the manifest's amount or the round's budget",
     "rounds": "the run committed every round it plans (plannedRounds, as the registry holds it), and no more",
     "planned-rounds": "the run configuration plans (details.num_server_rounds) what the registry holds",

@@ -1,19 +1,23 @@
 """The audit's recomputations: what the coordinator computed from the updates — anomaly flags,
-contribution scores, rewards and the aggregate — computed again from the stored artifacts alone."""
+scores (from the validators' signed losses), rewards, the strategy's selection and the aggregate —
+computed again from the stored artifacts."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fedledger.aggregation import Aggregator, NoAggregationRule, UnsupportedStrategy, WeightedUpdate, aggregator_for
 from fedledger.audit.findings import FindingRecorder
-from fedledger.contribution import DetectorSettings, close, consensus_scores, delta_gram, detect
+from fedledger.audit.valuation import ValuedRound, check_valuation
+from fedledger.contribution import DetectorSettings, delta_gram, detect, step_responses
 from fedledger.encoding import model_hash
 from fedledger.hashing import to_hex
 from fedledger.manifest import RoundManifest
 from fedledger.rewards import RewardRule
 from fedledger.rounds import grant_rewards
+from fedledger.valuation import ValuationSettings
 
 Arrays = dict[str, np.ndarray]
 
@@ -26,6 +30,9 @@ class RoundUpdates:
         self.base = base
         self.stored = stored
         self.accepted_indices = [index for index, entry in enumerate(manifest.updates) if entry.status == "accepted"]
+        self.valued_indices = [
+            index for index in self.accepted_indices if manifest.updates[index].selected is not False
+        ]
         self._cached: tuple[list[int], np.ndarray] | None = None
 
     def accepted(self) -> list[Arrays] | None:
@@ -33,6 +40,13 @@ class RoundUpdates:
         if any(index not in self.stored for index in self.accepted_indices):
             return None
         return [self.stored[index] for index in self.accepted_indices]
+
+    def valued(self) -> list[Arrays] | None:
+        """The arrays of the accepted updates the strategy aggregated, in manifest order; ``None``
+        if any of them is unusable."""
+        if any(index not in self.stored for index in self.valued_indices):
+            return None
+        return [self.stored[index] for index in self.valued_indices]
 
     def gram(self, indices: list[int]) -> np.ndarray | None:
         """The ``delta_gram`` of the updates at ``indices``; ``None`` if the base or one of them is unusable.
@@ -52,15 +66,78 @@ class RoundUpdates:
         return gram
 
 
+def examined_entries(manifest: RoundManifest) -> list[int]:
+    """The indices of the entries whose updates the anomaly detector examined: every update that
+    passed validation (accepted, rejected as ``anomalous``, or rejected only because the round
+    failed). In a round with too few of them for the detector to judge, none carries statistics,
+    yet they are what the next round's responses to the global step are measured against."""
+    return [
+        index
+        for index, entry in enumerate(manifest.updates)
+        if entry.anomaly is not None or entry.status == "accepted" or entry.reason == "round-failed"
+    ]
+
+
+@dataclass(frozen=True)
+class ExaminedRound:
+    """A round's base model and the updates its anomaly detector examined, by participant: what
+    the next round's responses to the global step (``step_responses``) are measured against.
+
+    Attributes:
+        base: the round's base model; ``None`` when the round cannot serve, and ``unusable`` says why.
+        updates: participant -> its examined update (``None``: its stored update is unusable).
+        unusable: why the round cannot serve at all (its manifest or base model is unusable).
+    """
+
+    base: Arrays | None
+    updates: Mapping[str, Arrays | None]
+    unusable: str = ""
+
+    @classmethod
+    def of(cls, manifest: RoundManifest, updates: RoundUpdates) -> "ExaminedRound":
+        if updates.base is None:
+            return cls.lost(f"round {manifest.round}'s base model is unusable")
+        examined = {
+            manifest.updates[index].participant or "": updates.stored.get(index) for index in examined_entries(manifest)
+        }
+        return cls(updates.base, examined)
+
+    @classmethod
+    def lost(cls, why: str) -> "ExaminedRound":
+        """A round none of whose responses can be recomputed from, because ``why``."""
+        return cls(None, {}, why)
+
+    def responses(
+        self, base: Arrays, participants: list[str], updates: list[Arrays]
+    ) -> tuple[list[float | None], dict[int, str]]:
+        """The responses of the next round's ``updates`` (from ``base``, sent by ``participants``)
+        to the step from this round's base to ``base``, and, by position, why those that cannot be
+        recomputed cannot (their response is then ``None`` here)."""
+        if self.base is None:
+            return [None] * len(updates), dict.fromkeys(range(len(updates)), self.unusable)
+        previous = [self.updates.get(participant) for participant in participants]
+        unchecked = {
+            position: "its update the detector examined in the previous round is unusable"
+            for position, participant in enumerate(participants)
+            if participant in self.updates and previous[position] is None
+        }
+        return step_responses(self.base, base, previous, updates), unchecked
+
+
 def check_anomalies(
     manifest: RoundManifest,
     settings: DetectorSettings | None,
     updates: RoundUpdates,
+    previous: ExaminedRound | None,
     record: FindingRecorder,
 ) -> None:
-    """Recompute the detector's statistics over the updates it examined; check its decisions.
+    """Recompute the detector's statistics over the updates it examined, each update's response to
+    the last global step included; check its decisions.
 
-    ``settings`` are the run configuration's (``None``: no detector).
+    ``settings`` are the run configuration's (``None``: no detector); ``previous`` is the previous
+    round's ``ExaminedRound`` (``None`` in the run's first round: there is no step to answer). A
+    response that cannot be recomputed is reported as not checked, and the recorded one stands in
+    for it so that the other statistics are still checked.
     """
     flagged = [entry for entry in manifest.updates if entry.reason == "anomalous"]
     examined = [index for index, entry in enumerate(manifest.updates) if entry.anomaly is not None]
@@ -78,18 +155,29 @@ def check_anomalies(
             record.ok("anomaly", f"{len(valid)} valid updates: too few for the detector to run")
         return
     gram = updates.gram(examined)
-    if gram is None:
+    if gram is None or updates.base is None:
         record.fail("anomaly", "cannot recompute the detector: an update or the base model is unusable")
         return
-    recomputed = detect(gram, settings)
+    entries = [manifest.updates[index] for index in examined]
+    recorded_statistics = [entry.anomaly for entry in entries if entry.anomaly is not None]
+    participants = [entry.participant or "" for entry in entries]
+    if previous is None:
+        responses: list[float | None] = [None] * len(examined)
+        unchecked: dict[int, str] = {}
+    else:
+        arrays = [updates.stored[index] for index in examined]
+        responses, unchecked = previous.responses(updates.base, participants, arrays)
+    responded = sum(response is not None for response in responses)
+    for position, why in unchecked.items():
+        responses[position] = recorded_statistics[position].response
+        record.not_checked("anomaly", f"{participants[position]}'s response to the last global step: {why}")
+    recomputed = detect(gram, settings, responses)
     if recomputed is None:
         record.fail("anomaly", f"{len(examined)} updates carry the detector's statistics, fewer than it runs on")
         return
     problems = 0
-    recorded_statistics = [entry.anomaly for entry in manifest.updates if entry.anomaly is not None]
-    for index, recorded, again in zip(examined, recorded_statistics, recomputed, strict=True):
-        entry = manifest.updates[index]
-        if not all(close(old, new) for old, new in zip(recorded.values(), again.values(), strict=True)):
+    for entry, recorded, again in zip(entries, recorded_statistics, recomputed, strict=True):
+        if not recorded.matches(again):
             problems += 1
             record.fail(
                 "anomaly",
@@ -111,37 +199,45 @@ def check_anomalies(
                 entry.participant,
             )
     if not problems:
-        record.ok("anomaly", f"{len(examined)} updates examined, {len(flagged)} flagged, as the statistics say")
+        record.ok(
+            "anomaly",
+            f"{len(examined)} updates examined, {responded} responses to the last global step, "
+            f"{len(flagged)} flagged, as the statistics say"
+            + (f"; {len(unchecked)} responses not checked" if unchecked else ""),
+        )
 
 
 def check_scores(
     manifest: RoundManifest,
-    method: dict[str, Any],
-    updates: RoundUpdates,
+    settings: ValuationSettings | None,
+    round_: ValuedRound,
     record: FindingRecorder,
 ) -> None:
-    """Recompute every accepted update's contribution score (``method`` as the run configuration names it)."""
+    """Check the scores of an aggregated round: with the ``examples`` reward rule nothing is valued
+    and no update may carry a score; otherwise the round's valuation is re-derived
+    (``fedledger.audit.valuation``)."""
     if manifest.outcome != "aggregated":
         return
-    if method.get("method") != "consensus":
-        record.unsupported("scores", f"{method.get('method')} scores need what the run configuration names: {method}")
+    if settings is None:
+        scored = [entry for entry in manifest.accepted if entry.score is not None]
+        for entry in scored:
+            record.fail(
+                "scores",
+                "an update is scored in a run that values nothing",
+                "no score",
+                str(entry.score),
+                entry.participant,
+            )
+        if manifest.valuation is not None:
+            record.fail("scores", "a valuation is recorded in a run that values nothing", "none", "a valuation")
+        if not scored and manifest.valuation is None:
+            record.ok("scores", "rewards follow example counts: nothing is valued")
         return
-    gram = updates.gram(updates.accepted_indices)
-    if gram is None:
-        record.fail("scores", "cannot recompute the scores: an update or the base model is unusable")
+    if manifest.valuation is None:
+        record.fail("scores", "the round records no valuation", "a valuation", "none")
         return
-    recomputed = consensus_scores(gram)
-    wrong = [
-        (entry, score)
-        for entry, score in zip(manifest.accepted, recomputed, strict=True)
-        if entry.score is None or not close(entry.score, score)
-    ]
-    for entry, score in wrong:
-        record.fail(
-            "scores", "the recorded score is not the update's", f"{score:.9g}", str(entry.score), entry.participant
-        )
-    if not wrong:
-        record.ok("scores", f"{len(recomputed)} consensus scores recomputed")
+    record.ok("scores", "the round records its valuation")
+    check_valuation(manifest.valuation, settings, round_, record)
 
 
 def check_rewards(manifest: RoundManifest, rule: RewardRule | None, record: FindingRecorder) -> None:
@@ -215,8 +311,10 @@ class Reaggregation:
         if self.aggregator is None:
             if self.no_rule:
                 record.not_checked("reaggregation", f"re-aggregation not checked: {self.unsupported}")
+                record.not_checked("selection", f"the strategy's selection not checked: {self.unsupported}")
             else:
                 record.unsupported("reaggregation", f"cannot re-derive the aggregate: {self.unsupported}")
+                record.unsupported("selection", f"cannot re-derive the strategy's selection: {self.unsupported}")
             return
         accepted, base = updates.accepted(), updates.base
         if accepted is None or (self.aggregator.stateful and base is None):
@@ -224,11 +322,13 @@ class Reaggregation:
                 self.aggregator = None
                 self.unsupported = f"the server optimiser's state is lost at round {manifest.round}"
             record.fail("reaggregation", "cannot re-derive the aggregate: an update or the base model is unusable")
+            record.not_checked("selection", "cannot re-derive the strategy's selection: an accepted update is unusable")
             return
         weighted = [
             WeightedUpdate(arrays, entry.num_examples)
             for arrays, entry in zip(accepted, manifest.accepted, strict=True)
         ]
+        self._check_selection(manifest, self.aggregator.selection(weighted), record)
         derived = to_hex(model_hash(self.aggregator.aggregate(manifest.round, base or {}, weighted)))
         record.compare(
             "reaggregation",
@@ -237,3 +337,27 @@ class Reaggregation:
             f"{manifest.strategy['name']} of the accepted updates reproduces the committed model",
             "the committed model is not the aggregate of the accepted updates",
         )
+
+    @staticmethod
+    def _check_selection(manifest: RoundManifest, selection: list[int], record: FindingRecorder) -> None:
+        """Check the manifest's ``selected`` flags against the updates the strategy picks."""
+        chosen = set(selection)
+        wrong = [
+            (entry, position in chosen)
+            for position, entry in enumerate(manifest.accepted)
+            if entry.selected is not (position in chosen)
+        ]
+        for entry, expected in wrong:
+            record.fail(
+                "selection",
+                "the update's selection differs from the strategy's",
+                "selected" if expected else "left out",
+                "selected" if entry.selected else "left out" if entry.selected is False else "not recorded",
+                entry.participant,
+            )
+        if not wrong:
+            left_out = len(manifest.accepted) - len(chosen)
+            record.ok(
+                "selection",
+                f"{manifest.strategy['name']} aggregates {len(chosen)} accepted updates, {left_out} left out",
+            )

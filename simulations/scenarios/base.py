@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import pandas as pd
 
 from fedledger.errors import FedLedgerError
@@ -15,7 +14,6 @@ from tabular_app.training import TrainingSettings
 
 PARTITIONS_FILE = "partitions.json"
 SCHEMA_FILE = "schema.json"
-VALIDATION_FILE = "validation.csv"
 
 
 @dataclass(frozen=True)
@@ -44,11 +42,6 @@ class PreparedData:
 
     def site_path(self, partition_id: int) -> Path:
         return self.directory / self.sites[partition_id].file
-
-    @property
-    def validation_path(self) -> Path:
-        """Records held out for the coordinator (only written when asked for)."""
-        return self.directory / VALIDATION_FILE
 
     @classmethod
     def load(cls, directory: Path) -> "PreparedData":
@@ -106,11 +99,8 @@ class Scenario(ABC):
         Called only with a site count ``check_clients`` accepts and a seed of at least 0.
         """
 
-    def prepare(self, directory: Path, clients: int, seed: int, held_out: float = 0.0) -> PreparedData:
+    def prepare(self, directory: Path, clients: int, seed: int) -> PreparedData:
         """Write one CSV per site, the schema and an index into ``directory``; reuse them if there.
-
-        With ``held_out > 0``, that share of every site's records goes instead to ``validation.csv``:
-        a validation set the coordinator holds (for data-based contribution scores).
 
         Raises:
             ScenarioError: the scenario cannot be split over ``clients`` sites, or ``seed`` is negative.
@@ -122,15 +112,6 @@ class Scenario(ABC):
             return PreparedData.load(directory)
         schema, parts = self.split(clients, seed)
         directory.mkdir(parents=True, exist_ok=True)
-        if held_out > 0:
-            rng = np.random.default_rng(seed)
-            kept, validation = [], []
-            for name, frame in parts:
-                chosen = rng.random(len(frame)) < held_out
-                kept.append((name, frame[~chosen]))
-                validation.append(frame[chosen])
-            parts = kept
-            pd.concat(validation, ignore_index=True).to_csv(directory / VALIDATION_FILE, index=False)
         schema.save(directory / SCHEMA_FILE)
         sites = []
         for index, (name, frame) in enumerate(parts):

@@ -40,7 +40,8 @@ def failures(report: AuditReport) -> set[tuple[str, int | None, str | None]]:
 
 def unverifiable_without_the_update(round_number: int) -> set[tuple[str, int, None]]:
     """What cannot be recomputed once one of a round's updates is gone."""
-    return {(check, round_number, None) for check in ("anomaly", "scores", "reaggregation")}
+    checks = ("anomaly", "reaggregation", "selection", "valuation-players", "valuation-candidates")
+    return {(check, round_number, None) for check in checks}
 
 
 def stored_manifest(history: SyntheticHistory, round_number: int) -> tuple[Path, RoundManifest]:
@@ -86,9 +87,12 @@ def test_a_flipped_byte_in_a_stored_update(honest: SyntheticHistory):
     assert failures(report) == {
         ("update-hash", TAMPERED_ROUND, victim.participant),
         *unverifiable_without_the_update(TAMPERED_ROUND),
+        ("anomaly", TAMPERED_ROUND + 1, None),  # the victim's next response is measured against it
     }
     (finding,) = [f for f in report.problems() if f.check == "update-hash"]
     assert "corrupted" in finding.message and finding.expected == victim.update_hash
+    (unchecked,) = [f for f in report.problems() if f.round == TAMPERED_ROUND + 1]
+    assert unchecked.status == "not-checked" and unchecked.message.startswith(f"{victim.participant}'s response")
 
 
 def test_a_replaced_global_model(honest: SyntheticHistory):
@@ -98,8 +102,10 @@ def test_a_replaced_global_model(honest: SyntheticHistory):
     report = audit(honest)
     assert failures(report) == {
         ("model-artifact", TAMPERED_ROUND, None),
-        ("anomaly", TAMPERED_ROUND + 1, None),  # the next round's deltas start from it
-        ("scores", TAMPERED_ROUND + 1, None),
+        # the next round's deltas and candidate models start from it
+        ("anomaly", TAMPERED_ROUND + 1, None),
+        ("valuation-players", TAMPERED_ROUND + 1, None),
+        ("valuation-candidates", TAMPERED_ROUND + 1, None),
     }
 
 
@@ -117,9 +123,13 @@ def test_a_manifest_edited_after_the_commit(honest: SyntheticHistory, edit: str)
         document["updates"].reverse()
     path.write_bytes(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
     report = audit(honest)
-    assert failures(report) == {("manifest-hash", TAMPERED_ROUND, None)}
-    (finding,) = report.problems()
+    # the next round's responses to the global step are measured against the updates it lists
+    assert failures(report) == {("manifest-hash", TAMPERED_ROUND, None), ("anomaly", TAMPERED_ROUND + 1, None)}
+    (finding,) = [finding for finding in report.problems() if finding.round == TAMPERED_ROUND]
     assert "corrupted" in finding.message
+    unchecked = [finding for finding in report.problems() if finding.round == TAMPERED_ROUND + 1]
+    assert len(unchecked) == CLIENTS and {finding.status for finding in unchecked} == {"not-checked"}
+    assert all(finding.message.endswith(f"round {TAMPERED_ROUND}'s manifest is unusable") for finding in unchecked)
 
 
 def test_a_committed_manifest_with_reordered_entries(tmp_path: Path):
@@ -140,11 +150,17 @@ def test_a_committed_manifest_that_drops_an_accepted_update(tmp_path: Path):
         document["updates"].pop()
         return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
-    report = audit(write_history(tmp_path, Dishonesty(rewrite_manifest=drop)))
+    history = write_history(tmp_path, Dishonesty(rewrite_manifest=drop))
+    _, manifest = stored_manifest(history, TAMPERED_ROUND)
+    (dropped,) = {account.address for account in history.participants} - {e.participant for e in manifest.updates}
+    report = audit(history)
     assert {"manifest-binding", "updates-root", "reaggregation", "requests"} <= {
-        check for check, _, _ in failures(report)
+        check for check, round_number, _ in failures(report) if round_number == TAMPERED_ROUND
     }
-    assert {round_number for _, round_number, _ in failures(report)} == {TAMPERED_ROUND}
+    # the next round's response of the participant whose update it hid answers an update it does not list
+    assert {finding for finding in failures(report) if finding[1] != TAMPERED_ROUND} == {
+        ("anomaly", TAMPERED_ROUND + 1, dropped)
+    }
 
 
 def test_a_committed_manifest_that_hides_a_node_that_never_answered(tmp_path: Path):
@@ -178,15 +194,15 @@ def test_a_committed_manifest_with_a_field_of_the_wrong_type_is_a_finding_not_a_
 def test_a_committed_manifest_with_an_inflated_score(tmp_path: Path):
     def inflate(data: bytes) -> bytes:
         document = json.loads(data)
-        document["updates"][0]["score"] *= 2
+        document["updates"][0]["score"] += 0.5
         return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     history = write_history(tmp_path, Dishonesty(rewrite_manifest=inflate))
     _, manifest = stored_manifest(history, TAMPERED_ROUND)
     favoured = manifest.updates[0].participant
     report = audit(history)
-    assert ("scores", TAMPERED_ROUND, favoured) in failures(report)
-    assert {check for check, _, _ in failures(report)} == {"scores", "rewards"}
+    assert ("valuation-scores", TAMPERED_ROUND, favoured) in failures(report)
+    assert {check for check, _, _ in failures(report)} == {"valuation-scores", "rewards"}
     assert {round_number for _, round_number, _ in failures(report)} == {TAMPERED_ROUND}
 
 

@@ -42,7 +42,7 @@ from fedledger.coordinator.session import LedgerSession
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH
 from fedledger.rewards import TOKEN_DECIMALS
-from fedledger.signing import SigningDomain, UpdateMessage
+from fedledger.signing import SigningDomain, UpdateMessage, ValuationMessage, sign_valuation, valuation_results_hash
 from fedledger.store import ArtifactStore
 from tabular_app import task_keys
 from tabular_app.settings import FederationSettings
@@ -166,7 +166,11 @@ def arrays_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
 class HonestSite:
     """A registered site that answers every request correctly: its update is the global model
     plus ``step`` times the round number, signed with its key; it reports its example count under
-    ``weight_key``."""
+    ``weight_key``. Its task wants the model moved by ``TARGET_STEP`` times the round number: the
+    loss it signs for a candidate model of a valuation request is the mean squared distance to
+    that (candidate 0 is the round's model)."""
+
+    TARGET_STEP = 0.01
 
     account: LocalAccount
     step: float
@@ -183,7 +187,37 @@ class HonestSite:
     def __call__(self, message: Message) -> Message:
         if message.metadata.message_type == MessageType.TRAIN:
             return self.training_reply(message)
+        if messages.CONFIG_VALUATION in message.content[messages.CONFIG_RECORD]:
+            return self.valuation_reply(message)
         return self.evaluation_reply(message)
+
+    def valuation_reply(self, message: Message) -> Message:
+        config = message.content[messages.CONFIG_RECORD]
+        round_number = int(config[messages.CONFIG_ROUND])
+        candidates = [
+            {name: array.numpy() for name, array in message.content[messages.candidate_record(index)].items()}
+            for index in range(len(message.content.array_records))
+        ]
+        target = {name: value + self.TARGET_STEP * round_number for name, value in candidates[0].items()}
+        values = [
+            float(np.mean([np.mean((candidate[name] - target[name]) ** 2) for name in sorted(candidate)]))
+            for candidate in candidates
+        ]
+        hashes = [model_hash({name: candidate[name] for name in sorted(candidate)}) for candidate in candidates]
+        valuation = ValuationMessage(
+            int(config[messages.CONFIG_RUN_ID]),
+            round_number,
+            str(config[messages.CONFIG_VALUATION]),
+            valuation_results_hash(hashes, values),
+        )
+        ledger = ConfigRecord(
+            {
+                messages.PARTICIPANT: self.account.address,
+                messages.SIGNATURE: sign_valuation(signing_domain(message), valuation, self.account.key),
+                messages.VALUATION_VALUES: values,
+            }
+        )
+        return Message(RecordDict({messages.LEDGER_RECORD: ledger}), reply_to=message)
 
     def training_reply(self, message: Message) -> Message:
         arrays = self.arrays(message)

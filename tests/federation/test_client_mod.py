@@ -13,18 +13,15 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
+from site_requests import DOMAIN, ROUND, RUN_ID, SITE, error_of, ledger_config, node
 
 from fedledger import messages
 from fedledger.client import ledger_mod
-from fedledger.client.identity import KEYSTORE, PARTITION_ID
+from fedledger.client.identity import KEYSTORE
 from fedledger.coordinator.validation import RoundContext, check_evaluation, check_reply
 from fedledger.encoding import model_hash
-from fedledger.keys import KEYSTORE_PASSWORD_ENV, create_keystore, simulated_participant
-from fedledger.signing import SigningDomain
+from fedledger.keys import KEYSTORE_PASSWORD_ENV, create_keystore
 
-DOMAIN = SigningDomain(chain_id=31337, registry="0x5FbDB2315678afecb367f032d93F642f64180aa3")
-RUN_ID, ROUND, KEY_SEED, PARTITION = 4, 3, 7, 2
-SITE = simulated_participant(KEY_SEED, PARTITION)
 BASE = {"layer.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "layer.bias": np.zeros(2, np.float32)}
 CONTEXT = RoundContext(DOMAIN, RUN_ID, ROUND, model_hash(BASE), BASE)
 
@@ -87,36 +84,10 @@ def numpy_app(train: Handler | None = None, calls: list[str] | None = None) -> C
     return app
 
 
-def ledger_config(**changes: object) -> ConfigRecord:
-    """The request config the ledger strategy sends to a simulated site."""
-    config = ConfigRecord(
-        {
-            messages.CONFIG_ROUND: ROUND,
-            messages.CONFIG_CHAIN_ID: DOMAIN.chain_id,
-            messages.CONFIG_REGISTRY: DOMAIN.registry,
-            messages.CONFIG_RUN_ID: RUN_ID,
-            messages.CONFIG_KEY_SEED: KEY_SEED,
-            "local-epochs": 1,
-        }
-    )
-    for key, value in changes.items():
-        if value is None:
-            config.pop(key)
-        else:
-            config[key] = value
-    return config
-
-
 def request(message_type: str = MessageType.TRAIN, config: ConfigRecord | None = None) -> Message:
     arrays = ArrayRecord({name: Array(value) for name, value in BASE.items()})
     content = RecordDict({messages.ARRAYS_RECORD: arrays, messages.CONFIG_RECORD: config or ledger_config()})
     return Message(content, dst_node_id=11, message_type=message_type)
-
-
-def node(**node_config: object) -> Context:
-    return Context(
-        run_id=1, node_id=11, node_config={PARTITION_ID: PARTITION, **node_config}, state=RecordDict(), run_config={}
-    )
 
 
 def test_a_signed_training_reply_is_accepted_by_the_coordinator():
@@ -164,12 +135,6 @@ def test_a_reply_it_could_not_sign_is_not_its_business_outside_a_ledger_run():
 def test_a_query_is_untouched_even_in_a_ledger_run():
     reply = numpy_app()(request(MessageType.QUERY), node())
     assert set(reply.content) == {"answer"}
-
-
-def error_of(reply: Message) -> str:
-    assert reply.has_error(), "expected an error reply"
-    assert reply.error.code == ErrorCode.CLIENT_APP_RAISED_EXCEPTION
-    return reply.error.reason
 
 
 def with_records(change: Callable[[RecordDict], None]) -> Handler:

@@ -654,7 +654,8 @@ def test_a_signed_reply_with_one_extra_metric_key_no_longer_ends_the_run(ledger)
 
     def reply_with_an_extra_key(message: Message) -> Message:
         reply = chatty(message)
-        metrics_of(reply.content)["local-accuracy"] = 0.9
+        if reply.content.metric_records:  # a valuation reply carries none
+            metrics_of(reply.content)["local-accuracy"] = 0.9
         return reply
 
     federation.responders[chatty_node] = reply_with_an_extra_key

@@ -12,7 +12,6 @@ from fedledger.coordinator.config import app_config
 from fedledger.coordinator.recorder import ROUNDS_FILE, RoundReport
 from fedledger.coordinator.resume import CannotResume, resumed_run
 from fedledger.coordinator.runs import AppRecord, describe_strategy, run_configuration
-from fedledger.coordinator.scoring import ConsensusScorer
 from fedledger.coordinator.session import LedgerSession
 from fedledger.deployment import LedgerLocation
 from fedledger.runconfig import RunConfiguration
@@ -112,9 +111,7 @@ def open_run(result: SimulationResult, **changes) -> tuple[LedgerSession, RunRec
     run = session.registry.run(result.summary.ledger.run_id)
     app = AppRecord(app_config(run_config_of(settings, ledger)), model_description(settings))
     strategy = describe_strategy(build_strategy(settings))
-    configuration = run_configuration(
-        ledger, strategy, ConsensusScorer(), run.initial_model_hash, settings.num_server_rounds, app, ""
-    )
+    configuration = run_configuration(ledger, strategy, run.initial_model_hash, settings.num_server_rounds, app, "")
     return session, run, configuration
 
 

@@ -18,7 +18,6 @@ from fedledger.coordinator.resume import (
     resumed_run,
 )
 from fedledger.coordinator.runs import AppRecord, describe_strategy, resume_run, run_configuration
-from fedledger.coordinator.scoring import ConsensusScorer
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH, from_hex
 from fedledger.manifest import RoundManifest
@@ -50,7 +49,7 @@ def run_rounds(ledger: Ledger, planned_rounds: int, rounds: int) -> int:
 def configuration(planned_rounds: int = SETTINGS.num_server_rounds) -> RunConfiguration:
     strategy = describe_strategy(build_strategy(SETTINGS))
     app = AppRecord({}, None)
-    return run_configuration(LEDGER, strategy, ConsensusScorer(), model_hash(INITIAL_MODEL), planned_rounds, app, "")
+    return run_configuration(LEDGER, strategy, model_hash(INITIAL_MODEL), planned_rounds, app, "")
 
 
 def resume(ledger: Ledger, run_id: int, planned_rounds: int = SETTINGS.num_server_rounds) -> RunStart:
@@ -98,7 +97,7 @@ def first_manifest(ledger: Ledger, run_id: int) -> RoundManifest:
 
 
 def test_a_committed_manifest_that_is_not_a_manifest_stops_the_resume_naming_the_round(ledger):
-    run_id = run_whose_first_round_records(ledger, b'{"version": 3}', model_hash(INITIAL_MODEL))
+    run_id = run_whose_first_round_records(ledger, b'{"version": 4}', model_hash(INITIAL_MODEL))
     unreadable = r"^round 1's manifest cannot be read: the manifest's 'chain_id' must be an integer, got None$"
     with pytest.raises(CannotResume, match=unreadable):
         resume(ledger, run_id)

@@ -1,5 +1,6 @@
 """Round manifests are canonical JSON that round-trips; reward splits are exact and within budget."""
 
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -7,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fedledger.canonical import canonical_json
+from fedledger.contribution import AnomalyStatistics
 from fedledger.hashing import keccak256
 from fedledger.manifest import RejectedEvaluation, Requests, RoundManifest, SignedFields, UpdateEntry
 from fedledger.rewards import RewardRule, split_budget
@@ -103,7 +105,7 @@ def test_any_change_changes_the_hash():
     assert manifest(rejected_evaluations=()).manifest_hash != original
 
 
-@pytest.mark.parametrize("data", [b"not json", b"{}", b'{"version": 2}', b'{"version": 3}', b'{"version": 4}'])
+@pytest.mark.parametrize("data", [b"not json", b"{}", b'{"version": 3}', b'{"version": 4}', b'{"version": 5}'])
 def test_what_is_not_a_manifest_is_refused(data):
     with pytest.raises(ValueError):
         RoundManifest.from_bytes(data)
@@ -113,7 +115,7 @@ def test_a_version_2_manifest_is_refused_by_name():
     document = manifest().to_json()
     for entry in document["updates"]:
         entry["train_loss"] = entry.pop("metrics").get("train-loss")
-    with pytest.raises(ValueError, match="not a version 3 round manifest"):
+    with pytest.raises(ValueError, match="not a version 4 round manifest"):
         RoundManifest.from_bytes(canonical_json({**document, "version": 2}))
 
 
@@ -192,3 +194,32 @@ def test_reward_rules_are_checked_and_round_trip():
     assert by_score.amounts([first, second, free_rider]) == {"a": 2 * 10**18, "b": 6 * 10**18, "c": 0}
     with pytest.raises(ValueError, match="unknown reward rule"):
         RewardRule("votes", 1)
+
+
+EXAMINED = replace(ACCEPTED, anomaly=AnomalyStatistics(1.5, 1.25, 0.5, 0.25, -0.5, 0.75, flags=(), response=-0.625))
+
+
+@pytest.mark.parametrize("response", [-0.625, None])
+def test_an_updates_response_to_the_last_global_step_round_trips(response):
+    entry = replace(EXAMINED, anomaly=replace(EXAMINED.anomaly, response=response))
+    data = manifest(updates=(entry,)).to_bytes()
+    parsed = RoundManifest.from_bytes(data)
+    assert parsed.updates[0].anomaly == entry.anomaly and parsed.to_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        ('"low"', "'response' must be a number, got 'low'"),
+        ("true", "'response' must be a number, got True"),
+        ("[-0.5]", r"'response' must be a number, got \[-0.5\]"),
+        ("NaN", "'response' must be a finite number or null, got nan"),
+        ("-Infinity", "'response' must be a finite number or null, got -inf"),
+        ("1e999", "'response' must be a finite number or null, got inf"),
+    ],
+)
+def test_a_malformed_response_is_refused_naming_it(response, message):
+    data = manifest(updates=(EXAMINED,)).to_bytes().replace(b'"response":-0.625', b'"response":' + response.encode())
+    assert b'"response":' + response.encode() in data
+    with pytest.raises(ValueError, match=f"^the anomaly statistics's {message}$"):
+        RoundManifest.from_bytes(data)
