@@ -14,7 +14,7 @@ import typer
 
 from fedledger.chain.transport import DEFAULT_RETRY_SECONDS
 from fedledger.cli.audit import EXIT_CODES, print_verdict
-from fedledger.cli.common import check_node_access, check_rpc_url, console
+from fedledger.cli.common import check_node_access, check_rpc_url, console, fedledger_command
 from fedledger.deployment import LedgerLocation
 from fedledger.errors import FedLedgerError
 from fedledger.simulations.tabular import TabularAppMissing, strategy_names
@@ -180,7 +180,7 @@ def simulate(
     def started(location: LedgerLocation) -> None:
         console.print(
             f"run {location.run_id} on registry {location.registry} (chain id {location.chain_id}), "
-            f"store {location.store}; resume with: fedledger simulate --resume {request.output_dir}",
+            f"store {location.store}; resume with: {fedledger_command()} simulate --resume {request.output_dir}",
             highlight=False,
         )
         printer.header()
@@ -189,10 +189,7 @@ def simulate(
     print_summary(console, result)
     audit = audit_result(result)
     print_verdict(audit)
-    report = request.output_dir / "audit.html"
-    console.print(
-        f"audit it again  fedledger audit --simulation {request.output_dir} --report {report}", highlight=False
-    )
+    print_audit_hint(request.output_dir)
     raise typer.Exit(EXIT_CODES[audit.verdict])
 
 
@@ -249,11 +246,16 @@ def _simulate_app(
     simulation.run(verbose=verbose)
     audit = audit_recorded_run(simulation.output_dir)
     print_verdict(audit)
-    report = simulation.output_dir / "audit.html"
-    console.print(
-        f"audit it again  fedledger audit --simulation {simulation.output_dir} --report {report}", highlight=False
-    )
+    print_audit_hint(simulation.output_dir)
     raise typer.Exit(EXIT_CODES[audit.verdict])
+
+
+def print_audit_hint(run_dir: Path) -> None:
+    """The command that audits the run again and writes its report into the run's own directory."""
+    console.print(
+        f"audit it again  {fedledger_command()} audit --simulation {run_dir} --report {run_dir / 'audit.html'}",
+        highlight=False,
+    )
 
 
 def _refuse_options_but(allowed: set[str], why: str, hint: str = "") -> None:

@@ -341,7 +341,7 @@ class NodeDownPastBudget(Fault):
             coordinator.start(*SCENARIO, "--rpc-url", node.rpc_url, "--rpc-retry-seconds", str(self.retry_seconds))
             coordinator.wait_for_rounds(STRIKE_AFTER_ROUNDS)
             node.stop()
-            if coordinator.finish() == 0 or "resume with: fedledger simulate --resume" not in coordinator.stop_line():
+            if coordinator.finish() == 0 or "simulate --resume" not in coordinator.stop_line():
                 raise RuntimeError(f"the coordinator did not stop with the resume command: {coordinator.log_tail()}")
             node.start()
             coordinator.start()

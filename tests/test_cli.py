@@ -14,6 +14,7 @@ from web3 import Web3
 
 from fedledger.chain.anvil import AnvilNode, free_port
 from fedledger.cli import app
+from fedledger.cli.common import fedledger_command
 from fedledger.identity import SUPERNODE_PUBLIC_KEY_FILE, create_participant
 from fedledger.keys import PRIVATE_KEY_ENV
 
@@ -50,6 +51,24 @@ def test_help_explains_every_command():
     }.items():
         output = invoke(group, "--help").output
         assert all(command in output for command in commands)
+
+
+def test_printed_commands_name_the_fedledger_that_runs_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    executable = tmp_path / ".venv" / "bin" / "fedledger"
+    executable.parent.mkdir(parents=True)
+    executable.write_text("#!/bin/sh\n")
+    executable.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(executable), "simulate"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert fedledger_command() == ".venv/bin/fedledger", "not on PATH: the path from where it ran"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert fedledger_command() == str(executable), "not on PATH, outside the current directory: its absolute path"
+    monkeypatch.setenv("PATH", f"{executable.parent}:/usr/bin:/bin")
+    assert fedledger_command() == "fedledger", "the one on PATH: its name"
+    monkeypatch.setattr(sys, "argv", ["-m", "simulate"])
+    assert fedledger_command() == "fedledger", "run as a module: the installed name"
 
 
 def test_simulate_without_the_tabular_app_says_how_to_install_it():

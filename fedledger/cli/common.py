@@ -1,5 +1,7 @@
 """Options and helpers shared by the ``fedledger`` commands."""
 
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,21 @@ from fedledger.store import ArtifactStore
 
 console = Console(soft_wrap=True)
 error_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def fedledger_command() -> str:
+    """What to type to run this ``fedledger`` again from here: ``fedledger`` when that is the one on PATH,
+    else its path (``.venv/bin/fedledger`` after ``make run``), so that the commands a run prints work as shown."""
+    running = Path(sys.argv[0])
+    if running.name != "fedledger":
+        return "fedledger"
+    on_path = shutil.which("fedledger")
+    if on_path is not None and Path(on_path).resolve() == running.resolve():
+        return "fedledger"
+    try:
+        return str(running.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(running.absolute())
 
 
 def show_table(table: Table) -> None:

@@ -4,6 +4,7 @@ on the Simulation Engine behind a SuperLink."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -65,7 +66,11 @@ def test_the_quickstart_with_the_documented_diff_runs_two_rounds_with_a_passing_
     output = fedledger(
         "simulate", "--app", str(app), "--clients", "2", "--rounds", "2", "--out", str(tmp_path / "run"), cwd=tmp_path
     )
-    assert f"audit it again  fedledger audit --simulation {tmp_path / 'run'}" in output
+    (hint,) = [line for line in output.splitlines() if line.startswith("audit it again  ")]
+    command, _, arguments = hint.removeprefix("audit it again  ").partition(" audit ")
+    assert arguments == f"--simulation {tmp_path / 'run'} --report {tmp_path / 'run' / 'audit.html'}"
+    runs = shutil.which(command) if command == "fedledger" else tmp_path / command
+    assert runs is not None and Path(runs).resolve() == Path(FEDLEDGER).resolve(), command
 
     record = Record(tmp_path / "run")
     assert [manifest.round for manifest in record.manifests] == [1, 2]
