@@ -19,6 +19,7 @@ from flwr.simulation import run_simulation
 
 from fedledger.audit import Auditor, AuditReport
 from fedledger.chain import DEFAULT_RETRY_SECONDS, Chain, Registry
+from fedledger.cli.common import fedledger_command
 from fedledger.client.identity import PARTITION_ID
 from fedledger.coordinator.config import PREFIX, LedgerSettings
 from fedledger.coordinator.host import Host, hosting, log_start, with_run_config
@@ -280,7 +281,7 @@ def simulate_federation(
         on_round=on_round,
         on_finish=finished.append,
         on_error=stopped.append,
-        resume_hint=lambda _: f"fedledger simulate --resume {request.output_dir}",
+        resume_hint=lambda _: f"{fedledger_command()} simulate --resume {request.output_dir}",
     )
     server_app = with_run_config(tabular_server_app, run_config_of(settings, ledger))
     behaviours = request.behaviours(len(data.sites))
