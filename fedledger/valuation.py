@@ -19,7 +19,9 @@ auditor both run it. In short:
    model (``r_p({p}) <= 0``), earns 0; otherwise it earns the mean over the other groups of ``λ``,
    clipped to ``[0, c]``, where ``c`` is the median over groups of the positive value each sees in
    all players.
-5. **Scores.** Each member of a player scores its contribution divided by the player's size.
+5. **Scores.** Each member of a player scores its contribution divided by the square of the player's
+   size: the player is paid its contribution over its size, split evenly, so that an update copied
+   to other identities earns its sender less than sending it once.
 """
 
 import math
@@ -290,11 +292,11 @@ def contributions_of(
 
 
 def member_scores(players: Sequence[tuple[int, ...]], contributions: Sequence[float], count: int) -> list[float]:
-    """One score per update (``count`` of them): ``contribution(p) / |p|`` for each member of player ``p``."""
+    """One score per update (``count`` of them): ``contribution(p) / |p|²`` for each member of player ``p``."""
     scores = [0.0] * count
     for player, contribution in zip(players, contributions, strict=True):
         for member in player:
-            scores[member] = contribution / len(player)
+            scores[member] = contribution / len(player) ** 2
     return scores
 
 

@@ -317,7 +317,7 @@ def test_validators_vote_with_their_player_or_alone():
 
 
 def test_members_share_their_players_contribution():
-    assert member_scores([(0, 2), (1,), (3,)], [0.5, 0.0, 0.1], 4) == [0.25, 0.0, 0.25, 0.1]
+    assert member_scores([(0, 2), (1,), (3,)], [0.5, 0.0, 0.1], 4) == [0.125, 0.0, 0.125, 0.1]
 
 
 # A round end to end: real losses, real signatures
@@ -440,13 +440,13 @@ def test_a_free_rider_whose_noise_happens_to_help_its_own_rows_earns_at_most_tha
     )
 
 
-def test_a_sybil_pair_shares_what_one_copy_earns_alone():
+def test_a_sybil_pair_earns_half_of_what_one_copy_earns_alone():
     _, (alone, alone_scores) = run_round([(0, 10), (1, 20)])
     pair_prepared, (pair, pair_scores) = run_round([(0, 10), (1, 20), (1, 20)])
     assert pair_prepared.players == ((0,), (1, 2))
     assert pair.candidates == alone.candidates, "the pair's models are the one copy's, bit for bit"
     assert pair_scores[0] == alone_scores[0]
-    assert pair_scores[1] + pair_scores[2] == pytest.approx(alone_scores[1])
+    assert pair_scores[1] + pair_scores[2] == pytest.approx(alone_scores[1] / 2), "copying costs the sender"
     assert pair_scores[1] == pair_scores[2] > 0
 
 
