@@ -14,9 +14,11 @@ Clean runs give each defence's baseline and, with the default defences, each sit
 the detector's false-positive rate and, with one more clean run per site that leaves it out, each
 site's leave-one-site-out value: the pooled test log-loss (all sites' test rows) of the final model
 trained without it, minus that of the clean run. Every attacked run reports the final accuracy and
-ROC-AUC on the honest sites' test rows and their change from the clean run on the same rows, the
-detector's precision and recall, and the attackers' share of all rewards; for ``sybil``, also that
-share over the share its training site (the lowest of its partitions) earned in the clean run. The
+ROC-AUC on the honest sites' test rows and their change from the clean run on the same rows (and,
+in the closing table, from the clean run without the attacking sites, trained on the honest
+sites' data alone: what a perfect defence would keep), the detector's precision and recall, and
+the attackers' share of all rewards; for ``sybil``, also that share over the share its training
+site (the lowest of its partitions) earned in the clean run. The
 closing table checks the default defences against their targets.
 
 Runs go ``--jobs`` at a time, each in its own process (a Flower simulation each); if they cannot,
@@ -282,6 +284,11 @@ class Plan:
         party = choose_attackers(self.clients, fraction, 0)
         return self.without(*party[1:])
 
+    def without_attackers(self, fraction: float) -> Run:
+        """The clean run without the sites that attack at ``fraction``: what the honest sites reach
+        on their own data, which is all that any defence can keep of an attacked run."""
+        return self.without(*choose_attackers(self.clients, fraction, 0))
+
     def attacked(self, attack: str, fraction: float, defence: str) -> Run:
         return Run(self.scenario, self.clients, self.rounds, defence, attack, fraction)
 
@@ -298,7 +305,9 @@ class Plan:
             for fraction in self.fractions
             if "sybil" in self.attacks and len(choose_attackers(self.clients, fraction, 0)) > 1
         ]
-        return clean + attacked + [self.without(site) for site in range(self.clients)] + copiers
+        honest_only = [self.without_attackers(fraction) for fraction in self.fractions]
+        leave_one_out = [self.without(site) for site in range(self.clients)]
+        return list(dict.fromkeys(clean + attacked + leave_one_out + copiers + honest_only))
 
 
 def report(plan: Plan, outcomes: dict[Run, Outcome]) -> None:
@@ -341,6 +350,7 @@ def report(plan: Plan, outcomes: dict[Run, Outcome]) -> None:
     print(f"\nclosing table: {plan.scenario}, {plan.clients} sites, default defences ({DEFAULT_DEFENCES})")
     print(
         f"{'attack':<15} {'mal':>3} {'attackers (≤2%)':>20} {'Sybil x (≤1.1)':>16} {'Δacc (±1)':>13} {'ΔAUC (±1)':>13}"
+        f" {'Δacc* (±1)':>13} {'ΔAUC* (±1)':>13}"
     )
     for attack in plan.attacks:
         for fraction in plan.fractions:
@@ -348,14 +358,20 @@ def report(plan: Plan, outcomes: dict[Run, Outcome]) -> None:
             outcome = outcomes[run]
             share = outcome.share(run.attackers)
             ratio = _sybil_ratio(run, outcome, clean)
-            _, _, change, auc_change = _honest_figures(run, outcome, clean)
+            changes = [
+                *_honest_figures(run, outcome, clean)[2:],
+                *_honest_figures(run, outcome, outcomes[plan.without_attackers(fraction)])[2:],
+            ]
             sybil = f"{_format_ratio(ratio)} {_verdict(ratio <= MAX_SYBIL_RATIO)}" if ratio is not None else "-"
             held_to_share = _verdict(share <= MAX_ATTACKER_SHARE) if ratio is None else " n/a"
             print(
-                f"{attack:<15} {len(run.attackers):>3} {100 * share:14.1f}% {held_to_share} "
-                f"{sybil:>16} {change:+8.1f} {_verdict(abs(change) <= MAX_HONEST_CHANGE_POINTS)} "
-                f"{auc_change:+8.1f} {_verdict(abs(auc_change) <= MAX_HONEST_CHANGE_POINTS)}"
+                f"{attack:<15} {len(run.attackers):>3} {100 * share:14.1f}% {held_to_share} {sybil:>16} "
+                + " ".join(f"{change:+8.1f} {_verdict(abs(change) <= MAX_HONEST_CHANGE_POINTS)}" for change in changes)
             )
+    print(
+        "(Δ: the honest sites' accuracy and AUC on their test rows against the clean run; Δ*: against the clean "
+        "run without the attacking sites, whose data no defence can keep)"
+    )
     if "sybil" in plan.attacks:
         print(
             "(a Sybil party does one site's honest work, so it is held to the Sybil ratio, not to the attackers' "
