@@ -430,6 +430,15 @@ def _points(change: float) -> str:
     return "-" if math.isnan(change) else f"{change:+.1f}"
 
 
+def _distinct_fractions(clients: int, fractions: Sequence[float]) -> list[float]:
+    """The first of ``fractions`` for each set of attackers they choose among ``clients`` sites
+    (on hospitals' four sites, 10% and 30% are both one site: it runs once)."""
+    chosen: dict[tuple[int, ...], float] = {}
+    for fraction in fractions:
+        chosen.setdefault(tuple(choose_attackers(clients, fraction, 0)), fraction)
+    return list(chosen.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", nargs="+", default=["banks", "hospitals"], choices=sorted(SCENARIOS))
@@ -445,7 +454,7 @@ def main() -> None:
             scenario,
             _sites_of(scenario, arguments.clients),
             arguments.rounds,
-            arguments.fractions,
+            _distinct_fractions(_sites_of(scenario, arguments.clients), arguments.fractions),
             arguments.attacks,
             arguments.defences,
         )
