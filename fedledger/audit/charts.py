@@ -1,7 +1,7 @@
 """Inline SVG charts for the audit report: labelled axes with round-number ticks, and a legend beside
 the plot, never over it.
 
-Every chart has the same frame: a plot area (``<rect class="plot">``) with a y axis of evenly spaced
+Every chart has the same frame: a plot area (``<rect class="plot">``, the bars and points ``class="mark"`` inside it) with a y axis of evenly spaced
 ticks at round numbers, a categorical x axis (rounds, or participants), and the legend
 (``<g class="legend">``) in a column of its own to the right of the plot area.
 """
@@ -117,7 +117,7 @@ class Chart:
                     continue
                 top = base + value
                 self.parts.append(
-                    f'<rect class="bar" x="{self._x(index) - width / 2:.1f}" y="{self._y(top):.1f}" '
+                    f'<rect class="mark" x="{self._x(index) - width / 2:.1f}" y="{self._y(top):.1f}" '
                     f'width="{width:.1f}" height="{self._y(base) - self._y(top):.1f}" fill="{one.colour}">'
                     f"<title>{escape(category)} {escape(one.name)}: {value:,.6g}{unit}</title></rect>"
                 )
@@ -134,7 +134,7 @@ class Chart:
             self.parts.append(f'<polyline points="{path}" fill="none" stroke="{series.colour}" stroke-width="2"/>')
         for x, y, index in points:
             self.parts.append(
-                f'<circle class="bar" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{series.colour}"><title>'
+                f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{series.colour}"><title>'
                 f"{escape(self.categories[index])}: {series.values[index]:.4f}</title></circle>"
             )
         self.legend.append((series.name, series.colour, "line"))

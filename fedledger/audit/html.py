@@ -29,6 +29,8 @@ STATUSES = {
 }
 #: Which status a grid cell shows when a round has several findings of one check: the worst.
 _PRECEDENCE = ("fail", "not-run", "unsupported", "not-checked", "incomplete", "pass")
+#: The page may load nothing: no script, font, image or style from anywhere but itself.
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 _ACCEPTED, _REJECTED, _NOT_COMMITTED = "#2e7d32", "#c62828", "#eceff1"
 
 _STYLE = """
@@ -43,7 +45,7 @@ th { background: #f3f3f3; } td.number { text-align: right; font-variant-numeric:
 .grid td.cell { width: 1.6em; height: 1.2em; padding: 0; } .grid td:first-child { white-space: nowrap; }
 .charts { display: flex; flex-wrap: wrap; gap: 1em; }
 svg.chart { background: #fafafa; border: 1px solid #ddd; }
-code.hash { font-family: ui-monospace, monospace; font-size: 0.92em; user-select: all; word-break: break-all; }
+code.hash { font-family: ui-monospace, monospace; white-space: nowrap; font-size: 0.92em; user-select: all; }
 .hashes td:first-child { white-space: nowrap; color: #555; } .hashes { margin: 0; font-size: 1em; }
 .hashes td { border: none; padding: 0 0.4em 0 0; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; border: 1px solid #333; vertical-align: middle; }
@@ -293,7 +295,9 @@ def render_html(report: AuditReport) -> str:
         f"<tr><td><code>{escape(name)}</code></td><td>{escape(text)}</td></tr>" for name, text in CHECKS.items()
     )
     return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>FedLedger audit</title>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CONTENT_SECURITY_POLICY}\">"
+        "<title>FedLedger audit</title>"
         f"<style>{_STYLE}</style></head><body>"
         f"<h1>FedLedger audit</h1><p class='verdict {report.verdict}'>{escape(report.summary())}</p>"
         f"<p>registry {_hash(report.registry)} on chain {report.chain_id} "
