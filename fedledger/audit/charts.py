@@ -1,9 +1,10 @@
 """Inline SVG charts for the audit report: labelled axes with round-number ticks, and a legend beside
 the plot, never over it.
 
-Every chart has the same frame: a plot area (``<rect class="plot">``, the bars and points ``class="mark"`` inside it) with a y axis of evenly spaced
-ticks at round numbers, a categorical x axis (rounds, or participants), and the legend
-(``<g class="legend">``) in a column of its own to the right of the plot area.
+Every chart has the same frame: a plot area (``<rect class="plot">``, its bars and points
+``class="mark"``) with a y axis of evenly spaced ticks at round numbers, a categorical x axis
+(rounds, or participants), and the legend (``<g class="legend">``) in a column of its own to the
+right of the plot area.
 """
 
 import html
