@@ -491,7 +491,8 @@ class Auditor:
         by_granted = 0
         for participant, granted in audit.rewards.items() if total else ():
             claimed = self.registry.claimed_amount(run.run_id, committed.round, participant)
-            audit.claimed[participant] = claimed
+            if claimed:
+                audit.claimed[participant] = claimed
             by_granted += claimed
             if claimed > granted:
                 excessive = True

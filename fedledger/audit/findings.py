@@ -152,7 +152,8 @@ class ParticipantSummary:
 class RoundAudit:
     """A committed round: its checks, the figures the report plots, what it committed (model and
     manifest hash, and the ``commitRound`` transaction, ``None`` where the node keeps no logs), what
-    became of each update, and what each participant claimed of its reward."""
+    became of each update, and what each participant claimed of its reward (``claimed``: those who
+    claimed anything)."""
 
     run_id: int
     round: int
