@@ -50,7 +50,8 @@ code.hash { font-family: ui-monospace, monospace; white-space: nowrap; font-size
 .hashes td { border: none; padding: 0 0.4em 0 0; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; border: 1px solid #333; vertical-align: middle; }
 .legend-row { display: flex; flex-wrap: wrap; gap: 0.4em 1.2em; margin: 0.4em 0; font-size: 0.88em; }
-tr.unpaid td { background: #fff8e1; }
+tr.unpaid td { background: #fff8e1; } .participants td:last-child { min-width: 22em; }
+.nodes { color: #666; font-size: 0.85em; } table.configuration th { white-space: nowrap; }
 pre.json { white-space: pre-wrap; word-break: break-all; background: #f6f6f6; padding: 0.6em; font-size: 0.85em; }
 """
 
@@ -59,6 +60,11 @@ def _tokens(amount: int) -> str:
     """Token base units as tokens, exactly, without trailing zeros."""
     tokens = Decimal(amount).scaleb(-TOKEN_DECIMALS).normalize()
     return f"{tokens:,f}"
+
+
+def _rounded(amount: int) -> str:
+    """Token base units as tokens to six decimals (the exact amount is ``_tokens``)."""
+    return f"{Decimal(amount).scaleb(-TOKEN_DECIMALS):,.6f}"
 
 
 def _swatch(status: str) -> str:
@@ -183,13 +189,14 @@ def _participant_row(summary: ParticipantSummary) -> str:
     rejected = ", ".join(f"{count} {escape(reason)}" for reason, count in summary.rejected.items())
     total = sum(summary.rejected.values())
     name = _hash(summary.participant) if summary.participant else "<em>no address</em>"
+    nodes = f"<div class='nodes'>node {', '.join(map(str, summary.node_ids))}</div>"
     return (
-        f"<tr class='{'unpaid' if summary.unpaid else 'paid'}'><td>{name}</td>"
-        f"<td>{', '.join(map(str, summary.node_ids))}</td><td class='number'>{summary.accepted}</td>"
+        f"<tr class='{'unpaid' if summary.unpaid else 'paid'}'><td>{name}{nodes}</td>"
+        f"<td class='number'>{summary.accepted}</td>"
         f"<td class='number'>{total}{f' ({rejected})' if rejected else ''}</td>"
         f"<td class='number'>{summary.selected}</td><td class='number'>{summary.score:.6g}</td>"
-        f"<td class='number' title='{summary.reward} base units'>{_tokens(summary.reward)}</td>"
-        f"<td class='number' title='{summary.claimed} base units'>{_tokens(summary.claimed)}</td>"
+        f"<td class='number' title='{_tokens(summary.reward)} tokens'>{_rounded(summary.reward)}</td>"
+        f"<td class='number' title='{_tokens(summary.claimed)} tokens'>{_rounded(summary.claimed)}</td>"
         f"<td>{escape(summary.unpaid or '')}</td></tr>"
     )
 
@@ -198,7 +205,7 @@ def _participants(run: RunAudit) -> str:
     if not run.participants:
         return "<p>No update in any committed round.</p>"
     header = (
-        "<tr><th>participant</th><th>nodes</th><th>accepted</th><th>rejected (reasons)</th>"
+        "<tr><th>participant (Flower nodes)</th><th>accepted</th><th>rejected (reasons)</th>"
         "<th>selected by the strategy</th><th>total score</th><th>reward (tokens)</th>"
         "<th>claimed on-chain (tokens)</th><th>why nothing was granted</th></tr>"
     )
@@ -261,7 +268,8 @@ def _configuration(run: RunAudit) -> str:
             extra_text = ", ".join(f"{key} = {json.dumps(item)}" for key, item in sorted(extra.items()))
         else:
             extra_text = "" if extra is None else str(extra)
-        cells.append(f"<tr><th>{escape(name)}</th><td>{shown}</td><td>{escape(extra_text)}</td></tr>")
+        separator = "<br>" if shown and extra_text else ""
+        cells.append(f"<tr><th>{escape(name)}</th><td>{shown}{separator}{escape(extra_text)}</td></tr>")
     canonical = canonical_json(config).decode()
     return (
         f"<table class='configuration'>{''.join(cells)}</table>"
