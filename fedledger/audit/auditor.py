@@ -13,9 +13,11 @@ configuration planned, and the store is searched for manifests of the run that n
 from dataclasses import dataclass, field
 
 import numpy as np
+from web3.types import TxReceipt
 
 from fedledger.audit.findings import AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
 from fedledger.audit.orphans import StoredManifests, record_orphans
+from fedledger.audit.participants import summarise_participants, update_outcomes
 from fedledger.audit.recompute import (
     ExaminedRound,
     Reaggregation,
@@ -100,10 +102,18 @@ class Auditor:
         run = self.registry.run(run_id)
         audit = RunAudit(run_id)
         state = self._start(run, audit)
-        gas = self._gas_by_round(run)
+        receipts = self._commit_receipts(run)
         for round_number in range(1, run.committed_rounds + 1):
             committed = self.registry.committed_round(run_id, round_number)
-            round_audit = RoundAudit(run_id, round_number, gas_used=gas.get(round_number))
+            receipt = receipts.get(round_number, {})
+            round_audit = RoundAudit(
+                run_id,
+                round_number,
+                gas_used=receipt.get("gasUsed"),
+                model_hash=to_hex(committed.commitment.model_hash),
+                manifest_hash=to_hex(committed.commitment.manifest_hash),
+                commit_transaction=to_hex(receipt["transactionHash"]) if receipt else None,
+            )
             self._audit_round(run, committed, state, round_audit)
             audit.rounds.append(round_audit)
             state.model_hash = committed.commitment.model_hash
@@ -119,6 +129,7 @@ class Auditor:
             state.referenced,
             self.store,
         )
+        audit.participants = summarise_participants(audit.rounds)
         return audit
 
     # Run level -------------------------------------------------------------------------------
@@ -133,6 +144,7 @@ class Auditor:
             audit.findings.append(_fail("run-config", run.run_id, None, str(error)))
         else:
             audit.findings.append(_pass("run-config", run.run_id, None, f"strategy {state.config.strategy['name']}"))
+            audit.configuration = state.config.to_json()
             self._app_bundle(run.run_id, state.config, audit)
             state.reaggregation = Reaggregation.of(state.config.strategy)
         state.model = self._model(run.run_id, 0, run.initial_model_hash, audit.findings)
@@ -226,8 +238,9 @@ class Auditor:
         findings.append(_pass("model-artifact", run_id, round_number, f"{what} {to_hex(digest)[:18]}… is intact"))
         return arrays
 
-    def _gas_by_round(self, run: RunRecord) -> dict[int, int]:
-        """Gas of each commit, from the RoundCommitted index; empty where the node keeps no logs.
+    def _commit_receipts(self, run: RunRecord) -> dict[int, TxReceipt]:
+        """The receipt of each round's commit (its gas and transaction hash), from the RoundCommitted
+        index; empty where the node keeps no logs.
 
         The search starts at the run's first block: some nodes (eth-tester) read every receipt in
         the range, and a federation registers its participants before its run starts.
@@ -236,10 +249,7 @@ class Auditor:
             from_block=run.start_block, argument_filters={"runId": run.run_id}
         )
         w3 = self.registry.chain.w3
-        return {
-            event["args"]["round"]: w3.eth.get_transaction_receipt(event["transactionHash"])["gasUsed"]
-            for event in events
-        }
+        return {event["args"]["round"]: w3.eth.get_transaction_receipt(event["transactionHash"]) for event in events}
 
     # Round level -----------------------------------------------------------------------------
 
@@ -255,6 +265,7 @@ class Auditor:
             audit.outcome = manifest.outcome
             audit.accuracy = manifest.metrics.get("evaluate", {}).get("aggregate", {}).get("eval-accuracy")
             audit.rewards = manifest.rewards
+            audit.updates = update_outcomes(manifest)
             self._binding(manifest, committed, state, record)
             self._requests(manifest, audit, record)
             updates = RoundUpdates(manifest, state.model, self._updates(manifest, committed, record))
@@ -480,6 +491,8 @@ class Auditor:
         by_granted = 0
         for participant, granted in audit.rewards.items() if total else ():
             claimed = self.registry.claimed_amount(run.run_id, committed.round, participant)
+            if claimed:
+                audit.claimed[participant] = claimed
             by_granted += claimed
             if claimed > granted:
                 excessive = True

@@ -97,8 +97,63 @@ def verdict_of(findings: Iterable[Finding]) -> Verdict:
 
 
 @dataclass
+class UpdateOutcome:
+    """What became of one training reply of a round, as its manifest records it.
+
+    Attributes:
+        node_id: the Flower node that sent it.
+        participant: the address it names (``None`` if none).
+        status: ``accepted`` or ``rejected``.
+        reason: the rejection code (``None`` when accepted).
+        selected: for an accepted update, whether the strategy aggregated it; ``None`` when rejected.
+        score: its contribution score (``None`` if not scored).
+        reward: token base units granted.
+        unpaid: why an accepted update was granted nothing, in words; ``None`` when it was paid or rejected.
+    """
+
+    node_id: int
+    participant: str | None
+    status: str
+    reason: str | None
+    selected: bool | None
+    score: float | None
+    reward: int
+    unpaid: str | None = None
+
+
+@dataclass
+class ParticipantSummary:
+    """One participant's updates and rewards over the committed rounds of a run.
+
+    Attributes:
+        participant: the address (``None`` for replies that named none, grouped by node).
+        node_ids: the Flower nodes it sent from.
+        accepted: its updates accepted.
+        rejected: its updates rejected, counted by rejection code.
+        selected: its accepted updates the strategy aggregated.
+        score: the sum of its scores.
+        reward: token base units granted, all rounds.
+        claimed: token base units claimed on-chain, all rounds.
+        unpaid: why it was granted nothing, in words; ``None`` when it was granted something.
+    """
+
+    participant: str | None
+    node_ids: list[int] = field(default_factory=list)
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    selected: int = 0
+    score: float = 0.0
+    reward: int = 0
+    claimed: int = 0
+    unpaid: str | None = None
+
+
+@dataclass
 class RoundAudit:
-    """A committed round: its checks and the figures the report plots."""
+    """A committed round: its checks, the figures the report plots, what it committed (model and
+    manifest hash, and the ``commitRound`` transaction, ``None`` where the node keeps no logs), what
+    became of each update, and what each participant claimed of its reward (``claimed``: those who
+    claimed anything)."""
 
     run_id: int
     round: int
@@ -111,6 +166,11 @@ class RoundAudit:
     rewards: dict[str, int] = field(default_factory=dict)
     asked: int = 0
     silent: int = 0
+    model_hash: str | None = None
+    manifest_hash: str | None = None
+    commit_transaction: str | None = None
+    updates: list[UpdateOutcome] = field(default_factory=list)
+    claimed: dict[str, int] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -122,7 +182,8 @@ class RunAudit:
     """A run: its run-level findings (configuration, planned rounds, orphans) and its committed rounds.
 
     ``planned_rounds`` is what the registry holds; ``rerun_rounds`` are committed rounds the store
-    holds another manifest for.
+    holds another manifest for; ``configuration`` is the run configuration as stored (``None`` if it
+    could not be read); ``participants`` sums each participant's updates and rewards.
     """
 
     run_id: int
@@ -130,6 +191,8 @@ class RunAudit:
     rounds: list[RoundAudit] = field(default_factory=list)
     planned_rounds: int = 0
     rerun_rounds: list[int] = field(default_factory=list)
+    configuration: dict[str, Any] | None = None
+    participants: list[ParticipantSummary] = field(default_factory=list)
 
     @property
     def all_findings(self) -> list[Finding]:
@@ -214,6 +277,8 @@ class AuditReport:
                     "planned_rounds": run.planned_rounds,
                     "committed_rounds": len(run.rounds),
                     "rerun_rounds": run.rerun_rounds,
+                    "configuration": run.configuration,
+                    "participants": [asdict(summary) for summary in run.participants],
                     "findings": [asdict(finding) for finding in run.findings],
                     "rounds": [
                         {

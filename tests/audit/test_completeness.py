@@ -65,14 +65,14 @@ def test_a_run_that_stops_short_of_its_plan_is_incomplete_not_passed(tmp_path: P
     assert [finding.status for finding in report.problems()] == ["incomplete"], "every committed round passes"
     assert "INCOMPLETE" in report.summary() and "run 1: 2 of 5 planned rounds committed" in report.summary()
     assert report.to_json()["verdict"] == "incomplete"
-    assert report.to_json()["runs"][0] | {"findings": None, "rounds": None} == {
+    details = {"findings": None, "rounds": None, "configuration": None, "participants": None}
+    assert report.to_json()["runs"][0] | details == {
         "run_id": 1,
         "verdict": "incomplete",
         "planned_rounds": 5,
         "committed_rounds": 2,
         "rerun_rounds": [],
-        "findings": None,
-        "rounds": None,
+        **details,
     }
 
 
