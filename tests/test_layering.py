@@ -129,3 +129,51 @@ def test_the_tabular_task_lives_in_its_example_app_only():
     assert {"server_app", "client_app", "models", "training", "schema", "settings"} <= tabular_modules
     framework = {path.stem for folder in ("client", "coordinator") for path in (PROJECT_DIR / folder).glob("*.py")}
     assert framework & tabular_modules == {"__init__"}
+
+
+INDEPENDENT_DIR = PROJECT_DIR / "tests" / "independent"
+#: What an implementation written from docs/ alone may import: the standard library, NumPy,
+#: pycryptodome's Keccak, the test tools, and its own folder.
+INDEPENDENT_IMPORTS = set(sys.stdlib_module_names) | {"numpy", "Crypto", "pytest", "hypothesis", "independent"}
+
+IMPORT_INDEPENDENT_WITH_FEDLEDGER_BLOCKED = textwrap.dedent(
+    """
+    import importlib, importlib.abc, pkgutil, sys
+
+    class Forbidden(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "fedledger":
+                raise ImportError(f"blocked import of {name}")
+            return None
+
+    sys.meta_path.insert(0, Forbidden())
+    sys.path.insert(0, sys.argv[1])
+    import independent
+    modules = [info.name for info in pkgutil.walk_packages(independent.__path__, "independent.")]
+    for name in modules:
+        importlib.import_module(name)
+    print(len(modules))
+    """
+)
+
+
+def test_the_independent_implementations_import_only_the_standard_library_numpy_and_keccak():
+    modules = sorted(INDEPENDENT_DIR.glob("*.py"))
+    assert {"encoding.py", "test_encoding_spec.py"} <= {path.name for path in modules}
+    outside = {
+        f"{path.name}: {name}"
+        for path in modules
+        for name in imported_names(path)
+        if name.split(".")[0] not in INDEPENDENT_IMPORTS
+    }
+    assert outside == set()
+
+
+def test_the_independent_implementations_run_with_fedledger_blocked():
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_INDEPENDENT_WITH_FEDLEDGER_BLOCKED, str(INDEPENDENT_DIR.parent)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 2
