@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from web3.types import TxReceipt
 
-from fedledger.audit.findings import AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
+from fedledger.audit.findings import CHECKS, AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
 from fedledger.audit.orphans import StoredManifests, record_orphans
 from fedledger.audit.participants import summarise_participants, update_outcomes
 from fedledger.audit.recompute import (
@@ -41,7 +41,26 @@ Arrays = dict[str, np.ndarray]
 
 
 class _Abort(Exception):
-    """A check failed in a way that makes the rest of the round uncheckable."""
+    """A check failed in a way that makes the rest of the round uncheckable; the message names the
+    input the other checks miss."""
+
+
+#: The checks of a round after its manifest is read, in the order they run, by what they need to
+#: know from the run configuration: every round has the first, a valued run also the second.
+_ROUND_CHECKS = (
+    "manifest-canonical",
+    "manifest-binding",
+    "model-chain",
+    "requests",
+    "updates-root",
+    "rewards-root",
+    "anomaly",
+    "scores",
+    "rewards",
+    "selection",
+    "reaggregation",
+)
+_VALUATION_CHECKS = tuple(check for check in CHECKS if check.startswith("valuation-"))
 
 
 @dataclass
@@ -272,20 +291,45 @@ class Auditor:
             examined = ExaminedRound.of(manifest, updates)
             self._roots(manifest, committed, record)
             config = state.config
-            check_anomalies(manifest, config.detection if config else None, updates, state.examined, record)
             if config is None:
-                record.not_checked(
-                    "scores", "the scoring settings are in the run configuration, which could not be read"
-                )
+                unreadable = "the run configuration, which holds the detector, scoring and reward settings"
+                for check in ("anomaly", "scores", "rewards"):
+                    record.not_run(check, unreadable)
             else:
+                check_anomalies(manifest, config.detection, updates, state.examined, record)
                 check_scores(manifest, config.scoring, self._valued_round(manifest, state, updates), record)
-            check_rewards(manifest, config.rewards if config else None, record)
+                check_rewards(manifest, config.rewards, record)
             state.reaggregation.check(manifest, state.model_hash, committed.commitment.model_hash, updates, record)
-        except _Abort:
-            pass
+        except _Abort as missing:
+            self._not_run(committed, state.config, audit, record, str(missing))
         self._claims(run, committed, audit, record)
         state.model = next_model
         state.examined = examined
+
+    @staticmethod
+    def _not_run(
+        committed: CommittedRound,
+        config: RunConfiguration | None,
+        audit: RoundAudit,
+        record: FindingRecorder,
+        missing: str,
+    ) -> None:
+        """Count what the round's unusable manifest leaves unchecked: each round check that has no
+        finding yet, and the per-update checks once per update the commit counts (the manifest
+        that would name their participants is what is missing)."""
+        valued = config is None or config.scoring is not None
+        done = {finding.check for finding in audit.findings}
+        for check in _ROUND_CHECKS + (_VALUATION_CHECKS if valued else ()):
+            if check not in done:
+                record.not_run(check, missing)
+        counts = committed.commitment
+        for check, count in (
+            ("update-hash", counts.accepted + counts.rejected),
+            ("signature", counts.accepted),
+            ("registration", counts.accepted),
+        ):
+            for _ in range(count):
+                record.not_run(check, missing)
 
     def _valued_round(self, manifest: RoundManifest, state: _RunState, updates: RoundUpdates) -> ValuedRound:
         return ValuedRound(
@@ -305,16 +349,16 @@ class Auditor:
             data = self.store.get(manifest_hash)
         except ArtifactMissing as error:
             record.fail("manifest-hash", str(error), expected=to_hex(manifest_hash), found="nothing stored")
-            raise _Abort from None
+            raise _Abort(f"the round's manifest {to_hex(manifest_hash)} is not in the store") from None
         except ArtifactError as error:
             record.fail("manifest-hash", str(error), expected=to_hex(manifest_hash))
-            raise _Abort from None
+            raise _Abort(f"the round's manifest {to_hex(manifest_hash)} is not intact in the store") from None
         record.ok("manifest-hash", f"manifest {to_hex(manifest_hash)[:18]}… matches the commit")
         try:
             manifest = RoundManifest.from_bytes(data)
         except ValueError as error:
             record.fail("manifest-canonical", str(error))
-            raise _Abort from None
+            raise _Abort(f"the round's manifest {to_hex(manifest_hash)} cannot be read as a manifest") from None
         if manifest.to_bytes() != data:
             record.fail("manifest-canonical", "the manifest is not in canonical form (entry order or JSON layout)")
         else:

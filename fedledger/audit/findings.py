@@ -1,19 +1,33 @@
 """The outcome of an audit: one finding per check, grouped by round and run.
 
-A finding's status is ``pass``, ``fail``, ``unsupported`` (the check could not be done),
-``not-checked`` (the check has no rule to run: a strategy without a registered aggregation),
-``incomplete`` (the run committed fewer rounds than it planned) or ``orphan`` (a store artifact of
-the run that no committed round points to). Only ``pass`` counts as passed. The verdict of a run
-or a report is ``fail`` if any finding failed or could not be checked, else ``incomplete`` if a
-run stopped short of its plan or a check had no rule to run, else ``pass``: orphans are listed,
-but do not change it.
-"""
+A finding's status is one of ``STATUSES``: ``pass``; ``fail`` (the check found a discrepancy);
+``not-run`` (the check could not run because an input it needs is missing or unusable: a deleted
+update, an unreadable manifest or run configuration; its message starts with ``input missing:``);
+``unsupported`` (the record asks for something this auditor cannot do); ``not-checked`` (the check
+has no rule to run: a strategy without a registered aggregation); ``incomplete`` (the run committed
+fewer rounds than it planned); ``orphan`` (a store artifact of the run that no committed round
+points to). Only ``pass`` counts as passed, and every finding but an orphan counts in the total.
+The verdict of a run or a report is ``fail`` if any finding failed, did not run or was
+unsupported, else ``incomplete`` if a run stopped short of its plan or a check had no rule to run,
+else ``pass``: orphans are listed, but do not change it."""
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pass", "fail", "unsupported", "not-checked", "incomplete", "orphan"]
+Status = Literal["pass", "fail", "not-run", "unsupported", "not-checked", "incomplete", "orphan"]
+#: What each status means, in the order a summary lists them.
+STATUSES: dict[str, str] = {
+    "pass": "the check held",
+    "fail": "the check found a discrepancy",
+    "not-run": "the check could not run: an input it needs is missing or unusable",
+    "unsupported": "the record asks for something this auditor cannot check",
+    "not-checked": "no rule to check with (a strategy without a registered aggregation)",
+    "incomplete": "planned rounds never committed",
+    "orphan": "a store artifact no committed round points to (listed, not counted as a check)",
+}
+#: The version of ``AuditReport.to_json``'s layout (``docs/audit-report.schema.json``).
+JSON_SCHEMA = "fedledger-audit/1"
 Verdict = Literal["pass", "fail", "incomplete"]
 
 #: Every check the auditor runs, and what it establishes.
@@ -63,6 +77,16 @@ CHECKS = {
 RUN_CHECKS = ("run-config", "app-bundle", "rounds", "planned-rounds", "orphans")
 
 
+#: How the summary line names each status other than a pass (orphans are listed by run instead).
+_SUMMARY_WORDS = {
+    "fail": "failed",
+    "not-run": "not run (input missing)",
+    "unsupported": "unsupported",
+    "not-checked": "not checked (no rule)",
+    "incomplete": "incomplete",
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     """What one check found for one run, round and (where it applies) participant."""
@@ -89,7 +113,7 @@ class Finding:
 def verdict_of(findings: Iterable[Finding]) -> Verdict:
     """``fail`` wins over ``incomplete`` (or ``not-checked``), which wins over ``pass``; orphans change nothing."""
     statuses = {finding.status for finding in findings}
-    if statuses & {"fail", "unsupported"}:
+    if statuses & {"fail", "not-run", "unsupported"}:
         return "fail"
     if statuses & {"incomplete", "not-checked"}:
         return "incomplete"
@@ -247,9 +271,11 @@ class AuditReport:
     def summary(self) -> str:
         """One line: the verdict, the checks passed (orphans are listed, not counted as checks), and every
         run that is short of its plan or has orphans."""
-        checks = [finding for finding in self.findings if finding.status != "orphan"]
-        passed = sum(finding.status == "pass" for finding in checks)
-        parts = [f"{self.verdict.upper()}: {passed} of {len(checks)} checks passed"]
+        counts = self.counts()
+        total = sum(count for status, count in counts.items() if status != "orphan")
+        head = f"{self.verdict.upper()}: {counts['pass']} of {total} checks passed"
+        others = [f"{counts[status]} {_SUMMARY_WORDS[status]}" for status in _SUMMARY_WORDS if counts[status]]
+        parts = [", ".join([head, *others])]
         for run in self.runs:
             if run.planned_rounds != len(run.rounds):
                 parts.append(f"run {run.run_id}: {run.progress()}")
@@ -262,9 +288,19 @@ class AuditReport:
                 parts.append(orphans)
         return "; ".join(parts)
 
+    def counts(self) -> dict[str, int]:
+        """How many findings have each status (every status listed, orphans included)."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for finding in self.findings:
+            counts[finding.status] += 1
+        return counts
+
     def to_json(self) -> dict[str, Any]:
+        """The report as ``docs/audit-report.schema.json`` describes it (layout ``JSON_SCHEMA``)."""
         return {
+            "schema": JSON_SCHEMA,
             "verdict": self.verdict,
+            "counts": self.counts(),
             "chain": self.chain,
             "chain_id": self.chain_id,
             "registry": self.registry,
@@ -331,6 +367,10 @@ class FindingRecorder:
 
     def not_checked(self, check: str, message: str) -> None:
         self._add(check, "not-checked", message)
+
+    def not_run(self, check: str, missing: str, participant: str | None = None) -> None:
+        """The check could not run: ``missing`` names the input it needed that is missing or unusable."""
+        self._add(check, "not-run", f"input missing: {missing}", participant=participant)
 
     def compare(self, check: str, expected: str, found: str, holds: str, fails: str) -> None:
         """Pass with ``holds`` when ``found == expected``, else fail with ``fails``."""

@@ -13,19 +13,23 @@ from decimal import Decimal
 
 from fedledger.audit.charts import Chart, Series, escape, round_labels
 from fedledger.audit.findings import CHECKS, RUN_CHECKS, AuditReport, ParticipantSummary, RoundAudit, RunAudit
+from fedledger.audit.findings import STATUSES as FINDING_STATUSES
 from fedledger.canonical import canonical_json
 from fedledger.rewards import TOKEN_DECIMALS
 
+_COLOURS = {
+    "pass": "#2e7d32",
+    "fail": "#c62828",
+    "not-run": "#455a64",
+    "unsupported": "#ef6c00",
+    "not-checked": "#f9a825",
+    "incomplete": "#fbc02d",
+    "orphan": "#8e24aa",
+    "none": "#e0e0e0",
+}
 #: Each status a finding or a grid cell can have: its colour and what it means. ``none``: no such check in the round.
 STATUSES = {
-    "pass": ("#2e7d32", "the check held"),
-    "fail": ("#c62828", "the check found a discrepancy"),
-    "not-run": ("#455a64", "the check could not run: its input is missing"),
-    "unsupported": ("#ef6c00", "the check could not be done"),
-    "not-checked": ("#f9a825", "no rule to check with"),
-    "incomplete": ("#fbc02d", "planned rounds never committed"),
-    "orphan": ("#8e24aa", "a store artifact no committed round points to"),
-    "none": ("#e0e0e0", "no such check in this round"),
+    status: (colour, FINDING_STATUSES.get(status, "no such check in this round")) for status, colour in _COLOURS.items()
 }
 #: Which status a grid cell shows when a round has several findings of one check: the worst.
 _PRECEDENCE = ("fail", "not-run", "unsupported", "not-checked", "incomplete", "pass")

@@ -156,7 +156,7 @@ def check_anomalies(
         return
     gram = updates.gram(examined)
     if gram is None or updates.base is None:
-        record.fail("anomaly", "cannot recompute the detector: an update or the base model is unusable")
+        record.not_run("anomaly", "an examined update or the round's base model is not usable from the store")
         return
     entries = [manifest.updates[index] for index in examined]
     recorded_statistics = [entry.anomaly for entry in entries if entry.anomaly is not None]
@@ -170,7 +170,9 @@ def check_anomalies(
     responded = sum(response is not None for response in responses)
     for position, why in unchecked.items():
         responses[position] = recorded_statistics[position].response
-        record.not_checked("anomaly", f"{participants[position]}'s response to the last global step: {why}")
+        record.not_run(
+            "anomaly", f"{participants[position]}'s response to the last global step: {why}", participants[position]
+        )
     recomputed = detect(gram, settings, responses)
     if recomputed is None:
         record.fail("anomaly", f"{len(examined)} updates carry the detector's statistics, fewer than it runs on")
@@ -240,11 +242,8 @@ def check_scores(
     check_valuation(manifest.valuation, settings, round_, record)
 
 
-def check_rewards(manifest: RoundManifest, rule: RewardRule | None, record: FindingRecorder) -> None:
+def check_rewards(manifest: RoundManifest, rule: RewardRule, record: FindingRecorder) -> None:
     """Recompute the rewards from the recorded scores (or example counts) with the run's rule."""
-    if rule is None:
-        record.fail("rewards", "the reward rule is in the run configuration, which could not be read")
-        return
     granted = grant_rewards(rule, manifest)
     for entry in manifest.updates:
         expected = granted.get(entry.participant or "", 0) if entry.status == "accepted" else 0
@@ -274,6 +273,7 @@ class Reaggregation:
         self.aggregator = aggregator
         self.unsupported = unsupported
         self.no_rule = no_rule
+        self.lost: str | None = None  # what a stateful strategy's lost state was rebuilt from
 
     @classmethod
     def of(cls, strategy: Mapping[str, Any]) -> "Reaggregation":
@@ -308,6 +308,10 @@ class Reaggregation:
                 "a failed round changed the model",
             )
             return
+        if self.lost is not None:
+            for check in ("selection", "reaggregation"):
+                record.not_run(check, self.lost)
+            return
         if self.aggregator is None:
             if self.no_rule:
                 record.not_checked("reaggregation", f"re-aggregation not checked: {self.unsupported}")
@@ -318,11 +322,11 @@ class Reaggregation:
             return
         accepted, base = updates.accepted(), updates.base
         if accepted is None or (self.aggregator.stateful and base is None):
+            missing = "an accepted update or the round's base model is not usable from the store"
+            for check in ("selection", "reaggregation"):
+                record.not_run(check, missing)
             if self.aggregator.stateful:
-                self.aggregator = None
-                self.unsupported = f"the server optimiser's state is lost at round {manifest.round}"
-            record.fail("reaggregation", "cannot re-derive the aggregate: an update or the base model is unusable")
-            record.not_checked("selection", "cannot re-derive the strategy's selection: an accepted update is unusable")
+                self.lost = f"the server optimiser's state, lost at round {manifest.round}: {missing}"
             return
         weighted = [
             WeightedUpdate(arrays, entry.num_examples)

@@ -83,7 +83,7 @@ def check_valuation(
     players = _check_players(valuation, settings, round_, record)
     if players is None:
         for check in ("valuation-plan", "valuation-candidates", "valuation-clip", "valuation-contributions"):
-            record.not_checked(check, "the recorded players are not a partition of the valued updates")
+            record.not_run(check, "the recorded players, which are not a partition of the valued updates")
         _check_scores(valuation, None, round_, record)
         return
     over_budget = _check_plan(valuation, settings, len(players), record)
@@ -118,7 +118,7 @@ def _check_players(
         return None
     missing = round_.missing_arrays
     if missing is not None:
-        record.not_checked("valuation-players", f"Sybil clusters not recomputed: {missing}")
+        record.not_run("valuation-players", f"Sybil clusters not recomputed: {missing}")
         return players
     try:
         gram = delta_gram(round_.base or {}, round_.updates or [])
@@ -203,7 +203,7 @@ def _check_candidates(
 ) -> None:
     missing = round_.missing_arrays
     if missing is not None:
-        record.not_checked("valuation-candidates", f"candidate models not recomputed: {missing}")
+        record.not_run("valuation-candidates", f"candidate models not recomputed: {missing}")
         return
     updates = round_.weighted()
     wrong = 0
@@ -332,7 +332,7 @@ def _check_contributions(
         return
     counted, groups = _counted(valuation, players, round_)
     if not counted or valuation.clip is None:
-        record.not_checked("valuation-contributions", "no counted report or no clip to recompute them from")
+        record.not_run("valuation-contributions", "a counted report and the clip, to recompute them from")
         return
     try:
         values = group_values(len(players), group_improvements([r.values or () for r in counted], groups))
@@ -362,7 +362,7 @@ def _check_scores(
     if valuation.failure is not None:
         expected = [0.0] * len(round_.valued)
     elif players is None or len(valuation.contributions) != len(players):
-        record.not_checked("valuation-scores", "the recorded players or contributions cannot be used")
+        record.not_run("valuation-scores", "the recorded players or contributions, which cannot be used")
         return
     else:
         expected = member_scores(players, valuation.contributions, len(round_.valued))

@@ -28,7 +28,14 @@ from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE
 #: The exit code of each verdict. 1 is also every input error; 2 is a usage error.
 EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "incomplete": 3}
 
-_STYLES = {"fail": "red", "unsupported": "red", "not-checked": "yellow", "incomplete": "yellow", "orphan": "magenta"}
+_STYLES = {
+    "fail": "red",
+    "not-run": "red",
+    "unsupported": "red",
+    "not-checked": "yellow",
+    "incomplete": "yellow",
+    "orphan": "magenta",
+}
 _VERDICT_STYLES: dict[Verdict, str] = {"pass": "green", "fail": "red", "incomplete": "yellow"}
 
 

@@ -99,14 +99,14 @@ def test_a_lost_update_leaves_only_its_participants_next_response_unchecked(tmp_
     Path(written.store.path_of(bytes.fromhex(victim.update_hash[2:]))).unlink()
     report = Auditor(written.registry, written.store).audit()
     assert anomaly_findings(report) == [
-        ("fail", 1, None),
-        ("not-checked", 2, None),
+        ("not-run", 1, None),
+        ("not-run", 2, victim.participant),
         ("pass", 2, None),
         ("pass", 3, None),
     ]
-    (unchecked,) = [f for f in report.findings if (f.check, f.status) == ("anomaly", "not-checked")]
+    (unchecked,) = [f for f in report.findings if (f.check, f.status, f.round) == ("anomaly", "not-run", 2)]
     assert unchecked.message == (
-        f"{victim.participant}'s response to the last global step: "
+        f"input missing: {victim.participant}'s response to the last global step: "
         "its update the detector examined in the previous round is unusable"
     )
     (passed,) = [f for f in report.findings if (f.check, f.round, f.status) == ("anomaly", 2, "pass")]

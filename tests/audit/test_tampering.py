@@ -44,6 +44,28 @@ def unverifiable_without_the_update(round_number: int) -> set[tuple[str, int, No
     return {(check, round_number, None) for check in checks}
 
 
+def statuses(report: AuditReport, round_number: int) -> dict[str, int]:
+    """How many of the round's findings have each status."""
+    counts: dict[str, int] = {}
+    for finding in report.runs[0].rounds[round_number - 1].findings:
+        counts[finding.status] = counts.get(finding.status, 0) + 1
+    return counts
+
+
+def assert_counted_as_not_run(report: AuditReport, clean: AuditReport, failed: set[str]) -> None:
+    """Every check of the clean audit is still counted: the ``failed`` ones fail, those left without
+    their input are ``not-run`` and say which input, and no round counts fewer findings than in the
+    clean audit (one can count more: a response the next round could not recompute is a not-run
+    finding beside that round's anomaly pass)."""
+    for tampered, untouched in zip(report.runs[0].rounds, clean.runs[0].rounds, strict=True):
+        assert len(tampered.findings) >= len(untouched.findings), tampered.round
+    for finding in report.problems():
+        if finding.status == "not-run":
+            assert finding.message.startswith("input missing: "), finding
+        else:
+            assert (finding.status, finding.check) in {("fail", check) for check in failed}, finding
+
+
 def stored_manifest(history: SyntheticHistory, round_number: int) -> tuple[Path, RoundManifest]:
     commitment = history.registry.committed_round(history.run_id, round_number).commitment
     path = Path(history.store.path_of(commitment.manifest_hash))
@@ -76,7 +98,7 @@ def test_an_honest_history_passes_every_check(honest: SyntheticHistory):
     assert [audit.round for audit in report.runs[0].rounds] == [1, 2, 3]
 
 
-def test_a_flipped_byte_in_a_stored_update(honest: SyntheticHistory):
+def test_a_flipped_byte_in_a_stored_update(tmp_path: Path, honest: SyntheticHistory):
     _, manifest = stored_manifest(honest, TAMPERED_ROUND)
     victim = manifest.accepted[1]
     path = Path(honest.store.path_of(from_hex(victim.update_hash)))
@@ -87,12 +109,14 @@ def test_a_flipped_byte_in_a_stored_update(honest: SyntheticHistory):
     assert failures(report) == {
         ("update-hash", TAMPERED_ROUND, victim.participant),
         *unverifiable_without_the_update(TAMPERED_ROUND),
-        ("anomaly", TAMPERED_ROUND + 1, None),  # the victim's next response is measured against it
+        ("anomaly", TAMPERED_ROUND + 1, victim.participant),  # its next response is measured against it
     }
     (finding,) = [f for f in report.problems() if f.check == "update-hash"]
     assert "corrupted" in finding.message and finding.expected == victim.update_hash
     (unchecked,) = [f for f in report.problems() if f.round == TAMPERED_ROUND + 1]
-    assert unchecked.status == "not-checked" and unchecked.message.startswith(f"{victim.participant}'s response")
+    assert unchecked.status == "not-run"
+    assert unchecked.message.startswith(f"input missing: {victim.participant}'s response")
+    assert_counted_as_not_run(report, audit(write_history(tmp_path / "clean")), {"update-hash"})
 
 
 def test_a_replaced_global_model(honest: SyntheticHistory):
@@ -110,7 +134,7 @@ def test_a_replaced_global_model(honest: SyntheticHistory):
 
 
 @pytest.mark.parametrize("edit", ["changed reward", "dropped entry", "added entry", "reordered entries"])
-def test_a_manifest_edited_after_the_commit(honest: SyntheticHistory, edit: str):
+def test_a_manifest_edited_after_the_commit(tmp_path: Path, honest: SyntheticHistory, edit: str):
     path, _ = stored_manifest(honest, TAMPERED_ROUND)
     document = json.loads(path.read_bytes())
     if edit == "changed reward":
@@ -122,13 +146,20 @@ def test_a_manifest_edited_after_the_commit(honest: SyntheticHistory, edit: str)
     else:
         document["updates"].reverse()
     path.write_bytes(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+    clean = audit(write_history(tmp_path / "clean"))
     report = audit(honest)
+    (finding,) = [finding for finding in report.problems() if finding.status == "fail"]
+    assert (finding.check, finding.round) == ("manifest-hash", TAMPERED_ROUND) and "corrupted" in finding.message
+    assert_counted_as_not_run(report, clean, {"manifest-hash"})
+    # every other check of the round needs the manifest; the per-update ones count once per update
+    assert statuses(report, TAMPERED_ROUND) == {
+        "pass": 2,
+        "fail": 1,
+        "not-run": len(clean.runs[0].rounds[1].findings) - 3,
+    }
     # the next round's responses to the global step are measured against the updates it lists
-    assert failures(report) == {("manifest-hash", TAMPERED_ROUND, None), ("anomaly", TAMPERED_ROUND + 1, None)}
-    (finding,) = [finding for finding in report.problems() if finding.round == TAMPERED_ROUND]
-    assert "corrupted" in finding.message
     unchecked = [finding for finding in report.problems() if finding.round == TAMPERED_ROUND + 1]
-    assert len(unchecked) == CLIENTS and {finding.status for finding in unchecked} == {"not-checked"}
+    assert len(unchecked) == CLIENTS and {finding.status for finding in unchecked} == {"not-run"}
     assert all(finding.message.endswith(f"round {TAMPERED_ROUND}'s manifest is unusable") for finding in unchecked)
 
 
@@ -238,22 +269,28 @@ def test_a_committed_model_that_is_not_the_aggregate(tmp_path: Path):
     assert finding.expected != finding.found
 
 
-def test_missing_artifacts_are_reported_as_missing(honest: SyntheticHistory):
+def test_missing_artifacts_are_reported_as_missing(tmp_path: Path, honest: SyntheticHistory):
     _, manifest = stored_manifest(honest, TAMPERED_ROUND)
     victim = manifest.accepted[0]
     Path(honest.store.path_of(from_hex(victim.update_hash))).unlink()
     manifest_path, _ = stored_manifest(honest, 3)
     manifest_path.unlink()
+    clean = audit(write_history(tmp_path / "clean"))
     report = audit(honest)
-    assert failures(report) == {
+    assert {(check, number, participant) for check, number, participant in failures(report) if number != 3} == {
         ("update-hash", TAMPERED_ROUND, victim.participant),
         *unverifiable_without_the_update(TAMPERED_ROUND),
-        ("manifest-hash", 3, None),
     }
     assert all(
         "missing" in finding.message
         for finding in report.problems()
         if finding.check in {"update-hash", "manifest-hash"}
+    )
+    assert_counted_as_not_run(report, clean, {"update-hash", "manifest-hash"})
+    assert statuses(report, 3) == {"pass": 2, "fail": 1, "not-run": len(clean.runs[0].rounds[2].findings) - 3}
+    assert report.summary().startswith(
+        f"FAIL: {len(clean.findings) - 2 - report.counts()['not-run']} of {len(clean.findings)} checks passed, "
+        f"2 failed, {report.counts()['not-run']} not run (input missing)"
     )
 
 

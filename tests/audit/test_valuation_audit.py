@@ -211,11 +211,12 @@ def test_sybils_recorded_as_separate_players_fail(valued: ValuedFixture):
 
 
 @pytest.mark.parametrize("missing", ["base", "updates"])
-def test_models_missing_from_the_store_are_not_checked_and_the_rest_is(valued: ValuedFixture, missing: str):
+def test_models_missing_from_the_store_do_not_run_and_the_rest_is_checked(valued: ValuedFixture, missing: str):
     findings = valued.audit(**{missing: None})
     for check in ("valuation-players", "valuation-candidates"):
         [finding] = findings[check]
-        assert finding.status == "not-checked" and "not usable from the store" in finding.message
+        assert finding.status == "not-run" and finding.message.startswith("input missing: ")
+        assert "not usable from the store" in finding.message
     for check in (
         "valuation-plan",
         "valuation-signatures",
