@@ -14,7 +14,7 @@ from flwr.serverapp.strategy import Result, Strategy
 from flwr.supercore import log
 
 from fedledger import messages
-from fedledger.aggregation import WeightedUpdate
+from fedledger.aggregation import WeightedUpdate, settled
 from fedledger.audit.recompute import Reaggregation
 from fedledger.chain import ChainUnavailable
 from fedledger.contribution import delta_gram, detect, step_responses
@@ -446,11 +446,11 @@ class LedgerStrategy(Strategy):
         if aggregate is None:
             return self._fail(server_round, checked, f"{type(self.inner).__name__} produced no aggregate")
 
-        aggregate = canonical_arrays(aggregate)
-        arrays = {name: array.numpy() for name, array in aggregate.items()}
-        aggregate_hash = self.session.store.put(encode_model(arrays))
         updates = [reply.as_update() for reply in accepted]
-        reproduction = self._reproduce(server_round, base, updates, aggregate_hash)
+        flower = {name: array.numpy() for name, array in canonical_arrays(aggregate).items()}
+        arrays, reproduction = self._settle(server_round, base, updates, flower)
+        aggregate = ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
+        aggregate_hash = self.session.store.put(encode_model(arrays))
         selected = self._selection(updates)
         valued = [accepted[index] for index in selected]
         valuation, scores = self._value(server_round, base, valued, accepted)
@@ -535,16 +535,24 @@ class LedgerStrategy(Strategy):
         )
         return None, None
 
-    def _reproduce(self, server_round: int, base: dict, updates: list[WeightedUpdate], aggregate_hash: bytes) -> str:
-        """Re-derive the aggregate from the accepted updates — the arrays whose encodings were
-        stored, in the same order — as an auditor will."""
+    def _settle(
+        self, server_round: int, base: dict, updates: list[WeightedUpdate], flower: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], str]:
+        """The aggregate to commit, and how it relates to Flower's: re-derive it from the accepted
+        updates — the arrays whose encodings were stored, in the same order — as an auditor will.
+        The specified aggregate is committed when Flower's is it, or, for a strategy whose Flower
+        arithmetic leaves its last bits to the machine, differs from it only there
+        (docs/aggregation.md); otherwise Flower's, as a mismatch."""
         aggregator = self.reaggregation.aggregator
         if aggregator is None:
-            return self.reaggregation.not_reproduced
-        derived = model_hash(aggregator.aggregate(server_round, base, updates))
-        if derived != aggregate_hash:
-            return f"mismatch: re-derived {to_hex(derived)}"
-        return "verified"
+            return flower, self.reaggregation.not_reproduced
+        derived = aggregator.aggregate(server_round, base, updates)
+        if model_hash(derived) == model_hash(flower):
+            return flower, "verified"
+        difference = settled(derived, flower) if aggregator.settles_last_bits else None
+        if difference is None:
+            return flower, f"mismatch: re-derived {to_hex(model_hash(derived))}"
+        return derived, f"verified: Flower's own aggregate differs in its last bits ({difference:.1e} relative)"
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         server_round = self._run_round(server_round)

@@ -1,12 +1,17 @@
 """Re-deriving a round's aggregate from its stored updates, bit for bit, without Flower or torch.
 
-Each class here repeats, with the same NumPy operations in the same order, what the Flower
-strategy of the same name computes in ``aggregate_train`` (``flwr.serverapp.strategy``, Flower
-1.41). Floating-point addition is not associative, so "the same order" matters: the coordinator
-hands the accepted updates to the strategy sorted by participant address, each update's arrays
-sorted by name (the canonical encoding's order), and records that order in the manifest; an
-auditor replays it here. The coordinator also re-derives every aggregate before committing it,
-so a round whose aggregate could not be reproduced says so in its manifest.
+Each class here computes what the Flower strategy of the same name computes in ``aggregate_train``
+(``flwr.serverapp.strategy``, Flower 1.41), in the arithmetic ``docs/aggregation.md`` specifies.
+Floating-point addition is not associative, so the order matters: the coordinator hands the
+accepted updates to the strategy sorted by participant address, each update's arrays sorted by
+name (the canonical encoding's order), and records that order in the manifest; an auditor replays
+it here. For most strategies the specified arithmetic is Flower's NumPy operations, step for step,
+and agrees with it bit for bit. Where NumPy leaves the last bits to the machine — the order in
+which FedTrimmedAvg and Bulyan sum the values they keep (``numpy.partition``), and FedAdam's float64
+powers (a SIMD kernel on CPUs with AVX-512) — the specification fixes them (ascending order; the
+correctly rounded power), and the coordinator commits the specified aggregate once it has checked
+that Flower's differs from it only in those last bits (``settled``). A round whose aggregate could
+not be reproduced says so in its manifest.
 
 A strategy of the application's own is re-derived the same way once its NumPy aggregation is
 registered under a name (``register_aggregation``, or the entry-point group ``fedledger.aggregations``
@@ -25,6 +30,7 @@ the Krum scores could in principle choose differently. The aggregate itself is t
 exactly; a mismatch is reported, never hidden.
 """
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +73,10 @@ class Aggregator(ABC):
     """
 
     stateful: ClassVar[bool] = False
+    #: Whether Flower's own arithmetic for this strategy leaves its last bits to the machine (NumPy's
+    #: partition order, its SIMD powers): the coordinator then commits this aggregate when Flower's
+    #: differs from it only there (``settled``), instead of requiring the two to be identical.
+    settles_last_bits: ClassVar[bool] = False
 
     @abstractmethod
     def aggregate(self, round_number: int, base: Mapping[str, np.ndarray], updates: Sequence[WeightedUpdate]) -> Arrays:
@@ -99,6 +109,41 @@ def _stacked(updates: Sequence[WeightedUpdate], name: str) -> np.ndarray:
     return np.stack([update.arrays[name] for update in updates])
 
 
+def sequential_mean(rows: np.ndarray) -> np.ndarray:
+    """The mean along the first axis: the rows summed left to right in their dtype, then divided by
+    their count (``numpy.mean`` sums 1-D input pairwise, so it is not used here)."""
+    total = rows[0].copy()
+    for row in rows[1:]:
+        total += row
+    return np.asarray(total / rows.dtype.type(len(rows)))
+
+
+#: How far, relative to an array's largest magnitude, Flower's aggregate may lie from the specified
+#: one and still differ only in the last bits NumPy leaves to the machine (2**-16: 128 float32 ulps).
+LAST_BITS = 2.0**-16
+
+
+def settled(specified: Mapping[str, np.ndarray], flower: Mapping[str, np.ndarray]) -> float | None:
+    """How far ``flower``'s aggregate lies from the ``specified`` one, relative to each array's
+    largest magnitude, if it differs only in its last bits (same names, shapes and dtypes, within
+    ``LAST_BITS``); ``None`` if it differs otherwise."""
+    if sorted(specified) != sorted(flower):
+        return None
+    largest = 0.0
+    for name, expected in specified.items():
+        found = flower[name]
+        if found.dtype != expected.dtype or found.shape != expected.shape:
+            return None
+        if expected.size == 0:
+            continue
+        scale = float(np.max(np.abs(expected.astype(np.float64))))
+        difference = float(np.max(np.abs(expected.astype(np.float64) - found.astype(np.float64))))
+        if not difference <= LAST_BITS * scale:
+            return None
+        largest = max(largest, difference / scale if scale else 0.0)
+    return largest
+
+
 class FedAvg(Aggregator):
     def aggregate(self, round_number: int, base: Mapping[str, np.ndarray], updates: Sequence[WeightedUpdate]) -> Arrays:
         return weighted_average(updates)
@@ -110,6 +155,8 @@ class FedMedian(Aggregator):
 
 
 class FedTrimmedAvg(Aggregator):
+    settles_last_bits = True
+
     def __init__(self, beta: float) -> None:
         self.beta = beta
 
@@ -118,12 +165,10 @@ class FedTrimmedAvg(Aggregator):
 
 
 def trimmed_mean(stacked: np.ndarray, cut_fraction: float) -> np.ndarray:
-    """Flower's ``trim_mean`` along the first axis."""
+    """Flower's ``trim_mean`` along the first axis, with the kept values summed in ascending order."""
     count = stacked.shape[0]
     lower = int(cut_fraction * count)
-    upper = count - lower
-    partitioned = np.partition(stacked, (lower, upper - 1), 0)
-    return np.mean(partitioned[lower:upper], axis=0)
+    return sequential_mean(np.sort(stacked, axis=0)[lower : count - lower])
 
 
 def multikrum_selection(updates: Sequence[WeightedUpdate], num_malicious: int, num_to_select: int) -> list[int]:
@@ -153,6 +198,8 @@ class MultiKrum(Aggregator):
 
 
 class Bulyan(Aggregator):
+    settles_last_bits = True
+
     def __init__(self, num_malicious: int) -> None:
         self.num_malicious = num_malicious
 
@@ -164,8 +211,8 @@ class Bulyan(Aggregator):
         for name in names:
             layers = np.stack([update.arrays[name] for update in selected])
             reference = np.median(layers, axis=0)
-            closest_rows = np.argpartition(np.abs(layers - reference), beta - 1, axis=0)[:beta]
-            result[name] = np.asarray(np.mean(np.take_along_axis(layers, closest_rows, axis=0), axis=0))
+            nearest = np.argsort(np.abs(layers - reference), axis=0, kind="stable")[:beta]
+            result[name] = sequential_mean(np.take_along_axis(layers, nearest, axis=0))
         return result
 
     def selection(self, updates: Sequence[WeightedUpdate]) -> list[int]:
@@ -204,14 +251,17 @@ class ServerOptimiser(Aggregator):
 
 
 class FedAdam(ServerOptimiser):
+    settles_last_bits = True
+
     def _second_moment(self, previous: np.ndarray, delta: np.ndarray) -> np.ndarray:
         return self.beta_2 * previous + (1 - self.beta_2) * (delta**2)
 
     def _step(self, round_number: int, base: Mapping[str, np.ndarray], m_t: Arrays, v_t: Arrays) -> Arrays:
-        eta_norm = (
-            self.eta
-            * np.sqrt(1 - np.power(self.beta_2, round_number + 1.0))
-            / (1 - np.power(self.beta_1, round_number + 1.0))
+        exponent = round_number + 1.0
+        # A NumPy float64 scalar, as Flower's is (it makes the model float64); the powers correctly
+        # rounded, as NumPy's are not on every CPU.
+        eta_norm = np.float64(
+            self.eta * math.sqrt(1 - math.pow(self.beta_2, exponent)) / (1 - math.pow(self.beta_1, exponent))
         )
         return {name: value + eta_norm * m_t[name] / (np.sqrt(v_t[name]) + self.tau) for name, value in base.items()}
 

@@ -209,6 +209,44 @@ def test_a_registered_aggregation_that_disagrees_with_the_strategy_is_caught(led
     assert {finding.check for finding in failed} == {"reaggregation"} and len(failed) == 2
 
 
+class LastBitsOff(MeanOfUpdates):
+    """``MeanOfUpdates`` moved one unit in the last place: a strategy whose own arithmetic differs
+    from its specified aggregation only in the last bits, as Flower's FedTrimmedAvg can."""
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        aggregate, metrics = super().aggregate_train(server_round, replies)
+        if aggregate is None:
+            return None, metrics
+        return ArrayRecord(
+            {name: Array(np.nextafter(array.numpy(), np.inf)) for name, array in aggregate.items()}
+        ), metrics
+
+
+class SettlingMean(MeanAggregator):
+    settles_last_bits = True
+
+
+def test_an_aggregate_off_in_its_last_bits_is_committed_as_specified_when_the_rule_settles_them(ledger):
+    register_aggregation("test-settling-mean", lambda params: SettlingMean(1.0))
+    register_aggregation("test-strict-mean", lambda params: MeanAggregator(1.0))
+    with honest_federation() as federation:
+        run_id, _ = ledger.run(federation, SETTINGS, strategy=LastBitsOff(), aggregation="test-settling-mean")
+    _, manifests, report = recorded(ledger, run_id)
+    assert all(
+        manifest.reproduction.startswith("verified: Flower's own aggregate differs in its last bits")
+        for manifest in manifests
+    ), [manifest.reproduction for manifest in manifests]
+    assert report.verdict == "pass", [str(finding) for finding in report.problems()]
+
+    with honest_federation() as federation:
+        run_id, _ = ledger.run(federation, SETTINGS, strategy=LastBitsOff(), aggregation="test-strict-mean")
+    _, manifests, report = recorded(ledger, run_id)
+    assert all(manifest.reproduction.startswith("mismatch: re-derived 0x") for manifest in manifests)
+    assert report.verdict == "fail", "a rule that does not settle the last bits must match Flower's exactly"
+
+
 @pytest.fixture
 def installed_app(tmp_path, monkeypatch) -> Iterator[Callable[[str, str], None]]:
     """Installs, on ``sys.path``, packages whose entry points name aggregations; afterwards removes

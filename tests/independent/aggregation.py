@@ -2,7 +2,8 @@
 
 It shares no code with ``fedledger``: plain NumPy element-wise arithmetic in the dtypes the page
 gives for each step. Sorting replaces the page's "sort the values"; the Krum distances are computed
-in float64, which the page allows (the vectors hold no near-ties).
+in float64, which the page allows (the vectors hold no near-ties). Python's ``math.pow`` and
+``math.sqrt`` are the correctly rounded power and square root the page asks for.
 """
 
 import math
@@ -130,9 +131,8 @@ class ServerOptimiser:
             self.first[name], self.second[name] = m, v
             denominator = np.sqrt(v) + v.dtype.type(self.tau)
             if self.kind == "FedAdam":
-                # the page: the powers are NumPy's float64 power, which is not libm's on every CPU
-                eta_t = self.eta * math.sqrt(1 - float(np.power(self.beta_2, round_number + 1.0)))
-                eta_t = eta_t / (1 - float(np.power(self.beta_1, round_number + 1.0)))
+                eta_t = self.eta * math.sqrt(1 - math.pow(self.beta_2, round_number + 1.0))
+                eta_t = eta_t / (1 - math.pow(self.beta_1, round_number + 1.0))
                 step = (np.float64(eta_t) * m.astype(np.float64)) / denominator.astype(np.float64)
             else:
                 step = scaled(self.eta, m) / denominator

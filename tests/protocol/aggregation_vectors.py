@@ -28,11 +28,6 @@ def random_values(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) 
     return rng.standard_normal(shape).astype(dtype)
 
 
-def dyadic_values(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """Distinct multiples of 1/16 below 8 in magnitude: every partial sum of a few of them is exact."""
-    return (rng.permutation(256)[: int(np.prod(shape))].reshape(shape).astype(dtype) - 128) / 16
-
-
 Values = Callable[[np.random.Generator, tuple[int, ...], str], np.ndarray]
 
 
@@ -125,11 +120,10 @@ def build() -> list[dict[str, Any]]:
             [4, 4, 4, 4, 4],
         ),
         vector(
-            "FedTrimmedAvg, 8 updates, beta 0.25: 4 kept, exact sums",
+            "FedTrimmedAvg, 8 updates, beta 0.25: 4 kept, summed in ascending order",
             {"name": "FedTrimmedAvg", "params": {"beta": 0.25}},
             7,
             [2] * 8,
-            values=dyadic_values,
         ),
         vector(
             "Krum, 5 updates, 1 malicious",
@@ -148,14 +142,12 @@ def build() -> list[dict[str, Any]]:
             {"name": "Bulyan", "params": {"num_malicious_nodes": 1}},
             10,
             [1, 2, 3, 4, 5, 6, 7],
-            values=dyadic_values,
         ),
         vector(
             "Bulyan, 9 updates, 1 malicious: 7 selected, 5 kept",
             {"name": "Bulyan", "params": {"num_malicious_nodes": 1}},
             11,
             [9, 8, 7, 6, 5, 4, 3, 2, 1],
-            values=dyadic_values,
         ),
         vector(
             "FedAdam, three rounds: float64 from round 1",
