@@ -193,7 +193,10 @@ def node(
     anvil = AnvilNode(state_dir, port=port, host=host)
     restart = f"fedledger chain node --state-dir {state_dir} --port {port} --host {host}"
     resumed = "resumed" if anvil.state_file.exists() else "new chain"
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Explicitly for SIGINT too: a process started with SIGINT ignored (a shell's background job,
+    # nohup, a test runner's worker) gets no KeyboardInterrupt from Python, and would never stop on it.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _stop_on_signal)
     try:
         anvil.start()
         console.print(f"anvil serving {anvil.rpc_url} ({resumed}, state in {anvil.state_file})")
@@ -213,7 +216,7 @@ def node(
     console.print("anvil stopped; chain saved")
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
