@@ -12,6 +12,7 @@ from typing import Any
 from fedledger.addresses import checksum_address
 from fedledger.contribution import DetectorSettings
 from fedledger.errors import FedLedgerError
+from fedledger.privacy import MODES, Mode, PrivacyError, PrivacySettings
 from fedledger.rewards import RULES, TOKEN_DECIMALS, RewardRule
 from fedledger.valuation import ValuationSettings
 
@@ -48,6 +49,11 @@ class LedgerSettings:
     sybil_distance: float = 0.1  # updates closer than this share of the median update norm form one player
     key_seed: int = 0
     simulated_participants: int = 0  # 0: on a chain it deploys in-process, one per node connected at the start
+    dp: str = ""  # "" (no differential privacy), "central" or "local"
+    dp_epsilon: float = 0.0  # the run's ε budget; required with dp
+    dp_delta: float = 1e-5
+    dp_clip: float = 1.0  # the L2 norm every update's delta is clipped to
+    dp_noise_multiplier: float = 0.0  # 0: the smallest that keeps the planned rounds within dp-epsilon
 
     def __post_init__(self) -> None:
         """Refuse values no run can use, before anything starts."""
@@ -70,6 +76,7 @@ class LedgerSettings:
             if not allowed:
                 value = getattr(self, key.replace("-", "_"))
                 raise SettingsError(f"{PREFIX + key!r} must be {expected}, got {value!r}")
+        self._check_privacy()
         if not self.value_metric:
             raise SettingsError(f"'{PREFIX}value-metric' must name the metric validators report, got ''")
         if self.registry:
@@ -78,6 +85,50 @@ class LedgerSettings:
             raise SettingsError(
                 f"'{PREFIX}resume-run' {self.resume_run} needs '{PREFIX}registry', the registry the run is recorded on"
             )
+
+    def _check_privacy(self) -> None:
+        if not self.dp:
+            return
+        if self.dp not in MODES:
+            raise SettingsError(f"'{PREFIX}dp' must be '' (off) or one of {', '.join(MODES)}, got {self.dp!r}")
+        if not 0 < self.dp_epsilon < math.inf:
+            raise SettingsError(f"'{PREFIX}dp' {self.dp} needs '{PREFIX}dp-epsilon', the run's ε budget, above 0")
+        if self.dp_noise_multiplier < 0:
+            raise SettingsError(f"'{PREFIX}dp-noise-multiplier' must be at least 0, got {self.dp_noise_multiplier}")
+        if self.dp == "central" and self.reward_rule == "score":
+            raise SettingsError(
+                f"'{PREFIX}dp' central needs '{PREFIX}reward-rule' examples: valuing updates sends the validators "
+                "candidate models built from un-noised updates"
+            )
+        if self.resume_run:
+            raise SettingsError(f"'{PREFIX}resume-run' cannot resume a run with '{PREFIX}dp' yet")
+
+    def privacy(self, sampling_rate: float, rounds: int) -> PrivacySettings | None:
+        """The run's differential privacy for ``rounds`` planned rounds that each sample
+        ``sampling_rate`` of the sites (central DP; local DP accounts a site for every round it
+        trains in), or ``None`` without ``dp``.
+
+        Raises:
+            SettingsError: the budget cannot be met, or a parameter is out of range.
+        """
+        if not self.dp:
+            return None
+        mode: Mode = "central" if self.dp == "central" else "local"
+        rate = sampling_rate if mode == "central" else 1.0
+        try:
+            if self.dp_noise_multiplier:
+                settings = PrivacySettings(
+                    mode, self.dp_epsilon, self.dp_delta, self.dp_clip, self.dp_noise_multiplier, rate
+                )
+                if settings.epsilon_after(rounds) > self.dp_epsilon:
+                    raise PrivacyError(
+                        f"noise multiplier {self.dp_noise_multiplier} spends ε={settings.epsilon_after(rounds):.3f} "
+                        f"over {rounds} rounds, above the budget {self.dp_epsilon}"
+                    )
+                return settings
+            return PrivacySettings.calibrated(mode, self.dp_epsilon, self.dp_delta, self.dp_clip, rate, rounds)
+        except PrivacyError as error:
+            raise SettingsError(f"run config: {error}") from None
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> "LedgerSettings":

@@ -47,6 +47,7 @@ from fedledger.encoding import EncodingError, encode_model, model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
 from fedledger.manifest import Requests
+from fedledger.privacy import PrivacySettings, RoundPrivacy, add_noise, clip_update, draw_noise, to_fixed_epsilon
 from fedledger.valuation import RoundValuation
 
 
@@ -176,6 +177,8 @@ class LedgerStrategy(Strategy):
         self._grid: Grid | None = None
         self._timeout = 3600.0
         self._valuation_config = ConfigRecord()
+        self.privacy: PrivacySettings | None = None
+        self._releases = 0  # central DP: the rounds aggregated (each one noised release)
 
     @property
     def session(self) -> LedgerSession:
@@ -246,8 +249,9 @@ class LedgerStrategy(Strategy):
             raise FedLedgerError(f"num_rounds must be at least 1, got {num_rounds}")
         initial = _initial_model(initial_arrays)
         initial_hash = model_hash(initial)
+        self.privacy = self._privacy(num_rounds)
         configuration = run_configuration(
-            self.settings, self.description, initial_hash, num_rounds, self.app, grid.run.fab_hash or ""
+            self.settings, self.description, initial_hash, num_rounds, self.app, grid.run.fab_hash or "", self.privacy
         )
         self._session = session = LedgerSession.open(self.settings, self.host.chain)
         if self.settings.resume_run:
@@ -293,6 +297,25 @@ class LedgerStrategy(Strategy):
             ) from None
         self._finish(run, result, time.perf_counter() - started, output_dir)
         return result
+
+    def _privacy(self, num_rounds: int) -> PrivacySettings | None:
+        """The run's differential privacy, its noise calibrated to the planned rounds and the
+        wrapped strategy's ``fraction_train``.
+
+        Raises:
+            StrategyError: central DP over a strategy the auditor cannot re-derive, or one that keeps
+                server-side state (its state would follow its own aggregate, not the noised one).
+        """
+        privacy = self.settings.privacy(float(strategy_attribute(self.inner, "fraction_train", "1.0")), num_rounds)
+        if privacy is not None and privacy.mode == "central":
+            aggregator = self.reaggregation.aggregator
+            if aggregator is None or aggregator.stateful:
+                raise StrategyError(
+                    f"central differential privacy needs a strategy that is re-derived and keeps no server-side "
+                    f"state (FedAvg, FedProx, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan); "
+                    f"{type(self.inner).__qualname__} is not one"
+                )
+        return privacy
 
     def _in_run_rounds(
         self, evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None]
@@ -442,16 +465,18 @@ class LedgerStrategy(Strategy):
                 server_round, checked, f"{len(accepted)} valid updates, at least {self.settings.min_accepted} needed"
             )
 
-        aggregate, metrics = self.inner.aggregate_train(server_round, for_strategy(accepted))
+        aggregated = self._clipped(base, accepted)
+        aggregate, metrics = self.inner.aggregate_train(server_round, for_strategy(aggregated))
         if aggregate is None:
             return self._fail(server_round, checked, f"{type(self.inner).__name__} produced no aggregate")
 
-        updates = [reply.as_update() for reply in accepted]
+        updates = [reply.as_update() for reply in aggregated]
         flower = {name: array.numpy() for name, array in canonical_arrays(aggregate).items()}
         arrays, reproduction = self._settle(server_round, base, updates, flower)
+        selected = self._selection(updates)
+        arrays, privacy = self._noised(arrays, len(selected))
         aggregate = ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
         aggregate_hash = self.session.store.put(encode_model(arrays))
-        selected = self._selection(updates)
         valued = [accepted[index] for index in selected]
         valuation, scores = self._value(server_round, base, valued, accepted)
         valued_nodes = [reply.node_id for reply in valued]
@@ -471,8 +496,51 @@ class LedgerStrategy(Strategy):
             requests=self._training,
             train_metrics=dict(metrics or {}),
             valuation=valuation,
+            privacy=privacy,
         )
         return aggregate, metrics
+
+    def _clipped(self, base: dict, accepted: list[CheckedReply]) -> list[CheckedReply]:
+        """The accepted updates as the wrapped strategy aggregates them: as they are, or under central
+        DP each clipped to ``clip_norm`` and weighing 1, so that no site moves the mean by more than
+        ``clip_norm`` over the number aggregated (docs/privacy.md)."""
+        if self.privacy is None or self.privacy.mode != "central":
+            return accepted
+        clip_norm = self.privacy.clip_norm
+        return [
+            replace(
+                reply,
+                arrays=clip_update(base, reply.arrays or {}, clip_norm),
+                num_examples=1,
+                metrics={**(reply.metrics or {}), self.weight_key: 1},
+            )
+            for reply in accepted
+        ]
+
+    def _noised(
+        self, arrays: dict[str, np.ndarray], aggregated: int
+    ) -> tuple[dict[str, np.ndarray], RoundPrivacy | None]:
+        """The model to commit and the round's privacy record: under central DP the aggregate plus
+        Gaussian noise for the mean of ``aggregated`` clipped updates, the noise stored for the auditor."""
+        if self.privacy is None:
+            return arrays, None
+        if self.privacy.mode != "central":
+            return arrays, self._round_privacy()
+        stddev = self.privacy.noise_stddev(aggregated)
+        noise = draw_noise(arrays, stddev)
+        noise_hash = self.session.store.put(encode_model(noise))
+        self._releases += 1
+        record = replace(
+            self._round_privacy(), aggregated=aggregated, noise_stddev=stddev, noise_hash=to_hex(noise_hash)
+        )
+        return add_noise(arrays, noise), record
+
+    def _round_privacy(self) -> RoundPrivacy | None:
+        """What the run has spent after this round (central DP: one release per round aggregated)."""
+        if self.privacy is None:
+            return None
+        epsilon = self.privacy.epsilon_after(self._releases)
+        return RoundPrivacy(self._releases, epsilon, to_fixed_epsilon(epsilon))
 
     def _selection(self, updates: list[WeightedUpdate]) -> list[int]:
         """The indices of the accepted updates the wrapped strategy aggregated: those its
@@ -532,6 +600,7 @@ class LedgerStrategy(Strategy):
             reproduction="not aggregated",
             requests=self._training,
             failure=failure,
+            privacy=self._round_privacy(),
         )
         return None, None
 

@@ -9,6 +9,7 @@ from fedledger.coordinator.session import LedgerSession
 from fedledger.coordinator.validation import CheckedEvaluation, CheckedReply
 from fedledger.hashing import to_hex
 from fedledger.manifest import RejectedEvaluation, Requests, RoundManifest, UpdateEntry
+from fedledger.privacy import RoundPrivacy
 from fedledger.rounds import seal
 from fedledger.runconfig import RunConfiguration
 from fedledger.valuation import RoundValuation
@@ -35,6 +36,7 @@ class JudgedRound:
     failure: str | None = None
     train_metrics: dict[str, Any] = field(default_factory=dict)
     valuation: RoundValuation | None = None
+    privacy: RoundPrivacy | None = None
 
     @property
     def accepted(self) -> list[CheckedReply]:
@@ -122,6 +124,7 @@ class RoundRecorder:
             training=judged.requests,
             evaluation=evaluation.requests,
             rejected_evaluations=evaluation.rejected,
+            privacy=judged.privacy,
         )
         manifest, commitment = seal(draft, self.configuration.rewards)
         self.session.store.put(manifest.to_bytes())

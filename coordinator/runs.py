@@ -19,6 +19,7 @@ from fedledger.coordinator.waiting import POLL_INTERVAL, TooFewNodes, nodes_need
 from fedledger.encoding import encode_model
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
+from fedledger.privacy import PrivacySettings
 from fedledger.runconfig import RunConfiguration, run_details
 
 Arrays = dict[str, np.ndarray]
@@ -97,6 +98,7 @@ def run_configuration(
     num_rounds: int,
     app: AppRecord,
     fab_hash: str,
+    privacy: PrivacySettings | None = None,
 ) -> RunConfiguration:
     """The run configuration whose hash ``startRun`` records: what decides the computation, and
     what ran it (``fab_hash``: the Flower App Bundle's, ``""`` outside one).
@@ -109,6 +111,7 @@ def run_configuration(
         rewards=settings.rewards,
         scoring=settings.valuation,
         detection=settings.detection,
+        privacy=privacy,
         details=run_details(
             num_rounds, settings.min_accepted, to_hex(initial_model_hash), app.config, app.model, fab_hash
         ),
@@ -127,7 +130,8 @@ def start_run(
     """A new run: the initial model stored, the run configuration stored and started on-chain."""
     initial_hash = session.store.put(encode_model(initial))
     planned = configuration.planned_rounds or 0
-    run_id, _ = session.start_run(configuration.to_bytes(), initial_hash, settings.rewards.budget, planned)
+    budget = None if configuration.privacy is None else configuration.privacy.to_budget()
+    run_id, _ = session.start_run(configuration.to_bytes(), initial_hash, settings.rewards.budget, planned, budget)
     return RunStart(run_id, configuration, initial_hash, 0, planned, initial)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain import Chain, ChainError, Receipt, Registry
+from fedledger.chain.registry import PrivacyBudget
 from fedledger.coordinator.config import LedgerSettings
 from fedledger.hashing import ZERO_HASH
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
@@ -89,7 +90,12 @@ class LedgerSession:
         return None if record.active else "inactive"
 
     def start_run(
-        self, configuration: bytes, initial_model_hash: bytes, reward_per_round: int, planned_rounds: int
+        self,
+        configuration: bytes,
+        initial_model_hash: bytes,
+        reward_per_round: int,
+        planned_rounds: int,
+        privacy_budget: PrivacyBudget | None = None,
     ) -> tuple[int, Receipt]:
         """Store the run configuration and start the run on-chain; the configuration hash is its store key.
 
@@ -99,7 +105,9 @@ class LedgerSession:
         """
         self._cover_budget(reward_per_round * planned_rounds)
         config_hash = self.store.put(configuration)
-        return self.registry.start_run(config_hash, initial_model_hash, reward_per_round, planned_rounds)
+        return self.registry.start_run(
+            config_hash, initial_model_hash, reward_per_round, planned_rounds, privacy_budget
+        )
 
     def _cover_budget(self, budget: int) -> None:
         coordinator = self.registry.sender

@@ -19,9 +19,10 @@ from eth_utils import is_checksum_address
 from fedledger.canonical import canonical_json, parse_json
 from fedledger.contribution import AnomalyStatistics
 from fedledger.hashing import keccak256
+from fedledger.privacy import RoundPrivacy
 from fedledger.valuation import RoundValuation
 
-MANIFEST_VERSION = 4
+MANIFEST_VERSION = 5
 
 Status = Literal["accepted", "rejected"]
 Outcome = Literal["aggregated", "failed"]
@@ -218,6 +219,7 @@ class RoundManifest:
     evaluation: Requests = Requests()
     rejected_evaluations: tuple[RejectedEvaluation, ...] = ()
     valuation: RoundValuation | None = None
+    privacy: RoundPrivacy | None = None
 
     @property
     def accepted(self) -> tuple[UpdateEntry, ...]:
@@ -264,6 +266,7 @@ class RoundManifest:
                 entry.to_json() for entry in sorted(self.rejected_evaluations, key=lambda entry: entry.sort_key)
             ],
             "valuation": None if self.valuation is None else self.valuation.to_json(),
+            "privacy": None if self.privacy is None else self.privacy.to_json(),
         }
 
     def to_bytes(self) -> bytes:
@@ -288,6 +291,7 @@ class RoundManifest:
             raise ValueError(f"not a version {MANIFEST_VERSION} round manifest")
         fields = _Fields(document, "the manifest")
         valuation = fields.optional("valuation", dict)
+        privacy = fields.optional("privacy", dict)
         return cls(
             chain_id=fields.integer("chain_id"),
             registry=fields.address("registry"),
@@ -311,6 +315,7 @@ class RoundManifest:
                 RejectedEvaluation.from_json(entry) for entry in fields.required("rejected_evaluations", list)
             ),
             valuation=None if valuation is None else RoundValuation.from_json(valuation),
+            privacy=None if privacy is None else RoundPrivacy.from_json(privacy),
         )
 
 

@@ -66,5 +66,6 @@ def seal(draft: RoundManifest, rule: RewardRule) -> tuple[RoundManifest, RoundCo
         manifest_hash=manifest.manifest_hash,
         accepted=len(manifest.accepted),
         rejected=len(manifest.rejected),
+        epsilon_spent=0 if manifest.privacy is None else manifest.privacy.epsilon_spent,
     )
     return manifest, commitment

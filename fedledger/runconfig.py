@@ -13,22 +13,25 @@ from typing import Any
 
 from fedledger.canonical import canonical_json, parse_json
 from fedledger.contribution import DetectorSettings
+from fedledger.privacy import PrivacySettings
 from fedledger.rewards import RewardRule
 from fedledger.valuation import ValuationSettings
 
-RUN_CONFIG_VERSION = 2
+RUN_CONFIG_VERSION = 3
 
 
 @dataclass(frozen=True)
 class RunConfiguration:
     """The strategy and its parameters, the reward rule, how updates are valued (``scoring`` is
     ``None`` when rewards follow example counts) and screened (``detection`` is ``None`` when the
-    anomaly detector is off), and the rest (rounds, model, training)."""
+    anomaly detector is off), the differential privacy (``privacy`` is ``None`` in a run without
+    it), and the rest (rounds, model, training)."""
 
     strategy: dict[str, Any]
     rewards: RewardRule
     scoring: ValuationSettings | None = None
     detection: DetectorSettings | None = None
+    privacy: PrivacySettings | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -38,6 +41,7 @@ class RunConfiguration:
             "rewards": self.rewards.to_json(),
             "scoring": None if self.scoring is None else self.scoring.to_json(),
             "detection": None if self.detection is None else self.detection.to_json(),
+            "privacy": None if self.privacy is None else self.privacy.to_json(),
             "details": self.details,
         }
 
@@ -73,11 +77,13 @@ class RunConfiguration:
         try:
             detection = document.get("detection")
             scoring = document.get("scoring")
+            privacy = document.get("privacy")
             return cls(
                 strategy=document["strategy"],
                 rewards=RewardRule.from_json(document["rewards"]),
                 scoring=None if scoring is None else ValuationSettings.from_json(scoring),
                 detection=None if detection is None else DetectorSettings.from_json(detection),
+                privacy=None if privacy is None else PrivacySettings.from_json(privacy),
                 details=document.get("details", {}),
             )
         except (KeyError, TypeError, ValueError) as error:

@@ -76,6 +76,32 @@ def simulate(
     detector: Annotated[
         bool, typer.Option(help="Screen updates with the anomaly detector; flagged ones are rejected.")
     ] = True,
+    dp: Annotated[
+        str | None,
+        typer.Option(
+            click_type=click.Choice(["central", "local"]),
+            help="Differential privacy: central (the coordinator clips every update and noises the aggregate) "
+            "or local (each site clips and noises its own update); needs --epsilon.",
+        ),
+    ] = None,
+    epsilon: Annotated[
+        float | None,
+        typer.Option(
+            click_type=click.FloatRange(0.0, min_open=True),
+            help="With --dp: the run's privacy budget ε (at δ --dp-delta), recorded on-chain; the noise is "
+            "calibrated so that the planned rounds stay within it.",
+        ),
+    ] = None,
+    dp_delta: Annotated[
+        float, typer.Option(click_type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), help="With --dp: δ.")
+    ] = 1e-5,
+    dp_clip: Annotated[
+        float,
+        typer.Option(
+            click_type=click.FloatRange(0.0, min_open=True),
+            help="With --dp: the L2 norm every update's change to the model is clipped to.",
+        ),
+    ] = 1.0,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -145,6 +171,8 @@ def simulate(
             f'simulations need the training dependencies ({error.name} is missing): pip install "fedledger[federation]"'
         ) from None
 
+    if (dp is None) != (epsilon is None):
+        raise FedLedgerError("--dp and --epsilon go together: --dp central|local --epsilon E")
     if resume is not None:
         _refuse_options_but(_RUN_OPTIONS, "--resume runs a simulation with the settings it was started with")
         request = SimulationRequest.load(resume)
@@ -164,6 +192,7 @@ def simulate(
             attack=attack,
             malicious=malicious if attack else 0.0,
             detector=detector,
+            overrides=_privacy_overrides(dp, epsilon, dp_delta, dp_clip),
         )
     if request.rpc_url is not None:
         check_node_access(request.rpc_url)
@@ -273,6 +302,15 @@ def _refuse_options_but(allowed: set[str], why: str, hint: str = "") -> None:
     ]
     if given:
         raise FedLedgerError(f"{why}: drop {', '.join(given)}" + (f" ({hint})" if hint else ""))
+
+
+def _privacy_overrides(dp: str | None, epsilon: float | None, delta: float, clip: float) -> dict[str, object]:
+    """The ledger settings of ``--dp``: central DP pays by example counts (valuing updates would send
+    the validators un-noised candidate models)."""
+    if dp is None or epsilon is None:
+        return {}
+    privacy: dict[str, object] = {"dp": dp, "dp_epsilon": epsilon, "dp_delta": delta, "dp_clip": clip}
+    return privacy | ({"reward_rule": "examples"} if dp == "central" else {})
 
 
 def _misbehaving(pairs: list[str]) -> dict[int, str]:

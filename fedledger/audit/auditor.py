@@ -18,6 +18,7 @@ from web3.types import TxReceipt
 from fedledger.audit.findings import CHECKS, AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
 from fedledger.audit.orphans import StoredManifests, record_orphans
 from fedledger.audit.participants import summarise_participants, update_outcomes
+from fedledger.audit.privacy import PrivacyLedger, check_budget
 from fedledger.audit.recompute import (
     ExaminedRound,
     Reaggregation,
@@ -80,6 +81,7 @@ class _RunState:
     model_hash: bytes
     model: Arrays | None
     examined: ExaminedRound | None = None
+    privacy: PrivacyLedger | None = None  # None while the run configuration is unread
     committed_manifests: dict[int, str] = field(default_factory=dict)
     referenced: set[str] = field(default_factory=set)
 
@@ -165,7 +167,9 @@ class Auditor:
             audit.findings.append(_pass("run-config", run.run_id, None, f"strategy {state.config.strategy['name']}"))
             audit.configuration = state.config.to_json()
             self._app_bundle(run.run_id, state.config, audit)
-            state.reaggregation = Reaggregation.of(state.config.strategy)
+            state.reaggregation = Reaggregation.of(state.config.strategy, state.config.privacy)
+            state.privacy = PrivacyLedger(state.config.privacy, self.store)
+            check_budget(run, state.config.privacy, audit.findings)
         state.model = self._model(run.run_id, 0, run.initial_model_hash, audit.findings)
         return state
 
@@ -299,7 +303,12 @@ class Auditor:
                 check_anomalies(manifest, config.detection, updates, state.examined, record)
                 check_scores(manifest, config.scoring, self._valued_round(manifest, state, updates), record)
                 check_rewards(manifest, config.rewards, record)
-            state.reaggregation.check(manifest, state.model_hash, committed.commitment.model_hash, updates, record)
+            noise = None if state.privacy is None else state.privacy.check_round(manifest, committed, record)
+            if manifest.privacy is not None and manifest.privacy.noise_hash is not None:
+                state.referenced.add(manifest.privacy.noise_hash.lower())
+            state.reaggregation.check(
+                manifest, state.model_hash, committed.commitment.model_hash, updates, record, noise
+            )
         except _Abort as missing:
             self._not_run(committed, state.config, audit, record, str(missing))
         self._claims(run, committed, audit, record)

@@ -61,7 +61,13 @@ CHECKS = {
     "else its clip recomputes from the validators' signed reports",
     "valuation-contributions": "every player's contribution recomputes from the signed reports and the clip",
     "valuation-scores": "every accepted update's score is its share of its player's contribution (0 if not valued)",
-    "reaggregation": "aggregating the accepted updates reproduces the committed modelHash bit for bit",
+    "reaggregation": "aggregating the accepted updates reproduces the committed modelHash bit for bit (central "
+    "DP: the clipped updates plus the recorded noise)",
+    "privacy-budget": "the privacy budget startRun recorded is the run configuration's",
+    "privacy-epsilon": "every round's ε is what the accountant gives for the rounds released so far, and is what "
+    "its commit carries",
+    "privacy-noise": "central DP: the recorded noise is stored, of the size the configuration promises for the "
+    "round's aggregated updates, and passes a χ² test of that size (false-alarm rate 1e-6 per round)",
     "selection": "the accepted updates the manifest marks as aggregated are those the strategy selects "
     "(Krum, MultiKrum and Bulyan leave some out)",
     "claims": "no claim on-chain exceeds the manifest's amount or the round's budget",
@@ -74,7 +80,7 @@ CHECKS = {
 }
 
 #: The checks made once per run rather than once per round.
-RUN_CHECKS = ("run-config", "app-bundle", "rounds", "planned-rounds", "orphans")
+RUN_CHECKS = ("run-config", "app-bundle", "privacy-budget", "rounds", "planned-rounds", "orphans")
 
 
 #: How the summary line names each status other than a pass (orphans are listed by run instead).

@@ -15,6 +15,7 @@ from fedledger.contribution import DetectorSettings, delta_gram, detect, step_re
 from fedledger.encoding import model_hash
 from fedledger.hashing import to_hex
 from fedledger.manifest import RoundManifest
+from fedledger.privacy import PrivacySettings, add_noise, clip_update
 from fedledger.rewards import RewardRule
 from fedledger.rounds import grant_rewards
 from fedledger.valuation import ValuationSettings
@@ -269,19 +270,28 @@ class Reaggregation:
     Without an ``aggregator``, ``unsupported`` says why; ``no_rule`` says the strategy simply has no
     rule (the check is then ``not-checked``, not ``unsupported``)."""
 
-    def __init__(self, aggregator: Aggregator | None, unsupported: str, no_rule: bool = False) -> None:
+    def __init__(
+        self,
+        aggregator: Aggregator | None,
+        unsupported: str,
+        no_rule: bool = False,
+        privacy: PrivacySettings | None = None,
+    ) -> None:
         self.aggregator = aggregator
+        self.privacy = privacy
         self.unsupported = unsupported
         self.no_rule = no_rule
         self.lost: str | None = None  # what a stateful strategy's lost state was rebuilt from
 
     @classmethod
-    def of(cls, strategy: Mapping[str, Any]) -> "Reaggregation":
-        """The re-aggregation of ``strategy``, described as a run configuration records it."""
+    def of(cls, strategy: Mapping[str, Any], privacy: PrivacySettings | None = None) -> "Reaggregation":
+        """The re-aggregation of ``strategy``, described as a run configuration records it; under
+        central DP (``privacy``) of the clipped updates, each weighing 1, plus the recorded noise."""
+        central = privacy if privacy is not None and privacy.mode == "central" else None
         try:
-            return cls(aggregator_for(strategy), "")
+            return cls(aggregator_for(strategy), "", privacy=central)
         except UnsupportedStrategy as error:
-            return cls(None, str(error), isinstance(error, NoAggregationRule))
+            return cls(None, str(error), isinstance(error, NoAggregationRule), central)
 
     @property
     def not_reproduced(self) -> str:
@@ -296,8 +306,11 @@ class Reaggregation:
         committed_hash: bytes,
         updates: RoundUpdates,
         record: FindingRecorder,
+        noise: Arrays | None = None,
     ) -> None:
-        """Check that the committed model is the aggregate of the accepted updates (a failed round: the base)."""
+        """Check that the committed model is the aggregate of the accepted updates (a failed round: the
+        base); under central DP, of the clipped updates plus ``noise``, the round's recorded noise
+        (``None``: it could not be read, and the model is not re-derived)."""
         committed = to_hex(committed_hash)
         if manifest.outcome == "failed":
             record.compare(
@@ -328,12 +341,23 @@ class Reaggregation:
             if self.aggregator.stateful:
                 self.lost = f"the server optimiser's state, lost at round {manifest.round}: {missing}"
             return
-        weighted = [
-            WeightedUpdate(arrays, entry.num_examples)
-            for arrays, entry in zip(accepted, manifest.accepted, strict=True)
-        ]
+        if self.privacy is None:
+            weighted = [
+                WeightedUpdate(arrays, entry.num_examples)
+                for arrays, entry in zip(accepted, manifest.accepted, strict=True)
+            ]
+        else:
+            weighted = [
+                WeightedUpdate(clip_update(base or {}, arrays, self.privacy.clip_norm), 1) for arrays in accepted
+            ]
         self._check_selection(manifest, self.aggregator.selection(weighted), record)
-        derived = to_hex(model_hash(self.aggregator.aggregate(manifest.round, base or {}, weighted)))
+        aggregate = self.aggregator.aggregate(manifest.round, base or {}, weighted)
+        if self.privacy is not None:
+            if noise is None:
+                record.not_run("reaggregation", "the round's recorded noise is not usable (see privacy-noise)")
+                return
+            aggregate = add_noise(aggregate, noise)
+        derived = to_hex(model_hash(aggregate))
         record.compare(
             "reaggregation",
             committed,

@@ -36,6 +36,19 @@ def _interface_id(abi: list[dict[str, Any]]) -> bytes:
 REGISTRY_INTERFACE_ID = _interface_id(load_artifact("IFedLedgerRegistry").abi)
 
 
+#: On-chain ε is an integer number of these units (micro-ε); δ of ``1 / DELTA_SCALE``.
+EPSILON_SCALE = 10**6
+DELTA_SCALE = 10**18
+
+
+@dataclass(frozen=True)
+class PrivacyBudget:
+    """A run's (ε, δ) budget as the registry holds it: ε in units of 1e-6, δ in units of 1e-18."""
+
+    epsilon: int
+    delta: int
+
+
 @dataclass(frozen=True)
 class ParticipantRecord:
     """A participant of the allow-list, as the registry stores it."""
@@ -68,6 +81,8 @@ class RunRecord:
     start_block: int
     committed_rounds: int
     planned_rounds: int
+    epsilon_budget: int = 0
+    delta_budget: int = 0
 
     @property
     def budget(self) -> int:
@@ -93,6 +108,7 @@ class RoundCommitment:
     manifest_hash: bytes
     accepted: int
     rejected: int
+    epsilon_spent: int = 0
 
 
 @dataclass(frozen=True)
@@ -279,7 +295,12 @@ class Registry:
     # Runs and rounds ---------------------------------------------------------------------
 
     def start_run(
-        self, config_hash: bytes, initial_model_hash: bytes, reward_per_round: int, planned_rounds: int
+        self,
+        config_hash: bytes,
+        initial_model_hash: bytes,
+        reward_per_round: int,
+        planned_rounds: int,
+        privacy_budget: PrivacyBudget | None = None,
     ) -> tuple[int, Receipt]:
         """Start a run of ``planned_rounds`` rounds; returns its id and the receipt. Coordinator only.
 
