@@ -7,7 +7,7 @@ NumPy, never torch).
 """
 
 from eth_account.signers.local import LocalAccount
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType
 from flwr.app.user_config import UserConfig
 from flwr.clientapp.typing import ClientAppCallable
 
@@ -23,13 +23,17 @@ from fedledger.client.protocol import (
 )
 from fedledger.client.valuation import valuation_reply
 from fedledger.errors import FedLedgerError
-from fedledger.signing import SigningDomain, UpdateMessage, sign_update
+from fedledger.privacy import privatise
+from fedledger.signing import PRIVACY_PARAMETER_SCALE, SigningDomain, UpdateMessage, sign_update
 
 #: The largest example count an update message can sign (EIP-712 ``uint64``).
 MAX_EXAMPLES = 2**64 - 1
 #: Node-config keys that pin the registry and the chain a site signs for (both optional).
 NODE_REGISTRY = "fedledger.registry"
 NODE_CHAIN_ID = "fedledger.chain-id"
+#: Node-config key of a site that applies local differential privacy whatever the run asks: the
+#: smallest noise multiplier it accepts (optional).
+NODE_MIN_NOISE_MULTIPLIER = "fedledger.dp-min-noise-multiplier"
 
 
 def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
@@ -45,7 +49,10 @@ def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable)
       app train, hashes the reply's arrays, reads the example count from the reply's MetricRecord
       under the request's ``fedledger.weight-key`` (``num-examples`` by default), signs the EIP-712
       update message (``fedledger.signing``) and adds the ConfigRecord ``fedledger`` with the
-      participant, the signature and the signed fields;
+      participant, the signature and the signed fields; in a run with local differential privacy
+      (the request names a clip norm and a noise multiplier) it first clips the reply's change from
+      the received model to the clip norm and adds Gaussian noise (``fedledger.privacy.privatise``),
+      and signs the parameters it applied with the update (a ``PrivateUpdate``);
     - on an ``evaluate`` message it adds the ConfigRecord ``fedledger`` with the participant's
       address;
     - on an ``evaluate`` message whose config names a metric under ``fedledger.valuation`` (a
@@ -69,7 +76,9 @@ def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable)
     A site can pin what it signs for: with ``fedledger.registry`` and/or ``fedledger.chain-id`` in
     its node config, the mod answers a training, evaluation or valuation request for any other
     registry or chain with an error reply naming both values, before the app runs. A site then
-    signs only for the registry it approved.
+    signs only for the registry it approved. With ``fedledger.dp-min-noise-multiplier`` in its
+    node config, it refuses every training request that does not ask for local DP with at least
+    that noise multiplier: its updates never leave it without that much noise.
 
     Notes
     -----
@@ -141,19 +150,26 @@ def _signed_training_reply(
         request = LedgerRequest.of(config)
         weight_key = metric_key(config, messages.CONFIG_WEIGHT_KEY, messages.NUM_EXAMPLES)
         account = participant_key(context.node_config, config)
-        base_model_hash = arrays_hash(_only_arrays(message, "request"), "the request's")
+        clip_norm, noise_multiplier = _local_privacy(context.node_config, config)
+        received = _only_arrays(message, "request")
+        base_model_hash = arrays_hash(received, "the request's")
+        base = {name: received[name].numpy().copy() for name in received} if noise_multiplier else {}
     except FedLedgerError as error:
         return error_reply(message, str(error))
     reply = call_next(message, context)
     if reply.has_error():
         return reply
     try:
+        if noise_multiplier:
+            _privatise_reply(reply, base, clip_norm, noise_multiplier)
         update = UpdateMessage(
             run_id=request.run_id,
             round=request.round,
             base_model_hash=base_model_hash,
             update_hash=arrays_hash(_only_arrays(reply, "reply"), "the reply's"),
             num_examples=_example_count(reply, weight_key),
+            clip_norm=clip_norm,
+            noise_multiplier=noise_multiplier,
         )
         ledger = ledger_record(account, request.domain, update)
     except (FedLedgerError, ValueError) as error:
@@ -178,7 +194,7 @@ def _tagged_evaluation_reply(
 def ledger_record(account: LocalAccount, domain: SigningDomain, update: UpdateMessage) -> ConfigRecord:
     """The ConfigRecord a signed training reply carries: the participant, its EIP-712 signature of
     ``update`` for ``domain``, and the signed fields the coordinator checks the reply against."""
-    return ConfigRecord(
+    record = ConfigRecord(
         {
             messages.PARTICIPANT: account.address,
             messages.SIGNATURE: sign_update(domain, update, account.key),
@@ -188,6 +204,57 @@ def ledger_record(account: LocalAccount, domain: SigningDomain, update: UpdateMe
             messages.SIGNED_UPDATE_HASH: update.update_hash,
         }
     )
+    if update.private:
+        record[messages.SIGNED_CLIP_NORM] = update.clip_norm
+        record[messages.SIGNED_NOISE_MULTIPLIER] = update.noise_multiplier
+    return record
+
+
+def _local_privacy(node_config: UserConfig, config: ConfigRecord) -> tuple[int, int]:
+    """The (clip norm, noise multiplier), in millionths, the request asks the site to apply; (0, 0)
+    for none.
+
+    Raises:
+        UnsignableReply: the two are not both positive integers or both absent, or the site's own
+            ``fedledger.dp-min-noise-multiplier`` asks for more noise than the request.
+    """
+    clip_norm = config.get(messages.CONFIG_DP_CLIP_NORM, 0)
+    noise_multiplier = config.get(messages.CONFIG_DP_NOISE_MULTIPLIER, 0)
+    for key, value in (
+        (messages.CONFIG_DP_CLIP_NORM, clip_norm),
+        (messages.CONFIG_DP_NOISE_MULTIPLIER, noise_multiplier),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+            raise UnsignableReply(f"the request's {key!r} must be a non-negative integer (millionths), got {value!r}")
+    if (clip_norm == 0) != (noise_multiplier == 0):
+        raise UnsignableReply("the request names only one of the local-DP clip norm and noise multiplier")
+    floor = node_config.get(NODE_MIN_NOISE_MULTIPLIER)
+    if floor is not None and noise_multiplier < float(floor) * PRIVACY_PARAMETER_SCALE:
+        asked = (
+            "no local DP" if not noise_multiplier else f"noise multiplier {noise_multiplier / PRIVACY_PARAMETER_SCALE}"
+        )
+        raise UnsignableReply(
+            f"this node sends updates only under local DP with a noise multiplier of at least {floor} "
+            f"(node config {NODE_MIN_NOISE_MULTIPLIER!r}); the request asks for {asked}"
+        )
+    return clip_norm, noise_multiplier
+
+
+def _privatise_reply(reply: Message, base: dict, clip_norm: int, noise_multiplier: int) -> None:
+    """Replace the reply's arrays by their clipped and noised version (``fedledger.privacy.privatise``).
+
+    Raises:
+        UnsignableReply: the reply's arrays are not those of the received model (names, shapes, dtypes).
+    """
+    record = _only_arrays(reply, "reply")
+    name = next(iter(reply.content.array_records))
+    arrays = {key: record[key].numpy() for key in record}
+    if sorted(arrays) != sorted(base) or any(
+        arrays[key].shape != base[key].shape or arrays[key].dtype != base[key].dtype for key in base
+    ):
+        raise UnsignableReply("the reply's arrays are not those of the received model: they cannot be clipped")
+    noised = privatise(base, arrays, clip_norm, noise_multiplier)
+    reply.content[name] = ArrayRecord({key: Array(noised[key]) for key in record})
 
 
 def _only_arrays(message: Message, what: str) -> ArrayRecord:

@@ -1,6 +1,7 @@
 """The ledger strategy: any Flower strategy, with every round checked, hashed, stored and committed."""
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from functools import cache
@@ -47,7 +48,17 @@ from fedledger.encoding import EncodingError, encode_model, model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import to_hex
 from fedledger.manifest import Requests
-from fedledger.privacy import PrivacySettings, RoundPrivacy, add_noise, clip_update, draw_noise, to_fixed_epsilon
+from fedledger.privacy import (
+    CHARGED_REASONS,
+    PrivacySettings,
+    RoundPrivacy,
+    add_noise,
+    clip_update,
+    draw_noise,
+    local_epsilons,
+    local_parameters,
+    to_fixed_epsilon,
+)
 from fedledger.valuation import RoundValuation
 
 
@@ -179,6 +190,7 @@ class LedgerStrategy(Strategy):
         self._valuation_config = ConfigRecord()
         self.privacy: PrivacySettings | None = None
         self._releases = 0  # central DP: the rounds aggregated (each one noised release)
+        self._charged: Counter[str] = Counter()  # local DP: the rounds each participant released an update in
 
     @property
     def session(self) -> LedgerSession:
@@ -412,6 +424,10 @@ class LedgerStrategy(Strategy):
         config[messages.CONFIG_WEIGHT_KEY] = self.weight_key
         if self.simulated_participants:
             config[messages.CONFIG_KEY_SEED] = self.settings.key_seed
+        if self.privacy is not None and self.privacy.mode == "local":
+            clip_norm, noise_multiplier = local_parameters(self.privacy)
+            config[messages.CONFIG_DP_CLIP_NORM] = clip_norm
+            config[messages.CONFIG_DP_NOISE_MULTIPLIER] = noise_multiplier
 
     def _check_request(self, message: Message, checked: set[int]) -> None:
         """Refuse a training request the client mod could not sign for: it needs the config the
@@ -448,8 +464,15 @@ class LedgerStrategy(Strategy):
             raise RuntimeError("configure_train runs before aggregate_train")
         replies = list(replies)
         self._training = _with_silent(self._training, replies, server_round, "train")
+        local = self.privacy is not None and self.privacy.mode == "local"
         context = RoundContext(
-            self.session.domain, self.recorder.run_id, server_round, self._base_hash, base, self.weight_key
+            self.session.domain,
+            self.recorder.run_id,
+            server_round,
+            self._base_hash,
+            base,
+            self.weight_key,
+            local_parameters(self.privacy) if self.privacy is not None and local else (0, 0),
         )
         is_active = cache(self.session.participant_status)  # one registry read per address and phase
         checked = reject_duplicates([check_reply(reply, context, is_active) for reply in replies])
@@ -474,7 +497,7 @@ class LedgerStrategy(Strategy):
         flower = {name: array.numpy() for name, array in canonical_arrays(aggregate).items()}
         arrays, reproduction = self._settle(server_round, base, updates, flower)
         selected = self._selection(updates)
-        arrays, privacy = self._noised(arrays, len(selected))
+        arrays, privacy = self._noised(arrays, len(selected), checked)
         aggregate = ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
         aggregate_hash = self.session.store.put(encode_model(arrays))
         valued = [accepted[index] for index in selected]
@@ -518,29 +541,40 @@ class LedgerStrategy(Strategy):
         ]
 
     def _noised(
-        self, arrays: dict[str, np.ndarray], aggregated: int
+        self, arrays: dict[str, np.ndarray], aggregated: int, replies: list[CheckedReply]
     ) -> tuple[dict[str, np.ndarray], RoundPrivacy | None]:
         """The model to commit and the round's privacy record: under central DP the aggregate plus
         Gaussian noise for the mean of ``aggregated`` clipped updates, the noise stored for the auditor."""
         if self.privacy is None:
             return arrays, None
         if self.privacy.mode != "central":
-            return arrays, self._round_privacy()
+            return arrays, self._round_privacy(replies)
         stddev = self.privacy.noise_stddev(aggregated)
         noise = draw_noise(arrays, stddev)
         noise_hash = self.session.store.put(encode_model(noise))
         self._releases += 1
-        record = replace(
-            self._round_privacy(), aggregated=aggregated, noise_stddev=stddev, noise_hash=to_hex(noise_hash)
-        )
-        return add_noise(arrays, noise), record
+        record = self._round_privacy(replies)
+        if record is None:
+            raise RuntimeError("a private run has a privacy record")
+        noised = replace(record, aggregated=aggregated, noise_stddev=stddev, noise_hash=to_hex(noise_hash))
+        return add_noise(arrays, noise), noised
 
-    def _round_privacy(self) -> RoundPrivacy | None:
-        """What the run has spent after this round (central DP: one release per round aggregated)."""
+    def _round_privacy(self, replies: list[CheckedReply]) -> RoundPrivacy | None:
+        """What the run has spent after this round. Central DP: one release per round aggregated.
+        Local DP: each participant has released an update in every round the manifest lists one of
+        its signed updates (once per round); the run's ε is the largest participant's."""
         if self.privacy is None:
             return None
-        epsilon = self.privacy.epsilon_after(self._releases)
-        return RoundPrivacy(self._releases, epsilon, to_fixed_epsilon(epsilon))
+        if self.privacy.mode == "central":
+            epsilon = self.privacy.epsilon_after(self._releases)
+            return RoundPrivacy(self._releases, epsilon, to_fixed_epsilon(epsilon))
+        self._charged.update(
+            {reply.participant for reply in replies if reply.participant and reply.reason in CHARGED_REASONS}
+        )
+        epsilons = local_epsilons(self.privacy, self._charged)
+        epsilon = max(epsilons.values(), default=0.0)
+        releases = max(self._charged.values(), default=0)
+        return RoundPrivacy(releases, epsilon, to_fixed_epsilon(epsilon), participants=epsilons)
 
     def _selection(self, updates: list[WeightedUpdate]) -> list[int]:
         """The indices of the accepted updates the wrapped strategy aggregated: those its
@@ -592,15 +626,16 @@ class LedgerStrategy(Strategy):
         self, server_round: int, checked: list[CheckedReply], failure: str
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         log(INFO, "round %d failed: %s; the global model stays as it was", server_round, failure)
+        judged_replies = [reply.rejected("round-failed", failure) if reply.accepted else reply for reply in checked]
         self._judged = JudgedRound(
             round=server_round,
             base_model_hash=self._base_hash,
             model_hash=self._base_hash,
-            replies=[reply.rejected("round-failed", failure) if reply.accepted else reply for reply in checked],
+            replies=judged_replies,
             reproduction="not aggregated",
             requests=self._training,
             failure=failure,
-            privacy=self._round_privacy(),
+            privacy=self._round_privacy(judged_replies),
         )
         return None, None
 

@@ -42,7 +42,14 @@ from fedledger.contribution import AnomalyStatistics, delta_gram
 from fedledger.encoding import encode_model
 from fedledger.hashing import HASH_SIZE, keccak256, to_hex
 from fedledger.manifest import SignedFields
-from fedledger.signing import SIGNATURE_SIZE, InvalidSignature, SigningDomain, UpdateMessage, recover_update_signer
+from fedledger.signing import (
+    PRIVACY_PARAMETER_SCALE,
+    SIGNATURE_SIZE,
+    InvalidSignature,
+    SigningDomain,
+    UpdateMessage,
+    recover_update_signer,
+)
 
 #: Rejection reasons, in the order the checks run. Evaluation replies use the same codes.
 REASONS = (
@@ -51,6 +58,7 @@ REASONS = (
     "wrong-run",  # signed for another run
     "wrong-round",  # signed for another round: a replay or a late reply
     "stale-base-model",  # trained from a model other than the current global model
+    "wrong-privacy",  # signed for other local-DP parameters than the run's (or none where the run has them)
     "bad-example-count",  # not a positive integer
     "wrong-arrays",  # names, shapes or dtypes differ from the global model, or far more bytes than it
     "hash-mismatch",  # the signed update hash is not the hash of the arrays sent
@@ -99,6 +107,7 @@ class RoundContext:
     base_model_hash: bytes
     reference: Mapping[str, np.ndarray]
     weight_key: str = messages.NUM_EXAMPLES
+    local_privacy: tuple[int, int] = (0, 0)  # the (clip norm, noise multiplier) in millionths every site applies
 
     @property
     def max_reply_bytes(self) -> int:
@@ -317,12 +326,20 @@ def _read_claims(checked: CheckedReply, content: RecordDict) -> CheckedReply:
     run_id = _claim(ledger, messages.SIGNED_RUN_ID, _integer)
     round_number = _claim(ledger, messages.SIGNED_ROUND, _integer)
     base_hash = _claim(ledger, messages.SIGNED_BASE_MODEL_HASH, _hash)
-    well_formed = run_id is not None and round_number is not None and base_hash is not None
+    clip_norm = _claim(ledger, messages.SIGNED_CLIP_NORM, _integer) if _has(ledger, messages.SIGNED_CLIP_NORM) else 0
+    noise_multiplier = (
+        _claim(ledger, messages.SIGNED_NOISE_MULTIPLIER, _integer)
+        if _has(ledger, messages.SIGNED_NOISE_MULTIPLIER)
+        else 0
+    )
+    well_formed = None not in (run_id, round_number, base_hash, clip_norm, noise_multiplier)
     return replace(
         checked,
         participant=_claim(ledger, messages.PARTICIPANT, _address),
         signature=_claim(ledger, messages.SIGNATURE, _signature),
-        signed=SignedFields(run_id, round_number, to_hex(base_hash)) if well_formed else None,
+        signed=SignedFields(run_id, round_number, to_hex(base_hash), clip_norm, noise_multiplier)
+        if well_formed
+        else None,
         signed_update_hash=_claim(ledger, messages.SIGNED_UPDATE_HASH, _hash),
         num_examples=_claim(metrics, checked.weight_key, _integer),
         metrics=_claim_metrics(metrics),
@@ -343,8 +360,8 @@ def _judge(
     if signed is None or checked.signed_update_hash is None:
         raise _Rejected(
             "malformed",
-            "the signed run id and round must be integers, and the signed base model hash and update hash "
-            f"must be {HASH_SIZE} bytes each",
+            "the signed run id and round (and local-DP clip norm and noise multiplier, if given) must be "
+            f"integers, and the signed base model hash and update hash must be {HASH_SIZE} bytes each",
         )
     _check_metric_types(parts.metrics, context.weight_key)
     if signed.run_id != context.run_id:
@@ -357,6 +374,8 @@ def _judge(
             f"trained from model {signed.base_model_hash[:18]}…, the global model is "
             f"{to_hex(context.base_model_hash)[:18]}…",
         )
+    if (signed.clip_norm, signed.noise_multiplier) != context.local_privacy:
+        raise _Rejected("wrong-privacy", _privacy_mismatch((signed.clip_norm, signed.noise_multiplier), context))
     examples = checked.num_examples
     if examples is None or examples <= 0:
         raise _Rejected(
@@ -371,7 +390,9 @@ def _judge(
             f"the signed update hash is {to_hex(checked.signed_update_hash)[:18]}…, "
             f"the arrays sent hash to {to_hex(update_hash)[:18]}…",
         )
-    message = UpdateMessage(context.run_id, context.round, context.base_model_hash, update_hash, examples)
+    message = UpdateMessage(
+        context.run_id, context.round, context.base_model_hash, update_hash, examples, *context.local_privacy
+    )
     try:
         signer = recover_update_signer(context.domain, message, checked.signature)
     except InvalidSignature as error:
@@ -379,6 +400,18 @@ def _judge(
     if signer != checked.participant:
         raise _Rejected("bad-signature", f"the signature is by {signer}, not by {checked.participant}")
     return _SignedUpdate(signer, arrays, checked.metrics or {})
+
+
+def _privacy_mismatch(signed: tuple[int, int], context: RoundContext) -> str:
+    def described(parameters: tuple[int, int]) -> str:
+        clip_norm, noise_multiplier = (value / PRIVACY_PARAMETER_SCALE for value in parameters)
+        return (
+            f"local DP with clip norm {clip_norm:g} and noise multiplier {noise_multiplier:g}"
+            if any(parameters)
+            else "no local DP"
+        )
+
+    return f"signed as {described(signed)}; this run takes {described(context.local_privacy)}"
 
 
 def _non_finite(update: _SignedUpdate, reference: Mapping[str, np.ndarray]) -> str | None:
@@ -567,6 +600,14 @@ def _claim(record: Mapping[str, object] | None, key: str, read: Callable[[object
         return read(record.get(key))
     except Exception:  # a value that raises when looked at claims nothing
         return None
+
+
+def _has(record: Mapping[str, object] | None, key: str) -> bool:
+    """Whether ``record`` holds ``key`` (``False`` if looking raises)."""
+    try:
+        return record is not None and key in record
+    except Exception:  # a record that raises when looked at holds nothing
+        return False
 
 
 def _only(records: Mapping[str, R], kind: str) -> R:

@@ -30,11 +30,15 @@ Outcome = Literal["aggregated", "failed"]
 
 @dataclass(frozen=True)
 class SignedFields:
-    """What a participant says it signed: the EIP-712 message minus the update hash."""
+    """What a participant says it signed: the EIP-712 message minus the update hash and example
+    count (listed beside them); ``clip_norm`` and ``noise_multiplier`` (millionths) are the local-DP
+    parameters it applied, 0 without."""
 
     run_id: int
     round: int
     base_model_hash: str
+    clip_norm: int = 0
+    noise_multiplier: int = 0
 
 
 @dataclass(frozen=True)
@@ -409,7 +413,13 @@ class _Fields:
 
 def _signed_fields(data: dict[str, Any]) -> SignedFields:
     fields = _Fields(data, "the signed fields")
-    return SignedFields(fields.integer("run_id"), fields.integer("round"), fields.hash("base_model_hash"))
+    return SignedFields(
+        fields.integer("run_id"),
+        fields.integer("round"),
+        fields.hash("base_model_hash"),
+        fields.integer("clip_norm"),
+        fields.integer("noise_multiplier"),
+    )
 
 
 def _anomaly(data: dict[str, Any]) -> AnomalyStatistics:

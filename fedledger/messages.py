@@ -4,14 +4,17 @@ Requests. Every training and evaluation request carries Flower's ConfigRecord ``
 (with Flower's ``CONFIG_ROUND``). The ledger strategy adds the ``fedledger.*`` entries below: the
 chain, registry and run a training reply is signed for, the MetricRecord key that holds a reply's
 example count (``CONFIG_WEIGHT_KEY``: the wrapped strategy's ``weighted_by_key``,
-``NUM_EXAMPLES`` when absent) and, when sites use keys derived for a simulation,
-``CONFIG_KEY_SEED``. Every other entry belongs to the app.
+``NUM_EXAMPLES`` when absent), when sites use keys derived for a simulation,
+``CONFIG_KEY_SEED``, and in a run with local differential privacy the clip norm and noise
+multiplier each site applies (``CONFIG_DP_CLIP_NORM``, ``CONFIG_DP_NOISE_MULTIPLIER``, integers in
+millionths). Every other entry belongs to the app.
 
 Training reply. Exactly one ArrayRecord (any name; Flower's convention is ``ARRAYS_RECORD``), one
 MetricRecord (any name; convention ``METRICS_RECORD``) holding the weight key as a positive
 integer, and the ConfigRecord ``LEDGER_RECORD`` that the client mod
 (``fedledger.client.ledger_mod``) adds: ``PARTICIPANT``, ``SIGNATURE`` and the ``SIGNED_*`` fields
-of the EIP-712 update message (``fedledger.signing``).
+of the EIP-712 update message (``fedledger.signing``), the local-DP ones included when the site
+clipped and noised its update.
 
 Evaluation reply. One MetricRecord holding the weight key, and ``LEDGER_RECORD`` with
 ``PARTICIPANT``.
@@ -39,6 +42,8 @@ CONFIG_RUN_ID = "fedledger.run-id"
 CONFIG_WEIGHT_KEY = "fedledger.weight-key"
 CONFIG_KEY_SEED = "fedledger.key-seed"  # only in simulations whose sites derive their keys
 CONFIG_VALUATION = "fedledger.valuation"  # only in valuation requests: the metric to report
+CONFIG_DP_CLIP_NORM = "fedledger.dp-clip-norm"  # only under local DP, in millionths
+CONFIG_DP_NOISE_MULTIPLIER = "fedledger.dp-noise-multiplier"  # only under local DP, in millionths
 
 # The candidate models of a valuation request: CANDIDATE_PREFIX + index, zero-padded to four digits.
 CANDIDATE_PREFIX = "fedledger.candidate."
@@ -51,6 +56,8 @@ SIGNED_RUN_ID = "run-id"
 SIGNED_ROUND = "round"
 SIGNED_BASE_MODEL_HASH = "base-model-hash"
 SIGNED_UPDATE_HASH = "update-hash"
+SIGNED_CLIP_NORM = "clip-norm"  # only from a site that applied local DP
+SIGNED_NOISE_MULTIPLIER = "noise-multiplier"
 VALUATION_VALUES = "valuation-values"
 
 

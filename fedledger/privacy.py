@@ -29,6 +29,7 @@ from scipy.stats import chi2
 
 from fedledger.chain.registry import DELTA_SCALE, EPSILON_SCALE, PrivacyBudget
 from fedledger.errors import FedLedgerError
+from fedledger.signing import PRIVACY_PARAMETER_SCALE
 
 Arrays = dict[str, np.ndarray]
 Mode = Literal["central", "local"]
@@ -344,3 +345,44 @@ class RoundPrivacy:
             noise_hash=field_of("noise_hash", (str,), optional=True),
             participants=None if participants is None else {k: float(v) for k, v in participants.items()},
         )
+
+
+#: Rejection reasons a coordinator decides only after an update's signature verified: an update
+#: listed with one of them (or accepted) was released by its participant, and counts against its
+#: local-DP budget. A reply rejected before (a forged one among them) charges nobody.
+CHARGED_REASONS = frozenset(
+    {None, "unregistered", "inactive", "non-finite", "duplicate-participant", "anomalous", "round-failed"}
+)
+
+
+def to_millionths(value: float) -> int:
+    """A clip norm or noise multiplier as a signed update carries it (``PRIVACY_PARAMETER_SCALE``)."""
+    return round(value * PRIVACY_PARAMETER_SCALE)
+
+
+def local_parameters(settings: PrivacySettings) -> tuple[int, int]:
+    """The (clip norm, noise multiplier) in millionths that every site of a local-DP run applies and signs.
+
+    Raises:
+        PrivacyError: a parameter is not a whole number of millionths, so sites could not apply it exactly.
+    """
+    for name in ("clip_norm", "noise_multiplier"):
+        value = getattr(settings, name)
+        if to_millionths(value) / PRIVACY_PARAMETER_SCALE != value:
+            raise PrivacyError(f"local DP's {name} {value!r} is not a whole number of millionths")
+    return to_millionths(settings.clip_norm), to_millionths(settings.noise_multiplier)
+
+
+def local_epsilons(settings: PrivacySettings, releases: Mapping[str, int]) -> dict[str, float]:
+    """Each participant's own ε after the updates it released (local DP: no sampling)."""
+    return {participant: settings.epsilon_after(count) for participant, count in sorted(releases.items())}
+
+
+def privatise(
+    base: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarray], clip_norm: int, noise_multiplier: int
+) -> Arrays:
+    """A site's update under local DP: its change from ``base`` clipped to ``clip_norm`` and Gaussian
+    noise of standard deviation ``noise_multiplier * clip_norm`` added (both in millionths)."""
+    clip, multiplier = clip_norm / PRIVACY_PARAMETER_SCALE, noise_multiplier / PRIVACY_PARAMETER_SCALE
+    clipped = clip_update(base, arrays, clip)
+    return add_noise(clipped, draw_noise(clipped, multiplier * clip))

@@ -3,6 +3,8 @@
 A participant signs, with its Ethereum key, a typed message that binds its update to one chain,
 one registry contract, one run, one round and the model it trained from. The registry contract
 computes the same digest (``updateDigest``), so a signature checked here is checked on-chain too.
+A site that clipped and noised its update (local differential privacy) signs a ``PrivateUpdate``
+instead, which adds the clip norm and noise multiplier it applied; that one is checked off-chain.
 Moving a signature to another round, run, chain or registry changes the digest, so the signature
 recovers to a different address and verification fails.
 
@@ -38,6 +40,18 @@ UPDATE_TYPES = {
         {"name": "numExamples", "type": "uint64"},
     ]
 }
+
+#: The update message of a site that clipped and noised its update (local differential privacy):
+#: the clip norm and noise multiplier it applied, in millionths, are part of what it signs.
+PRIVATE_UPDATE_TYPES = {
+    "PrivateUpdate": [
+        *UPDATE_TYPES["Update"],
+        {"name": "clipNorm", "type": "uint64"},
+        {"name": "noiseMultiplier", "type": "uint64"},
+    ]
+}
+#: The unit of ``clipNorm`` and ``noiseMultiplier``: millionths.
+PRIVACY_PARAMETER_SCALE = 10**6
 
 VALUATION_TYPES = {
     "Valuation": [
@@ -79,6 +93,11 @@ class UpdateMessage:
         base_model_hash: hash of the global model the participant trained from.
         update_hash: hash of the canonical encoding of the participant's model update.
         num_examples: number of local training examples behind the update.
+        clip_norm: under local differential privacy, the L2 norm the site clipped its update's
+            change to, in millionths; 0 without (the message is then an ``Update``, else a
+            ``PrivateUpdate``).
+        noise_multiplier: under local differential privacy, the noise multiplier it applied, in
+            millionths; 0 without.
     """
 
     run_id: int
@@ -86,6 +105,8 @@ class UpdateMessage:
     base_model_hash: bytes
     update_hash: bytes
     num_examples: int
+    clip_norm: int = 0
+    noise_multiplier: int = 0
 
     def __post_init__(self) -> None:
         for field in ("base_model_hash", "update_hash"):
@@ -97,15 +118,32 @@ class UpdateMessage:
             raise ValueError(f"num_examples must fit in uint64, got {self.num_examples}")
         if self.run_id < 0:
             raise ValueError(f"run_id must not be negative, got {self.run_id}")
+        for field in ("clip_norm", "noise_multiplier"):
+            if not 0 <= getattr(self, field) < 2**64:
+                raise ValueError(f"{field} must fit in uint64, got {getattr(self, field)}")
+        if (self.clip_norm == 0) != (self.noise_multiplier == 0):
+            raise ValueError("clip_norm and noise_multiplier are both 0 (no local DP) or both above 0")
+
+    @property
+    def private(self) -> bool:
+        """Whether the site says it clipped and noised the update (a ``PrivateUpdate``)."""
+        return self.noise_multiplier > 0
+
+    @property
+    def types(self) -> dict[str, list[dict[str, str]]]:
+        return PRIVATE_UPDATE_TYPES if self.private else UPDATE_TYPES
 
     def as_eip712(self) -> dict[str, Any]:
-        return {
+        fields = {
             "runId": self.run_id,
             "round": self.round,
             "baseModelHash": self.base_model_hash,
             "updateHash": self.update_hash,
             "numExamples": self.num_examples,
         }
+        if self.private:
+            fields |= {"clipNorm": self.clip_norm, "noiseMultiplier": self.noise_multiplier}
+        return fields
 
 
 @dataclass(frozen=True)
@@ -154,7 +192,7 @@ def valuation_results_hash(candidate_hashes: Sequence[bytes], values: Sequence[f
 
 
 def _signable(domain: SigningDomain, message: UpdateMessage | ValuationMessage) -> SignableMessage:
-    types = UPDATE_TYPES if isinstance(message, UpdateMessage) else VALUATION_TYPES
+    types = message.types if isinstance(message, UpdateMessage) else VALUATION_TYPES
     return encode_typed_data(domain_data=domain.as_eip712(), message_types=types, message_data=message.as_eip712())
 
 

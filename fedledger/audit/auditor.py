@@ -443,6 +443,7 @@ class Auditor:
                 from_hex(manifest.base_model_hash),
                 from_hex(entry.update_hash or ""),
                 entry.num_examples or 0,
+                *((0, 0) if entry.signed is None else (entry.signed.clip_norm, entry.signed.noise_multiplier)),
             )
             signer = recover_update_signer(self.domain, message, from_hex(entry.signature or "", size=None))
         except (InvalidSignature, ValueError) as error:

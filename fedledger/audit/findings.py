@@ -66,6 +66,8 @@ CHECKS = {
     "privacy-budget": "the privacy budget startRun recorded is the run configuration's",
     "privacy-epsilon": "every round's ε is what the accountant gives for the rounds released so far, and is what "
     "its commit carries",
+    "privacy-local": "local DP: every accepted update is signed as clipped and noised with the run's clip norm "
+    "and noise multiplier",
     "privacy-noise": "central DP: the recorded noise is stored, of the size the configuration promises for the "
     "round's aggregated updates, and passes a χ² test of that size (false-alarm rate 1e-6 per round)",
     "selection": "the accepted updates the manifest marks as aggregated are those the strategy selects "

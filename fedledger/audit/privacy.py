@@ -9,6 +9,7 @@ which re-derives the committed model from the clipped updates plus that noise.
 """
 
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -17,7 +18,15 @@ from fedledger.chain import CommittedRound, RunRecord
 from fedledger.encoding import EncodingError, decode_model
 from fedledger.hashing import from_hex
 from fedledger.manifest import RoundManifest
-from fedledger.privacy import NOISE_TEST_FALSE_ALARM, NoiseTest, PrivacySettings, to_fixed_epsilon
+from fedledger.privacy import (
+    CHARGED_REASONS,
+    NOISE_TEST_FALSE_ALARM,
+    NoiseTest,
+    PrivacySettings,
+    local_epsilons,
+    local_parameters,
+    to_fixed_epsilon,
+)
 from fedledger.store import ArtifactError, ArtifactStore
 
 Arrays = dict[str, np.ndarray]
@@ -57,12 +66,14 @@ def check_budget(run: RunRecord, privacy: PrivacySettings | None, findings: list
 
 
 class PrivacyLedger:
-    """Follows a private run round by round: the releases so far, each round's ε, its noise."""
+    """Follows a private run round by round: the releases so far, each round's ε, its noise (central
+    DP), each participant's releases and ε and the parameters its updates are signed with (local DP)."""
 
     def __init__(self, privacy: PrivacySettings | None, store: ArtifactStore) -> None:
         self.privacy = privacy
         self.store = store
         self.releases = 0
+        self.charged: Counter[str] = Counter()
 
     def check_round(self, manifest: RoundManifest, committed: CommittedRound, record: FindingRecorder) -> Arrays | None:
         """Check the round's ε (and its noise, under central DP); return the noise for the
@@ -85,13 +96,55 @@ class PrivacyLedger:
             record.fail("privacy-epsilon", "the round of a private run records no privacy", "a record", "none")
             return None
         aggregated = privacy.mode == "central" and manifest.outcome == "aggregated"
-        self.releases += 1 if aggregated else 0
+        if privacy.mode == "central":
+            self.releases += 1 if aggregated else 0
+        else:
+            self._local(privacy, manifest, record)
         self._check_epsilon(
             privacy, recorded.releases, recorded.epsilon, recorded.epsilon_spent, committed_spent, record
         )
-        if privacy.mode != "central" or not aggregated:
+        if not aggregated:
             return None
         return self._noise(privacy, manifest, record)
+
+    def _local(self, privacy: PrivacySettings, manifest: RoundManifest, record: FindingRecorder) -> None:
+        """Charge each participant whose signed update the round lists (once per round); check that
+        every accepted update is signed as clipped and noised with the run's parameters, and that the
+        manifest gives each participant the ε its releases so far spend."""
+        self.charged.update(
+            {entry.participant for entry in manifest.updates if entry.participant and entry.reason in CHARGED_REASONS}
+        )
+        self.releases = max(self.charged.values(), default=0)
+        parameters = local_parameters(privacy)
+        for entry in manifest.accepted:
+            signed = (0, 0) if entry.signed is None else (entry.signed.clip_norm, entry.signed.noise_multiplier)
+            if signed != parameters:
+                record.fail(
+                    "privacy-local",
+                    "the update is not signed as clipped and noised with the run's parameters",
+                    f"clip norm, noise multiplier {parameters} (millionths)",
+                    str(signed),
+                    entry.participant,
+                )
+            else:
+                record.ok("privacy-local", "signed as clipped and noised with the run's parameters", entry.participant)
+        expected = local_epsilons(privacy, self.charged)
+        recorded = (manifest.privacy.participants if manifest.privacy else None) or {}
+        wrong = sorted(
+            participant
+            for participant in set(expected) | set(recorded)
+            if participant not in expected
+            or participant not in recorded
+            or not math.isclose(recorded[participant], expected[participant], rel_tol=EPSILON_TOLERANCE)
+        )
+        for participant in wrong:
+            record.fail(
+                "privacy-epsilon",
+                "the participant's ε is not what its releases so far spend",
+                repr(expected.get(participant)),
+                repr(recorded.get(participant)),
+                participant,
+            )
 
     def _check_epsilon(
         self,
