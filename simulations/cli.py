@@ -305,12 +305,13 @@ def _refuse_options_but(allowed: set[str], why: str, hint: str = "") -> None:
 
 
 def _privacy_overrides(dp: str | None, epsilon: float | None, delta: float, clip: float) -> dict[str, object]:
-    """The ledger settings of ``--dp``: central DP pays by example counts (valuing updates would send
-    the validators un-noised candidate models)."""
+    """The ledger settings of ``--dp``. Rewards follow example counts: under central DP, valuing updates
+    would send the validators un-noised candidate models; under local DP, each update's value is
+    mostly its noise's."""
     if dp is None or epsilon is None:
         return {}
     privacy: dict[str, object] = {"dp": dp, "dp_epsilon": epsilon, "dp_delta": delta, "dp_clip": clip}
-    return privacy | ({"reward_rule": "examples"} if dp == "central" else {})
+    return privacy | {"reward_rule": "examples"}
 
 
 def _misbehaving(pairs: list[str]) -> dict[int, str]:

@@ -57,17 +57,20 @@ def verify(
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
     """Show, round by round, whether ADDRESS's update was included — its Merkle proof checked by the
-    registry contract against the committed updates root — and its reward and whether it was claimed."""
+    registry contract against the committed updates root — its reward and whether it was claimed, and,
+    in a run with differential privacy, the ε spent after the round: ADDRESS's own under local DP, the
+    run's under central DP."""
     history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     handle = history.registry
     for run_id in history.run_ids or range(1, handle.run_count() + 1):
-        table = Table("round", "update", "in the committed root", "reward (tokens)", "claimed", title=f"run {run_id}")
+        rows: list[tuple[list[str], str | None]] = []
+        private = False
         for round_number in range(1, handle.run(run_id).committed_rounds + 1):
             commitment = handle.committed_round(run_id, round_number).commitment
             try:
                 manifest = RoundManifest.from_bytes(history.store.get(commitment.manifest_hash))
             except (ArtifactError, ValueError) as error:
-                table.add_row(str(round_number), f"manifest unavailable: {error}", "-", "-", "-", style="red")
+                rows.append(([str(round_number), f"manifest unavailable: {error}", "-", "-", "-", "-"], "red"))
                 continue
             entry = next((item for item in manifest.updates if item.participant == address), None)
             if entry is None:
@@ -83,16 +86,33 @@ def verify(
                 status, included = "accepted", "yes (proof verified on-chain)" if on_chain else "NO"
             reward = entry.reward if entry is not None else 0
             claimed = handle.claimed_amount(run_id, round_number, address)
-            table.add_row(
+            private = private or manifest.privacy is not None
+            cells = [
                 str(round_number),
                 status,
                 included,
                 f"{reward / 10**TOKEN_DECIMALS:,.4f}",
                 "yes" if claimed else ("-" if not reward else "no"),
-                style="red" if included == "NO" else None,
-            )
+                _epsilon_spent(manifest, address),
+            ]
+            rows.append((cells, "red" if included == "NO" else None))
+        columns = ["round", "update", "in the committed root", "reward (tokens)", "claimed", "ε spent"]
+        table = Table(*columns[: None if private else -1], title=f"run {run_id}")
+        for cells, style in rows:
+            table.add_row(*cells[: None if private else -1], style=style)
         show_table(table)
     console.print(f"token balance of {address}: {handle.token_balance(address) / 10**TOKEN_DECIMALS:,.4f}")
+
+
+def _epsilon_spent(manifest: RoundManifest, address: str) -> str:
+    """The ε spent after the round: the participant's own under local DP, the run's under central DP."""
+    privacy = manifest.privacy
+    if privacy is None:
+        return "-"
+    if privacy.participants is None:
+        return f"{privacy.epsilon:.4f} (the run's)"
+    own = privacy.participants.get(address)
+    return "0 (no update released)" if own is None else f"{own:.4f} (yours)"
 
 
 @app.command()
