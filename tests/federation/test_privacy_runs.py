@@ -1,0 +1,159 @@
+"""Private federations on Flower's Simulation Engine, checked against the chain, the store and the audit:
+central DP's recorded noise re-derives the model, every ε recomputes, the registry holds the budget,
+and an edited noise vector or an understated ε fails the audit with the check that caught it."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedledger.audit.findings import FindingRecorder, RoundAudit
+from fedledger.audit.privacy import PrivacyLedger
+from fedledger.chain import Registry
+from fedledger.chain.registry import EPSILON_SCALE
+from fedledger.encoding import decode_model, encode_model
+from fedledger.hashing import from_hex
+from fedledger.manifest import RoundManifest
+from fedledger.privacy import NoiseTest, PrivacySettings, local_parameters, to_fixed_epsilon
+from fedledger.runconfig import RunConfiguration
+from fedledger.simulations.runner import SimulationRequest, SimulationResult, audit_result, simulate_federation
+from fedledger.store import ArtifactStore
+
+pytestmark = pytest.mark.simulation
+
+EPSILON = 8.0
+
+
+def run(tmp_path_factory, mode: str) -> SimulationResult:
+    overrides = {"dp": mode, "dp_epsilon": EPSILON, "dp_clip": 0.3, "reward_rule": "examples"}
+    request = SimulationRequest(
+        scenario="hospitals", rounds=2, output_dir=tmp_path_factory.mktemp(mode) / "run", overrides=overrides
+    )
+    return simulate_federation(request, on_round=lambda report: None)
+
+
+def records(result: SimulationResult) -> tuple[Registry, ArtifactStore, RunConfiguration, list]:
+    ledger = result.summary.ledger
+    registry = Registry(result.chain, ledger.registry)
+    store = ArtifactStore(result.ledger.store)
+    run = registry.run(ledger.run_id)
+    config = RunConfiguration.from_bytes(store.get(run.config_hash))
+    rounds = [registry.committed_round(ledger.run_id, number) for number in range(1, run.committed_rounds + 1)]
+    return registry, store, config, rounds
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory) -> SimulationResult:
+    return run(tmp_path_factory, "central")
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory) -> SimulationResult:
+    return run(tmp_path_factory, "local")
+
+
+def test_a_central_dp_run_records_its_budget_noise_and_epsilon_and_audits_pass(central):
+    registry, store, config, rounds = records(central)
+    privacy = config.privacy
+    assert privacy is not None and privacy.mode == "central" and privacy.sampling_rate == 1.0
+    run = registry.run(central.summary.ledger.run_id)
+    assert (run.epsilon_budget, run.delta_budget) == (8 * EPSILON_SCALE, privacy.to_budget().delta)
+    spent = []
+    for committed in rounds:
+        manifest = RoundManifest.from_bytes(store.get(committed.commitment.manifest_hash))
+        record = manifest.privacy
+        assert record is not None and record.aggregated == 4
+        assert record.noise_stddev == pytest.approx(privacy.noise_multiplier * 0.3 / 4)
+        noise = decode_model(store.get(from_hex(record.noise_hash)))
+        assert NoiseTest.of(noise, record.noise_stddev).passed
+        assert committed.commitment.epsilon_spent == record.epsilon_spent == to_fixed_epsilon(record.epsilon)
+        spent.append(record.epsilon_spent)
+    assert spent[0] < spent[1] <= run.epsilon_budget
+    audit = audit_result(central)
+    assert audit.verdict == "pass", audit.summary()
+    checks = {finding.check for finding in audit.findings}
+    assert {"privacy-budget", "privacy-epsilon", "privacy-noise", "reaggregation"} <= checks
+
+
+def test_the_calibrated_noise_spends_the_budget_over_the_planned_rounds(central):
+    _, _, config, _ = records(central)
+    privacy = config.privacy
+    assert to_fixed_epsilon(privacy.epsilon_after(2)) <= 8 * EPSILON_SCALE
+    assert privacy.epsilon_after(2) > 0.95 * EPSILON
+
+
+def test_an_edited_noise_vector_fails_the_audit(central, tmp_path):
+    _, store, _, rounds = records(central)
+    manifest = RoundManifest.from_bytes(store.get(rounds[0].commitment.manifest_hash))
+    path = store.path_of(from_hex(manifest.privacy.noise_hash))
+    original = Path(path).read_bytes()
+    noise = decode_model(original)
+    edited = {name: (values * np.float32(0.5)).astype(values.dtype) for name, values in noise.items()}
+    try:
+        Path(path).write_bytes(encode_model(edited))
+        audit = audit_result(central)
+    finally:
+        Path(path).write_bytes(original)
+    failed = {(finding.round, finding.check) for finding in audit.findings if finding.status == "fail"}
+    assert (1, "privacy-noise") in failed and audit.verdict == "fail"
+    noise_finding = next(f for f in audit.findings if f.check == "privacy-noise" and f.round == 1)
+    assert "corrupted" in noise_finding.message
+    not_run = {(f.round, f.check) for f in audit.findings if f.status == "not-run"}
+    assert (1, "reaggregation") in not_run
+
+
+def test_noise_smaller_than_promised_fails_the_noise_test(central):
+    """A coordinator that adds half the noise and records it consistently (store and manifest)."""
+    _, store, config, rounds = records(central)
+    manifest = RoundManifest.from_bytes(store.get(rounds[0].commitment.manifest_hash))
+    noise = decode_model(store.get(from_hex(manifest.privacy.noise_hash)))
+    halved = {name: (values * np.float32(0.5)).astype(values.dtype) for name, values in noise.items()}
+    lying = replace(
+        manifest, privacy=replace(manifest.privacy, noise_hash="0x" + store.put(encode_model(halved)).hex())
+    )
+    ledger = PrivacyLedger(config.privacy, store)
+    audit = RoundAudit(manifest.run_id, 1)
+    assert ledger.check_round(lying, rounds[0], FindingRecorder(audit)) is None
+    finding = next(f for f in audit.findings if f.check == "privacy-noise")
+    assert finding.status == "fail" and "not Gaussian of the promised size" in finding.message
+
+
+def test_a_manifest_that_understates_epsilon_fails_the_audit(central):
+    _, store, config, rounds = records(central)
+    manifest = RoundManifest.from_bytes(store.get(rounds[1].commitment.manifest_hash))
+    first = RoundManifest.from_bytes(store.get(rounds[0].commitment.manifest_hash))
+    understated = replace(manifest.privacy, epsilon=first.privacy.epsilon, epsilon_spent=first.privacy.epsilon_spent)
+    ledger = PrivacyLedger(config.privacy, store)
+    ledger.check_round(first, rounds[0], FindingRecorder(RoundAudit(manifest.run_id, 1)))
+    audit = RoundAudit(manifest.run_id, 2)
+    ledger.check_round(replace(manifest, privacy=understated), rounds[1], FindingRecorder(audit))
+    failed = [f for f in audit.findings if f.check == "privacy-epsilon" and f.status == "fail"]
+    messages = " | ".join(f.message for f in failed)
+    assert "the round's ε is not what the accountant gives" in messages
+    assert "the round's ε spent committed on-chain is not what the accountant gives" in messages
+
+
+def test_a_local_dp_run_charges_each_participant_and_audits_pass(local):
+    _, store, config, rounds = records(local)
+    privacy = config.privacy
+    assert privacy is not None and privacy.mode == "local"
+    parameters = local_parameters(privacy)
+    for number, committed in enumerate(rounds, start=1):
+        manifest = RoundManifest.from_bytes(store.get(committed.commitment.manifest_hash))
+        assert manifest.privacy.releases == number and manifest.privacy.noise_hash is None
+        assert set(manifest.privacy.participants) == {entry.participant for entry in manifest.accepted}
+        assert all(
+            value == pytest.approx(privacy.epsilon_after(number)) for value in manifest.privacy.participants.values()
+        )
+        assert all((e.signed.clip_norm, e.signed.noise_multiplier) == parameters for e in manifest.accepted)
+        assert committed.commitment.epsilon_spent == to_fixed_epsilon(privacy.epsilon_after(number))
+    audit = audit_result(local)
+    assert audit.verdict == "pass", audit.summary()
+    assert any(finding.check == "privacy-local" for finding in audit.findings)
+
+
+def test_local_noise_is_calibrated_like_central_noise_but_without_sampling(local):
+    _, _, config, _ = records(local)
+    expected = PrivacySettings.calibrated("local", EPSILON, 1e-5, 0.3, 1.0, 2)
+    assert config.privacy.noise_multiplier == expected.noise_multiplier
