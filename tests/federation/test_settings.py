@@ -149,3 +149,41 @@ def test_the_command_line_lists_the_strategies_without_loading_flower_or_torch()
     )
     loaded = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "True set()"
+
+
+@pytest.mark.parametrize(
+    ("run_config", "message"),
+    [
+        ({"fedledger.dp": "global"}, r"'fedledger\.dp' must be '' \(off\) or one of central, local, got 'global'"),
+        ({"fedledger.dp": "local"}, r"'fedledger\.dp' local needs 'fedledger\.dp-epsilon'"),
+        (
+            {"fedledger.dp": "central", "fedledger.dp-epsilon": 1.0},
+            r"'fedledger\.dp' central needs 'fedledger\.reward-rule' examples",
+        ),
+        (
+            {
+                "fedledger.dp": "local",
+                "fedledger.dp-epsilon": 1.0,
+                "fedledger.resume-run": 2,
+                "fedledger.registry": "0x" + "11" * 20,
+            },
+            r"'fedledger\.resume-run' cannot resume a run with 'fedledger\.dp' yet",
+        ),
+    ],
+)
+def test_privacy_settings_no_run_can_honour_are_refused(run_config, message):
+    with pytest.raises(SettingsError, match=message):
+        LedgerSettings.from_run_config(run_config)
+
+
+def test_the_privacy_of_a_run_is_calibrated_or_checked_against_its_budget():
+    settings = LedgerSettings(dp="central", dp_epsilon=3.0, reward_rule="examples", dp_clip=0.5)
+    privacy = settings.privacy(0.5, 10)
+    assert (privacy.mode, privacy.epsilon, privacy.clip_norm, privacy.sampling_rate) == ("central", 3.0, 0.5, 0.5)
+    assert privacy.epsilon_after(10) <= 3.0
+    local = LedgerSettings(dp="local", dp_epsilon=3.0).privacy(0.5, 10)
+    assert local.sampling_rate == 1.0  # a site is accounted for every round it trains in
+    too_little_noise = LedgerSettings(dp="local", dp_epsilon=3.0, dp_noise_multiplier=0.5)
+    with pytest.raises(SettingsError, match=r"noise multiplier 0\.5 spends ε=.* over 10 rounds, above the budget 3\.0"):
+        too_little_noise.privacy(1.0, 10)
+    assert LedgerSettings().privacy(1.0, 10) is None

@@ -115,7 +115,7 @@ def test_a_version_2_manifest_is_refused_by_name():
     document = manifest().to_json()
     for entry in document["updates"]:
         entry["train_loss"] = entry.pop("metrics").get("train-loss")
-    with pytest.raises(ValueError, match="not a version 4 round manifest"):
+    with pytest.raises(ValueError, match="not a version 5 round manifest"):
         RoundManifest.from_bytes(canonical_json({**document, "version": 2}))
 
 
