@@ -100,8 +100,6 @@ class LedgerSettings:
                 f"'{PREFIX}dp' central needs '{PREFIX}reward-rule' examples: valuing updates sends the validators "
                 "candidate models built from un-noised updates"
             )
-        if self.resume_run:
-            raise SettingsError(f"'{PREFIX}resume-run' cannot resume a run with '{PREFIX}dp' yet")
 
     def privacy(self, sampling_rate: float, rounds: int) -> PrivacySettings | None:
         """The run's differential privacy for ``rounds`` planned rounds that each sample

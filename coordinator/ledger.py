@@ -274,6 +274,7 @@ class LedgerStrategy(Strategy):
                 register_connected_nodes(session, grid, self.inner, self.settings)
             run = start_run(session, self.settings, configuration, initial)
         self._examined = run.examined
+        self._releases, self._charged = run.releases, Counter(run.charged)
         output_dir = Path(self.settings.output_dir)
         self.location = location = LedgerLocation(
             chain_id=session.domain.chain_id,

@@ -7,11 +7,14 @@ re-derived by replaying every committed round from its stored updates — each r
 must hash to the committed model, so a resumed run continues exactly where the interrupted one stood.
 With the anomaly detector on, the updates it examined in the last committed round are read back
 too, with that round's base model: the next round's responses to the global step are measured
-against them, as the auditor measures them.
+against them, as the auditor measures them. With differential privacy, what the run has released
+so far is read back from its manifests: the rounds aggregated (central DP), or the rounds each
+participant released an update in (local DP), so that ε goes on from where it stood.
 """
 
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import Array, ArrayRecord
@@ -27,6 +30,7 @@ from fedledger.encoding import EncodingError, decode_model, model_hash
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex, to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
+from fedledger.privacy import CHARGED_REASONS
 from fedledger.runconfig import RunConfiguration
 from fedledger.store import ArtifactError
 
@@ -47,7 +51,9 @@ class CannotResume(FedLedgerError):
 class RunStart:
     """Where a run starts this time: its id and configuration, how many of its planned rounds are
     already committed (0 for a new run), the model it goes on from, and, with the anomaly detector
-    on, what it examined in the last committed round (``None`` for a new run)."""
+    on, what it examined in the last committed round (``None`` for a new run); with differential
+    privacy, the noised releases so far (``releases``: rounds aggregated, central DP) and the rounds
+    each participant released an update in (``charged``, local DP)."""
 
     run_id: int
     configuration: RunConfiguration
@@ -56,6 +62,8 @@ class RunStart:
     planned_rounds: int
     model: Arrays
     examined: Examined | None = None
+    releases: int = 0
+    charged: Counter[str] = field(default_factory=Counter)
 
     @property
     def next_round(self) -> int:
@@ -99,9 +107,34 @@ def resumed_run(session: LedgerSession, run: RunRecord, configuration: RunConfig
         if configuration.detection is not None and run.committed_rounds
         else None
     )
+    releases, charged = _released(session, run) if configuration.privacy is not None else (0, Counter())
     return RunStart(
-        run.run_id, configuration, run.initial_model_hash, run.committed_rounds, run.planned_rounds, model, examined
+        run.run_id,
+        configuration,
+        run.initial_model_hash,
+        run.committed_rounds,
+        run.planned_rounds,
+        model,
+        examined,
+        releases,
+        charged,
     )
+
+
+def _released(session: LedgerSession, run: RunRecord) -> tuple[int, Counter[str]]:
+    """What a private run released in its committed rounds: the last round's count of releases, and
+    the rounds each participant released a signed update in (as ``fedledger.privacy`` charges them)."""
+    releases, charged = 0, Counter[str]()
+    for round_number in range(1, run.committed_rounds + 1):
+        commitment = session.registry.committed_round(run.run_id, round_number).commitment
+        manifest = _manifest(session, commitment.manifest_hash, round_number)
+        if manifest.privacy is None:
+            raise CannotResume(f"round {round_number} of the private run {run.run_id} records no privacy")
+        releases = manifest.privacy.releases
+        charged.update(
+            {entry.participant for entry in manifest.updates if entry.participant and entry.reason in CHARGED_REASONS}
+        )
+    return releases, charged
 
 
 def _examined(session: LedgerSession, run: RunRecord, round_number: int) -> Examined:

@@ -311,6 +311,8 @@ class Auditor:
             )
         except _Abort as missing:
             self._not_run(committed, state.config, audit, record, str(missing))
+            if state.privacy is not None:
+                state.privacy.lose(f"round {committed.round}'s manifest is unusable: {missing}", record)
         self._claims(run, committed, audit, record)
         state.model = next_model
         state.examined = examined

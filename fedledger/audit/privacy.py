@@ -74,6 +74,7 @@ class PrivacyLedger:
         self.store = store
         self.releases = 0
         self.charged: Counter[str] = Counter()
+        self.lost: str | None = None  # why the releases so far are unknown, once a round's record is unusable
 
     def check_round(self, manifest: RoundManifest, committed: CommittedRound, record: FindingRecorder) -> Arrays | None:
         """Check the round's ε (and its noise, under central DP); return the noise for the
@@ -95,6 +96,9 @@ class PrivacyLedger:
         if recorded is None:
             record.fail("privacy-epsilon", "the round of a private run records no privacy", "a record", "none")
             return None
+        if self.lost is not None:
+            record.not_run("privacy-epsilon", self.lost)
+            return None
         aggregated = privacy.mode == "central" and manifest.outcome == "aggregated"
         if privacy.mode == "central":
             self.releases += 1 if aggregated else 0
@@ -106,6 +110,16 @@ class PrivacyLedger:
         if not aggregated:
             return None
         return self._noise(privacy, manifest, record)
+
+    def lose(self, why: str, record: FindingRecorder) -> None:
+        """A round whose record is unusable: its ε checks do not run, and no later round's can, since
+        the releases before it are unknown."""
+        if self.privacy is None:
+            return
+        record.not_run("privacy-epsilon", why)
+        if self.privacy.mode == "central":
+            record.not_run("privacy-noise", why)
+        self.lost = self.lost or f"the releases before this round are unknown: {why}"
 
     def _local(self, privacy: PrivacySettings, manifest: RoundManifest, record: FindingRecorder) -> None:
         """Charge each participant whose signed update the round lists (once per round); check that

@@ -157,3 +157,26 @@ def test_local_noise_is_calibrated_like_central_noise_but_without_sampling(local
     _, _, config, _ = records(local)
     expected = PrivacySettings.calibrated("local", EPSILON, 1e-5, 0.3, 1.0, 2)
     assert config.privacy.noise_multiplier == expected.noise_multiplier
+
+
+class CoordinatorCrash(Exception):
+    """Stands for the coordinator's process dying right after a commit."""
+
+
+def test_a_private_run_resumes_with_its_releases_and_audits_as_one_run(tmp_path):
+    def crash_after_round_1(report) -> None:
+        if report.round == 1:
+            raise CoordinatorCrash("crashed after round 1")
+
+    overrides = {"dp": "local", "dp_epsilon": EPSILON, "dp_clip": 0.3, "reward_rule": "examples"}
+    request = SimulationRequest(scenario="hospitals", rounds=3, output_dir=tmp_path / "run", overrides=overrides)
+    with pytest.raises(CoordinatorCrash):
+        simulate_federation(request, on_round=crash_after_round_1)
+    resumed = simulate_federation(SimulationRequest.load(request.output_dir), on_round=lambda report: None, resume=True)
+    _, store, config, rounds = records(resumed)
+    assert len(rounds) == 3
+    last = RoundManifest.from_bytes(store.get(rounds[-1].commitment.manifest_hash))
+    assert last.privacy.releases == 3
+    assert rounds[-1].commitment.epsilon_spent == to_fixed_epsilon(config.privacy.epsilon_after(3))
+    audit = audit_result(resumed)
+    assert audit.verdict == "pass", audit.summary()

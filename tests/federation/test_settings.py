@@ -160,15 +160,6 @@ def test_the_command_line_lists_the_strategies_without_loading_flower_or_torch()
             {"fedledger.dp": "central", "fedledger.dp-epsilon": 1.0},
             r"'fedledger\.dp' central needs 'fedledger\.reward-rule' examples",
         ),
-        (
-            {
-                "fedledger.dp": "local",
-                "fedledger.dp-epsilon": 1.0,
-                "fedledger.resume-run": 2,
-                "fedledger.registry": "0x" + "11" * 20,
-            },
-            r"'fedledger\.resume-run' cannot resume a run with 'fedledger\.dp' yet",
-        ),
     ],
 )
 def test_privacy_settings_no_run_can_honour_are_refused(run_config, message):
