@@ -148,6 +148,24 @@ def test_only_the_admin_sets_a_run_allowance(federation: Federation):
 
 
 @pytest.mark.anvil
+def test_the_admin_sets_and_anyone_reads_the_privacy_limit(federation: Federation):
+    assert "privacy limit: none" in federation.run("chain", "privacy-limit").output
+    refused = federation.run("chain", "privacy-limit", "8", "1e-5", key=federation.coordinator)
+    assert "only the admin of registry" in error_line(refused)
+    result = federation.run("chain", "privacy-limit", "8", "1e-5", key=federation.admin)
+    assert result.exit_code == 0, result.output
+    assert "privacy limit: none -> ε=8, δ=1e-05" in result.output
+    limit = federation.registry.privacy_limit()
+    assert (limit.epsilon, limit.delta) == (8_000_000, 10_000_000_000_000)
+    assert "privacy limit: ε=8, δ=1e-05" in federation.run("chain", "privacy-limit").output
+    assert "give both EPSILON and DELTA" in error_line(
+        federation.run("chain", "privacy-limit", "3", key=federation.admin)
+    )
+    removed = federation.run("chain", "privacy-limit", "0", "0", key=federation.admin)
+    assert "-> none" in removed.output
+
+
+@pytest.mark.anvil
 def test_the_admin_role_is_handed_over_in_two_steps(federation: Federation):
     new_admin = federation.outsider
     started = federation.run("chain", "admin", "transfer", new_admin.address, key=federation.admin)

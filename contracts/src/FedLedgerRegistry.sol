@@ -40,6 +40,8 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
     mapping(address account => Participant) private _participants;
     mapping(address coordinator => uint256) private _runAllowance;
     uint256 private _runCount;
+    uint64 private _maxEpsilon;
+    uint64 private _maxDelta;
     mapping(uint256 runId => Run) private _runs;
     mapping(uint256 runId => mapping(uint32 round => Round)) private _rounds;
     mapping(uint256 runId => mapping(uint32 round => mapping(address account => uint256))) private _claimed;
@@ -128,19 +130,39 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
     }
 
     // ----------------------------------------------------------------------------------------
+    // Privacy limit
+    // ----------------------------------------------------------------------------------------
+
+    /// @inheritdoc IFedLedgerRegistry
+    function setPrivacyLimit(uint64 maxEpsilon, uint64 maxDelta) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if ((maxEpsilon == 0) != (maxDelta == 0)) revert InvalidPrivacyBudget(maxEpsilon, maxDelta);
+        emit PrivacyLimitSet(_maxEpsilon, _maxDelta, maxEpsilon, maxDelta);
+        (_maxEpsilon, _maxDelta) = (maxEpsilon, maxDelta);
+    }
+
+    /// @inheritdoc IFedLedgerRegistry
+    function privacyLimit() external view returns (uint64 maxEpsilon, uint64 maxDelta) {
+        return (_maxEpsilon, _maxDelta);
+    }
+
+    // ----------------------------------------------------------------------------------------
     // Runs and rounds
     // ----------------------------------------------------------------------------------------
 
     /// @inheritdoc IFedLedgerRegistry
-    /// @dev `rewardPerRound` is stored in 128 bits (beside the start block, so that {commitRound}
-    /// reads one slot); that is over 10^20 tokens of 18 decimals per round.
-    function startRun(bytes32 configHash, bytes32 initialModelHash, uint256 rewardPerRound, uint32 plannedRounds)
-        external
-        onlyRole(COORDINATOR_ROLE)
-        returns (uint256 runId)
-    {
+    /// @dev `rewardPerRound` is stored in 128 bits, beside the start block and the ε budget in one
+    /// slot; that is over 10^20 tokens of 18 decimals per round.
+    function startRun(
+        bytes32 configHash,
+        bytes32 initialModelHash,
+        uint256 rewardPerRound,
+        uint32 plannedRounds,
+        uint64 epsilonBudget,
+        uint64 deltaBudget
+    ) external onlyRole(COORDINATOR_ROLE) returns (uint256 runId) {
         if (plannedRounds == 0) revert NoPlannedRounds();
         if (rewardPerRound > type(uint128).max) revert RewardPerRoundTooLarge(rewardPerRound, type(uint128).max);
+        _checkPrivacyBudget(epsilonBudget, deltaBudget);
         uint256 budget = rewardPerRound * plannedRounds;
         uint256 allowance = _runAllowance[msg.sender];
         if (budget > allowance) revert RunAllowanceExceeded(msg.sender, budget, allowance);
@@ -152,11 +174,15 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
             initialModelHash: initialModelHash,
             rewardPerRound: uint128(rewardPerRound),
             startBlock: uint64(block.number),
+            epsilonBudget: epsilonBudget,
             coordinator: msg.sender,
             nextRound: 1,
-            plannedRounds: plannedRounds
+            plannedRounds: plannedRounds,
+            deltaBudget: deltaBudget
         });
-        emit RunStarted(runId, msg.sender, configHash, initialModelHash, rewardPerRound, plannedRounds);
+        emit RunStarted(
+            runId, msg.sender, configHash, initialModelHash, rewardPerRound, plannedRounds, epsilonBudget, deltaBudget
+        );
     }
 
     /// @inheritdoc IFedLedgerRegistry
@@ -168,21 +194,13 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
         bytes32 rewardsRoot,
         bytes32 manifestHash,
         uint32 accepted,
-        uint32 rejected
+        uint32 rejected,
+        uint64 epsilonSpent
     ) external onlyRole(COORDINATOR_ROLE) {
         Run storage run = _runs[runId];
-        // One slot holds all three; reading them together lets the optimizer load it once.
-        (address coordinator, uint32 expected, uint32 plannedRounds) =
-            (run.coordinator, run.nextRound, run.plannedRounds);
-        if (expected == 0) revert RunNotStarted(runId);
-        if (coordinator != msg.sender) revert NotRunCoordinator(runId, msg.sender);
-        if (round > plannedRounds) revert RoundBeyondPlan(runId, round, plannedRounds);
-        if (round != expected) {
-            if (round != 0 && round < expected) revert RoundAlreadyCommitted(runId, round);
-            revert RoundOutOfSequence(runId, expected, round);
-        }
+        _requireNextRound(run, runId, round, epsilonSpent);
 
-        run.nextRound = expected + 1;
+        run.nextRound = round + 1;
         _rounds[runId][round] = Round({
             modelHash: modelHash,
             updatesRoot: updatesRoot,
@@ -190,9 +208,10 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
             manifestHash: manifestHash,
             accepted: accepted,
             rejected: rejected,
-            committedAtBlock: uint64(block.number)
+            committedAtBlock: uint64(block.number),
+            epsilonSpent: epsilonSpent
         });
-        emit RoundCommitted(runId, round, modelHash, manifestHash);
+        emit RoundCommitted(runId, round, modelHash, manifestHash, epsilonSpent);
     }
 
     /// @inheritdoc IFedLedgerRegistry
@@ -298,6 +317,34 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
     // ----------------------------------------------------------------------------------------
     // Internal checks
     // ----------------------------------------------------------------------------------------
+
+    /// @dev `round` is the run's next round, committed by the run's coordinator, within its plan and
+    /// its privacy budget.
+    function _requireNextRound(Run storage run, uint256 runId, uint32 round, uint64 epsilonSpent) private view {
+        // One slot holds all three; reading them together lets the optimizer load it once.
+        (address coordinator, uint32 expected, uint32 plannedRounds) =
+            (run.coordinator, run.nextRound, run.plannedRounds);
+        if (expected == 0) revert RunNotStarted(runId);
+        if (coordinator != msg.sender) revert NotRunCoordinator(runId, msg.sender);
+        if (round > plannedRounds) revert RoundBeyondPlan(runId, round, plannedRounds);
+        if (round != expected) {
+            if (round != 0 && round < expected) revert RoundAlreadyCommitted(runId, round);
+            revert RoundOutOfSequence(runId, expected, round);
+        }
+        uint64 epsilonBudget = run.epsilonBudget;
+        if (epsilonSpent > epsilonBudget) revert PrivacyBudgetExceeded(runId, round, epsilonSpent, epsilonBudget);
+    }
+
+    /// @dev A budget gives both ε and δ, or neither; with the admin's limit set, it gives both, within it.
+    function _checkPrivacyBudget(uint64 epsilonBudget, uint64 deltaBudget) private view {
+        if ((epsilonBudget == 0) != (deltaBudget == 0)) revert InvalidPrivacyBudget(epsilonBudget, deltaBudget);
+        (uint64 maxEpsilon, uint64 maxDelta) = (_maxEpsilon, _maxDelta);
+        if (maxEpsilon == 0) return;
+        if (epsilonBudget == 0) revert PrivacyBudgetRequired();
+        if (epsilonBudget > maxEpsilon || deltaBudget > maxDelta) {
+            revert PrivacyBudgetAboveLimit(epsilonBudget, deltaBudget, maxEpsilon, maxDelta);
+        }
+    }
 
     function _requireActive(address participant) private view returns (Participant storage record) {
         record = _participants[participant];

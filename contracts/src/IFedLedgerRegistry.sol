@@ -25,17 +25,22 @@ interface IFedLedgerRegistry {
     /// @param initialModelHash Hash of the canonical encoding of the model round 1 starts from.
     /// @param rewardPerRound Most tokens the participants of one round can claim between them.
     /// @param startBlock Block in which the run started.
+    /// @param epsilonBudget The most differential-privacy ε the run may spend, in millionths; 0 for
+    /// a run without differential privacy.
     /// @param coordinator The account that started the run; only it commits the run's rounds.
     /// @param nextRound The round that may be committed next; 0 means the run does not exist.
     /// @param plannedRounds The number of rounds the run may commit, and was budgeted for.
+    /// @param deltaBudget The δ its ε is computed for, in units of 1e-18; 0 without differential privacy.
     struct Run {
         bytes32 configHash;
         bytes32 initialModelHash;
         uint128 rewardPerRound;
         uint64 startBlock;
+        uint64 epsilonBudget;
         address coordinator;
         uint32 nextRound;
         uint32 plannedRounds;
+        uint64 deltaBudget;
     }
 
     /// @notice A committed round.
@@ -46,6 +51,7 @@ interface IFedLedgerRegistry {
     /// @param accepted Number of updates accepted into the aggregate.
     /// @param rejected Number of updates received and rejected.
     /// @param committedAtBlock Block in which the round was committed; 0 means not committed.
+    /// @param epsilonSpent The run's differential-privacy ε after the round, in millionths.
     struct Round {
         bytes32 modelHash;
         bytes32 updatesRoot;
@@ -54,6 +60,7 @@ interface IFedLedgerRegistry {
         uint32 accepted;
         uint32 rejected;
         uint64 committedAtBlock;
+        uint64 epsilonSpent;
     }
 
     /// @notice The admin added `participant` to the allow-list.
@@ -62,18 +69,24 @@ interface IFedLedgerRegistry {
     event ParticipantDeactivated(address indexed participant);
     /// @notice The admin set what `coordinator` may still budget for runs, from `previous` to `amount`.
     event RunAllowanceSet(address indexed coordinator, uint256 previous, uint256 amount);
+    /// @notice The admin set the most differential-privacy budget a run may be started with.
+    event PrivacyLimitSet(uint64 previousEpsilon, uint64 previousDelta, uint64 maxEpsilon, uint64 maxDelta);
     /// @notice `coordinator` started run `runId`, and its run allowance fell by
-    /// `rewardPerRound * plannedRounds`.
+    /// `rewardPerRound * plannedRounds`; the run may spend `epsilonBudget` at `deltaBudget`.
     event RunStarted(
         uint256 indexed runId,
         address indexed coordinator,
         bytes32 configHash,
         bytes32 initialModelHash,
         uint256 rewardPerRound,
-        uint32 plannedRounds
+        uint32 plannedRounds,
+        uint64 epsilonBudget,
+        uint64 deltaBudget
     );
     /// @notice Round `round` of run `runId` was committed; the full record is in {getRound}.
-    event RoundCommitted(uint256 indexed runId, uint32 indexed round, bytes32 modelHash, bytes32 manifestHash);
+    event RoundCommitted(
+        uint256 indexed runId, uint32 indexed round, bytes32 modelHash, bytes32 manifestHash, uint64 epsilonSpent
+    );
     /// @notice `participant` claimed `amount` tokens for round `round` of run `runId`.
     event RewardClaimed(uint256 indexed runId, uint32 indexed round, address indexed participant, uint256 amount);
 
@@ -114,6 +127,14 @@ interface IFedLedgerRegistry {
     /// @notice Paying `requested` would exceed what is left (`remaining`) of the round's budget.
     error RewardBudgetExceeded(uint256 runId, uint32 round, uint256 requested, uint256 remaining);
 
+    /// @notice A privacy budget gives ε without δ or δ without ε (both 0: no differential privacy).
+    error InvalidPrivacyBudget(uint64 epsilonBudget, uint64 deltaBudget);
+    /// @notice The admin set a privacy limit, so every run needs a privacy budget.
+    error PrivacyBudgetRequired();
+    /// @notice The run's privacy budget is more than the admin's limit allows.
+    error PrivacyBudgetAboveLimit(uint64 epsilonBudget, uint64 deltaBudget, uint64 maxEpsilon, uint64 maxDelta);
+    /// @notice Round `round` of run `runId` would bring the ε spent (`spent`) past the run's budget.
+    error PrivacyBudgetExceeded(uint256 runId, uint32 round, uint64 spent, uint64 budget);
     /// @notice Role allowed to start runs and commit their rounds.
     function COORDINATOR_ROLE() external view returns (bytes32);
 
@@ -159,6 +180,15 @@ interface IFedLedgerRegistry {
     /// @notice What `coordinator` may still budget for runs it starts, in token units.
     function runAllowance(address coordinator) external view returns (uint256);
 
+    // Privacy limit --------------------------------------------------------------------------
+
+    /// @notice Sets the most differential-privacy budget a run may be started with: ε in
+    /// millionths, δ in units of 1e-18. Only the admin. While a limit is set, a run without a
+    /// budget is refused; (0, 0) removes the limit.
+    function setPrivacyLimit(uint64 maxEpsilon, uint64 maxDelta) external;
+    /// @notice The privacy limit: ε in millionths, δ in units of 1e-18; (0, 0) if none is set.
+    function privacyLimit() external view returns (uint64 maxEpsilon, uint64 maxDelta);
+
     // Runs and rounds ------------------------------------------------------------------------
 
     /// @notice Starts a new run, paying its budget (`rewardPerRound * plannedRounds`) out of the
@@ -168,10 +198,18 @@ interface IFedLedgerRegistry {
     /// @param initialModelHash Hash of the canonical encoding of the initial model.
     /// @param rewardPerRound Most tokens the participants of one round can claim between them.
     /// @param plannedRounds Number of rounds the run may commit; at least 1.
+    /// @param epsilonBudget The most differential-privacy ε the run may spend, in millionths; 0
+    /// (with `deltaBudget` 0) for a run without differential privacy.
+    /// @param deltaBudget The δ its ε is computed for, in units of 1e-18.
     /// @return runId The new run's id.
-    function startRun(bytes32 configHash, bytes32 initialModelHash, uint256 rewardPerRound, uint32 plannedRounds)
-        external
-        returns (uint256 runId);
+    function startRun(
+        bytes32 configHash,
+        bytes32 initialModelHash,
+        uint256 rewardPerRound,
+        uint32 plannedRounds,
+        uint64 epsilonBudget,
+        uint64 deltaBudget
+    ) external returns (uint256 runId);
 
     /// @notice Records round `round` of run `runId`. Only the coordinator that started the run,
     /// only the run's next round, never past its planned rounds, and never twice.
@@ -183,6 +221,8 @@ interface IFedLedgerRegistry {
     /// @param manifestHash Hash of the round manifest bytes.
     /// @param accepted Number of updates accepted into the aggregate.
     /// @param rejected Number of updates received and rejected.
+    /// @param epsilonSpent The run's ε after the round, in millionths; at most the run's budget
+    /// (0 for a run without differential privacy).
     function commitRound(
         uint256 runId,
         uint32 round,
@@ -191,7 +231,8 @@ interface IFedLedgerRegistry {
         bytes32 rewardsRoot,
         bytes32 manifestHash,
         uint32 accepted,
-        uint32 rejected
+        uint32 rejected,
+        uint64 epsilonSpent
     ) external;
 
     /// @notice Number of runs started.

@@ -81,8 +81,8 @@ class RunRecord:
     start_block: int
     committed_rounds: int
     planned_rounds: int
-    epsilon_budget: int = 0
-    delta_budget: int = 0
+    epsilon_budget: int  # the most ε the run may spend, in units of 1 / EPSILON_SCALE; 0 without DP
+    delta_budget: int  # its δ, in units of 1 / DELTA_SCALE
 
     @property
     def budget(self) -> int:
@@ -108,7 +108,7 @@ class RoundCommitment:
     manifest_hash: bytes
     accepted: int
     rejected: int
-    epsilon_spent: int = 0
+    epsilon_spent: int = 0  # the run's ε after the round, in units of 1 / EPSILON_SCALE; 0 without DP
 
 
 @dataclass(frozen=True)
@@ -252,6 +252,15 @@ class Registry:
         """What ``coordinator`` may still budget for the runs it starts, in token units."""
         return self._read(self.contract.functions.runAllowance(checksum_address(coordinator)))
 
+    def set_privacy_limit(self, epsilon: int, delta: int) -> Receipt:
+        """Set the most (ε, δ) budget a run may be started with (fixed point, as ``PrivacyBudget``);
+        ``(0, 0)`` removes the limit. Admin only."""
+        return self._send(self.contract.functions.setPrivacyLimit(epsilon, delta))
+
+    def privacy_limit(self) -> PrivacyBudget:
+        """The most (ε, δ) budget a run may be started with; ``PrivacyBudget(0, 0)`` when there is no limit."""
+        return PrivacyBudget(*self._read(self.contract.functions.privacyLimit()))
+
     def set_run_allowance(self, coordinator: str, amount: int, expected: int | None = None) -> Receipt:
         """Set ``coordinator``'s run allowance to ``amount`` token units. Admin only.
 
@@ -304,9 +313,13 @@ class Registry:
     ) -> tuple[int, Receipt]:
         """Start a run of ``planned_rounds`` rounds; returns its id and the receipt. Coordinator only.
 
-        Its budget, ``reward_per_round * planned_rounds``, is paid out of the sender's run allowance.
+        Its budget, ``reward_per_round * planned_rounds``, is paid out of the sender's run allowance;
+        ``privacy_budget`` is the (ε, δ) it may spend (``None``: a run without differential privacy).
         """
-        call = self.contract.functions.startRun(config_hash, initial_model_hash, reward_per_round, planned_rounds)
+        budget = privacy_budget or PrivacyBudget(0, 0)
+        call = self.contract.functions.startRun(
+            config_hash, initial_model_hash, reward_per_round, planned_rounds, budget.epsilon, budget.delta
+        )
         receipt = self._send(call)
         (event,) = self._emitted(self.contract.events.RunStarted(), receipt)
         return event["args"]["runId"], receipt
@@ -335,6 +348,7 @@ class Registry:
             commitment.manifest_hash,
             commitment.accepted,
             commitment.rejected,
+            commitment.epsilon_spent,
         )
         try:
             return self._send(call)
@@ -371,19 +385,30 @@ class Registry:
 
     def run(self, run_id: int) -> RunRecord:
         """The record of run ``run_id``; raises ``ContractRevert(RunNotStarted)`` if there is none."""
-        config, initial, reward, start_block, coordinator, next_round, planned = self._read(
+        config, initial, reward, start_block, epsilon, coordinator, next_round, planned, delta = self._read(
             self.contract.functions.getRun(run_id)
         )
         return RunRecord(
-            run_id, bytes(config), bytes(initial), reward, coordinator, start_block, next_round - 1, planned
+            run_id,
+            bytes(config),
+            bytes(initial),
+            reward,
+            coordinator,
+            start_block,
+            next_round - 1,
+            planned,
+            epsilon,
+            delta,
         )
 
     def committed_round(self, run_id: int, round_number: int) -> CommittedRound:
         """The record of a committed round; raises ``ContractRevert(RoundNotCommitted)`` otherwise."""
-        model, updates, rewards, manifest, accepted, rejected, block = self._read(
+        model, updates, rewards, manifest, accepted, rejected, block, epsilon_spent = self._read(
             self.contract.functions.getRound(run_id, round_number)
         )
-        commitment = RoundCommitment(bytes(model), bytes(updates), bytes(rewards), bytes(manifest), accepted, rejected)
+        commitment = RoundCommitment(
+            bytes(model), bytes(updates), bytes(rewards), bytes(manifest), accepted, rejected, epsilon_spent
+        )
         return CommittedRound(run_id, round_number, commitment, block)
 
     def is_update_included(

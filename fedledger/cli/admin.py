@@ -1,5 +1,7 @@
-"""The registry admin's commands: coordinators' run allowances, and handing the admin role over in two steps."""
+"""The registry admin's commands: coordinators' run allowances, the privacy limit on every run, and
+handing the admin role over in two steps."""
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,6 +10,7 @@ from typing import Annotated
 import typer
 
 from fedledger.chain import ContractRevert, Registry
+from fedledger.chain.registry import DELTA_SCALE, EPSILON_SCALE
 from fedledger.cli.common import (
     DeploymentFile,
     Keystore,
@@ -66,6 +69,35 @@ def allowance(
     )
     if not handle.is_coordinator(coordinator):
         console.print(f"[yellow]{coordinator} does not hold the coordinator role on this registry[/yellow]")
+
+
+def privacy_limit(
+    epsilon: Annotated[
+        float | None,
+        typer.Argument(min=0, help="The most ε any run may be started with; 0 (with DELTA 0) removes the limit."),
+    ] = None,
+    delta: Annotated[float | None, typer.Argument(min=0, max=1, help="The most δ any run may be started with.")] = None,
+    rpc_url: RpcUrl = None,
+    registry: RegistryAddress = None,
+    deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
+    keystore: Keystore = None,
+) -> None:
+    """Set the most differential-privacy budget (ε, δ) any run may be started with (admin only);
+    without EPSILON and DELTA, show it. While a limit is set, a run without a budget is refused."""
+    handle = open_registry(rpc_url, registry, deployment, keystore)
+    current = handle.privacy_limit()
+    shown = (
+        "none" if current.epsilon == 0 else f"ε={current.epsilon / EPSILON_SCALE:g}, δ={current.delta / DELTA_SCALE:g}"
+    )
+    if epsilon is None:
+        console.print(f"privacy limit: {shown}")
+        return
+    if delta is None:
+        raise FedLedgerError("give both EPSILON and DELTA (0 0 removes the limit)")
+    _require_admin(handle)
+    receipt = handle.set_privacy_limit(math.floor(epsilon * EPSILON_SCALE), math.floor(delta * DELTA_SCALE))
+    new = "none" if epsilon == 0 else f"ε={epsilon:g}, δ={delta:g}"
+    console.print(f"privacy limit: {shown} -> {new} (block {receipt.block_number})")
 
 
 @app.command()

@@ -35,6 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.command("allowance")(admin.allowance)
+app.command("privacy-limit")(admin.privacy_limit)
 app.add_typer(admin.app, name="admin")
 
 #: What the dry run gives the deploying key, from a development account, to pay for the deployment.

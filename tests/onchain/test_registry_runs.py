@@ -87,6 +87,7 @@ def test_committing_twice_reverts_and_keeps_the_first_record(coordinator: Regist
             again.manifest_hash,
             again.accepted,
             again.rejected,
+            again.epsilon_spent,
         )
         with reverts("RoundAlreadyCommitted", runId=run_id, round=round_number):
             coordinator.chain.transact(call, coordinator.sender)
