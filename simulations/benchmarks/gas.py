@@ -1,5 +1,8 @@
 """Gas used by every registry operation, with commitRound measured for roots over 4, 100 and 1,000 clients.
 
+Two runs are measured: one without differential privacy, and one with a privacy budget, whose
+commits carry the ε spent (the "private" rows).
+
 Run with ``python -m fedledger.simulations.benchmarks.gas``. The chain is the in-process EVM (Prague rules);
 ``--rpc-url`` measures on another node instead, with the key in $FEDLEDGER_PRIVATE_KEY. One key is
 admin and coordinator here, and the registry's admin-transfer delay is 0, so that the two-step
@@ -18,6 +21,7 @@ from eth_account import Account
 from web3 import Web3
 
 from fedledger.chain import Chain, Receipt, Registry, RoundCommitment
+from fedledger.chain.registry import DELTA_SCALE, EPSILON_SCALE, PrivacyBudget
 from fedledger.hashing import keccak256
 from fedledger.keys import load_sender
 from fedledger.merkle import MerkleTree, reward_leaf, update_leaf
@@ -25,6 +29,9 @@ from fedledger.merkle import MerkleTree, reward_leaf, update_leaf
 CLIENT_COUNTS = (4, 100, 1_000)
 REWARD_PER_ROUND = 10**21
 TRANSACTION_BASE_GAS = 21_000
+#: The private run's budget (ε = 8, δ = 1e-5) and what each of its commits says it has spent.
+PRIVACY_BUDGET = PrivacyBudget(8 * EPSILON_SCALE, DELTA_SCALE // 100_000)
+EPSILON_SPENT_PER_ROUND = 2_345_678
 
 
 @dataclass(frozen=True)
@@ -68,13 +75,30 @@ def measure(chain: Chain, sender: str, client_counts: tuple[int, ...] = CLIENT_C
     claimant = funded_account(chain, sender, b"claimant")
     figures.append(figure(chain, "addParticipant", registry.add_participant(claimant, keccak256(b"meta"))))
 
-    budget = REWARD_PER_ROUND * len(client_counts)
+    budget = 2 * REWARD_PER_ROUND * len(client_counts)
     figures.append(figure(chain, "setRunAllowance", registry.set_run_allowance(sender, budget)))
-    run_id, receipt = registry.start_run(
-        keccak256(b"config"), keccak256(b"initial model"), REWARD_PER_ROUND, len(client_counts)
-    )
-    figures.append(figure(chain, "startRun", receipt))
+    figures.extend(_run(chain, registry, claimant, client_counts, None))
+    figures.extend(_run(chain, registry, claimant, client_counts, PRIVACY_BUDGET))
 
+    new_admin = funded_account(chain, sender, b"new admin")
+    _, receipt = registry.begin_admin_transfer(new_admin)
+    figures.append(figure(chain, "beginDefaultAdminTransfer", receipt))
+    figures.append(figure(chain, "cancelDefaultAdminTransfer", registry.cancel_admin_transfer()))
+    registry.begin_admin_transfer(new_admin)
+    receipt = registry.as_sender(new_admin).accept_admin_transfer()
+    figures.append(figure(chain, "acceptDefaultAdminTransfer", receipt))
+    return figures
+
+
+def _run(
+    chain: Chain, registry: Registry, claimant: str, client_counts: tuple[int, ...], privacy: PrivacyBudget | None
+) -> list[GasFigure]:
+    """Start a run (with ``privacy``'s budget, if given), then commit and claim one round per client count."""
+    suffix = "" if privacy is None else " (private)"
+    run_id, receipt = registry.start_run(
+        keccak256(b"config"), keccak256(b"initial model"), REWARD_PER_ROUND, len(client_counts), privacy
+    )
+    figures = [figure(chain, "startRun" + suffix, receipt)]
     for round_number, clients in enumerate(client_counts, start=1):
         addresses = [claimant] + [
             Web3.to_checksum_address(keccak256(b"client %d" % index)[-20:]) for index in range(1, clients)
@@ -91,29 +115,23 @@ def measure(chain: Chain, sender: str, client_counts: tuple[int, ...] = CLIENT_C
             manifest_hash=keccak256(b"manifest %d" % round_number),
             accepted=clients,
             rejected=0,
+            epsilon_spent=0 if privacy is None else round_number * EPSILON_SPENT_PER_ROUND,
         )
-        figures.append(figure(chain, "commitRound", registry.commit_round(run_id, round_number, commitment), clients))
+        receipt = registry.commit_round(run_id, round_number, commitment)
+        figures.append(figure(chain, "commitRound" + suffix, receipt, clients))
         proof = rewards.proof(reward_leaf(run_id, round_number, claimant, amount))
         receipt = registry.as_sender(claimant).claim(run_id, round_number, amount, proof)
-        figures.append(figure(chain, "claim", receipt, clients))
-
-    new_admin = funded_account(chain, sender, b"new admin")
-    _, receipt = registry.begin_admin_transfer(new_admin)
-    figures.append(figure(chain, "beginDefaultAdminTransfer", receipt))
-    figures.append(figure(chain, "cancelDefaultAdminTransfer", registry.cancel_admin_transfer()))
-    registry.begin_admin_transfer(new_admin)
-    receipt = registry.as_sender(new_admin).accept_admin_transfer()
-    figures.append(figure(chain, "acceptDefaultAdminTransfer", receipt))
+        figures.append(figure(chain, "claim" + suffix, receipt, clients))
     return figures
 
 
 def format_table(figures: list[GasFigure]) -> str:
-    header = f"{'operation':<26} {'clients':>7} {'gas used':>10} {'calldata':>9} {'execution':>10}"
+    header = f"{'operation':<28} {'clients':>7} {'gas used':>10} {'calldata':>9} {'execution':>10}"
     rows = [header, "-" * len(header)]
     for item in figures:
         clients = f"{item.clients:,}" if item.clients is not None else ""
         gas = f"{item.gas_used:>10,} {item.calldata_gas:>9,} {item.execution_gas:>10,}"
-        rows.append(f"{item.operation:<26} {clients:>7} {gas}")
+        rows.append(f"{item.operation:<28} {clients:>7} {gas}")
     return "\n".join(rows)
 
 

@@ -1,4 +1,5 @@
-"""commitRound costs the same whatever the number of clients behind its roots, and under 150,000 gas."""
+"""commitRound costs the same whatever the number of clients behind its roots, and under 150,000 gas;
+a private run's commit (its ε spent checked against its budget) costs no more to execute."""
 
 from fedledger.chain import Chain
 from fedledger.simulations.benchmarks.gas import CLIENT_COUNTS, calldata_gas, measure
@@ -14,6 +15,15 @@ def test_commit_round_gas_does_not_depend_on_the_number_of_clients(chain: Chain)
     assert all(item.gas_used < COMMIT_GAS_CEILING for item in commits), commits
     # What remains is calldata, which depends on the bytes of the hashes sent, not on the clients.
     assert max(item.gas_used for item in commits) - min(item.gas_used for item in commits) <= 12 * 4 * 32
+
+
+def test_a_private_commit_executes_the_same_as_one_without_a_budget(chain: Chain):
+    figures = measure(chain, chain.signers[0])
+    plain = {item.execution_gas for item in figures if item.operation == "commitRound"}
+    private = [item for item in figures if item.operation == "commitRound (private)"]
+    assert [item.clients for item in private] == list(CLIENT_COUNTS)
+    assert {item.execution_gas for item in private} == plain
+    assert all(item.gas_used < COMMIT_GAS_CEILING for item in private), private
 
 
 def test_calldata_gas_follows_the_yellow_paper():
