@@ -7,10 +7,10 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain import Chain, ChainError, Receipt, Registry
-from fedledger.chain.registry import PrivacyBudget
 from fedledger.coordinator.config import LedgerSettings
 from fedledger.hashing import ZERO_HASH
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
+from fedledger.privacy import PrivacyBudget
 from fedledger.rewards import TOKEN_DECIMALS, format_tokens
 from fedledger.signing import SigningDomain
 from fedledger.store import ArtifactStore

@@ -17,6 +17,7 @@ from fedledger.chain.artifacts import load_artifact
 from fedledger.chain.connection import Chain, Receipt
 from fedledger.chain.errors import ChainError, ContractRevert
 from fedledger.hashing import to_hex
+from fedledger.privacy import PrivacyBudget
 from fedledger.signing import DOMAIN_NAME, DOMAIN_VERSION, SigningDomain, UpdateMessage
 
 COORDINATOR_ROLE = Web3.keccak(text="COORDINATOR_ROLE")
@@ -34,19 +35,6 @@ def _interface_id(abi: list[dict[str, Any]]) -> bytes:
 
 #: The ERC-165 id a registry of this version reports through ``supportsInterface``.
 REGISTRY_INTERFACE_ID = _interface_id(load_artifact("IFedLedgerRegistry").abi)
-
-
-#: On-chain ε is an integer number of these units (micro-ε); δ of ``1 / DELTA_SCALE``.
-EPSILON_SCALE = 10**6
-DELTA_SCALE = 10**18
-
-
-@dataclass(frozen=True)
-class PrivacyBudget:
-    """A run's (ε, δ) budget as the registry holds it: ε in units of 1e-6, δ in units of 1e-18."""
-
-    epsilon: int
-    delta: int
 
 
 @dataclass(frozen=True)

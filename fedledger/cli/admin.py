@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from fedledger.chain import ContractRevert, Registry
-from fedledger.chain.registry import DELTA_SCALE, EPSILON_SCALE
 from fedledger.cli.common import (
     DeploymentFile,
     Keystore,
@@ -23,6 +22,7 @@ from fedledger.cli.common import (
 )
 from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE, Deployment
 from fedledger.errors import FedLedgerError
+from fedledger.privacy import DELTA_SCALE, EPSILON_SCALE
 from fedledger.rewards import TOKEN_DECIMALS, format_tokens
 
 #: The largest run allowance, in whole tokens, that fits the contract's uint256 in token units.

@@ -21,10 +21,10 @@ from eth_account import Account
 from web3 import Web3
 
 from fedledger.chain import Chain, Receipt, Registry, RoundCommitment
-from fedledger.chain.registry import DELTA_SCALE, EPSILON_SCALE, PrivacyBudget
 from fedledger.hashing import keccak256
 from fedledger.keys import load_sender
 from fedledger.merkle import MerkleTree, reward_leaf, update_leaf
+from fedledger.privacy import DELTA_SCALE, EPSILON_SCALE, PrivacyBudget
 
 CLIENT_COUNTS = (4, 100, 1_000)
 REWARD_PER_ROUND = 10**21

@@ -11,11 +11,10 @@ import pytest
 from fedledger.audit.findings import FindingRecorder, RoundAudit
 from fedledger.audit.privacy import PrivacyLedger
 from fedledger.chain import Registry
-from fedledger.chain.registry import EPSILON_SCALE
 from fedledger.encoding import decode_model, encode_model
 from fedledger.hashing import from_hex
 from fedledger.manifest import RoundManifest
-from fedledger.privacy import NoiseTest, PrivacySettings, local_parameters, to_fixed_epsilon
+from fedledger.privacy import EPSILON_SCALE, NoiseTest, PrivacySettings, local_parameters, to_fixed_epsilon
 from fedledger.runconfig import RunConfiguration
 from fedledger.simulations.runner import SimulationRequest, SimulationResult, audit_result, simulate_federation
 from fedledger.store import ArtifactStore

@@ -4,8 +4,8 @@ it, and the admin's limit on what any run may be started with."""
 from dataclasses import replace
 
 from fedledger.chain import Registry
-from fedledger.chain.registry import DELTA_SCALE, EPSILON_SCALE, PrivacyBudget
 from fedledger.hashing import keccak256
+from fedledger.privacy import DELTA_SCALE, EPSILON_SCALE, PrivacyBudget
 
 from helpers import reverts, sample_commitment
 

