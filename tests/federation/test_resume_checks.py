@@ -20,7 +20,7 @@ from fedledger.coordinator.resume import (
 from fedledger.coordinator.runs import AppRecord, describe_strategy, resume_run, run_configuration
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH, from_hex
-from fedledger.manifest import RoundManifest
+from fedledger.manifest import MANIFEST_VERSION, RoundManifest
 from fedledger.runconfig import RunConfiguration
 from tabular_app.settings import FederationSettings
 from tabular_app.strategies import build_strategy
@@ -97,7 +97,8 @@ def first_manifest(ledger: Ledger, run_id: int) -> RoundManifest:
 
 
 def test_a_committed_manifest_that_is_not_a_manifest_stops_the_resume_naming_the_round(ledger):
-    run_id = run_whose_first_round_records(ledger, b'{"version": 4}', model_hash(INITIAL_MODEL))
+    document = b'{"version": %d}' % MANIFEST_VERSION
+    run_id = run_whose_first_round_records(ledger, document, model_hash(INITIAL_MODEL))
     unreadable = r"^round 1's manifest cannot be read: the manifest's 'chain_id' must be an integer, got None$"
     with pytest.raises(CannotResume, match=unreadable):
         resume(ledger, run_id)
