@@ -14,6 +14,7 @@ from fedledger.contribution import DetectorSettings
 from fedledger.errors import FedLedgerError
 from fedledger.privacy import MODES, Mode, PrivacyError, PrivacySettings
 from fedledger.rewards import RULES, TOKEN_DECIMALS, RewardRule
+from fedledger.sealing import SealError, parse_public_key
 from fedledger.valuation import ValuationSettings
 
 #: The prefix of the ledger's run-config keys.
@@ -54,6 +55,8 @@ class LedgerSettings:
     dp_delta: float = 1e-5
     dp_clip: float = 1.0  # the L2 norm every update's delta is clipped to
     dp_noise_multiplier: float = 0.0  # 0: the smallest that keeps the planned rounds within dp-epsilon
+    sealing_key: str = ""  # the coordinator's X25519 key file; "" = coordinator-seal.pem in output-dir
+    auditor_keys: str = ""  # the auditors' X25519 public keys (0x + 64 hex digits), comma-separated
 
     def __post_init__(self) -> None:
         """Refuse values no run can use, before anything starts."""
@@ -77,6 +80,7 @@ class LedgerSettings:
                 value = getattr(self, key.replace("-", "_"))
                 raise SettingsError(f"{PREFIX + key!r} must be {expected}, got {value!r}")
         self._check_privacy()
+        _ = self.auditor_public_keys
         if not self.value_metric:
             raise SettingsError(f"'{PREFIX}value-metric' must name the metric validators report, got ''")
         if self.registry:
@@ -148,6 +152,18 @@ class LedgerSettings:
             return cls(**values)
         except FedLedgerError as error:
             raise SettingsError(f"run config: {error}") from None
+
+    @property
+    def auditor_public_keys(self) -> tuple[bytes, ...]:
+        """The auditors' public keys that every stored update is sealed for.
+
+        Raises:
+            SettingsError: one is not ``0x`` followed by 64 hex digits.
+        """
+        try:
+            return tuple(parse_public_key(key.strip()) for key in self.auditor_keys.split(",") if key.strip())
+        except SealError as error:
+            raise SettingsError(f"'{PREFIX}auditor-keys': {error}") from None
 
     @property
     def rewards(self) -> RewardRule:

@@ -42,11 +42,12 @@ from fedledger.coordinator.validation import (
     reject_duplicates,
 )
 from fedledger.coordinator.valuing import RoundValuer
+from fedledger.coordinator.vault import Vault
 from fedledger.coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
 from fedledger.deployment import LedgerLocation
 from fedledger.encoding import EncodingError, encode_model, model_hash
 from fedledger.errors import FedLedgerError
-from fedledger.hashing import to_hex
+from fedledger.hashing import keccak256, to_hex
 from fedledger.manifest import Requests
 from fedledger.privacy import (
     CHARGED_REASONS,
@@ -262,10 +263,18 @@ class LedgerStrategy(Strategy):
         initial = _initial_model(initial_arrays)
         initial_hash = model_hash(initial)
         self.privacy = self._privacy(num_rounds)
+        vault = Vault.open(self.settings)
         configuration = run_configuration(
-            self.settings, self.description, initial_hash, num_rounds, self.app, grid.run.fab_hash or "", self.privacy
+            self.settings,
+            self.description,
+            initial_hash,
+            num_rounds,
+            self.app,
+            grid.run.fab_hash or "",
+            self.privacy,
+            vault.to_json(),
         )
-        self._session = session = LedgerSession.open(self.settings, self.host.chain)
+        self._session = session = LedgerSession.open(self.settings, self.host.chain, vault)
         if self.settings.resume_run:
             run = resume_run(session, self.settings, configuration, initial_hash)
             restore_server_optimiser(session, run, self.inner, self.reaggregation)
@@ -476,10 +485,10 @@ class LedgerStrategy(Strategy):
             local_parameters(self.privacy) if self.privacy is not None and local else (0, 0),
         )
         is_active = cache(self.session.participant_status)  # one registry read per address and phase
-        checked = reject_duplicates([check_reply(reply, context, is_active) for reply in replies])
-        for reply in checked:
-            if reply.encoding is not None:
-                self.session.store.put(reply.encoding)
+        checked = [
+            reply if reply.encoding is None else replace(reply, sealed_hash=self._seal(reply.encoding))
+            for reply in reject_duplicates([check_reply(reply, context, is_active) for reply in replies])
+        ]
         checked = self._screen(server_round, checked, base)
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
         if self._training.skipped is not None:
@@ -552,13 +561,24 @@ class LedgerStrategy(Strategy):
             return arrays, self._round_privacy(replies)
         stddev = self.privacy.noise_stddev(aggregated)
         noise = draw_noise(arrays, stddev)
-        noise_hash = self.session.store.put(encode_model(noise))
+        encoding = encode_model(noise)
+        sealed_hash = self._seal(encoding)
         self._releases += 1
         record = self._round_privacy(replies)
         if record is None:
             raise RuntimeError("a private run has a privacy record")
-        noised = replace(record, aggregated=aggregated, noise_stddev=stddev, noise_hash=to_hex(noise_hash))
+        noised = replace(
+            record,
+            aggregated=aggregated,
+            noise_stddev=stddev,
+            noise_hash=to_hex(keccak256(encoding)),
+            noise_sealed_hash=to_hex(sealed_hash),
+        )
         return add_noise(arrays, noise), noised
+
+    def _seal(self, plaintext: bytes) -> bytes:
+        """Store ``plaintext`` sealed for the coordinator and the run's auditors; the sealed artifact's hash."""
+        return self.session.vault.put(self.session.store, plaintext)
 
     def _round_privacy(self, replies: list[CheckedReply]) -> RoundPrivacy | None:
         """What the run has spent after this round. Central DP: one release per round aggregated.

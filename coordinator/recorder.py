@@ -165,6 +165,7 @@ def _entry(reply: CheckedReply) -> UpdateEntry:
         status="accepted" if reply.accepted else "rejected",
         participant=reply.participant,
         update_hash=to_hex(reply.update_hash) if reply.update_hash else None,
+        sealed_hash=to_hex(reply.sealed_hash) if reply.sealed_hash else None,
         num_examples=reply.num_examples,
         signature=to_hex(reply.signature) if reply.signature else None,
         signed=reply.signed,

@@ -32,6 +32,7 @@ from fedledger.hashing import from_hex, to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
 from fedledger.privacy import CHARGED_REASONS
 from fedledger.runconfig import RunConfiguration
+from fedledger.sealing import SealError
 from fedledger.store import ArtifactError
 
 Arrays = dict[str, np.ndarray]
@@ -147,9 +148,7 @@ def _examined(session: LedgerSession, run: RunRecord, round_number: int) -> Exam
     for index in examined_entries(manifest):
         entry = manifest.updates[index]
         what = f"round {round_number}'s examined update from node {entry.node_id}"
-        if entry.update_hash is None:
-            raise CannotResume(f"{what} is recorded without its update hash")
-        updates[entry.participant or ""] = _model(session, from_hex(entry.update_hash), what)
+        updates[entry.participant or ""] = _update(session, entry, what)
     return round_number, base, updates
 
 
@@ -223,13 +222,27 @@ def _replay(session: LedgerSession, start: RunStart, aggregator: Aggregator) -> 
 
 def _accepted_update(session: LedgerSession, entry: UpdateEntry, round_number: int) -> WeightedUpdate:
     what = f"round {round_number}'s accepted update from node {entry.node_id}"
-    if entry.update_hash is None or entry.num_examples is None:
-        raise CannotResume(f"{what} is recorded without its update hash or example count")
+    if entry.num_examples is None:
+        raise CannotResume(f"{what} is recorded without its example count")
+    return WeightedUpdate(_update(session, entry, what), entry.num_examples)
+
+
+def _update(session: LedgerSession, entry: UpdateEntry, what: str) -> Arrays:
+    """The arrays of a listed update: opened from its sealed artifact with the coordinator's key, or
+    read in clear from a run that stores updates so."""
+    if entry.update_hash is None:
+        raise CannotResume(f"{what} is recorded without its update hash")
     try:
         digest = from_hex(entry.update_hash, what="its update hash")
-    except ValueError as error:
-        raise CannotResume(f"{what}: {error}") from None
-    return WeightedUpdate(_model(session, digest, what), entry.num_examples)
+        if entry.sealed_hash is None:
+            return _model(session, digest, what)
+        data = session.vault.get(session.store, from_hex(entry.sealed_hash, what="its sealed hash"), digest)
+    except (ValueError, ArtifactError, SealError) as error:
+        raise CannotResume(f"{what} cannot be read: {error}") from None
+    try:
+        return decode_model(data)
+    except EncodingError as error:
+        raise CannotResume(f"{what} cannot be decoded: {error}") from None
 
 
 def _transfer(aggregator: Aggregator, strategy: Strategy, model: Arrays) -> None:

@@ -99,6 +99,7 @@ def run_configuration(
     app: AppRecord,
     fab_hash: str,
     privacy: PrivacySettings | None = None,
+    sealing: dict[str, Any] | None = None,
 ) -> RunConfiguration:
     """The run configuration whose hash ``startRun`` records: what decides the computation, and
     what ran it (``fab_hash``: the Flower App Bundle's, ``""`` outside one).
@@ -112,6 +113,7 @@ def run_configuration(
         scoring=settings.valuation,
         detection=settings.detection,
         privacy=privacy,
+        sealing=sealing,
         details=run_details(
             num_rounds, settings.min_accepted, to_hex(initial_model_hash), app.config, app.model, fab_hash
         ),

@@ -8,6 +8,7 @@ from eth_account.signers.local import LocalAccount
 
 from fedledger.chain import Chain, ChainError, Receipt, Registry
 from fedledger.coordinator.config import LedgerSettings
+from fedledger.coordinator.vault import Vault
 from fedledger.hashing import ZERO_HASH
 from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
 from fedledger.privacy import PrivacyBudget
@@ -23,7 +24,8 @@ CHAIN_FILE = "chain.jsonl"
 
 @dataclass
 class LedgerSession:
-    """A connection to the registry as its coordinator, and the store beside it.
+    """A connection to the registry as its coordinator, the store beside it, and the vault that
+    seals what the store keeps of the participants.
 
     ``deployed`` says the coordinator deployed the registry itself (a simulation) and is its admin
     too, so it grants itself the run allowance its runs need; attached to a registry the admin
@@ -33,11 +35,13 @@ class LedgerSession:
     chain: Chain
     registry: Registry
     store: ArtifactStore
+    vault: Vault
     deployed: bool = False
 
     @classmethod
-    def open(cls, settings: LedgerSettings, chain: Chain | None = None) -> "LedgerSession":
-        """Connect (or use ``chain``), then attach to ``settings.registry`` or deploy a new registry.
+    def open(cls, settings: LedgerSettings, chain: Chain | None = None, vault: Vault | None = None) -> "LedgerSession":
+        """Connect (or use ``chain``), then attach to ``settings.registry`` or deploy a new registry;
+        seal with ``vault`` (by default, the one ``settings`` name).
 
         On the in-process chain the coordinator is its first development account, and the chain is
         journaled to ``CHAIN_FILE`` in the output directory (unless it already keeps a journal); a run
@@ -59,7 +63,13 @@ class LedgerSession:
                 raise ChainError(f"{coordinator} does not hold the coordinator role on registry {registry.address}")
         else:
             registry, _ = Registry.deploy(chain, coordinator)
-        session = cls(chain, registry, ArtifactStore(settings.store), deployed=not settings.registry)
+        session = cls(
+            chain,
+            registry,
+            ArtifactStore(settings.store),
+            vault or Vault.open(settings),
+            deployed=not settings.registry,
+        )
         session.register_simulated(settings.key_seed, settings.simulated_participants)
         return session
 

@@ -142,6 +142,7 @@ class CheckedReply(Judged):
     arrays: dict[str, np.ndarray] | None = None
     encoding: bytes | None = None
     update_hash: bytes | None = None
+    sealed_hash: bytes | None = None  # the hash of the sealed artifact the encoding is stored as
     num_examples: int | None = None
     signature: bytes | None = None
     signed: SignedFields | None = None

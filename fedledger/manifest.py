@@ -50,6 +50,8 @@ class UpdateEntry:
         status: ``accepted`` into the aggregate, or ``rejected``.
         participant: the Ethereum address the reply claims (``None`` if it names none).
         update_hash: hash of the canonical encoding of the returned arrays (``None`` if none).
+        sealed_hash: hash of the sealed artifact the encoding is stored as (``fedledger.sealing``);
+            ``None`` when the run stores updates in clear, or the reply carried no readable arrays.
         num_examples: the example count the reply reports.
         signature: the EIP-712 signature, hex.
         signed: the run, round and base model the participant says it signed for.
@@ -68,6 +70,7 @@ class UpdateEntry:
     status: Status
     participant: str | None = None
     update_hash: str | None = None
+    sealed_hash: str | None = None
     num_examples: int | None = None
     signature: str | None = None
     signed: SignedFields | None = None
@@ -85,6 +88,7 @@ class UpdateEntry:
             "status": self.status,
             "participant": self.participant,
             "update_hash": self.update_hash,
+            "sealed_hash": self.sealed_hash,
             "num_examples": self.num_examples,
             "signature": self.signature,
             "signed": None if self.signed is None else vars(self.signed),
@@ -111,6 +115,7 @@ class UpdateEntry:
             status=fields.choice("status", ("accepted", "rejected")),
             participant=fields.optional_address("participant"),
             update_hash=fields.optional_hash("update_hash"),
+            sealed_hash=fields.optional_hash("sealed_hash"),
             num_examples=fields.optional("num_examples", int),
             signature=fields.optional_hex("signature"),
             signed=None if signed is None else _signed_fields(signed),

@@ -306,6 +306,7 @@ class RoundPrivacy:
         noise_stddev: central DP: the standard deviation of the noise added to the aggregate.
         noise_hash: central DP: the hash of the noise's canonical encoding (``None`` when nothing was
             aggregated).
+        noise_sealed_hash: central DP: the hash of the sealed artifact the noise is stored as.
         participants: local DP: each participant's own ε after this round.
     """
 
@@ -315,6 +316,7 @@ class RoundPrivacy:
     aggregated: int | None = None
     noise_stddev: float | None = None
     noise_hash: str | None = None
+    noise_sealed_hash: str | None = None
     participants: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -325,6 +327,7 @@ class RoundPrivacy:
             "aggregated": self.aggregated,
             "noise_stddev": self.noise_stddev,
             "noise_hash": self.noise_hash,
+            "noise_sealed_hash": self.noise_sealed_hash,
             "participants": self.participants,
         }
 
@@ -355,6 +358,7 @@ class RoundPrivacy:
             aggregated=field_of("aggregated", (int,), optional=True),
             noise_stddev=None if noise_stddev is None else float(noise_stddev),
             noise_hash=field_of("noise_hash", (str,), optional=True),
+            noise_sealed_hash=field_of("noise_sealed_hash", (str,), optional=True),
             participants=None if participants is None else {k: float(v) for k, v in participants.items()},
         )
 

@@ -25,13 +25,15 @@ class RunConfiguration:
     """The strategy and its parameters, the reward rule, how updates are valued (``scoring`` is
     ``None`` when rewards follow example counts) and screened (``detection`` is ``None`` when the
     anomaly detector is off), the differential privacy (``privacy`` is ``None`` in a run without
-    it), and the rest (rounds, model, training)."""
+    it), how updates are stored (``sealing``: the scheme and the public keys every update is sealed
+    for; ``None`` when they are stored in clear), and the rest (rounds, model, training)."""
 
     strategy: dict[str, Any]
     rewards: RewardRule
     scoring: ValuationSettings | None = None
     detection: DetectorSettings | None = None
     privacy: PrivacySettings | None = None
+    sealing: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -42,6 +44,7 @@ class RunConfiguration:
             "scoring": None if self.scoring is None else self.scoring.to_json(),
             "detection": None if self.detection is None else self.detection.to_json(),
             "privacy": None if self.privacy is None else self.privacy.to_json(),
+            "sealing": self.sealing,
             "details": self.details,
         }
 
@@ -84,6 +87,7 @@ class RunConfiguration:
                 scoring=None if scoring is None else ValuationSettings.from_json(scoring),
                 detection=None if detection is None else DetectorSettings.from_json(detection),
                 privacy=None if privacy is None else PrivacySettings.from_json(privacy),
+                sealing=document.get("sealing"),
                 details=document.get("details", {}),
             )
         except (KeyError, TypeError, ValueError) as error:

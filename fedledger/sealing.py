@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 from fedledger.canonical import canonical_json, parse_json
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import HASH_SIZE, from_hex, keccak256, to_hex
+from fedledger.store import ArtifactStore
 
 MAGIC = b"FLSEAL01"
 #: The HKDF info of the key-encryption key: binds it to this scheme and version.
@@ -40,6 +41,9 @@ NONCE_SIZE = 12
 #: The most header bytes a reader accepts (a header names 32 + 32 + 40 bytes per recipient).
 MAX_HEADER_SIZE = 1 << 20
 SCHEME = "fedledger-seal-1"
+#: The auditor's key file a simulation creates in its output directory (and lists in its run
+#: configuration), which ``fedledger audit --simulation DIR`` uses when given no ``--key``.
+SIMULATION_AUDITOR_KEY = "auditor-seal.pem"
 
 
 class SealError(FedLedgerError):
@@ -215,6 +219,24 @@ def generate_key_file(path: Path) -> bytes:
     return key.public_key().public_bytes_raw()
 
 
+def ensure_key_file(path: Path) -> X25519PrivateKey:
+    """The key in ``path``, created there first if there is none (see :func:`generate_key_file`).
+
+    Raises:
+        KeyFileError: the file exists and cannot be used.
+    """
+    if not path.exists():
+        generate_key_file(path)
+    return load_key_file(path)
+
+
+def simulation_auditor(directory: Path) -> str:
+    """The public key of the auditor a simulation in ``directory`` seals its updates for: its key file
+    ``SIMULATION_AUDITOR_KEY`` there, created by the first call."""
+    key = ensure_key_file(directory / SIMULATION_AUDITOR_KEY)
+    return public_key_hex(key.public_key().public_bytes_raw())
+
+
 def load_key_file(path: Path) -> X25519PrivateKey:
     """Read an X25519 private key written by :func:`generate_key_file`.
 
@@ -235,3 +257,23 @@ def load_key_file(path: Path) -> X25519PrivateKey:
     if not isinstance(key, X25519PrivateKey):
         raise KeyFileError(f"{path} holds a {type(key).__name__}, not an X25519 private key")
     return key
+
+
+def stored_plaintext(
+    store: ArtifactStore, sealed_hash: bytes, plaintext_hash: bytes, key: X25519PrivateKey | None
+) -> bytes | None:
+    """What the sealed artifact ``sealed_hash`` in ``store`` holds, once its header names
+    ``plaintext_hash``; ``None`` without a key (only the header is checked then).
+
+    Raises:
+        ArtifactError: the sealed artifact is missing or corrupted in the store.
+        SealError: it is not a sealed artifact, names another plaintext, or does not open (see
+            :func:`open_sealed`).
+    """
+    sealed = store.get(sealed_hash)
+    named = sealed_header(sealed).plaintext_hash
+    if named != plaintext_hash:
+        raise SealError(
+            f"the sealed artifact {to_hex(sealed_hash)} holds {to_hex(named)}, not the listed {to_hex(plaintext_hash)}"
+        )
+    return None if key is None else open_sealed(sealed, key)

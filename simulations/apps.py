@@ -42,6 +42,7 @@ from fedledger.cli.common import open_history
 from fedledger.coordinator.config import PREFIX, LedgerSettings, app_config
 from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE, LEDGER_FILE
 from fedledger.errors import FedLedgerError
+from fedledger.sealing import SIMULATION_AUDITOR_KEY, load_key_file, simulation_auditor
 
 #: The app's key for the number of rounds, as Flower's templates name it.
 ROUNDS_KEY = "num-server-rounds"
@@ -190,6 +191,7 @@ class AppSimulation:
             f"{PREFIX}store": str((self.output_dir / "store").resolve()),
             f"{PREFIX}key-seed": self.seed,
             f"{PREFIX}simulated-participants": self.clients,
+            f"{PREFIX}auditor-keys": simulation_auditor(self.output_dir),
         }
         if self.rpc_url is not None:
             settings[f"{PREFIX}rpc-url"] = self.rpc_url
@@ -254,4 +256,5 @@ def audit_recorded_run(output_dir: Path) -> AuditReport:
             "strategy with Ledger.from_context(context).wrap(...), and fedledger.enabled must not be false"
         )
     history = open_history(output_dir, None, None, None, DEFAULT_DEPLOYMENT_FILE, None)
-    return Auditor(history.registry, history.store).audit(history.run_ids)
+    key = load_key_file(output_dir / SIMULATION_AUDITOR_KEY)
+    return Auditor(history.registry, history.store, key=key).audit(history.run_ids)

@@ -31,6 +31,7 @@ from fedledger.encoding import decode_model
 from fedledger.errors import FedLedgerError
 from fedledger.hashing import from_hex
 from fedledger.keys import simulated_participant
+from fedledger.sealing import SIMULATION_AUDITOR_KEY, load_key_file, simulation_auditor
 from fedledger.simulations.adversaries import ATTACKS, FAULTS, adversarial_client_app, choose_attackers
 from fedledger.simulations.scenarios import SCENARIOS, PreparedData, Scenario
 from fedledger.store import ArtifactStore
@@ -222,6 +223,7 @@ def settings_for(
         rpc_retry_seconds=request.rpc_retry_seconds,
         store=str((request.output_dir / "store").resolve()),
         output_dir=str(request.output_dir.resolve()),
+        auditor_keys=simulation_auditor(request.output_dir) if request.ledger else "",
     )
     ledger_fields = {item.name for item in fields(LedgerSettings)}
     ledger_changes = {name: value for name, value in request.overrides.items() if name in ledger_fields}
@@ -328,7 +330,8 @@ def audit_result(result: SimulationResult) -> AuditReport:
     if ledger is None:
         raise ValueError("a simulation without the ledger has nothing to audit")
     chain = result.chain or Chain.connect(ledger.rpc_url or "")
-    return Auditor(Registry(chain, ledger.registry), ArtifactStore(ledger.store)).audit([ledger.run_id])
+    key = load_key_file(Path(result.ledger.output_dir) / SIMULATION_AUDITOR_KEY)
+    return Auditor(Registry(chain, ledger.registry), ArtifactStore(ledger.store), key=key).audit([ledger.run_id])
 
 
 def _final_model(ledger: LedgerSettings, summary: FederationSummary) -> TabularClassifier:

@@ -13,6 +13,7 @@ configuration planned, and the store is searched for manifests of the run that n
 from dataclasses import dataclass, field
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from web3.types import TxReceipt
 
 from fedledger.audit.findings import CHECKS, AuditReport, Finding, FindingRecorder, RoundAudit, RunAudit
@@ -35,6 +36,7 @@ from fedledger.hashing import from_hex, to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
 from fedledger.rounds import rewards_tree, updates_tree
 from fedledger.runconfig import RunConfiguration
+from fedledger.sealing import SealError, public_key_hex, stored_plaintext
 from fedledger.signing import InvalidSignature, SigningDomain, UpdateMessage, recover_update_signer
 from fedledger.store import ArtifactError, ArtifactMissing, ArtifactStore, ArtifactTampered
 
@@ -82,6 +84,8 @@ class _RunState:
     model: Arrays | None
     examined: ExaminedRound | None = None
     privacy: PrivacyLedger | None = None  # None while the run configuration is unread
+    key: X25519PrivateKey | None = None  # the auditor's key, if the run seals its updates for it
+    sealed_without_key: str | None = None  # why the run's sealed updates cannot be opened in this audit
     committed_manifests: dict[int, str] = field(default_factory=dict)
     referenced: set[str] = field(default_factory=set)
 
@@ -89,12 +93,21 @@ class _RunState:
 class Auditor:
     """Audits the runs of one registry against one artifact store."""
 
-    def __init__(self, registry: Registry, store: ArtifactStore, approved_bundle: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        store: ArtifactStore,
+        approved_bundle: str | None = None,
+        key: X25519PrivateKey | None = None,
+    ) -> None:
         """``approved_bundle``: the sha256 (hex) of the Flower App Bundle the auditor approved; when
-        given, every run must record that it ran exactly this bundle (check ``app-bundle``)."""
+        given, every run must record that it ran exactly this bundle (check ``app-bundle``).
+        ``key``: the auditor's X25519 private key, which opens the updates (and noise) a run stores
+        sealed for it; without it, the checks that need their plaintext are ``needs-key``."""
         self.registry = registry
         self.store = store
         self.approved_bundle = approved_bundle
+        self.key = key
         self.domain: SigningDomain = registry.signing_domain()
         self._registrations: dict[str, ParticipantRecord | None] = {}
         self._stored_manifests: StoredManifests | None = None
@@ -168,10 +181,25 @@ class Auditor:
             audit.configuration = state.config.to_json()
             self._app_bundle(run.run_id, state.config, audit)
             state.reaggregation = Reaggregation.of(state.config.strategy, state.config.privacy)
-            state.privacy = PrivacyLedger(state.config.privacy, self.store)
+            self._sealing(state.config, state)
+            state.privacy = PrivacyLedger(state.config.privacy, self.store, state.key, state.sealed_without_key)
             check_budget(run, state.config.privacy, audit.findings)
         state.model = self._model(run.run_id, 0, run.initial_model_hash, audit.findings)
         return state
+
+    def _sealing(self, config: RunConfiguration, state: _RunState) -> None:
+        """Whether the audit can open the run's sealed updates: with a key among its recipients."""
+        if config.sealing is None:
+            return
+        recipients = config.sealing.get("recipients") or []
+        if self.key is None:
+            state.sealed_without_key = "the run stores updates sealed, and the audit was given no key (--key)"
+            return
+        own = public_key_hex(self.key.public_key().public_bytes_raw())
+        if own not in recipients:
+            state.sealed_without_key = f"the run seals its updates for {len(recipients)} keys, not for {own}"
+            return
+        state.key = self.key
 
     def _app_bundle(self, run_id: int, config: RunConfiguration, audit: RunAudit) -> None:
         """Compare the app bundle the run records with the one the auditor approved, if one was given."""
@@ -284,14 +312,20 @@ class Auditor:
         examined = ExaminedRound.lost(f"round {committed.round}'s manifest is unusable")
         try:
             manifest = self._manifest(committed, record)
-            state.referenced.update(entry.update_hash.lower() for entry in manifest.updates if entry.update_hash)
+            state.referenced.update(
+                digest.lower()
+                for entry in manifest.updates
+                for digest in (entry.update_hash, entry.sealed_hash)
+                if digest
+            )
             audit.outcome = manifest.outcome
             audit.accuracy = manifest.metrics.get("evaluate", {}).get("aggregate", {}).get("eval-accuracy")
             audit.rewards = manifest.rewards
             audit.updates = update_outcomes(manifest)
             self._binding(manifest, committed, state, record)
             self._requests(manifest, audit, record)
-            updates = RoundUpdates(manifest, state.model, self._updates(manifest, committed, record))
+            updates = RoundUpdates(manifest, state.model, self._updates(manifest, committed, state, record))
+            record.sealed = state.sealed_without_key if any(entry.sealed_hash for entry in manifest.updates) else None
             examined = ExaminedRound.of(manifest, updates)
             self._roots(manifest, committed, record)
             config = state.config
@@ -304,12 +338,14 @@ class Auditor:
                 check_scores(manifest, config.scoring, self._valued_round(manifest, state, updates), record)
                 check_rewards(manifest, config.rewards, record)
             noise = None if state.privacy is None else state.privacy.check_round(manifest, committed, record)
-            if manifest.privacy is not None and manifest.privacy.noise_hash is not None:
-                state.referenced.add(manifest.privacy.noise_hash.lower())
+            if manifest.privacy is not None:
+                recorded = (manifest.privacy.noise_hash, manifest.privacy.noise_sealed_hash)
+                state.referenced.update(digest.lower() for digest in recorded if digest)
             state.reaggregation.check(
                 manifest, state.model_hash, committed.commitment.model_hash, updates, record, noise
             )
         except _Abort as missing:
+            record.sealed = None
             self._not_run(committed, state.config, audit, record, str(missing))
             if state.privacy is not None:
                 state.privacy.lose(f"round {committed.round}'s manifest is unusable: {missing}", record)
@@ -413,7 +449,7 @@ class Auditor:
             record.ok("model-chain", f"starts from {manifest.base_model_hash[:18]}…")
 
     def _updates(
-        self, manifest: RoundManifest, committed: CommittedRound, record: FindingRecorder
+        self, manifest: RoundManifest, committed: CommittedRound, state: _RunState, record: FindingRecorder
     ) -> dict[int, Arrays]:
         """Check every listed update; return the arrays of those that are intact, by entry index."""
         stored: dict[int, Arrays] = {}
@@ -421,7 +457,11 @@ class Auditor:
             if entry.update_hash is None:
                 continue
             try:
-                stored[index] = decode_model(self.store.get(from_hex(entry.update_hash)))
+                arrays = self._update(entry, state, record)
+                if arrays is not None:
+                    stored[index] = arrays
+            except SealError as error:
+                record.fail("update-hash", str(error), entry.update_hash, entry.sealed_hash, entry.participant)
             except ArtifactMissing as error:
                 record.fail("update-hash", str(error), entry.update_hash, "nothing stored", entry.participant)
             except ArtifactTampered as error:
@@ -429,11 +469,39 @@ class Auditor:
             except EncodingError as error:
                 found = "bytes that are not a model encoding"
                 record.fail("update-hash", str(error), entry.update_hash, found, entry.participant)
-            else:
-                record.ok("update-hash", f"{entry.status} update is intact", participant=entry.participant)
             if entry.status == "accepted":
                 self._signed(manifest, committed, entry, record)
         return stored
+
+    def _update(self, entry: UpdateEntry, state: _RunState, record: FindingRecorder) -> Arrays | None:
+        """An update's arrays, read in clear or opened from its sealed artifact, with the
+        ``update-hash`` finding; ``None`` when there is no key to open it (the finding says so).
+
+        Raises:
+            ArtifactError, EncodingError, SealError: the update is missing, corrupted or not a model.
+        """
+        listed = from_hex(entry.update_hash or "")
+        sealing = state.config is not None and state.config.sealing is not None
+        if entry.sealed_hash is None:
+            if sealing:
+                raise SealError("the update is listed without its sealed artifact, though the run seals its updates")
+            arrays = decode_model(self.store.get(listed))
+            record.ok("update-hash", f"{entry.status} update is intact", participant=entry.participant)
+            return arrays
+        plaintext = stored_plaintext(self.store, from_hex(entry.sealed_hash), listed, state.key)
+        if plaintext is None:
+            why = state.sealed_without_key or "no key opens the run's sealed updates"
+            record.needs_key(
+                "update-hash",
+                f"{why}; its sealed artifact is intact and names the listed hash",
+                entry.participant,
+            )
+            return None
+        arrays = decode_model(plaintext)
+        record.ok(
+            "update-hash", f"{entry.status} update is intact (opened from its sealed artifact)", entry.participant
+        )
+        return arrays
 
     def _signed(
         self, manifest: RoundManifest, committed: CommittedRound, entry: UpdateEntry, record: FindingRecorder

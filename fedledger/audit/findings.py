@@ -3,24 +3,27 @@
 A finding's status is one of ``STATUSES``: ``pass``; ``fail`` (the check found a discrepancy);
 ``not-run`` (the check could not run because an input it needs is missing or unusable: a deleted
 update, an unreadable manifest or run configuration; its message starts with ``input missing:``);
-``unsupported`` (the record asks for something this auditor cannot do); ``not-checked`` (the check
+``needs-key`` (the check needs the plaintext of updates stored sealed, and the audit was given no
+key that opens them; its message starts with ``needs a key:``); ``unsupported`` (the record asks
+for something this auditor cannot do); ``not-checked`` (the check
 has no rule to run: a strategy without a registered aggregation); ``incomplete`` (the run committed
 fewer rounds than it planned); ``orphan`` (a store artifact of the run that no committed round
 points to). Only ``pass`` counts as passed, and every finding but an orphan counts in the total.
 The verdict of a run or a report is ``fail`` if any finding failed, did not run or was
-unsupported, else ``incomplete`` if a run stopped short of its plan or a check had no rule to run,
-else ``pass``: orphans are listed, but do not change it."""
+unsupported, else ``incomplete`` if a run stopped short of its plan, a check had no rule to run or
+needed a key, else ``pass``: orphans are listed, but do not change it."""
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pass", "fail", "not-run", "unsupported", "not-checked", "incomplete", "orphan"]
+Status = Literal["pass", "fail", "not-run", "needs-key", "unsupported", "not-checked", "incomplete", "orphan"]
 #: What each status means, in the order a summary lists them.
 STATUSES: dict[str, str] = {
     "pass": "the check held",
     "fail": "the check found a discrepancy",
     "not-run": "the check could not run: an input it needs is missing or unusable",
+    "needs-key": "the check needs updates stored sealed, and no key given to the audit opens them",
     "unsupported": "the record asks for something this auditor cannot check",
     "not-checked": "no rule to check with (a strategy without a registered aggregation)",
     "incomplete": "planned rounds never committed",
@@ -89,6 +92,7 @@ RUN_CHECKS = ("run-config", "app-bundle", "privacy-budget", "rounds", "planned-r
 _SUMMARY_WORDS = {
     "fail": "failed",
     "not-run": "not run (input missing)",
+    "needs-key": "need a key",
     "unsupported": "unsupported",
     "not-checked": "not checked (no rule)",
     "incomplete": "incomplete",
@@ -123,7 +127,7 @@ def verdict_of(findings: Iterable[Finding]) -> Verdict:
     statuses = {finding.status for finding in findings}
     if statuses & {"fail", "not-run", "unsupported"}:
         return "fail"
-    if statuses & {"incomplete", "not-checked"}:
+    if statuses & {"incomplete", "not-checked", "needs-key"}:
         return "incomplete"
     return "pass"
 
@@ -343,6 +347,7 @@ class FindingRecorder:
 
     def __init__(self, audit: RoundAudit) -> None:
         self.audit = audit
+        self.sealed: str | None = None  # why the round's updates cannot be opened, in an audit without their key
 
     def _add(
         self,
@@ -377,8 +382,17 @@ class FindingRecorder:
         self._add(check, "not-checked", message)
 
     def not_run(self, check: str, missing: str, participant: str | None = None) -> None:
-        """The check could not run: ``missing`` names the input it needed that is missing or unusable."""
-        self._add(check, "not-run", f"input missing: {missing}", participant=participant)
+        """The check could not run: ``missing`` names the input it needed that is missing or unusable.
+        While ``sealed`` says the round's updates are sealed for keys the audit does not hold, that
+        input is the plaintext a key would give: the finding is ``needs-key``."""
+        if self.sealed is not None:
+            self.needs_key(check, f"{self.sealed} ({missing})", participant)
+        else:
+            self._add(check, "not-run", f"input missing: {missing}", participant=participant)
+
+    def needs_key(self, check: str, why: str, participant: str | None = None) -> None:
+        """The check needs plaintext that only a key opens; ``why`` says what is sealed."""
+        self._add(check, "needs-key", f"needs a key: {why}", participant=participant)
 
     def compare(self, check: str, expected: str, found: str, holds: str, fails: str) -> None:
         """Pass with ``holds`` when ``found == expected``, else fail with ``fails``."""

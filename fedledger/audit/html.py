@@ -21,6 +21,7 @@ _COLOURS = {
     "pass": "#2e7d32",
     "fail": "#c62828",
     "not-run": "#455a64",
+    "needs-key": "#5e35b1",
     "unsupported": "#ef6c00",
     "not-checked": "#f9a825",
     "incomplete": "#fbc02d",
@@ -32,7 +33,7 @@ STATUSES = {
     status: (colour, FINDING_STATUSES.get(status, "no such check in this round")) for status, colour in _COLOURS.items()
 }
 #: Which status a grid cell shows when a round has several findings of one check: the worst.
-_PRECEDENCE = ("fail", "not-run", "unsupported", "not-checked", "incomplete", "pass")
+_PRECEDENCE = ("fail", "not-run", "unsupported", "needs-key", "not-checked", "incomplete", "pass")
 #: The page may load nothing: no script, font, image or style from anywhere but itself.
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 _ACCEPTED, _REJECTED, _NOT_COMMITTED = "#2e7d32", "#c62828", "#eceff1"

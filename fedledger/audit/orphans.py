@@ -110,7 +110,15 @@ def record_orphans(
 def _named(manifest: RoundManifest) -> list[tuple[str, str, str | None]]:
     """(kind, hash, participant) of every model and update ``manifest`` names."""
     named = [("model", manifest.model_hash, None), ("model", manifest.base_model_hash, None)]
-    named += [("update", entry.update_hash, entry.participant) for entry in manifest.updates if entry.update_hash]
+    named += [
+        ("update", digest, entry.participant)
+        for entry in manifest.updates
+        for digest in (entry.update_hash, entry.sealed_hash)
+        if digest
+    ]
+    if manifest.privacy is not None:
+        noise = (manifest.privacy.noise_hash, manifest.privacy.noise_sealed_hash)
+        named += [("noise", digest, None) for digest in noise if digest]
     return named
 
 

@@ -12,6 +12,7 @@ import math
 from collections import Counter
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fedledger.audit.findings import Finding, FindingRecorder
 from fedledger.chain import CommittedRound, RunRecord
@@ -27,6 +28,7 @@ from fedledger.privacy import (
     local_parameters,
     to_fixed_epsilon,
 )
+from fedledger.sealing import SealError, stored_plaintext
 from fedledger.store import ArtifactError, ArtifactStore
 
 Arrays = dict[str, np.ndarray]
@@ -69,9 +71,18 @@ class PrivacyLedger:
     """Follows a private run round by round: the releases so far, each round's ε, its noise (central
     DP), each participant's releases and ε and the parameters its updates are signed with (local DP)."""
 
-    def __init__(self, privacy: PrivacySettings | None, store: ArtifactStore) -> None:
+    def __init__(
+        self,
+        privacy: PrivacySettings | None,
+        store: ArtifactStore,
+        key: X25519PrivateKey | None = None,
+        sealed_without_key: str | None = None,
+    ) -> None:
+        """``key`` opens the noise the run stores sealed; without it, ``sealed_without_key`` says why."""
         self.privacy = privacy
         self.store = store
+        self.key = key
+        self.sealed_without_key = sealed_without_key
         self.releases = 0
         self.charged: Counter[str] = Counter()
         self.lost: str | None = None  # why the releases so far are unknown, once a round's record is unusable
@@ -187,6 +198,13 @@ class PrivacyLedger:
                 f"ε={expected:.4f} at δ={privacy.delta:g} after {self.releases} releases, as committed",
             )
 
+    def _read_noise(self, noise_hash: str, sealed_hash: str | None) -> Arrays | None:
+        """The recorded noise, read in clear or opened from its sealed artifact; ``None`` without a key."""
+        if sealed_hash is None:
+            return decode_model(self.store.get(from_hex(noise_hash)))
+        plaintext = stored_plaintext(self.store, from_hex(sealed_hash), from_hex(noise_hash), self.key)
+        return None if plaintext is None else decode_model(plaintext)
+
     def _noise(self, privacy: PrivacySettings, manifest: RoundManifest, record: FindingRecorder) -> Arrays | None:
         recorded = manifest.privacy
         if recorded is None:
@@ -211,9 +229,13 @@ class PrivacyLedger:
             )
             return None
         try:
-            noise = decode_model(self.store.get(from_hex(recorded.noise_hash)))
-        except (ArtifactError, EncodingError) as error:
+            noise = self._read_noise(recorded.noise_hash, recorded.noise_sealed_hash)
+        except (ArtifactError, EncodingError, SealError, ValueError) as error:
             record.fail("privacy-noise", f"the recorded noise cannot be read: {error}", recorded.noise_hash)
+            return None
+        if noise is None:
+            why = self.sealed_without_key or "no key opens the run's sealed noise"
+            record.needs_key("privacy-noise", f"{why}; the noise is stored sealed")
             return None
         test = NoiseTest.of(noise, stddev)
         if not test.passed:

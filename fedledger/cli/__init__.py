@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fedledger.cli import audit, certs, chain, client, contracts, participants
+from fedledger.cli import audit, auditor, certs, chain, client, contracts, participants
 from fedledger.cli.common import ReportingGroup
 from fedledger.errors import FedLedgerError
 
@@ -33,6 +33,7 @@ app.add_typer(contracts.app, name="contracts")
 app.add_typer(chain.app, name="chain")
 app.add_typer(participants.app, name="participants")
 app.add_typer(client.app, name="client")
+app.add_typer(auditor.app, name="auditor")
 app.command("audit")(audit.audit)
 app.command("certs")(certs.certs)
 

@@ -24,6 +24,7 @@ from fedledger.cli.common import (
     show_table,
 )
 from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE
+from fedledger.sealing import SIMULATION_AUDITOR_KEY, load_key_file
 
 #: The exit code of each verdict. 1 is also every input error; 2 is a usage error.
 EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "incomplete": 3}
@@ -31,6 +32,7 @@ EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "incomplete": 3}
 _STYLES = {
     "fail": "red",
     "not-run": "red",
+    "needs-key": "yellow",
     "unsupported": "red",
     "not-checked": "yellow",
     "incomplete": "yellow",
@@ -57,6 +59,16 @@ def audit(
             help="A Flower App Bundle (.fab, from `flwr build`) you approved: every run must have run exactly it.",
         ),
     ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            dir_okay=False,
+            help="The auditor's X25519 private key (fedledger auditor keygen): it opens the updates and noise "
+            "a run stores sealed for it. Without it, the checks that need them are reported as needing a key. "
+            f"With --simulation, defaults to the simulation's own {SIMULATION_AUDITOR_KEY}.",
+        ),
+    ] = None,
 ) -> None:
     """Verify every committed round: manifest hash, signatures and registration, update hashes, Merkle roots,
     the chain of models, re-aggregation to the committed model, rewards and claims; compare the committed
@@ -65,13 +77,18 @@ def audit(
 
     Exits 0 (pass) only if every check passes and every planned round is committed; 1 (fail) if a check
     fails or cannot be made, or on bad input; 3 (incomplete) if every check passes but rounds the run
-    planned were never committed, or the run's strategy has no aggregation to re-derive its rounds with.
+    planned were never committed, the run's strategy has no aggregation to re-derive its rounds with, or
+    a check needs the plaintext of sealed updates and no key that opens them was given.
     Each problem names the run, round, participant and check, with what was expected and what was found.
     Needs neither torch nor Flower.
     """
     history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     approved = hashlib.sha256(app_bundle.read_bytes()).hexdigest() if app_bundle is not None else None
-    result = Auditor(history.registry, history.store, approved).audit(history.run_ids)
+    key_file = key or _simulation_key(simulation)
+    if key_file is not None and key is None and not as_json:
+        console.print(f"opening sealed updates with the simulation's auditor key {key_file}", highlight=False)
+    auditor_key = None if key_file is None else load_key_file(key_file)
+    result = Auditor(history.registry, history.store, approved, auditor_key).audit(history.run_ids)
     if report is not None:
         report.write_text(render_html(result))
     if as_json:
@@ -79,6 +96,13 @@ def audit(
     else:
         _print(result, report)
     raise typer.Exit(EXIT_CODES[result.verdict])
+
+
+def _simulation_key(simulation: Path | None) -> Path | None:
+    """The auditor key a simulation created in its directory, if there is one."""
+    if simulation is None or not (simulation / SIMULATION_AUDITOR_KEY).is_file():
+        return None
+    return simulation / SIMULATION_AUDITOR_KEY
 
 
 def _print(result: AuditReport, html_path: Path | None) -> None:

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account.signers.local import LocalAccount
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.common.constant import HEARTBEAT_INTERVAL_INF, NOOP_ACCOUNT_NAME, NOOP_FLWR_AID, SUPERLINK_NODE_ID
@@ -39,6 +40,7 @@ from fedledger.coordinator.host import Host, hosting
 from fedledger.coordinator.ledger import LedgerStrategy
 from fedledger.coordinator.recorder import RoundReport
 from fedledger.coordinator.session import LedgerSession
+from fedledger.coordinator.vault import Vault
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH
 from fedledger.rewards import TOKEN_DECIMALS
@@ -261,7 +263,9 @@ class Ledger:
         chain = Chain.in_process()
         registry, _ = Registry.deploy(chain, chain.signers[0])
         registry.set_run_allowance(chain.signers[0], 10**9 * 10**TOKEN_DECIMALS)
-        session = LedgerSession(chain, registry, ArtifactStore(store), deployed=True)
+        session = LedgerSession(
+            chain, registry, ArtifactStore(store), Vault(X25519PrivateKey.generate(), ()), deployed=True
+        )
         for account in participants:
             registry.add_participant(account.address, ZERO_HASH)
         return cls(session)

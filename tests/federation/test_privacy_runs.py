@@ -11,8 +11,9 @@ import pytest
 from fedledger.audit.findings import FindingRecorder, RoundAudit
 from fedledger.audit.privacy import PrivacyLedger
 from fedledger.chain import Registry
+from fedledger.coordinator.vault import Vault
 from fedledger.encoding import decode_model, encode_model
-from fedledger.hashing import from_hex
+from fedledger.hashing import from_hex, keccak256, to_hex
 from fedledger.manifest import RoundManifest
 from fedledger.privacy import EPSILON_SCALE, NoiseTest, PrivacySettings, local_parameters, to_fixed_epsilon
 from fedledger.runconfig import RunConfiguration
@@ -42,6 +43,11 @@ def records(result: SimulationResult) -> tuple[Registry, ArtifactStore, RunConfi
     return registry, store, config, rounds
 
 
+def coordinator_vault(result: SimulationResult) -> Vault:
+    """The vault the run sealed its updates and noise with (the coordinator's key opens them)."""
+    return Vault.open(result.ledger)
+
+
 @pytest.fixture(scope="module")
 def central(tmp_path_factory) -> SimulationResult:
     return run(tmp_path_factory, "central")
@@ -64,8 +70,10 @@ def test_a_central_dp_run_records_its_budget_noise_and_epsilon_and_audits_pass(c
         record = manifest.privacy
         assert record is not None and record.aggregated == 4
         assert record.noise_stddev == pytest.approx(privacy.noise_multiplier * 0.3 / 4)
-        noise = decode_model(store.get(from_hex(record.noise_hash)))
+        sealed, listed = from_hex(record.noise_sealed_hash), from_hex(record.noise_hash)
+        noise = decode_model(coordinator_vault(central).get(store, sealed, listed))
         assert NoiseTest.of(noise, record.noise_stddev).passed
+        assert listed not in store  # the noise is stored sealed only
         assert committed.commitment.epsilon_spent == record.epsilon_spent == to_fixed_epsilon(record.epsilon)
         spent.append(record.epsilon_spent)
     assert spent[0] < spent[1] <= run.epsilon_budget
@@ -85,12 +93,12 @@ def test_the_calibrated_noise_spends_the_budget_over_the_planned_rounds(central)
 def test_an_edited_noise_vector_fails_the_audit(central, tmp_path):
     _, store, _, rounds = records(central)
     manifest = RoundManifest.from_bytes(store.get(rounds[0].commitment.manifest_hash))
-    path = store.path_of(from_hex(manifest.privacy.noise_hash))
+    path = store.path_of(from_hex(manifest.privacy.noise_sealed_hash))
     original = Path(path).read_bytes()
-    noise = decode_model(original)
-    edited = {name: (values * np.float32(0.5)).astype(values.dtype) for name, values in noise.items()}
+    edited = bytearray(original)
+    edited[-20] ^= 0x40
     try:
-        Path(path).write_bytes(encode_model(edited))
+        Path(path).write_bytes(bytes(edited))
         audit = audit_result(central)
     finally:
         Path(path).write_bytes(original)
@@ -106,12 +114,13 @@ def test_noise_smaller_than_promised_fails_the_noise_test(central):
     """A coordinator that adds half the noise and records it consistently (store and manifest)."""
     _, store, config, rounds = records(central)
     manifest = RoundManifest.from_bytes(store.get(rounds[0].commitment.manifest_hash))
-    noise = decode_model(store.get(from_hex(manifest.privacy.noise_hash)))
-    halved = {name: (values * np.float32(0.5)).astype(values.dtype) for name, values in noise.items()}
-    lying = replace(
-        manifest, privacy=replace(manifest.privacy, noise_hash="0x" + store.put(encode_model(halved)).hex())
-    )
-    ledger = PrivacyLedger(config.privacy, store)
+    vault = coordinator_vault(central)
+    recorded = manifest.privacy
+    noise = decode_model(vault.get(store, from_hex(recorded.noise_sealed_hash), from_hex(recorded.noise_hash)))
+    halved = encode_model({name: (values * np.float32(0.5)).astype(values.dtype) for name, values in noise.items()})
+    sealed = to_hex(vault.put(store, halved))
+    lying = replace(manifest, privacy=replace(recorded, noise_hash=to_hex(keccak256(halved)), noise_sealed_hash=sealed))
+    ledger = PrivacyLedger(config.privacy, store, vault.key)
     audit = RoundAudit(manifest.run_id, 1)
     assert ledger.check_round(lying, rounds[0], FindingRecorder(audit)) is None
     finding = next(f for f in audit.findings if f.check == "privacy-noise")
@@ -123,7 +132,7 @@ def test_a_manifest_that_understates_epsilon_fails_the_audit(central):
     manifest = RoundManifest.from_bytes(store.get(rounds[1].commitment.manifest_hash))
     first = RoundManifest.from_bytes(store.get(rounds[0].commitment.manifest_hash))
     understated = replace(manifest.privacy, epsilon=first.privacy.epsilon, epsilon_spent=first.privacy.epsilon_spent)
-    ledger = PrivacyLedger(config.privacy, store)
+    ledger = PrivacyLedger(config.privacy, store, coordinator_vault(central).key)
     ledger.check_round(first, rounds[0], FindingRecorder(RoundAudit(manifest.run_id, 1)))
     audit = RoundAudit(manifest.run_id, 2)
     ledger.check_round(replace(manifest, privacy=understated), rounds[1], FindingRecorder(audit))
