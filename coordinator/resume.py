@@ -222,8 +222,8 @@ def _replay(session: LedgerSession, start: RunStart, aggregator: Aggregator) -> 
 
 def _accepted_update(session: LedgerSession, entry: UpdateEntry, round_number: int) -> WeightedUpdate:
     what = f"round {round_number}'s accepted update from node {entry.node_id}"
-    if entry.num_examples is None:
-        raise CannotResume(f"{what} is recorded without its example count")
+    if entry.update_hash is None or entry.num_examples is None:
+        raise CannotResume(f"{what} is recorded without its update hash or example count")
     return WeightedUpdate(_update(session, entry, what), entry.num_examples)
 
 

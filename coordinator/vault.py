@@ -14,12 +14,17 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fedledger.coordinator.config import LedgerSettings, SettingsError
-from fedledger.sealing import SCHEME, KeyFileError, Sealer, ensure_key_file, load_key_file, public_key_hex
+from fedledger.sealing import (
+    COORDINATOR_KEY_FILE,
+    SCHEME,
+    KeyFileError,
+    Sealer,
+    ensure_key_file,
+    load_key_file,
+    public_key_hex,
+)
 from fedledger.sealing import stored_plaintext as read_sealed
 from fedledger.store import ArtifactStore
-
-#: The coordinator's key file in the output directory, when ``fedledger.sealing-key`` names none.
-COORDINATOR_KEY_FILE = "coordinator-seal.pem"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ SCHEME = "fedledger-seal-1"
 #: The auditor's key file a simulation creates in its output directory (and lists in its run
 #: configuration), which ``fedledger audit --simulation DIR`` uses when given no ``--key``.
 SIMULATION_AUDITOR_KEY = "auditor-seal.pem"
+#: The coordinator's key file in a run's output directory, when ``fedledger.sealing-key`` names none.
+COORDINATOR_KEY_FILE = "coordinator-seal.pem"
 
 
 class SealError(FedLedgerError):

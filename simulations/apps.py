@@ -191,7 +191,6 @@ class AppSimulation:
             f"{PREFIX}store": str((self.output_dir / "store").resolve()),
             f"{PREFIX}key-seed": self.seed,
             f"{PREFIX}simulated-participants": self.clients,
-            f"{PREFIX}auditor-keys": simulation_auditor(self.output_dir),
         }
         if self.rpc_url is not None:
             settings[f"{PREFIX}rpc-url"] = self.rpc_url
@@ -216,12 +215,11 @@ class AppSimulation:
         TaskIdentity.task_id = run.primary_task_id
         TaskIdentity.run_id = run_id
         TaskIdentity.node_id = SUPERLINK_NODE_ID
+        run_config = self.server_run_config()
+        if not run_config.get(f"{PREFIX}auditor-keys"):
+            run_config[f"{PREFIX}auditor-keys"] = simulation_auditor(self.output_dir)
         context = Context(
-            run_id=run_id,
-            node_id=SUPERLINK_NODE_ID,
-            node_config={},
-            state=RecordDict(),
-            run_config=self.server_run_config(),
+            run_id=run_id, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(), run_config=run_config
         )
         self.output_dir.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a Ray notice about GPUs

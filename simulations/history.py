@@ -12,7 +12,7 @@ global model moved in the round's direction, plus the site's own offset), and it
 losses. Hooks let a test play a dishonest coordinator at one step.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -28,6 +28,7 @@ from fedledger.manifest import Requests, RoundManifest, SignedFields, UpdateEntr
 from fedledger.rewards import TOKEN_DECIMALS, RewardRule
 from fedledger.rounds import reward_proof, rewards_tree, seal
 from fedledger.runconfig import RunConfiguration
+from fedledger.sealing import SCHEME, Sealer, public_key_hex
 from fedledger.signing import UpdateMessage, ValuationMessage, sign_update, sign_valuation, valuation_results_hash
 from fedledger.store import ArtifactStore
 from fedledger.valuation import (
@@ -63,7 +64,9 @@ class Dishonesty:
 
 class SyntheticHistory:
     """A registry with ``clients`` registered participants and one run of ``planned_rounds`` rounds
-    (as its run configuration and the registry record them), grown round by round."""
+    (as its run configuration and the registry record them), grown round by round. With
+    ``sealed_for`` (X25519 public keys), its updates are stored sealed for those keys, as a
+    coordinator stores them; else in clear."""
 
     def __init__(
         self,
@@ -76,6 +79,7 @@ class SyntheticHistory:
         seed: int = 0,
         reward_tokens: int = 100,
         reward_rule: str = "score",
+        sealed_for: Sequence[bytes] = (),
     ) -> None:
         self.chain = chain
         self.store = store
@@ -92,6 +96,7 @@ class SyntheticHistory:
         self.rule = RewardRule(reward_rule, reward_tokens * 10**TOKEN_DECIMALS)
         self.valuation = VALUATION if reward_rule == "score" else None
         self.detection = DetectorSettings()
+        self.sealer = Sealer(sealed_for) if sealed_for else None
         self.offsets = [
             {name: self.rng.normal(scale=0.002, size=value.shape) for name, value in self.model.items()}
             for _ in self.participants
@@ -101,6 +106,9 @@ class SyntheticHistory:
             self.rule,
             self.valuation,
             self.detection,
+            sealing=None
+            if self.sealer is None
+            else {"scheme": SCHEME, "recipients": [public_key_hex(key) for key in self.sealer.recipients]},
             details={"synthetic": True, "num_server_rounds": planned_rounds},
         )
         self.registry.set_run_allowance(coordinator, self.rule.budget * planned_rounds)
@@ -130,7 +138,8 @@ class SyntheticHistory:
             }
             examples = int(self.rng.integers(20, 200))
             encoding = encode_model(arrays)
-            update_hash = self.store.put(encoding)
+            update_hash = keccak256(encoding)
+            stored = self.store.put(encoding if self.sealer is None else self.sealer.seal(encoding))
             message = UpdateMessage(self.run_id, round_number, self.model_hash, update_hash, examples)
             signer = dishonesty.signers.get(index, account)
             entries.append(
@@ -139,6 +148,7 @@ class SyntheticHistory:
                     status="accepted",
                     participant=signer.address,
                     update_hash=to_hex(update_hash),
+                    sealed_hash=None if self.sealer is None else to_hex(stored),
                     num_examples=examples,
                     signature=to_hex(sign_update(self.domain, message, signer.key)),
                     signed=SignedFields(self.run_id, round_number, to_hex(self.model_hash)),

@@ -24,7 +24,7 @@ from fedledger.cli.common import (
     show_table,
 )
 from fedledger.deployment import DEFAULT_DEPLOYMENT_FILE
-from fedledger.sealing import SIMULATION_AUDITOR_KEY, load_key_file
+from fedledger.sealing import COORDINATOR_KEY_FILE, SIMULATION_AUDITOR_KEY, load_key_file
 
 #: The exit code of each verdict. 1 is also every input error; 2 is a usage error.
 EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "incomplete": 3}
@@ -66,7 +66,8 @@ def audit(
             dir_okay=False,
             help="The auditor's X25519 private key (fedledger auditor keygen): it opens the updates and noise "
             "a run stores sealed for it. Without it, the checks that need them are reported as needing a key. "
-            f"With --simulation, defaults to the simulation's own {SIMULATION_AUDITOR_KEY}.",
+            f"With --simulation, defaults to the run directory's {SIMULATION_AUDITOR_KEY} (a simulation's "
+            f"auditor), else its {COORDINATOR_KEY_FILE} (the coordinator's own key).",
         ),
     ] = None,
 ) -> None:
@@ -84,9 +85,9 @@ def audit(
     """
     history = open_history(simulation, rpc_url, registry, store, deployment, run, chain_file)
     approved = hashlib.sha256(app_bundle.read_bytes()).hexdigest() if app_bundle is not None else None
-    key_file = key or _simulation_key(simulation)
+    key_file = key or _run_directory_key(simulation)
     if key_file is not None and key is None and not as_json:
-        console.print(f"opening sealed updates with the simulation's auditor key {key_file}", highlight=False)
+        console.print(f"opening sealed updates with the key {key_file}", highlight=False)
     auditor_key = None if key_file is None else load_key_file(key_file)
     result = Auditor(history.registry, history.store, approved, auditor_key).audit(history.run_ids)
     if report is not None:
@@ -98,11 +99,14 @@ def audit(
     raise typer.Exit(EXIT_CODES[result.verdict])
 
 
-def _simulation_key(simulation: Path | None) -> Path | None:
-    """The auditor key a simulation created in its directory, if there is one."""
-    if simulation is None or not (simulation / SIMULATION_AUDITOR_KEY).is_file():
+def _run_directory_key(directory: Path | None) -> Path | None:
+    """The key a run directory holds: a simulation's auditor key, else the coordinator's own."""
+    if directory is None:
         return None
-    return simulation / SIMULATION_AUDITOR_KEY
+    return next(
+        (directory / name for name in (SIMULATION_AUDITOR_KEY, COORDINATOR_KEY_FILE) if (directory / name).is_file()),
+        None,
+    )
 
 
 def _print(result: AuditReport, html_path: Path | None) -> None:

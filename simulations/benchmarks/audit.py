@@ -1,6 +1,6 @@
 """Audit throughput: how long the audit takes beside hashing the same bytes, measured in one run.
 
-    python -m fedledger.simulations.benchmarks.audit [--rounds 50] [--clients 20] [--parameters 1000000]
+    python -m fedledger.simulations.benchmarks.audit [--rounds 50] [--clients 20] [--parameters 1000000] [--sealed]
 
 Writes a history of ``rounds`` FedAvg rounds with ``clients`` signed updates each of a model with
 about ``parameters`` float32 parameters (``simulations.history``), on the in-process chain with the
@@ -8,6 +8,10 @@ store in a temporary directory. Then it audits the history (timed), audits it ag
 to find the share of the audit spent in Keccak-256, and hashes every stored artifact the audit reads
 (bytes in memory, timed) for the raw hashing throughput. It also times, alone, the audit's search of
 the store for manifests no commit points to: one listing, and only artifacts that start like JSON read.
+
+With ``--sealed`` the updates are stored sealed for an auditor key (``fedledger.sealing``), as a
+coordinator stores them: the audit is timed with that key (every update decrypted) and without it
+(the checks that need the plaintext reported as needing a key).
 """
 
 import argparse
@@ -17,6 +21,8 @@ import pstats
 import tempfile
 import time
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fedledger.audit import Auditor
 from fedledger.audit.orphans import StoredManifests
@@ -47,7 +53,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--parameters", type=int, default=1_000_000)
+    parser.add_argument("--sealed", action="store_true", help="store the updates sealed for an auditor key")
     arguments = parser.parse_args()
+    key = X25519PrivateKey.generate() if arguments.sealed else None
+    sealed_for = () if key is None else (key.public_key().public_bytes_raw(),)
     side = round(math.sqrt(arguments.parameters))
     shapes = {"dense.weight": (side, side), "dense.bias": (side,)}
     parameters = side * side + side
@@ -56,16 +65,30 @@ def main() -> None:
         store = ArtifactStore(Path(workdir) / "store")
         started = time.perf_counter()
         history = SyntheticHistory(
-            Chain.in_process(), store, shapes, arguments.clients, planned_rounds=arguments.rounds, seed=1
+            Chain.in_process(),
+            store,
+            shapes,
+            arguments.clients,
+            planned_rounds=arguments.rounds,
+            seed=1,
+            sealed_for=sealed_for,
         )
         for _ in range(arguments.rounds):
             history.add_round()
         print(
             f"history: {arguments.rounds} rounds x {arguments.clients} clients, model of {parameters:,} float32 "
-            f"parameters, written in {time.perf_counter() - started:.1f} s"
+            f"parameters{', updates sealed' if key else ''}, written in {time.perf_counter() - started:.1f} s"
         )
 
-        auditor = Auditor(history.registry, store)
+        keyless_seconds = None
+        if key is not None:
+            started = time.perf_counter()
+            keyless = Auditor(history.registry, store).audit()
+            keyless_seconds = time.perf_counter() - started
+            if keyless.verdict != "incomplete" or keyless.counts()["fail"]:
+                raise SystemExit("the keyless audit of the sealed history is not incomplete:\n" + keyless.summary())
+            needing = keyless.counts()["needs-key"]
+        auditor = Auditor(history.registry, store, key=key)
         started = time.perf_counter()
         report = auditor.audit()
         audit_seconds = time.perf_counter() - started
@@ -89,7 +112,10 @@ def main() -> None:
             total_bytes += len(data)
 
     checks = len(report.findings)
-    print(f"audit: {audit_seconds:.2f} s for {checks:,} checks, all passed")
+    with_key = " with the auditor's key (every update decrypted)" if key else ""
+    print(f"audit{with_key}: {audit_seconds:.2f} s for {checks:,} checks, all passed")
+    if keyless_seconds is not None:
+        print(f"audit without a key: {keyless_seconds:.2f} s ({needing:,} checks reported as needing a key)")
     print(f"  share of the audit spent in Keccak-256 (cProfile): {100 * share:.0f}%")
     print(
         f"  of which the store search for orphans: {1000 * scan_seconds:.0f} ms "

@@ -18,6 +18,7 @@ from fedledger.deployment import LedgerLocation
 from fedledger.keys import PRIVATE_KEY_ENV, simulated_participant
 from fedledger.manifest import RoundManifest
 from fedledger.runconfig import RunConfiguration
+from fedledger.sealing import COORDINATOR_KEY_FILE
 from fedledger.simulations.apps import FlowerApp
 from fedledger.simulations.deployment import LocalDeployment, config_text
 from fedledger.store import ArtifactStore
@@ -176,5 +177,7 @@ def test_flwr_run_on_the_simulation_engine_records_the_digits_app_and_its_record
         record.location.registry,
         "--store",
         str(tmp_path / "store"),
+        "--key",
+        str(tmp_path / "run" / COORDINATOR_KEY_FILE),
         cwd=tmp_path,
     )

@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account.signers.local import LocalAccount
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.common.constant import HEARTBEAT_INTERVAL_INF, NOOP_ACCOUNT_NAME, NOOP_FLWR_AID, SUPERLINK_NODE_ID
@@ -44,6 +43,7 @@ from fedledger.coordinator.vault import Vault
 from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH
 from fedledger.rewards import TOKEN_DECIMALS
+from fedledger.sealing import COORDINATOR_KEY_FILE, ensure_key_file
 from fedledger.signing import SigningDomain, UpdateMessage, ValuationMessage, sign_valuation, valuation_results_hash
 from fedledger.store import ArtifactStore
 from tabular_app import task_keys
@@ -253,7 +253,8 @@ class Interrupted(Exception):
 
 @dataclass
 class Ledger:
-    """A chain with a deployed registry, its participants registered, and an artifact store."""
+    """A chain with a deployed registry, its participants registered, an artifact store, and the
+    coordinator's sealing key (in the runs' output directory, where the ledger finds it)."""
 
     session: LedgerSession
     reports: list[RoundReport] = field(default_factory=list)
@@ -263,9 +264,8 @@ class Ledger:
         chain = Chain.in_process()
         registry, _ = Registry.deploy(chain, chain.signers[0])
         registry.set_run_allowance(chain.signers[0], 10**9 * 10**TOKEN_DECIMALS)
-        session = LedgerSession(
-            chain, registry, ArtifactStore(store), Vault(X25519PrivateKey.generate(), ()), deployed=True
-        )
+        key = ensure_key_file(Path(store).parent / "run" / COORDINATOR_KEY_FILE)
+        session = LedgerSession(chain, registry, ArtifactStore(store), Vault(key, ()), deployed=True)
         for account in participants:
             registry.add_participant(account.address, ZERO_HASH)
         return cls(session)

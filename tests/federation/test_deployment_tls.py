@@ -15,6 +15,7 @@ from fedledger.hashing import keccak256
 from fedledger.identity import SUPERNODE_PUBLIC_KEY_FILE, create_participant
 from fedledger.keys import PRIVATE_KEY_ENV
 from fedledger.manifest import RoundManifest
+from fedledger.sealing import generate_key_file, public_key_hex
 from fedledger.simulations.deployment import LocalDeployment
 from fedledger.simulations.scenarios import SCENARIOS
 from fedledger.store import ArtifactStore
@@ -100,6 +101,7 @@ def test_a_tls_deployment_with_node_authentication_records_and_passes_the_audit(
                 "schema-path": str(data.schema_path),
                 "fedledger.store": str(tmp_path / "store"),
                 "fedledger.output-dir": str(tmp_path / "run"),
+                "fedledger.auditor-keys": public_key_hex(generate_key_file(tmp_path / "auditor.pem")),
             },
             timeout=900,
         )
@@ -118,8 +120,9 @@ def test_a_tls_deployment_with_node_authentication_records_and_passes_the_audit(
     assert "No SuperNode found with the given public key" in superlink_log
     assert refused.replace("\n", "\\n") in superlink_log, "the SuperLink turned the unregistered SuperNode away"
 
-    audit = CliRunner().invoke(
-        app, ["audit", "--rpc-url", anvil.rpc_url, "--registry", registry.address, "--store", str(tmp_path / "store")]
-    )
+    where = ["--rpc-url", anvil.rpc_url, "--registry", registry.address, "--store", str(tmp_path / "store")]
+    audit = CliRunner().invoke(app, ["audit", *where, "--key", str(tmp_path / "auditor.pem")])
     assert audit.exit_code == 0, audit.output
     assert "PASS:" in audit.output
+    keyless = CliRunner().invoke(app, ["audit", *where])
+    assert keyless.exit_code == 3 and "need a key" in keyless.output

@@ -17,6 +17,7 @@ from fedledger.deployment import LedgerLocation
 from fedledger.hashing import keccak256
 from fedledger.keys import PRIVATE_KEY_ENV, create_keystore
 from fedledger.manifest import RoundManifest
+from fedledger.sealing import COORDINATOR_KEY_FILE, load_key_file
 from fedledger.simulations.deployment import TABULAR_APP_DIR, LocalDeployment, config_text
 from fedledger.simulations.scenarios import SCENARIOS
 from fedledger.store import ArtifactStore
@@ -95,7 +96,8 @@ def test_a_stopped_flwr_run_resumes_under_the_same_run_id_with_the_resume_run_se
     assert registry.run(location.run_id).committed_rounds == 3
     acknowledged = [json.loads(line)["round"] for line in (output_dir / ROUNDS_FILE).read_text().splitlines()]
     assert acknowledged == [1, 2, 3]
-    report = Auditor(registry, ArtifactStore(tmp_path / "store")).audit([location.run_id])
+    key = load_key_file(output_dir / COORDINATOR_KEY_FILE)
+    report = Auditor(registry, ArtifactStore(tmp_path / "store"), key=key).audit([location.run_id])
     assert report.verdict == "pass", [str(finding) for finding in report.problems()]
 
 

@@ -106,7 +106,7 @@ def recorded(ledger: Ledger, run_id: int) -> tuple[RunConfiguration, list[RoundM
         RoundManifest.from_bytes(store.get(registry.committed_round(run_id, number).commitment.manifest_hash))
         for number in range(1, run.committed_rounds + 1)
     ]
-    return configuration, manifests, Auditor(registry, store).audit([run_id])
+    return configuration, manifests, Auditor(registry, store, key=ledger.session.vault.key).audit([run_id])
 
 
 def test_a_flower_strategy_wrapped_from_the_context_is_recorded_and_passes_the_audit(ledger):
@@ -137,8 +137,8 @@ def test_the_audit_checks_the_app_bundle_an_auditor_approved(ledger):
         run_id, _ = ledger.run(federation, SETTINGS, strategy=FedAvg(min_available_nodes=3))
     registry, store = ledger.session.registry, ledger.session.store
 
-    approved = Auditor(registry, store, approved_bundle=FAB_HASH).audit([run_id])
-    other = Auditor(registry, store, approved_bundle="e" * 64).audit([run_id])
+    approved = Auditor(registry, store, key=ledger.session.vault.key, approved_bundle=FAB_HASH).audit([run_id])
+    other = Auditor(registry, store, key=ledger.session.vault.key, approved_bundle="e" * 64).audit([run_id])
 
     (passed,) = [finding for finding in approved.findings if finding.check == "app-bundle"]
     assert passed.status == "pass" and approved.verdict == "pass"
@@ -153,8 +153,8 @@ def test_a_run_outside_an_app_bundle_fails_the_check_of_an_approved_one(ledger):
         run_id, _ = ledger.run(federation, SETTINGS, strategy=FedAvg(min_available_nodes=3))
     registry, store = ledger.session.registry, ledger.session.store
 
-    unasked = Auditor(registry, store).audit([run_id])
-    report = Auditor(registry, store, approved_bundle=FAB_HASH).audit([run_id])
+    unasked = Auditor(registry, store, key=ledger.session.vault.key).audit([run_id])
+    report = Auditor(registry, store, key=ledger.session.vault.key, approved_bundle=FAB_HASH).audit([run_id])
 
     assert not [finding for finding in unasked.findings if finding.check == "app-bundle"]
     assert unasked.verdict == "pass"

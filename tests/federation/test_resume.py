@@ -111,7 +111,9 @@ def open_run(result: SimulationResult, **changes) -> tuple[LedgerSession, RunRec
     run = session.registry.run(result.summary.ledger.run_id)
     app = AppRecord(app_config(run_config_of(settings, ledger)), model_description(settings))
     strategy = describe_strategy(build_strategy(settings))
-    configuration = run_configuration(ledger, strategy, run.initial_model_hash, settings.num_server_rounds, app, "")
+    configuration = run_configuration(
+        ledger, strategy, run.initial_model_hash, settings.num_server_rounds, app, "", None, session.vault.to_json()
+    )
     return session, run, configuration
 
 

@@ -3,6 +3,7 @@ bound it, and a round that cannot be replayed stops the resume with a ``CannotRe
 never with a stray error. (``test_resume.py`` resumes real simulations end to end.)"""
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from inprocess_federation import INITIAL_MODEL, HonestSite, InProcessFederation, Ledger
@@ -46,15 +47,18 @@ def run_rounds(ledger: Ledger, planned_rounds: int, rounds: int) -> int:
     return run_id
 
 
-def configuration(planned_rounds: int = SETTINGS.num_server_rounds) -> RunConfiguration:
+def configuration(
+    planned_rounds: int = SETTINGS.num_server_rounds, sealing: dict[str, Any] | None = None
+) -> RunConfiguration:
+    """The run configuration of the tests' runs; ``sealing`` as the coordinator's vault records it."""
     strategy = describe_strategy(build_strategy(SETTINGS))
     app = AppRecord({}, None)
-    return run_configuration(LEDGER, strategy, model_hash(INITIAL_MODEL), planned_rounds, app, "")
+    return run_configuration(LEDGER, strategy, model_hash(INITIAL_MODEL), planned_rounds, app, "", None, sealing)
 
 
 def resume(ledger: Ledger, run_id: int, planned_rounds: int = SETTINGS.num_server_rounds) -> RunStart:
     session = ledger.session
-    start = resumed_run(session, session.registry.run(run_id), configuration(planned_rounds))
+    start = resumed_run(session, session.registry.run(run_id), configuration(planned_rounds, session.vault.to_json()))
     restore_server_optimiser(session, start, build_strategy(SETTINGS), Reaggregation.of(start.configuration.strategy))
     return start
 
@@ -77,14 +81,17 @@ def test_a_run_is_resumed_only_from_the_initial_arrays_it_started_from(ledger):
     other = {name: value + 1 for name, value in INITIAL_MODEL.items()}
     settings = replace(LEDGER, resume_run=run_id, registry=ledger.session.registry.address)
     with pytest.raises(CannotResume, match=f"^the initial arrays given hash to .* but run {run_id} started from "):
-        resume_run(ledger.session, settings, configuration(), model_hash(other))
+        resume_run(ledger.session, settings, configuration(sealing=ledger.session.vault.to_json()), model_hash(other))
 
 
 def run_whose_first_round_records(ledger: Ledger, manifest: bytes, model: bytes) -> int:
     """A run whose round 1 the registry records with ``manifest`` (stored) and ``model``."""
     session = ledger.session
     run_id, _ = session.start_run(
-        configuration().to_bytes(), model_hash(INITIAL_MODEL), LEDGER.rewards.budget, SETTINGS.num_server_rounds
+        configuration(sealing=session.vault.to_json()).to_bytes(),
+        model_hash(INITIAL_MODEL),
+        LEDGER.rewards.budget,
+        SETTINGS.num_server_rounds,
     )
     commitment = RoundCommitment(model, ZERO_HASH, ZERO_HASH, session.store.put(manifest), 0, 0)
     session.registry.commit_round(run_id, 1, commitment)

@@ -75,7 +75,7 @@ def test_a_resumed_runs_first_round_records_the_responses_an_uninterrupted_run_r
     assert len(responses(recorded[1])) == len(SITES)
     assert all(response is not None and response < 0 for response in responses(recorded[1]).values())
     assert [responses(manifest) for manifest in recorded] == [responses(manifest) for manifest in expected]
-    report = Auditor(ledger.session.registry, ledger.session.store).audit([run_id])
+    report = Auditor(ledger.session.registry, ledger.session.store, key=ledger.session.vault.key).audit([run_id])
     assert report.passed, [str(finding) for finding in report.problems()]
     (second,) = [f for f in report.findings if f.check == "anomaly" and f.round == 2]
     assert second.message.startswith(f"{len(SITES)} updates examined, {len(SITES)} responses to the last global step")
@@ -86,7 +86,7 @@ def test_a_run_whose_examined_update_is_lost_is_not_resumed(ledger):
         run_id, wrapped = ledger.run(sites, SETTINGS, rounds=1, **DETECTOR)
     (first,) = manifests(ledger, run_id)
     lost = first.updates[examined_entries(first)[2]]
-    Path(ledger.session.store.path_of(from_hex(lost.update_hash or ""))).unlink()
+    Path(ledger.session.store.path_of(from_hex(lost.sealed_hash or ""))).unlink()
     session = ledger.session
     with pytest.raises(CannotResume, match=f"^round 1's examined update from node {lost.node_id} cannot be read: "):
         resumed_run(session, session.registry.run(run_id), wrapped.recorder.configuration)

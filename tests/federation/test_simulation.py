@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from fedledger.chain import Registry
 from fedledger.cli import app
+from fedledger.coordinator.vault import Vault
 from fedledger.encoding import decode_model, model_hash
 from fedledger.hashing import from_hex, keccak256, to_hex
 from fedledger.keys import simulated_participant
@@ -131,9 +132,10 @@ def test_manifests_are_stored_and_match_their_committed_hashes(hospitals: Simula
         assert manifest.strategy["name"] == "FedAvg"
         accepted = manifest.accepted
         assert [entry.participant for entry in accepted] == sorted(entry.participant for entry in accepted)
+        vault = Vault.open(hospitals.ledger)
         for entry in accepted:
             update = from_hex(entry.update_hash)
-            assert model_hash(decode_model(store.get(update))) == update
+            assert model_hash(decode_model(vault.get(store, from_hex(entry.sealed_hash), update))) == update
             message = UpdateMessage(
                 manifest.run_id, manifest.round, from_hex(manifest.base_model_hash), update, entry.num_examples
             )
@@ -180,12 +182,14 @@ def test_each_bad_reply_is_rejected_with_its_reason_and_the_round_goes_on(faulty
     assert replayed.detail == "signed for round 1, this is round 2"
 
 
-def test_rejected_updates_are_kept_in_the_store(faulty: SimulationResult):
+def test_rejected_updates_are_kept_in_the_store_sealed(faulty: SimulationResult):
     store = ArtifactStore(faulty.ledger.store)
+    vault = Vault.open(faulty.ledger)
     (_, first), _ = manifests(faulty)
     for entry in first.rejected:
-        assert entry.update_hash is not None
-        assert from_hex(entry.update_hash) in store
+        assert entry.update_hash is not None and entry.sealed_hash is not None
+        listed = from_hex(entry.update_hash)
+        assert keccak256(vault.get(store, from_hex(entry.sealed_hash), listed)) == listed
 
 
 def test_a_round_with_too_few_valid_updates_fails_cleanly(tmp_path_factory):

@@ -115,7 +115,7 @@ def test_the_audit_command_uses_the_simulations_key_or_the_one_given(run, tmp_pa
     directory = Path(run.ledger.output_dir)
     result = CliRunner().invoke(app, ["audit", "--simulation", str(directory)])
     assert result.exit_code == 0, result.output
-    assert f"opening sealed updates with the simulation's auditor key {directory / SIMULATION_AUDITOR_KEY}" in (
+    assert f"opening sealed updates with the key {directory / SIMULATION_AUDITOR_KEY}" in (
         result.output.replace("\n", "")
     )
     stranger = tmp_path / "other.pem"
