@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fedledger.chain import Registry
+from fedledger.coordinator.vault import Vault
 from fedledger.encoding import decode_model
 from fedledger.hashing import from_hex
 from fedledger.keys import simulated_participant
@@ -57,6 +58,12 @@ def training_examples(result: SimulationResult, partition: int) -> int:
     return len(site.train_labels)
 
 
+def opened(result: SimulationResult, entry: UpdateEntry) -> bytes:
+    """An update's encoding, opened from its sealed artifact with the coordinator's key."""
+    store = ArtifactStore(result.ledger.store)
+    return Vault.open(result.ledger).get(store, from_hex(entry.sealed_hash), from_hex(entry.update_hash))
+
+
 def test_every_attackers_update_is_signed_by_its_own_key_and_accepted(attacked: SimulationResult):
     registry = Registry(attacked.chain, attacked.summary.ledger.registry)
     domain = registry.signing_domain()
@@ -95,8 +102,8 @@ def test_sybils_send_the_trainers_update_plus_a_thousandth_and_claim_its_example
     trainer, copy = PARTIES["sybil"]
     for manifest, entries in rounds(attacked):
         base = collusion.flatten(decode_model(store.get(from_hex(manifest.base_model_hash))))
-        trained = collusion.flatten(decode_model(store.get(from_hex(entries[trainer].update_hash))))
-        copied = collusion.flatten(decode_model(store.get(from_hex(entries[copy].update_hash))))
+        trained = collusion.flatten(decode_model(opened(attacked, entries[trainer])))
+        copied = collusion.flatten(decode_model(opened(attacked, entries[copy])))
         relative = np.linalg.norm(copied - trained) / np.linalg.norm(trained - base)
         assert relative == pytest.approx(collusion.SYBIL_NOISE, rel=0.05), manifest.round
         assert entries[trainer].num_examples == entries[copy].num_examples == training_examples(attacked, trainer)

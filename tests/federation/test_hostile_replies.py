@@ -708,7 +708,7 @@ def test_whatever_one_site_sends_every_round_is_committed_with_its_verdict(ledge
         }, where
         for entry in manifest.updates:
             if entry.update_hash is not None:
-                assert from_hex(entry.update_hash) in store
+                assert entry.sealed_hash is not None and from_hex(entry.sealed_hash) in store
         hostile = by_node[hostile_node]
         outcome = check_verdict(training, hostile.status, hostile.reason, hostile.detail, f"{where} training")
         if hostile.reason == "wrong-arrays" and "not read" in (hostile.detail or ""):
