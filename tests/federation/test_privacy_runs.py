@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from fedledger.audit import Auditor
 from fedledger.audit.findings import FindingRecorder, RoundAudit
 from fedledger.audit.privacy import PrivacyLedger
 from fedledger.chain import Registry
+from fedledger.cli import app
 from fedledger.coordinator.vault import Vault
 from fedledger.encoding import decode_model, encode_model
 from fedledger.hashing import from_hex, keccak256, to_hex
@@ -188,3 +191,26 @@ def test_a_private_run_resumes_with_its_releases_and_audits_as_one_run(tmp_path)
     assert rounds[-1].commitment.epsilon_spent == to_fixed_epsilon(config.privacy.epsilon_after(3))
     audit = audit_result(resumed)
     assert audit.verdict == "pass", audit.summary()
+
+
+@pytest.mark.parametrize("mode", ["central", "local"])
+def test_without_a_key_a_private_run_says_which_checks_need_one_and_still_checks_every_epsilon(mode, central, local):
+    result = central if mode == "central" else local
+    registry, store, _, _ = records(result)
+    report = Auditor(registry, store).audit([result.summary.ledger.run_id])
+    assert report.verdict == "incomplete" and report.counts()["fail"] == 0
+    needing = {finding.check for finding in report.findings if finding.status == "needs-key"}
+    assert {"update-hash", "reaggregation"} <= needing
+    assert ("privacy-noise" in needing) == (mode == "central")
+    passed = {finding.check for finding in report.findings if finding.status == "pass"}
+    assert {"privacy-budget", "privacy-epsilon", "signature", "updates-root", "rewards"} <= passed
+
+
+def test_a_participant_sees_its_own_epsilon_with_client_verify(local):
+    _, store, config, rounds = records(local)
+    participant = RoundManifest.from_bytes(store.get(rounds[0].commitment.manifest_hash)).accepted[0].participant
+    directory = str(local.ledger.output_dir)
+    shown = CliRunner().invoke(app, ["client", "verify", "--simulation", directory, "--address", participant])
+    assert shown.exit_code == 0, shown.output
+    for releases in (1, 2):
+        assert f"{config.privacy.epsilon_after(releases):.4f} (yours)" in shown.output
