@@ -80,7 +80,7 @@ class LedgerSettings:
                 value = getattr(self, key.replace("-", "_"))
                 raise SettingsError(f"{PREFIX + key!r} must be {expected}, got {value!r}")
         self._check_privacy()
-        _ = self.auditor_public_keys
+        _ = self.auditor_public_keys  # refuses a malformed key now, not when the run starts
         if not self.value_metric:
             raise SettingsError(f"'{PREFIX}value-metric' must name the metric validators report, got ''")
         if self.registry:
