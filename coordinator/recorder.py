@@ -128,6 +128,7 @@ class RoundRecorder:
         )
         manifest, commitment = seal(draft, self.configuration.rewards)
         self.session.store.put(manifest.to_bytes())
+        self.session.store.put(commitment.encode(self.run_id, judged.round))
         receipt = self.session.registry.commit_round(self.run_id, judged.round, commitment)
         self._acknowledge(judged.round, manifest.model_hash, to_hex(commitment.manifest_hash), receipt.tx_hash)
         return RoundReport(

@@ -98,7 +98,7 @@ def resumed_run(session: LedgerSession, run: RunRecord, configuration: RunConfig
             f"run {run.run_id} already committed all {run.planned_rounds} of its rounds: nothing to resume"
         )
     current_model_hash = (
-        session.registry.committed_round(run.run_id, run.committed_rounds).commitment.model_hash
+        session.registry.committed_round(run.run_id, run.committed_rounds, session.store).commitment.model_hash
         if run.committed_rounds
         else run.initial_model_hash
     )
@@ -127,7 +127,7 @@ def _released(session: LedgerSession, run: RunRecord) -> tuple[int, Counter[str]
     the rounds each participant released a signed update in (as ``fedledger.privacy`` charges them)."""
     releases, charged = 0, Counter[str]()
     for round_number in range(1, run.committed_rounds + 1):
-        commitment = session.registry.committed_round(run.run_id, round_number).commitment
+        commitment = session.registry.committed_round(run.run_id, round_number, session.store).commitment
         manifest = _manifest(session, commitment.manifest_hash, round_number)
         if manifest.privacy is None:
             raise CannotResume(f"round {round_number} of the private run {run.run_id} records no privacy")
@@ -141,7 +141,7 @@ def _released(session: LedgerSession, run: RunRecord) -> tuple[int, Counter[str]
 def _examined(session: LedgerSession, run: RunRecord, round_number: int) -> Examined:
     """The base model of round ``round_number`` and the updates its anomaly detector examined
     (``fedledger.audit.recompute.examined_entries``), read back from the store."""
-    commitment = session.registry.committed_round(run.run_id, round_number).commitment
+    commitment = session.registry.committed_round(run.run_id, round_number, session.store).commitment
     manifest = _manifest(session, commitment.manifest_hash, round_number)
     base = _model(session, from_hex(manifest.base_model_hash), f"round {round_number}'s base model")
     updates = {}
@@ -206,7 +206,7 @@ def restore_server_optimiser(
 def _replay(session: LedgerSession, start: RunStart, aggregator: Aggregator) -> None:
     base = _model(session, start.initial_model_hash, "the initial model")
     for round_number in range(1, start.committed_rounds + 1):
-        commitment = session.registry.committed_round(start.run_id, round_number).commitment
+        commitment = session.registry.committed_round(start.run_id, round_number, session.store).commitment
         manifest = _manifest(session, commitment.manifest_hash, round_number)
         if manifest.outcome != "aggregated":
             continue

@@ -174,4 +174,8 @@ def register_connected_nodes(session: LedgerSession, grid: Grid, strategy: Strat
             break
         time.sleep(min(POLL_INTERVAL, settings.connect_timeout - waited))
     log(INFO, "registering %d simulated participants, one per connected node", len(nodes))
-    session.register_simulated(settings.key_seed, len(nodes))
+    session.register_simulated(
+        settings.key_seed,
+        len(nodes),
+        lambda registered, total: log(INFO, "registered %d of %d simulated participants", registered, total),
+    )

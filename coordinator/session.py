@@ -1,5 +1,6 @@
 """The coordinator's hold on the ledger: chain, registry, artifact store, and the run it records."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -73,24 +74,25 @@ class LedgerSession:
         session.register_simulated(settings.key_seed, settings.simulated_participants)
         return session
 
-    def register_simulated(self, key_seed: int, count: int) -> None:
+    def register_simulated(self, key_seed: int, count: int, on_batch: Callable[[int, int], None] | None = None) -> None:
         """Register (and fund, for their claims) the simulated participants of partitions
-        ``0 .. count - 1``, whose keys derive from ``key_seed``; those already registered are left as they are."""
-        for partition_id in range(count):
-            address = simulated_participant(key_seed, partition_id).address
-            if self.ensure_registered(address):
-                self.chain.send_value(self.registry.sender, address, SIMULATED_PARTICIPANT_FUNDS)
+        ``0 .. count - 1``, whose keys derive from ``key_seed``; those already registered are left as they are.
+
+        Registration goes in batches; ``on_batch(registered, to_register)`` follows it.
+        """
+        addresses = [simulated_participant(key_seed, partition_id).address for partition_id in range(count)]
+        if self.registry.participant_count():
+            addresses = [address for address in addresses if self.registry.participant(address) is None]
+        self.registry.add_participants(
+            [(address, ZERO_HASH) for address in addresses],
+            on_batch=None if on_batch is None else lambda registered: on_batch(registered, len(addresses)),
+        )
+        for address in addresses:
+            self.chain.send_value(self.registry.sender, address, SIMULATED_PARTICIPANT_FUNDS)
 
     @cached_property
     def domain(self) -> SigningDomain:
         return self.registry.signing_domain()
-
-    def ensure_registered(self, address: str) -> bool:
-        """Add ``address`` to the allow-list unless it is already on it (admin only); whether it was added."""
-        if self.registry.participant(address) is not None:
-            return False
-        self.registry.add_participant(address, ZERO_HASH)
-        return True
 
     def participant_status(self, address: str) -> str | None:
         """``None`` if ``address`` is registered and active now, else ``unregistered`` or ``inactive``."""

@@ -141,5 +141,20 @@ class ArtifactStore:
         )
         yield from (digest for (_, digest), head in zip(names, heads, strict=True) if head == starting_with)
 
+    def digests_named(self, prefix: bytes) -> list[bytes]:
+        """The hashes of stored artifacts whose hash begins with ``prefix`` (at least one byte); one
+        listing of a single shard. Nothing is re-hashed here: :meth:`get` does that."""
+        if not prefix:
+            raise ValueError("a hash prefix is at least one byte")
+        shard = f"{self._root}/{prefix[:1].hex()}"
+        if not self._fs.exists(shard):
+            return []
+        names = ["/".join(path.rsplit("/", 2)[-2:]) for path in self._fs.ls(shard, detail=False)]
+        return [
+            bytes.fromhex(match["name"])
+            for name in names
+            if (match := _ARTIFACT_NAME.fullmatch(name)) and match["name"].startswith(prefix.hex())
+        ]
+
     def __contains__(self, digest: object) -> bool:
         return isinstance(digest, bytes) and self._fs.exists(self.path_of(digest))

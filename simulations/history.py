@@ -19,7 +19,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from fedledger.aggregation import WeightedUpdate, weighted_average
-from fedledger.chain import Chain, Registry, RoundCommitment
+from fedledger.chain import Chain, Registry, RewardClaim, RoundCommitment
 from fedledger.contribution import DetectorSettings, delta_gram, detect, step_responses
 from fedledger.encoding import encode_model
 from fedledger.hashing import ZERO_HASH, keccak256, to_hex
@@ -87,8 +87,7 @@ class SyntheticHistory:
         self.participants = [simulated_participant(seed, index) for index in range(clients)]
         coordinator = chain.signers[0]
         self.registry, _ = Registry.deploy(chain, coordinator)
-        for account in self.participants:
-            self.registry.add_participant(account.address, ZERO_HASH)
+        self.registry.add_participants([(account.address, ZERO_HASH) for account in self.participants])
         self.model: Arrays = {
             name: self.rng.normal(size=shape).astype(np.float32) for name, shape in sorted(shapes.items())
         }
@@ -215,6 +214,7 @@ class SyntheticHistory:
             commitment = RoundCommitment(**{**vars(commitment), "rewards_root": root})
         self.store.put(data)
         if commit:
+            self.store.put(commitment.encode(self.run_id, round_number))
             self.registry.commit_round(self.run_id, round_number, commitment)
             self.round, self.last_commitment = round_number, commitment
             self.previous_model = self.model
@@ -284,4 +284,4 @@ class SyntheticHistory:
             self.chain.add_signer(account)
             self.chain.send_value(self.chain.signers[0], account.address, 10**17)
         proof = reward_proof(self.run_id, round_number, rewards, account.address)
-        self.registry.as_sender(account.address).claim(self.run_id, round_number, amount, proof)
+        self.registry.as_sender(account.address).claim([RewardClaim(self.run_id, round_number, amount, proof)])

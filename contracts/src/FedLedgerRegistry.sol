@@ -14,9 +14,11 @@ import {IFedLedgerRegistry} from "./IFedLedgerRegistry.sol";
 /// @notice The public record of a federated-learning federation: who may take part, which training
 /// runs were started, and, for every round of every run, the hashes that let anyone re-check it.
 /// Participants claim their per-round rewards here as {ContributionToken}.
-/// @dev Everything an auditor needs is kept in storage and readable through view functions; events
-/// are an index only, so the history survives a node that prunes logs. {commitRound} writes a fixed
-/// number of slots, so its gas does not depend on how many updates its Merkle roots cover.
+/// @dev A round costs one storage slot: the hash of its record (roots, manifest hash, counts, ε
+/// spent) and the block it was committed in. The record itself travels in the calldata and the
+/// {RoundCommitted} event, and the coordinator keeps it in the run's artifact store, so the history
+/// survives a node that prunes logs; whoever uses a record (a claim, an auditor) checks it against
+/// the stored hash. Gas per round does not depend on how many updates its Merkle roots cover.
 ///
 /// Keys: one admin (a cold key), handed over only in two steps with a delay
 /// ({AccessControlDefaultAdminRules}), and coordinators (hot keys on the coordinator's host). What
@@ -43,8 +45,10 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
     uint64 private _maxEpsilon;
     uint64 private _maxDelta;
     mapping(uint256 runId => Run) private _runs;
-    mapping(uint256 runId => mapping(uint32 round => Round)) private _rounds;
-    mapping(uint256 runId => mapping(uint32 round => mapping(address account => uint256))) private _claimed;
+    /// @dev The first 24 bytes of the record's hash, then the commit block in the last 8; zero until committed.
+    mapping(uint256 runId => mapping(uint32 round => bytes32)) private _roundCommitments;
+    /// @dev Bit `round % 256` of word `round / 256` is set once `account` claimed that round.
+    mapping(uint256 runId => mapping(address account => mapping(uint256 word => uint256))) private _claimedRounds;
     mapping(uint256 runId => mapping(uint32 round => uint256)) private _claimedTotal;
 
     /// @param admin The only account that manages roles, run allowances and the allow-list.
@@ -71,12 +75,21 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
     // ----------------------------------------------------------------------------------------
 
     /// @inheritdoc IFedLedgerRegistry
-    function addParticipant(address participant, bytes32 metadataHash) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (participant == address(0)) revert ZeroAddress();
-        if (_participants[participant].registeredAtBlock != 0) revert ParticipantAlreadyRegistered(participant);
-        _participants[participant] = Participant(metadataHash, uint64(block.number), 0);
-        _participantList.push(participant);
-        emit ParticipantAdded(participant, metadataHash);
+    function addParticipants(address[] calldata participants, bytes32[] calldata metadataHashes)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        if (participants.length != metadataHashes.length) {
+            revert LengthMismatch(participants.length, metadataHashes.length);
+        }
+        for (uint256 i = 0; i < participants.length; ++i) {
+            address participant = participants[i];
+            if (participant == address(0)) revert ZeroAddress();
+            if (_participants[participant].registeredAtBlock != 0) revert ParticipantAlreadyRegistered(participant);
+            _participants[participant] = Participant(metadataHashes[i], uint64(block.number), 0);
+            _participantList.push(participant);
+            emit ParticipantAdded(participant, metadataHashes[i]);
+        }
     }
 
     /// @inheritdoc IFedLedgerRegistry
@@ -150,8 +163,9 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
     // ----------------------------------------------------------------------------------------
 
     /// @inheritdoc IFedLedgerRegistry
-    /// @dev `rewardPerRound` is stored in 128 bits, beside the start block and the ε budget in one
-    /// slot; that is over 10^20 tokens of 18 decimals per round.
+    /// @dev `rewardPerRound` is stored in 128 bits, beside the start block and the δ budget in one
+    /// slot; that is over 10^20 tokens of 18 decimals per round. The coordinator, the planned rounds
+    /// and the ε budget share the slot {commitRound} reads.
     function startRun(
         bytes32 configHash,
         bytes32 initialModelHash,
@@ -174,11 +188,10 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
             initialModelHash: initialModelHash,
             rewardPerRound: uint128(rewardPerRound),
             startBlock: uint64(block.number),
-            epsilonBudget: epsilonBudget,
+            deltaBudget: deltaBudget,
             coordinator: msg.sender,
-            nextRound: 1,
             plannedRounds: plannedRounds,
-            deltaBudget: deltaBudget
+            epsilonBudget: epsilonBudget
         });
         emit RunStarted(
             runId, msg.sender, configHash, initialModelHash, rewardPerRound, plannedRounds, epsilonBudget, deltaBudget
@@ -186,32 +199,16 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
     }
 
     /// @inheritdoc IFedLedgerRegistry
-    function commitRound(
-        uint256 runId,
-        uint32 round,
-        bytes32 modelHash,
-        bytes32 updatesRoot,
-        bytes32 rewardsRoot,
-        bytes32 manifestHash,
-        uint32 accepted,
-        uint32 rejected,
-        uint64 epsilonSpent
-    ) external onlyRole(COORDINATOR_ROLE) {
-        Run storage run = _runs[runId];
-        _requireNextRound(run, runId, round, epsilonSpent);
+    function commitRound(uint256 runId, uint32 round, RoundRecord calldata record)
+        external
+        onlyRole(COORDINATOR_ROLE)
+    {
+        _requireNextRound(runId, round, record.epsilonSpent);
 
-        run.nextRound = round + 1;
-        _rounds[runId][round] = Round({
-            modelHash: modelHash,
-            updatesRoot: updatesRoot,
-            rewardsRoot: rewardsRoot,
-            manifestHash: manifestHash,
-            accepted: accepted,
-            rejected: rejected,
-            committedAtBlock: uint64(block.number),
-            epsilonSpent: epsilonSpent
-        });
-        emit RoundCommitted(runId, round, modelHash, manifestHash, epsilonSpent);
+        _roundCommitments[runId][round] = bytes32(
+            uint256(_recordHash(runId, round, record)) | block.number
+        );
+        emit RoundCommitted(runId, round, record);
     }
 
     /// @inheritdoc IFedLedgerRegistry
@@ -221,36 +218,40 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
 
     /// @inheritdoc IFedLedgerRegistry
     function getRun(uint256 runId) external view returns (Run memory) {
-        Run storage run = _runs[runId];
-        if (run.nextRound == 0) revert RunNotStarted(runId);
-        return run;
+        return _requireRun(runId);
     }
 
     /// @inheritdoc IFedLedgerRegistry
     function committedRounds(uint256 runId) external view returns (uint32) {
-        uint32 nextRound = _runs[runId].nextRound;
-        if (nextRound == 0) revert RunNotStarted(runId);
-        return nextRound - 1;
+        return _committedRounds(runId, _requireRun(runId).plannedRounds);
     }
 
     /// @inheritdoc IFedLedgerRegistry
-    function getRound(uint256 runId, uint32 round) external view returns (Round memory) {
-        return _requireCommitted(runId, round);
+    function getRoundCommitment(uint256 runId, uint32 round)
+        external
+        view
+        returns (bytes24 recordHash, uint64 committedAtBlock)
+    {
+        _requireRun(runId);
+        bytes32 commitment = _roundCommitments[runId][round];
+        if (commitment == 0) revert RoundNotCommitted(runId, round);
+        return (bytes24(commitment), uint64(uint256(commitment)));
     }
 
     /// @inheritdoc IFedLedgerRegistry
     function isUpdateIncluded(
         uint256 runId,
         uint32 round,
+        RoundRecord calldata record,
         address participant,
         bytes32 updateHash,
         uint64 numExamples,
         bytes32[] calldata proof
     ) external view returns (bool) {
-        Round storage committed = _requireCommitted(runId, round);
+        _requireRecord(runId, round, record);
         bytes32 leaf =
             keccak256(bytes.concat(keccak256(abi.encode(runId, round, participant, updateHash, numExamples))));
-        return MerkleProof.verifyCalldata(proof, committed.updatesRoot, leaf);
+        return MerkleProof.verifyCalldata(proof, record.updatesRoot, leaf);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -258,28 +259,19 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
     // ----------------------------------------------------------------------------------------
 
     /// @inheritdoc IFedLedgerRegistry
-    function claim(uint256 runId, uint32 round, uint256 amount, bytes32[] calldata proof) external {
+    function claim(RewardClaim[] calldata claims) external {
         _requireActive(msg.sender);
-        Round storage committed = _requireCommitted(runId, round);
-        if (amount == 0) revert NothingToClaim();
-        if (_claimed[runId][round][msg.sender] != 0) revert RewardAlreadyClaimed(runId, round, msg.sender);
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(runId, round, msg.sender, amount))));
-        if (!MerkleProof.verifyCalldata(proof, committed.rewardsRoot, leaf)) {
-            revert InvalidRewardProof(runId, round, msg.sender, amount);
+        if (claims.length == 0) revert NothingToClaim();
+        uint256 total = 0;
+        for (uint256 i = 0; i < claims.length; ++i) {
+            total += _claimRound(claims[i]);
         }
-        uint256 remaining = _runs[runId].rewardPerRound - _claimedTotal[runId][round];
-        if (amount > remaining) revert RewardBudgetExceeded(runId, round, amount, remaining);
-
-        _claimed[runId][round][msg.sender] = amount;
-        _claimedTotal[runId][round] += amount;
-        emit RewardClaimed(runId, round, msg.sender, amount);
-
-        token.mint(msg.sender, amount);
+        token.mint(msg.sender, total);
     }
 
     /// @inheritdoc IFedLedgerRegistry
-    function claimedAmount(uint256 runId, uint32 round, address participant) external view returns (uint256) {
-        return _claimed[runId][round][participant];
+    function hasClaimed(uint256 runId, uint32 round, address participant) external view returns (bool) {
+        return (_claimedRounds[runId][participant][round >> 8] & (uint256(1) << (round & 0xff))) != 0;
     }
 
     /// @inheritdoc IFedLedgerRegistry
@@ -318,21 +310,79 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
     // Internal checks
     // ----------------------------------------------------------------------------------------
 
+    /// @dev Marks one claimed round and returns its amount; the caller mints.
+    function _claimRound(RewardClaim calldata request) private returns (uint256) {
+        (uint256 runId, uint32 round, uint256 amount) = (request.runId, request.round, request.amount);
+        _requireRecord(runId, round, request.record);
+        if (amount == 0) revert NothingToClaim();
+        mapping(uint256 word => uint256) storage claimed = _claimedRounds[runId][msg.sender];
+        uint256 bit = uint256(1) << (round & 0xff);
+        if (claimed[round >> 8] & bit != 0) revert RewardAlreadyClaimed(runId, round, msg.sender);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(runId, round, msg.sender, amount))));
+        if (!MerkleProof.verifyCalldata(request.proof, request.record.rewardsRoot, leaf)) {
+            revert InvalidRewardProof(runId, round, msg.sender, amount);
+        }
+        uint256 claimedTotal_ = _claimedTotal[runId][round];
+        uint256 remaining = _runs[runId].rewardPerRound - claimedTotal_;
+        if (amount > remaining) revert RewardBudgetExceeded(runId, round, amount, remaining);
+
+        claimed[round >> 8] |= bit;
+        _claimedTotal[runId][round] = claimedTotal_ + amount;
+        emit RewardClaimed(runId, round, msg.sender, amount);
+        return amount;
+    }
+
     /// @dev `round` is the run's next round, committed by the run's coordinator, within its plan and
-    /// its privacy budget.
-    function _requireNextRound(Run storage run, uint256 runId, uint32 round, uint64 epsilonSpent) private view {
+    /// its privacy budget. Rounds are committed in sequence, so round `round - 1` must be committed
+    /// and `round` not.
+    function _requireNextRound(uint256 runId, uint32 round, uint64 epsilonSpent) private view {
+        Run storage run = _runs[runId];
         // One slot holds all three; reading them together lets the optimizer load it once.
-        (address coordinator, uint32 expected, uint32 plannedRounds) =
-            (run.coordinator, run.nextRound, run.plannedRounds);
-        if (expected == 0) revert RunNotStarted(runId);
+        (address coordinator, uint32 plannedRounds, uint64 epsilonBudget) =
+            (run.coordinator, run.plannedRounds, run.epsilonBudget);
+        if (coordinator == address(0)) revert RunNotStarted(runId);
         if (coordinator != msg.sender) revert NotRunCoordinator(runId, msg.sender);
         if (round > plannedRounds) revert RoundBeyondPlan(runId, round, plannedRounds);
-        if (round != expected) {
-            if (round != 0 && round < expected) revert RoundAlreadyCommitted(runId, round);
-            revert RoundOutOfSequence(runId, expected, round);
+        mapping(uint32 round => bytes32) storage commitments = _roundCommitments[runId];
+        if (round != 0 && commitments[round] != 0) revert RoundAlreadyCommitted(runId, round);
+        if (round == 0 || (round > 1 && commitments[round - 1] == 0)) {
+            revert RoundOutOfSequence(runId, _committedRounds(runId, plannedRounds) + 1, round);
         }
-        uint64 epsilonBudget = run.epsilonBudget;
         if (epsilonSpent > epsilonBudget) revert PrivacyBudgetExceeded(runId, round, epsilonSpent, epsilonBudget);
+    }
+
+    /// @dev The number of committed rounds: rounds are committed from 1 without gaps, so the last
+    /// one is found by bisection.
+    function _committedRounds(uint256 runId, uint32 plannedRounds) private view returns (uint32 low) {
+        mapping(uint32 round => bytes32) storage commitments = _roundCommitments[runId];
+        uint32 high = plannedRounds;
+        while (low < high) {
+            uint32 middle = high - (high - low) / 2;
+            if (commitments[middle] != 0) low = middle;
+            else high = middle - 1;
+        }
+    }
+
+    /// @dev The hash of a round's record with its last 8 bytes cleared, where the commit block goes.
+    function _recordHash(uint256 runId, uint32 round, RoundRecord calldata record) private pure returns (bytes32) {
+        return keccak256(abi.encode(runId, round, record)) & ~bytes32(uint256(type(uint64).max));
+    }
+
+    /// @dev `record` is what round `round` of run `runId` committed.
+    function _requireRecord(uint256 runId, uint32 round, RoundRecord calldata record) private view {
+        bytes32 commitment = _roundCommitments[runId][round];
+        if (commitment == 0) {
+            if (_runs[runId].coordinator == address(0)) revert RunNotStarted(runId);
+            revert RoundNotCommitted(runId, round);
+        }
+        if (bytes24(commitment) != bytes24(_recordHash(runId, round, record))) {
+            revert RoundRecordMismatch(runId, round);
+        }
+    }
+
+    function _requireRun(uint256 runId) private view returns (Run storage run) {
+        run = _runs[runId];
+        if (run.coordinator == address(0)) revert RunNotStarted(runId);
     }
 
     /// @dev A budget gives both ε and δ, or neither; with the admin's limit set, it gives both, within it.
@@ -352,9 +402,4 @@ contract FedLedgerRegistry is IFedLedgerRegistry, AccessControlDefaultAdminRules
         if (record.deactivatedAtBlock != 0) revert ParticipantNotActive(participant);
     }
 
-    function _requireCommitted(uint256 runId, uint32 round) private view returns (Round storage committed) {
-        if (_runs[runId].nextRound == 0) revert RunNotStarted(runId);
-        committed = _rounds[runId][round];
-        if (committed.committedAtBlock == 0) revert RoundNotCommitted(runId, round);
-    }
 }

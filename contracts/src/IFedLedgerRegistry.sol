@@ -25,42 +25,55 @@ interface IFedLedgerRegistry {
     /// @param initialModelHash Hash of the canonical encoding of the model round 1 starts from.
     /// @param rewardPerRound Most tokens the participants of one round can claim between them.
     /// @param startBlock Block in which the run started.
+    /// @param deltaBudget The δ its ε is computed for, in units of 1e-18; 0 without differential privacy.
+    /// @param coordinator The account that started the run; only it commits the run's rounds. The
+    /// zero address means the run does not exist.
+    /// @param plannedRounds The number of rounds the run may commit, and was budgeted for.
     /// @param epsilonBudget The most differential-privacy ε the run may spend, in millionths; 0 for
     /// a run without differential privacy.
-    /// @param coordinator The account that started the run; only it commits the run's rounds.
-    /// @param nextRound The round that may be committed next; 0 means the run does not exist.
-    /// @param plannedRounds The number of rounds the run may commit, and was budgeted for.
-    /// @param deltaBudget The δ its ε is computed for, in units of 1e-18; 0 without differential privacy.
     struct Run {
         bytes32 configHash;
         bytes32 initialModelHash;
         uint128 rewardPerRound;
         uint64 startBlock;
-        uint64 epsilonBudget;
-        address coordinator;
-        uint32 nextRound;
-        uint32 plannedRounds;
         uint64 deltaBudget;
+        address coordinator;
+        uint32 plannedRounds;
+        uint64 epsilonBudget;
     }
 
-    /// @notice A committed round.
+    /// @notice What the coordinator commits for a round. The registry stores its hash only (see
+    /// {getRoundCommitment}); the record itself is in the {RoundCommitted} event and, as
+    /// `abi.encode(runId, round, record)`, in the run's artifact store under its Keccak-256 hash.
     /// @param modelHash Hash of the canonical encoding of the aggregated model.
     /// @param updatesRoot Merkle root over the accepted updates.
     /// @param rewardsRoot Merkle root over the rewards granted for the round.
     /// @param manifestHash Hash of the round manifest bytes.
     /// @param accepted Number of updates accepted into the aggregate.
     /// @param rejected Number of updates received and rejected.
-    /// @param committedAtBlock Block in which the round was committed; 0 means not committed.
     /// @param epsilonSpent The run's differential-privacy ε after the round, in millionths.
-    struct Round {
+    struct RoundRecord {
         bytes32 modelHash;
         bytes32 updatesRoot;
         bytes32 rewardsRoot;
         bytes32 manifestHash;
         uint32 accepted;
         uint32 rejected;
-        uint64 committedAtBlock;
         uint64 epsilonSpent;
+    }
+
+    /// @notice A participant's claim of its reward for one committed round.
+    /// @param runId The run.
+    /// @param round The round.
+    /// @param record The round's committed record, whose rewards root the proof is checked against.
+    /// @param amount The amount the round granted the caller.
+    /// @param proof Merkle proof of the caller's leaf.
+    struct RewardClaim {
+        uint256 runId;
+        uint32 round;
+        RoundRecord record;
+        uint256 amount;
+        bytes32[] proof;
     }
 
     /// @notice The admin added `participant` to the allow-list.
@@ -83,10 +96,8 @@ interface IFedLedgerRegistry {
         uint64 epsilonBudget,
         uint64 deltaBudget
     );
-    /// @notice Round `round` of run `runId` was committed; the full record is in {getRound}.
-    event RoundCommitted(
-        uint256 indexed runId, uint32 indexed round, bytes32 modelHash, bytes32 manifestHash, uint64 epsilonSpent
-    );
+    /// @notice Round `round` of run `runId` was committed with `record`, whose hash {getRoundCommitment} returns.
+    event RoundCommitted(uint256 indexed runId, uint32 indexed round, RoundRecord record);
     /// @notice `participant` claimed `amount` tokens for round `round` of run `runId`.
     event RewardClaimed(uint256 indexed runId, uint32 indexed round, address indexed participant, uint256 amount);
 
@@ -118,9 +129,13 @@ interface IFedLedgerRegistry {
     error RoundOutOfSequence(uint256 runId, uint32 expected, uint32 given);
     /// @notice Round `round` of run `runId` has not been committed.
     error RoundNotCommitted(uint256 runId, uint32 round);
+    /// @notice The record given for round `round` of run `runId` is not the one committed.
+    error RoundRecordMismatch(uint256 runId, uint32 round);
+    /// @notice A batch gave `participants` addresses but `metadataHashes` metadata hashes.
+    error LengthMismatch(uint256 participants, uint256 metadataHashes);
     /// @notice `participant` already claimed its reward for round `round` of run `runId`.
     error RewardAlreadyClaimed(uint256 runId, uint32 round, address participant);
-    /// @notice A reward claim asked for nothing.
+    /// @notice A reward claim asked for nothing, or a batch held no claims.
     error NothingToClaim();
     /// @notice The proof does not show that `participant` was granted `amount` in that round.
     error InvalidRewardProof(uint256 runId, uint32 round, address participant, uint256 amount);
@@ -146,10 +161,11 @@ interface IFedLedgerRegistry {
 
     // Participants ---------------------------------------------------------------------------
 
-    /// @notice Adds `participant` to the allow-list. Only the admin.
-    /// @param participant The participant's signing address.
-    /// @param metadataHash Hash of off-chain metadata about the participant; never personal data.
-    function addParticipant(address participant, bytes32 metadataHash) external;
+    /// @notice Adds `participants` to the allow-list, in order, in one transaction. Only the admin.
+    /// @param participants The participants' signing addresses.
+    /// @param metadataHashes For each participant, the hash of off-chain metadata about it; never
+    /// personal data.
+    function addParticipants(address[] calldata participants, bytes32[] calldata metadataHashes) external;
 
     /// @notice Removes `participant` from the active allow-list for good. Only the admin.
     /// @dev The record stays so that an auditor can still check rounds committed before this block.
@@ -213,27 +229,15 @@ interface IFedLedgerRegistry {
 
     /// @notice Records round `round` of run `runId`. Only the coordinator that started the run,
     /// only the run's next round, never past its planned rounds, and never twice.
+    /// @dev Stores one slot: the first 24 bytes of `keccak256(abi.encode(runId, round, record))`
+    /// and, in the last 8, the block number. The record's fields travel in the calldata and the
+    /// {RoundCommitted} event; the coordinator also stores `abi.encode(runId, round, record)` in
+    /// the run's artifact store.
     /// @param runId The run.
     /// @param round The round, counted from 1.
-    /// @param modelHash Hash of the canonical encoding of the aggregated model.
-    /// @param updatesRoot Merkle root over the accepted updates.
-    /// @param rewardsRoot Merkle root over the rewards granted for the round.
-    /// @param manifestHash Hash of the round manifest bytes.
-    /// @param accepted Number of updates accepted into the aggregate.
-    /// @param rejected Number of updates received and rejected.
-    /// @param epsilonSpent The run's ε after the round, in millionths; at most the run's budget
-    /// (0 for a run without differential privacy).
-    function commitRound(
-        uint256 runId,
-        uint32 round,
-        bytes32 modelHash,
-        bytes32 updatesRoot,
-        bytes32 rewardsRoot,
-        bytes32 manifestHash,
-        uint32 accepted,
-        uint32 rejected,
-        uint64 epsilonSpent
-    ) external;
+    /// @param record The round's record; its `epsilonSpent` is at most the run's budget (0 for a
+    /// run without differential privacy).
+    function commitRound(uint256 runId, uint32 round, RoundRecord calldata record) external;
 
     /// @notice Number of runs started.
     function runCount() external view returns (uint256);
@@ -244,16 +248,23 @@ interface IFedLedgerRegistry {
     /// @notice Number of rounds of run `runId` committed so far; reverts if it was never started.
     function committedRounds(uint256 runId) external view returns (uint32);
 
-    /// @notice The record of round `round` of run `runId`; reverts if it was not committed.
-    function getRound(uint256 runId, uint32 round) external view returns (Round memory);
+    /// @notice The commitment of round `round` of run `runId`: the first 24 bytes of
+    /// `keccak256(abi.encode(runId, round, record))` and the block it was committed in. Reverts if
+    /// the round was not committed.
+    function getRoundCommitment(uint256 runId, uint32 round)
+        external
+        view
+        returns (bytes24 recordHash, uint64 committedAtBlock);
 
     /// @notice Whether `participant`'s update is among the accepted updates of a committed round,
-    /// proven against the round's updates root. Reverts if the round was not committed.
+    /// proven against the updates root of its `record`. Reverts if the round was not committed
+    /// with `record`.
     /// @dev The leaf is
     /// `keccak256(bytes.concat(keccak256(abi.encode(runId, round, participant, updateHash, numExamples))))`.
     function isUpdateIncluded(
         uint256 runId,
         uint32 round,
+        RoundRecord calldata record,
         address participant,
         bytes32 updateHash,
         uint64 numExamples,
@@ -262,15 +273,14 @@ interface IFedLedgerRegistry {
 
     // Rewards --------------------------------------------------------------------------------
 
-    /// @notice Claims the caller's reward for round `round` of run `runId`, proven against the
-    /// round's rewards root, and mints it to the caller. Once per participant per round.
+    /// @notice Claims the caller's rewards for one or more committed rounds, each proven against the
+    /// rewards root of the round's record, and mints their sum to the caller. Once per participant
+    /// per round.
     /// @dev The leaf is `keccak256(bytes.concat(keccak256(abi.encode(runId, round, account, amount))))`.
-    /// @param amount The amount the round granted the caller.
-    /// @param proof Merkle proof of the caller's leaf.
-    function claim(uint256 runId, uint32 round, uint256 amount, bytes32[] calldata proof) external;
+    function claim(RewardClaim[] calldata claims) external;
 
-    /// @notice What `participant` has claimed for round `round` of run `runId` (0 if nothing).
-    function claimedAmount(uint256 runId, uint32 round, address participant) external view returns (uint256);
+    /// @notice Whether `participant` has claimed its reward for round `round` of run `runId`.
+    function hasClaimed(uint256 runId, uint32 round, address participant) external view returns (bool);
 
     /// @notice What all participants together have claimed for round `round` of run `runId`.
     function claimedTotal(uint256 runId, uint32 round) external view returns (uint256);

@@ -29,10 +29,10 @@ from fedledger.audit.recompute import (
     check_scores,
 )
 from fedledger.audit.valuation import ValuedRound
-from fedledger.chain import CommittedRound, ParticipantRecord, Registry, RunRecord
+from fedledger.chain import ChainError, CommittedRound, ParticipantRecord, Registry, RunRecord
 from fedledger.encoding import EncodingError, decode_model
 from fedledger.errors import FedLedgerError
-from fedledger.hashing import from_hex, to_hex
+from fedledger.hashing import from_hex, keccak256, to_hex
 from fedledger.manifest import RoundManifest, UpdateEntry
 from fedledger.rounds import rewards_tree, updates_tree
 from fedledger.runconfig import RunConfiguration
@@ -138,7 +138,11 @@ class Auditor:
         state = self._start(run, audit)
         receipts = self._commit_receipts(run)
         for round_number in range(1, run.committed_rounds + 1):
-            committed = self.registry.committed_round(run_id, round_number)
+            try:
+                committed = self.registry.committed_round(run_id, round_number, self.store)
+            except ChainError as error:
+                audit.rounds.append(_unreadable_round(run_id, round_number, error))
+                continue
             receipt = receipts.get(round_number, {})
             round_audit = RoundAudit(
                 run_id,
@@ -148,12 +152,17 @@ class Auditor:
                 manifest_hash=to_hex(committed.commitment.manifest_hash),
                 commit_transaction=to_hex(receipt["transactionHash"]) if receipt else None,
             )
+            FindingRecorder(round_audit).ok(
+                "round-record", f"the record hashes to the commitment stored at block {committed.committed_at_block}"
+            )
             self._audit_round(run, committed, state, round_audit)
             audit.rounds.append(round_audit)
             state.model_hash = committed.commitment.model_hash
             state.committed_manifests[round_number] = to_hex(committed.commitment.manifest_hash)
+            record_digest = keccak256(committed.commitment.encode(run_id, round_number))
             state.referenced.update(
-                to_hex(digest) for digest in (committed.commitment.manifest_hash, committed.commitment.model_hash)
+                to_hex(digest)
+                for digest in (committed.commitment.manifest_hash, committed.commitment.model_hash, record_digest)
             )
         self._planned_rounds(run, state.config, audit)
         record_orphans(
@@ -614,21 +623,39 @@ class Auditor:
         excessive = False
         by_granted = 0
         for participant, granted in audit.rewards.items() if total else ():
-            claimed = self.registry.claimed_amount(run.run_id, committed.round, participant)
-            if claimed:
-                audit.claimed[participant] = claimed
-            by_granted += claimed
-            if claimed > granted:
-                excessive = True
-                record.fail("claims", "claimed more than the manifest grants", str(granted), str(claimed), participant)
+            if self.registry.has_claimed(run.run_id, committed.round, participant):
+                audit.claimed[participant] = granted
+                by_granted += granted
         if total > by_granted:
             excessive = True
-            record.fail("claims", "participants the manifest grants nothing have claimed", "0", str(total - by_granted))
+            beyond = [
+                (participant, amount)
+                for participant, amount in self.registry.logged_claims(run.run_id, committed.round)
+                if amount > audit.rewards.get(participant, 0)
+            ]
+            for participant, amount in beyond:
+                granted = str(audit.rewards.get(participant, 0))
+                record.fail("claims", "claimed more than the manifest grants", granted, str(amount), participant)
+            if not beyond:
+                record.fail(
+                    "claims",
+                    "more was claimed than the manifest grants those who claimed (the node keeps no claim logs "
+                    "to say who)",
+                    str(by_granted),
+                    str(total),
+                )
         if total > run.reward_per_round:
             excessive = True
             record.fail("claims", "claims exceed the round's budget", str(run.reward_per_round), str(total))
         if not excessive:
             record.ok("claims", f"{total} claimed, within every grant")
+
+
+def _unreadable_round(run_id: int, round_number: int, error: ChainError) -> RoundAudit:
+    """A committed round whose record cannot be found: its other checks cannot run."""
+    audit = RoundAudit(run_id, round_number)
+    FindingRecorder(audit).fail("round-record", f"the round's record cannot be read: {error}")
+    return audit
 
 
 def _pass(check: str, run_id: int, round_number: int | None, message: str) -> Finding:

@@ -37,6 +37,8 @@ Verdict = Literal["pass", "fail", "incomplete"]
 CHECKS = {
     "run-config": "the run configuration is stored and hashes to the configHash recorded by startRun",
     "model-artifact": "the model a round committed (or the run's initial model) is stored and intact",
+    "round-record": "the round's record (roots, manifest hash, counts, ε spent), read from its RoundCommitted log "
+    "or the store, hashes to the commitment commitRound stored",
     "manifest-hash": "the stored manifest hashes to the committed manifestHash",
     "manifest-canonical": "the manifest is in canonical form (entries in order, canonical JSON)",
     "manifest-binding": "the manifest names this chain, registry, run, round, model and counts",

@@ -7,6 +7,7 @@ from fedledger.chain.registry import (
     ParticipantRecord,
     PendingAdmin,
     Registry,
+    RewardClaim,
     RoundCommitment,
     RunRecord,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "PendingAdmin",
     "Receipt",
     "Registry",
+    "RewardClaim",
     "RoundCommitment",
     "RunRecord",
 ]

@@ -1,9 +1,12 @@
 """Typed access to a deployed FedLedgerRegistry and its ContributionToken."""
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import astuple, dataclass
 from functools import reduce
 from typing import Any
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_typing import ChecksumAddress
 from eth_utils import function_abi_to_4byte_selector
 from hexbytes import HexBytes
@@ -16,15 +19,25 @@ from fedledger.addresses import checksum_address
 from fedledger.chain.artifacts import load_artifact
 from fedledger.chain.connection import Chain, Receipt
 from fedledger.chain.errors import ChainError, ContractRevert
-from fedledger.hashing import to_hex
+from fedledger.hashing import keccak256, to_hex
 from fedledger.privacy import PrivacyBudget
 from fedledger.signing import DOMAIN_NAME, DOMAIN_VERSION, SigningDomain, UpdateMessage
+from fedledger.store import ArtifactError, ArtifactStore
 
 COORDINATOR_ROLE = Web3.keccak(text="COORDINATOR_ROLE")
 ADMIN_ROLE = bytes(32)
 
 #: Seconds between the admin starting a transfer of its role and the new admin accepting it.
 DEFAULT_ADMIN_TRANSFER_DELAY = 24 * 60 * 60
+
+#: How many participants one ``addParticipants`` transaction registers at most (about 70,000 gas
+#: each, so a batch stays far below any block's gas limit).
+REGISTRATION_BATCH = 200
+
+#: ``abi.encode(runId, round, record)``: the bytes a round's record hash is taken over.
+_ROUND_RECORD_TYPES = ("uint256", "uint32", "bytes32", "bytes32", "bytes32", "bytes32", "uint32", "uint32", "uint64")
+#: How much of the record hash the registry keeps (the slot's last 8 bytes hold the block number).
+RECORD_HASH_PREFIX = 24
 
 
 def _interface_id(abi: list[dict[str, Any]]) -> bytes:
@@ -88,7 +101,7 @@ class PendingAdmin:
 
 @dataclass(frozen=True)
 class RoundCommitment:
-    """What the coordinator commits for one round."""
+    """What the coordinator commits for one round (the contract's ``RoundRecord``, fields in its order)."""
 
     model_hash: bytes
     updates_root: bytes
@@ -98,15 +111,51 @@ class RoundCommitment:
     rejected: int
     epsilon_spent: int = 0  # the run's ε after the round, in units of 1 / EPSILON_SCALE; 0 without DP
 
+    def encode(self, run_id: int, round_number: int) -> bytes:
+        """``abi.encode(runId, round, record)``: what the record hash is taken over, and what the
+        coordinator keeps in the run's artifact store."""
+        return abi_encode(_ROUND_RECORD_TYPES, (run_id, round_number, *astuple(self)))
+
+    @classmethod
+    def decode(cls, data: bytes) -> tuple[int, int, "RoundCommitment"]:
+        """The run id, round and record of :meth:`encode`'s bytes.
+
+        Raises:
+            ValueError: ``data`` is not such an encoding.
+        """
+        if len(data) != 32 * len(_ROUND_RECORD_TYPES):
+            raise ValueError(f"a round record is {32 * len(_ROUND_RECORD_TYPES)} bytes, got {len(data)}")
+        try:
+            run_id, round_number, *fields = abi_decode(_ROUND_RECORD_TYPES, data, strict=True)
+        except Exception as error:  # eth_abi raises several unrelated types for malformed input
+            raise ValueError(f"not a round record: {error}") from None
+        return run_id, round_number, cls(*fields)
+
+    def record_hash(self, run_id: int, round_number: int) -> bytes:
+        """The first :data:`RECORD_HASH_PREFIX` bytes of the record's hash, as the registry stores them."""
+        return keccak256(self.encode(run_id, round_number))[:RECORD_HASH_PREFIX]
+
 
 @dataclass(frozen=True)
 class CommittedRound:
-    """A round as the registry stores it: the commitment and the block that recorded it."""
+    """A round as committed: its record (checked against the hash the registry stores) and the
+    block that recorded it."""
 
     run_id: int
     round: int
     commitment: RoundCommitment
     committed_at_block: int
+
+
+@dataclass(frozen=True)
+class RewardClaim:
+    """A participant's claim of its reward for one committed round, with the Merkle proof of its leaf."""
+
+    run_id: int
+    round: int
+    amount: int
+    proof: list[bytes]
+    record: RoundCommitment | None = None  # the round's committed record; read from the chain if not given
 
 
 class Registry:
@@ -262,10 +311,27 @@ class Registry:
 
     # Participants ------------------------------------------------------------------------
 
+    def add_participants(
+        self,
+        participants: Sequence[tuple[str, bytes]],
+        on_batch: Callable[[int], None] | None = None,
+    ) -> list[Receipt]:
+        """Add ``(address, metadata hash)`` pairs to the allow-list, in order, :data:`REGISTRATION_BATCH`
+        to a transaction; ``on_batch`` is told how many are registered after each. Admin only."""
+        receipts = []
+        for start in range(0, len(participants), REGISTRATION_BATCH):
+            batch = participants[start : start + REGISTRATION_BATCH]
+            addresses = [checksum_address(address) for address, _ in batch]
+            call = self.contract.functions.addParticipants(addresses, [metadata for _, metadata in batch])
+            receipts.append(self._send(call))
+            if on_batch is not None:
+                on_batch(start + len(batch))
+        return receipts
+
     def add_participant(self, address: str, metadata_hash: bytes) -> Receipt:
-        """Add ``address`` to the allow-list. Admin only."""
-        call = self.contract.functions.addParticipant(checksum_address(address), metadata_hash)
-        return self._send(call)
+        """Add one participant to the allow-list (a batch of one). Admin only."""
+        (receipt,) = self.add_participants([(address, metadata_hash)])
+        return receipt
 
     def deactivate_participant(self, address: str) -> Receipt:
         """Deactivate ``address`` for good. Admin only."""
@@ -279,9 +345,13 @@ class Registry:
             return None
         return ParticipantRecord(checksum, bytes(metadata_hash), registered, deactivated)
 
+    def participant_count(self) -> int:
+        """How many participants were ever added, active or not."""
+        return self._read(self.contract.functions.participantCount())
+
     def participants(self) -> list[ParticipantRecord]:
         """Every participant ever added, in order of registration."""
-        count = self._read(self.contract.functions.participantCount())
+        count = self.participant_count()
         addresses = [self._read(self.contract.functions.participantAt(index)) for index in range(count)]
         return [record for address in addresses if (record := self.participant(address)) is not None]
 
@@ -327,17 +397,7 @@ class Registry:
         earlier = self._earlier_commit(run_id, round_number, commitment)
         if earlier is not None:
             return earlier
-        call = self.contract.functions.commitRound(
-            run_id,
-            round_number,
-            commitment.model_hash,
-            commitment.updates_root,
-            commitment.rewards_root,
-            commitment.manifest_hash,
-            commitment.accepted,
-            commitment.rejected,
-            commitment.epsilon_spent,
-        )
+        call = self.contract.functions.commitRound(run_id, round_number, astuple(commitment))
         try:
             return self._send(call)
         except ContractRevert:
@@ -362,42 +422,56 @@ class Registry:
                 f"{to_hex(committed.commitment.manifest_hash)}, not {to_hex(commitment.manifest_hash)}"
             )
         block = committed.committed_at_block
-        logs = self.contract.events.RoundCommitted().get_logs(
-            from_block=block, to_block=block, argument_filters={"runId": run_id, "round": round_number}
-        )
+        logs = self._commit_logs(run_id, round_number, block)
         receipt = self.chain.receipt(logs[0]["transactionHash"]) if logs else None
         return receipt or Receipt(tx_hash=None, block_number=block, gas_used=None)
+
+    def _commit_logs(self, run_id: int, round_number: int, block: int) -> list[EventData]:
+        return self.contract.events.RoundCommitted().get_logs(
+            from_block=block, to_block=block, argument_filters={"runId": run_id, "round": round_number}
+        )
 
     def run_count(self) -> int:
         return self._read(self.contract.functions.runCount())
 
     def run(self, run_id: int) -> RunRecord:
         """The record of run ``run_id``; raises ``ContractRevert(RunNotStarted)`` if there is none."""
-        config, initial, reward, start_block, epsilon, coordinator, next_round, planned, delta = self._read(
+        config, initial, reward, start_block, delta, coordinator, planned, epsilon = self._read(
             self.contract.functions.getRun(run_id)
         )
+        committed = self._read(self.contract.functions.committedRounds(run_id))
         return RunRecord(
-            run_id,
-            bytes(config),
-            bytes(initial),
-            reward,
-            coordinator,
-            start_block,
-            next_round - 1,
-            planned,
-            epsilon,
-            delta,
+            run_id, bytes(config), bytes(initial), reward, coordinator, start_block, committed, planned, epsilon, delta
         )
 
-    def committed_round(self, run_id: int, round_number: int) -> CommittedRound:
-        """The record of a committed round; raises ``ContractRevert(RoundNotCommitted)`` otherwise."""
-        model, updates, rewards, manifest, accepted, rejected, block, epsilon_spent = self._read(
-            self.contract.functions.getRound(run_id, round_number)
+    def committed_round(self, run_id: int, round_number: int, store: ArtifactStore | None = None) -> CommittedRound:
+        """The record of a committed round, checked against the hash the registry stores.
+
+        The record is read from the round's ``RoundCommitted`` log, or, when the node keeps no such
+        log, from ``store`` (the run's artifact store, where the coordinator keeps every record).
+
+        Raises:
+            ContractRevert: ``RoundNotCommitted`` or ``RunNotStarted``.
+            ChainError: neither the node's logs nor ``store`` hold the committed record.
+        """
+        prefix, block = self._read(self.contract.functions.getRoundCommitment(run_id, round_number))
+        prefix = bytes(prefix)
+        for log in self._commit_logs(run_id, round_number, block):
+            commitment = RoundCommitment(*log["args"]["record"].values())
+            if commitment.record_hash(run_id, round_number) == prefix:
+                return CommittedRound(run_id, round_number, commitment, block)
+        for digest in store.digests_named(prefix) if store is not None else ():
+            try:
+                stored_run, stored_round, commitment = RoundCommitment.decode(store.get(digest))
+            except (ArtifactError, ValueError):
+                continue
+            if (stored_run, stored_round) == (run_id, round_number):
+                return CommittedRound(run_id, round_number, commitment, block)
+        where = "its RoundCommitted log" + ("" if store is None else f" or the store {store.location}")
+        raise ChainError(
+            f"run {run_id} round {round_number} is committed (record hash 0x{prefix.hex()}…, block {block}), "
+            f"but no record with that hash is in {where}"
         )
-        commitment = RoundCommitment(
-            bytes(model), bytes(updates), bytes(rewards), bytes(manifest), accepted, rejected, epsilon_spent
-        )
-        return CommittedRound(run_id, round_number, commitment, block)
 
     def is_update_included(
         self,
@@ -407,22 +481,43 @@ class Registry:
         update_hash: bytes,
         num_examples: int,
         proof: list[bytes],
+        store: ArtifactStore | None = None,
     ) -> bool:
         """Whether the contract accepts ``proof`` of the update against the round's ``updatesRoot``."""
+        record = astuple(self.committed_round(run_id, round_number, store).commitment)
         call = self.contract.functions.isUpdateIncluded(
-            run_id, round_number, checksum_address(participant), update_hash, num_examples, proof
+            run_id, round_number, record, checksum_address(participant), update_hash, num_examples, proof
         )
         return self._read(call)
 
     # Rewards -----------------------------------------------------------------------------
 
-    def claim(self, run_id: int, round_number: int, amount: int, proof: list[bytes]) -> Receipt:
-        """Claim the sender's reward for a round with its Merkle proof."""
-        return self._send(self.contract.functions.claim(run_id, round_number, amount, proof))
+    def claim(self, claims: Sequence[RewardClaim], store: ArtifactStore | None = None) -> Receipt:
+        """Claim the sender's rewards for ``claims`` in one transaction, each with its round's
+        committed record (read as :meth:`committed_round` does where a claim does not carry it) and
+        Merkle proof."""
+        requests = [
+            (
+                claim.run_id,
+                claim.round,
+                astuple(claim.record or self.committed_round(claim.run_id, claim.round, store).commitment),
+                claim.amount,
+                claim.proof,
+            )
+            for claim in claims
+        ]
+        return self._send(self.contract.functions.claim(requests))
 
-    def claimed_amount(self, run_id: int, round_number: int, address: str) -> int:
-        call = self.contract.functions.claimedAmount(run_id, round_number, checksum_address(address))
+    def has_claimed(self, run_id: int, round_number: int, address: str) -> bool:
+        call = self.contract.functions.hasClaimed(run_id, round_number, checksum_address(address))
         return self._read(call)
+
+    def logged_claims(self, run_id: int, round_number: int) -> list[tuple[ChecksumAddress, int]]:
+        """Who claimed what for a round, from its ``RewardClaimed`` logs (empty where the node keeps none)."""
+        logs = self.contract.events.RewardClaimed().get_logs(
+            from_block=0, argument_filters={"runId": run_id, "round": round_number}
+        )
+        return [(log["args"]["participant"], log["args"]["amount"]) for log in logs]
 
     def claimed_total(self, run_id: int, round_number: int) -> int:
         return self._read(self.contract.functions.claimedTotal(run_id, round_number))

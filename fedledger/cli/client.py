@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from fedledger.chain import RewardClaim
 from fedledger.cli.common import (
     ChainFile,
     DeploymentFile,
@@ -38,6 +39,9 @@ from fedledger.rewards import TOKEN_DECIMALS
 from fedledger.rounds import reward_proof, updates_tree
 from fedledger.store import ArtifactError
 
+#: The most rounds one claim transaction carries (about 40,000 gas each).
+CLAIM_BATCH = 50
+
 app = typer.Typer(
     help="A participant's own checks: inclusion of its updates, rewards and claims.", no_args_is_help=True
 )
@@ -66,7 +70,7 @@ def verify(
         rows: list[tuple[list[str], str | None]] = []
         private = False
         for round_number in range(1, handle.run(run_id).committed_rounds + 1):
-            commitment = handle.committed_round(run_id, round_number).commitment
+            commitment = handle.committed_round(run_id, round_number, history.store).commitment
             try:
                 manifest = RoundManifest.from_bytes(history.store.get(commitment.manifest_hash))
             except (ArtifactError, ValueError) as error:
@@ -81,11 +85,11 @@ def verify(
                 leaf = update_leaf(run_id, round_number, address, from_hex(entry.update_hash), entry.num_examples)
                 proof = updates_tree(run_id, round_number, manifest.accepted).proof(leaf)
                 on_chain = handle.is_update_included(
-                    run_id, round_number, address, from_hex(entry.update_hash), entry.num_examples, proof
+                    run_id, round_number, address, from_hex(entry.update_hash), entry.num_examples, proof, history.store
                 )
                 status, included = "accepted", "yes (proof verified on-chain)" if on_chain else "NO"
             reward = entry.reward if entry is not None else 0
-            claimed = handle.claimed_amount(run_id, round_number, address)
+            claimed = handle.has_claimed(run_id, round_number, address)
             private = private or manifest.privacy is not None
             cells = [
                 str(round_number),
@@ -127,10 +131,11 @@ def claim(
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT_FILE,
 ) -> None:
     """Claim every reward the account has not claimed yet, each with its Merkle proof against the
-    round's rewards root. The account is the keystore's, or the key in $FEDLEDGER_PRIVATE_KEY.
+    round's rewards root, up to 50 rounds in one transaction. The account is the keystore's, or the
+    key in $FEDLEDGER_PRIVATE_KEY.
 
-    On a saved in-process chain (a finished simulation's, or --chain-file), each claim is appended to
-    its journal as it is mined.
+    On a saved in-process chain (a finished simulation's, or --chain-file), each claim transaction is
+    appended to its journal as it is mined.
     """
     account = load_sender(keystore)
     if account is None:
@@ -139,25 +144,30 @@ def claim(
     handle = history.registry.as_sender(history.registry.chain.add_signer(account))
     if history.saved_chain is not None:
         handle.chain.journal_to(history.saved_chain)
-    address, claimed, total = account.address, 0, 0
+    address = account.address
+    unclaimed: list[RewardClaim] = []
     for run_id in history.run_ids or range(1, handle.run_count() + 1):
         for round_number in range(1, handle.run(run_id).committed_rounds + 1):
-            commitment = handle.committed_round(run_id, round_number).commitment
+            commitment = handle.committed_round(run_id, round_number, history.store).commitment
             if commitment.rewards_root == bytes(32):
                 continue
             manifest = RoundManifest.from_bytes(history.store.get(commitment.manifest_hash))
             amount = manifest.rewards.get(address, 0)
-            if not amount or handle.claimed_amount(run_id, round_number, address):
+            if not amount or handle.has_claimed(run_id, round_number, address):
                 continue
             proof = reward_proof(run_id, round_number, manifest.rewards, address)
-            receipt = handle.claim(run_id, round_number, amount, proof)
-            console.print(
-                f"run {run_id} round {round_number}: claimed {amount / 10**TOKEN_DECIMALS:,.4f} "
-                f"(block {receipt.block_number}, gas {receipt.gas_used:,})"
-            )
-            claimed, total = claimed + 1, total + amount
+            unclaimed.append(RewardClaim(run_id, round_number, amount, proof, commitment))
+    for start in range(0, len(unclaimed), CLAIM_BATCH):
+        batch = unclaimed[start : start + CLAIM_BATCH]
+        receipt = handle.claim(batch)
+        rounds = ", ".join(f"run {claim.run_id} round {claim.round}" for claim in batch)
+        console.print(
+            f"claimed {sum(claim.amount for claim in batch) / 10**TOKEN_DECIMALS:,.4f} for {rounds} "
+            f"(block {receipt.block_number}, gas {receipt.gas_used:,})"
+        )
+    total = sum(claim.amount for claim in unclaimed)
     console.print(
-        f"{claimed} rewards claimed, {total / 10**TOKEN_DECIMALS:,.4f} tokens; "
+        f"{len(unclaimed)} rewards claimed, {total / 10**TOKEN_DECIMALS:,.4f} tokens; "
         f"balance {handle.token_balance(address) / 10**TOKEN_DECIMALS:,.4f}"
     )
 

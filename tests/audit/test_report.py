@@ -73,7 +73,7 @@ def test_each_round_carries_its_committed_hashes_and_the_transaction_that_commit
         transaction = w3.eth.get_transaction(audit.commit_transaction)
         function, arguments = history.registry.contract.decode_function_input(transaction["input"])
         assert function.fn_name == "commitRound" and arguments["round"] == audit.round
-        assert to_hex(arguments["manifestHash"]) == audit.manifest_hash
+        assert to_hex(arguments["record"]["manifestHash"]) == audit.manifest_hash
     config = RunConfiguration.from_bytes(history.store.get(history.registry.run(run.run_id).config_hash))
     assert run.configuration == config.to_json()
 

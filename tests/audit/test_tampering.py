@@ -151,11 +151,12 @@ def test_a_manifest_edited_after_the_commit(tmp_path: Path, honest: SyntheticHis
     (finding,) = [finding for finding in report.problems() if finding.status == "fail"]
     assert (finding.check, finding.round) == ("manifest-hash", TAMPERED_ROUND) and "corrupted" in finding.message
     assert_counted_as_not_run(report, clean, {"manifest-hash"})
-    # every other check of the round needs the manifest; the per-update ones count once per update
+    # the round's record and its model pass; every other check of the round needs the manifest, and
+    # the per-update ones count once per update
     assert statuses(report, TAMPERED_ROUND) == {
-        "pass": 2,
+        "pass": 3,
         "fail": 1,
-        "not-run": len(clean.runs[0].rounds[1].findings) - 3,
+        "not-run": len(clean.runs[0].rounds[1].findings) - 4,
     }
     # the next round's responses to the global step are measured against the updates it lists
     unchecked = [finding for finding in report.problems() if finding.round == TAMPERED_ROUND + 1]
@@ -287,7 +288,7 @@ def test_missing_artifacts_are_reported_as_missing(tmp_path: Path, honest: Synth
         if finding.check in {"update-hash", "manifest-hash"}
     )
     assert_counted_as_not_run(report, clean, {"update-hash", "manifest-hash"})
-    assert statuses(report, 3) == {"pass": 2, "fail": 1, "not-run": len(clean.runs[0].rounds[2].findings) - 3}
+    assert statuses(report, 3) == {"pass": 3, "fail": 1, "not-run": len(clean.runs[0].rounds[2].findings) - 4}
     assert report.summary().startswith(
         f"FAIL: {len(clean.findings) - 2 - report.counts()['not-run']} of {len(clean.findings)} checks passed, "
         f"2 failed, {report.counts()['not-run']} not run (input missing)"
@@ -328,6 +329,6 @@ def test_a_claim_by_a_participant_the_manifest_grants_nothing(tmp_path: Path):
     history.participants.append(outsider)
     history.claim(CLIENTS, TAMPERED_ROUND, slipped[outsider.address], slipped)
     report = audit(history)
-    assert failures(report) == {("claims", TAMPERED_ROUND, None), ("rewards-root", TAMPERED_ROUND, None)}
+    assert failures(report) == {("claims", TAMPERED_ROUND, outsider.address), ("rewards-root", TAMPERED_ROUND, None)}
     claim = next(finding for finding in report.problems() if finding.check == "claims")
     assert (claim.expected, claim.found) == ("0", str(10**18))

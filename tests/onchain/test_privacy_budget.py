@@ -30,7 +30,7 @@ def test_a_run_records_its_budget_and_every_rounds_epsilon(coordinator: Registry
         receipt = coordinator.commit_round(run_id, round_number, spent(round_number, epsilon))
         assert coordinator.committed_round(run_id, round_number).commitment.epsilon_spent == epsilon
         (event,) = coordinator.contract.events.RoundCommitted().get_logs(from_block=receipt.block_number)
-        assert event["args"]["epsilonSpent"] == epsilon
+        assert event["args"]["record"]["epsilonSpent"] == epsilon
 
 
 def test_a_commit_past_the_budget_reverts_naming_the_numbers(coordinator: Registry):

@@ -1,6 +1,6 @@
 """Run allowances and planned rounds: a coordinator key mints at most what the admin approved in advance."""
 
-from fedledger.chain import Registry, RoundCommitment
+from fedledger.chain import Registry, RewardClaim, RoundCommitment
 from fedledger.chain.registry import ADMIN_ROLE, COORDINATOR_ROLE
 from fedledger.hashing import keccak256
 from fedledger.merkle import MerkleTree, reward_leaf
@@ -123,7 +123,7 @@ def test_a_coordinator_key_makes_the_token_mint_no_more_than_its_allowance(regis
             keccak256(b"model"), keccak256(b"updates"), tree.root, keccak256(b"manifest"), 1, 0
         )
         coordinator.commit_round(run_id, round_number, commitment)
-        claimant.claim(run_id, round_number, allowance // rounds, tree.proof(leaf))
+        claimant.claim([RewardClaim(run_id, round_number, allowance // rounds, tree.proof(leaf))])
 
     assert registry.token_balance(receiver.address) == allowance
     assert registry.token.functions.totalSupply().call() == allowance

@@ -1,6 +1,7 @@
 """The participant allow-list: who may change it, what it records, and history for audits."""
 
 from fedledger.chain import Registry
+from fedledger.chain import registry as registry_module
 from fedledger.chain.registry import ADMIN_ROLE
 from fedledger.hashing import keccak256
 
@@ -93,3 +94,36 @@ def test_active_at_block_follows_registration_and_deactivation(registry: Registr
     assert registry.is_active_at(address, removed - 1)
     assert not registry.is_active_at(address, removed)
     assert not registry.is_active_at(actors.outsider, removed)
+
+
+def test_a_batch_registers_every_participant_in_order_in_one_block(registry: Registry, actors):
+    entries = [(account.address, keccak256(account.address.encode())) for account in actors.participants]
+    (receipt,) = registry.add_participants(entries)
+
+    records = registry.participants()
+    assert [(record.address, record.metadata_hash) for record in records] == entries
+    assert {record.registered_at_block for record in records} == {receipt.block_number}
+    events = registry.contract.events.ParticipantAdded().get_logs(from_block=receipt.block_number)
+    assert [event["args"]["participant"] for event in events] == [address for address, _ in entries]
+
+
+def test_a_long_list_goes_in_batches_and_reports_its_progress(registry: Registry, actors, monkeypatch):
+    monkeypatch.setattr(registry_module, "REGISTRATION_BATCH", 2)
+    progress: list[int] = []
+    entries = [(account.address, METADATA) for account in actors.participants[:3]]
+    receipts = registry.add_participants(entries, on_batch=progress.append)
+    assert len(receipts) == 2
+    assert progress == [2, 3]
+    assert registry.participant_count() == 3
+
+
+def test_a_batch_with_one_bad_entry_registers_nobody(registry: Registry, actors):
+    first, second = (account.address for account in actors.participants[:2])
+    with reverts("ParticipantAlreadyRegistered", participant=first):
+        registry.add_participants([(first, METADATA), (second, METADATA), (first, METADATA)])
+    with reverts("ZeroAddress"):
+        registry.add_participants([(second, METADATA), ("0x" + "00" * 20, METADATA)])
+    assert registry.participant_count() == 0
+    call = registry.contract.functions.addParticipants([first, second], [METADATA])
+    with reverts("LengthMismatch", participants=2, metadataHashes=1):
+        registry.chain.transact(call, registry.sender)

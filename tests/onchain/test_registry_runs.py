@@ -1,8 +1,13 @@
 """Runs and rounds: who may start and commit, strict sequence, and immutability of the record."""
 
-from fedledger.chain import Registry
-from fedledger.chain.registry import COORDINATOR_ROLE
+import dataclasses
+
+import pytest
+
+from fedledger.chain import ChainError, Registry
+from fedledger.chain.registry import COORDINATOR_ROLE, RoundCommitment
 from fedledger.hashing import keccak256
+from fedledger.store import ArtifactStore
 
 from helpers import reverts, sample_commitment
 
@@ -78,17 +83,7 @@ def test_committing_twice_reverts_and_keeps_the_first_record(coordinator: Regist
     coordinator.commit_round(run_id, 2, sample_commitment(2))
     again = sample_commitment(99)
     for round_number in (1, 2):
-        call = coordinator.contract.functions.commitRound(
-            run_id,
-            round_number,
-            again.model_hash,
-            again.updates_root,
-            again.rewards_root,
-            again.manifest_hash,
-            again.accepted,
-            again.rejected,
-            again.epsilon_spent,
-        )
+        call = coordinator.contract.functions.commitRound(run_id, round_number, dataclasses.astuple(again))
         with reverts("RoundAlreadyCommitted", runId=run_id, round=round_number):
             coordinator.chain.transact(call, coordinator.sender)
         assert coordinator.committed_round(run_id, round_number).commitment == sample_commitment(round_number)
@@ -123,3 +118,40 @@ def test_reading_what_does_not_exist_reverts_by_name(coordinator: Registry):
         coordinator.committed_round(run_id, 1)
     with reverts("RunNotStarted", runId=2):
         coordinator.committed_round(2, 1)
+
+
+def test_a_round_stores_the_hash_of_its_record_and_its_block(coordinator: Registry):
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
+    commitment = sample_commitment(1)
+    receipt = coordinator.commit_round(run_id, 1, commitment)
+
+    record_hash, block = coordinator.contract.functions.getRoundCommitment(run_id, 1).call()
+    assert bytes(record_hash) == keccak256(commitment.encode(run_id, 1))[:24]
+    assert block == receipt.block_number
+    assert RoundCommitment.decode(commitment.encode(run_id, 1)) == (run_id, 1, commitment)
+    with pytest.raises(ValueError, match="a round record is 288 bytes"):
+        RoundCommitment.decode(commitment.encode(run_id, 1)[:-1])
+
+
+def test_the_number_of_committed_rounds_is_found_for_every_count(coordinator: Registry):
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
+    assert coordinator.run(run_id).committed_rounds == 0
+    for round_number in range(1, ROUNDS + 1):
+        coordinator.commit_round(run_id, round_number, sample_commitment(round_number))
+        assert coordinator.run(run_id).committed_rounds == round_number
+
+
+def test_a_record_is_read_from_the_store_when_the_node_keeps_no_logs(coordinator: Registry, tmp_path, monkeypatch):
+    """A node that prunes logs cannot be run here, so the log lookup is made to find nothing."""
+    run_id, _ = coordinator.start_run(CONFIG, INITIAL_MODEL, BUDGET, ROUNDS)
+    commitment = sample_commitment(1)
+    receipt = coordinator.commit_round(run_id, 1, commitment)
+    store = ArtifactStore(tmp_path / "store")
+    store.put(sample_commitment(2).encode(run_id, 1))  # another record, never committed
+    monkeypatch.setattr(Registry, "_commit_logs", lambda *_: [])
+
+    with pytest.raises(ChainError, match="no record with that hash is in its RoundCommitted log or the store"):
+        coordinator.committed_round(run_id, 1, store)
+    store.put(commitment.encode(run_id, 1))
+    stored = coordinator.committed_round(run_id, 1, store)
+    assert (stored.commitment, stored.committed_at_block) == (commitment, receipt.block_number)

@@ -512,7 +512,7 @@ def straight_to_anvil(anvil: AnvilNode) -> tuple[Chain, LocalAccount, Registry]:
 def test_a_transaction_mined_reverted_raises_the_contract_s_custom_error(anvil: AnvilNode):
     chain, account, registry = straight_to_anvil(anvil)
     participant = participant_key(0).address
-    add = registry.contract.functions.addParticipant(participant, keccak256(b"first"))
+    add = registry.contract.functions.addParticipants([participant], [keccak256(b"first")])
 
     with reverts("ParticipantAlreadyRegistered", participant=participant):
         mined_in_one_block(
@@ -531,7 +531,7 @@ def test_a_commit_mined_just_after_one_sent_before_a_crash_is_settled_by_the_reg
     run_id, _ = registry.start_run(keccak256(b"config"), keccak256(b"model 0"), 0, 5)
     before_crash = sample_commitment(1)
     again = sample_commitment(1 if same else 2)
-    commit = registry.contract.functions.commitRound(run_id, 1, *dataclasses.astuple(before_crash))
+    commit = registry.contract.functions.commitRound(run_id, 1, dataclasses.astuple(before_crash))
 
     def commit_again() -> Any:
         try:
