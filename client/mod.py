@@ -6,13 +6,12 @@ handlers; the mod sees only Flower records and arrays, so it works for any model
 NumPy, never torch).
 """
 
-from eth_account.signers.local import LocalAccount
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType
 from flwr.app.user_config import UserConfig
 from flwr.clientapp.typing import ClientAppCallable
 
 from fedledger import messages
-from fedledger.client.identity import participant_address, participant_key
+from fedledger.client.identity import participant_address, participant_signer
 from fedledger.client.protocol import (
     LedgerRequest,
     UnsignableReply,
@@ -24,7 +23,8 @@ from fedledger.client.protocol import (
 from fedledger.client.valuation import valuation_reply
 from fedledger.errors import FedLedgerError
 from fedledger.privacy import privatise
-from fedledger.signing import PRIVACY_PARAMETER_SCALE, SigningDomain, UpdateMessage, sign_update
+from fedledger.signer import Signer
+from fedledger.signing import PRIVACY_PARAMETER_SCALE, SigningDomain, UpdateMessage
 
 #: The largest example count an update message can sign (EIP-712 ``uint64``).
 MAX_EXAMPLES = 2**64 - 1
@@ -149,7 +149,7 @@ def _signed_training_reply(
     try:
         request = LedgerRequest.of(config)
         weight_key = metric_key(config, messages.CONFIG_WEIGHT_KEY, messages.NUM_EXAMPLES)
-        account = participant_key(context.node_config, config)
+        signer = participant_signer(context.node_config, config)
         clip_norm, noise_multiplier = _local_privacy(context.node_config, config)
         received = _only_arrays(message, "request")
         base_model_hash = arrays_hash(received, "the request's")
@@ -171,7 +171,7 @@ def _signed_training_reply(
             clip_norm=clip_norm,
             noise_multiplier=noise_multiplier,
         )
-        ledger = ledger_record(account, request.domain, update)
+        ledger = ledger_record(signer, request.domain, update)
     except (FedLedgerError, ValueError) as error:
         return error_reply(message, str(error))
     reply.content[messages.LEDGER_RECORD] = ledger
@@ -191,13 +191,13 @@ def _tagged_evaluation_reply(
     return reply
 
 
-def ledger_record(account: LocalAccount, domain: SigningDomain, update: UpdateMessage) -> ConfigRecord:
+def ledger_record(signer: Signer, domain: SigningDomain, update: UpdateMessage) -> ConfigRecord:
     """The ConfigRecord a signed training reply carries: the participant, its EIP-712 signature of
     ``update`` for ``domain``, and the signed fields the coordinator checks the reply against."""
     record = ConfigRecord(
         {
-            messages.PARTICIPANT: account.address,
-            messages.SIGNATURE: sign_update(domain, update, account.key),
+            messages.PARTICIPANT: signer.address,
+            messages.SIGNATURE: signer.sign_update(domain, update),
             messages.SIGNED_RUN_ID: update.run_id,
             messages.SIGNED_ROUND: update.round,
             messages.SIGNED_BASE_MODEL_HASH: update.base_model_hash,

@@ -17,7 +17,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp.typing import ClientAppCallable
 
 from fedledger import messages
-from fedledger.client.identity import participant_key
+from fedledger.client.identity import participant_signer
 from fedledger.client.protocol import (
     LedgerRequest,
     UnsignableReply,
@@ -27,7 +27,7 @@ from fedledger.client.protocol import (
     only_metrics,
 )
 from fedledger.errors import FedLedgerError
-from fedledger.signing import ValuationMessage, sign_valuation, valuation_results_hash
+from fedledger.signing import ValuationMessage, valuation_results_hash
 
 _CANDIDATE_NAME = re.compile(re.escape(messages.CANDIDATE_PREFIX) + r"\d{4}")
 
@@ -54,15 +54,15 @@ def valuation_reply(message: Message, context: Context, call_next: ClientAppCall
     try:
         request = LedgerRequest.of(config)
         metric = metric_key(config, messages.CONFIG_VALUATION)
-        account = participant_key(context.node_config, config)
+        signer = participant_signer(context.node_config, config)
         candidates = _candidates(message)
         hashes = [arrays_hash(candidate, f"candidate {index}'s") for index, candidate in enumerate(candidates)]
         values = _values(message, context, call_next, candidates, metric)
         valuation = ValuationMessage(request.run_id, request.round, metric, valuation_results_hash(hashes, values))
         ledger = ConfigRecord(
             {
-                messages.PARTICIPANT: account.address,
-                messages.SIGNATURE: sign_valuation(request.domain, valuation, account.key),
+                messages.PARTICIPANT: signer.address,
+                messages.SIGNATURE: signer.sign_valuation(request.domain, valuation),
                 messages.VALUATION_VALUES: values,
             }
         )

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,10 +18,13 @@ from types import TracebackType
 
 from fedledger.certificates import CertificateFiles
 from fedledger.chain.anvil import free_port
+from fedledger.client.identity import SIGNER
 from fedledger.identity import KEYSTORE_FILE, SUPERNODE_KEY_FILE
 from fedledger.keys import KEYSTORE_PASSWORD_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+#: The longest Unix socket path Linux binds is 107 bytes.
+MAX_SOCKET_PATH = 100
 #: The Flower app the deployments run: the hospitals and banks tabular task.
 TABULAR_APP_DIR = PROJECT_DIR / "examples" / "tabular"
 _SCRIPTS = Path(sys.executable).parent
@@ -138,17 +142,35 @@ class LocalDeployment:
         schema_path: Path,
         certificates: CertificateFiles,
         password: str,
+        signer: bool = True,
     ) -> subprocess.Popen[bytes]:
         """Start a site's SuperNode as a real install runs it: TLS, its authentication key, and its
-        data file, schema and keystore (from ``fedledger client init``) in its node config."""
+        data file, schema and keystore (from ``fedledger client init``) in its node config.
+
+        With ``signer``, the site's keystore is unlocked once by a local signer
+        (``fedledger client signer``) that the SuperNode's ClientApps ask to sign; without, every
+        ClientApp process decrypts the keystore itself.
+        """
+        keystore = keys / KEYSTORE_FILE
+        node_config = {"data-path": str(data_path), "schema-path": str(schema_path), "keystore": str(keystore)}
+        env = {KEYSTORE_PASSWORD_ENV: password}
+        if signer:
+            socket_path = self.directory / f"{name}-signer.sock"
+            if len(str(socket_path)) > MAX_SOCKET_PATH:
+                socket_path = Path(tempfile.mkdtemp(prefix="fedledger-")) / f"{name}.sock"
+            command = [sys.executable, "-m", "fedledger.cli", "client", "signer", "--keystore", str(keystore)]
+            self.start(f"{name}-signer", [*command, "--socket", str(socket_path)], env)
+            wait_for_socket(socket_path)
+            node_config[SIGNER] = str(socket_path)
+            env = {}
         return self.supernode(
             name,
             superlink_port,
             free_port(),
-            {"data-path": str(data_path), "schema-path": str(schema_path), "keystore": str(keys / KEYSTORE_FILE)},
+            node_config,
             root_certificates=certificates.ca_certificate,
             auth_key=keys / SUPERNODE_KEY_FILE,
-            env={KEYSTORE_PASSWORD_ENV: password},
+            env=env,
         )
 
     def connection(
@@ -217,6 +239,15 @@ class LocalDeployment:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def wait_for_socket(path: Path, timeout: float = 60) -> None:
+    """Wait until a Unix socket exists at ``path`` (a starting signer binds it once its key is unlocked)."""
+    deadline = time.monotonic() + timeout
+    while not path.is_socket():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no socket at {path} after {timeout} s")
+        time.sleep(0.1)
 
 
 def wait_for_port(port: int, timeout: float = 60) -> None:

@@ -1,8 +1,6 @@
 """``fedledger chain``: deploy the registry, run a local node, show what is on-chain, and the admin's commands."""
 
-import signal
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -21,6 +19,7 @@ from fedledger.cli.common import (
     check_address,
     check_rpc_url,
     console,
+    interrupt_on_signals,
     open_registry,
     show_table,
 )
@@ -194,10 +193,7 @@ def node(
     anvil = AnvilNode(state_dir, port=port, host=host)
     restart = f"fedledger chain node --state-dir {state_dir} --port {port} --host {host}"
     resumed = "resumed" if anvil.state_file.exists() else "new chain"
-    # Explicitly for SIGINT too: a process started with SIGINT ignored (a shell's background job,
-    # nohup, a test runner's worker) gets no KeyboardInterrupt from Python, and would never stop on it.
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop, _stop_on_signal)
+    interrupt_on_signals()
     try:
         anvil.start()
         console.print(f"anvil serving {anvil.rpc_url} ({resumed}, state in {anvil.state_file})")
@@ -215,10 +211,6 @@ def node(
             f"answered request: restart it with `{restart}`"
         )
     console.print("anvil stopped; chain saved")
-
-
-def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 @app.command()

@@ -19,6 +19,7 @@ from fedledger.cli.common import (
     Store,
     check_address,
     console,
+    interrupt_on_signals,
     open_history,
     show_table,
 )
@@ -32,11 +33,12 @@ from fedledger.identity import (
     SUPERNODE_PUBLIC_KEY_FILE,
     create_participant,
 )
-from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_sender
+from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_keystore, load_sender
 from fedledger.manifest import RoundManifest
 from fedledger.merkle import update_leaf
 from fedledger.rewards import TOKEN_DECIMALS
 from fedledger.rounds import reward_proof, updates_tree
+from fedledger.signer import SignerServer, SigningPolicy
 from fedledger.store import ArtifactError
 
 #: The most rounds one claim transaction carries (about 40,000 gas each).
@@ -195,3 +197,45 @@ def init(
     console.print(
         f"written to {out}: {KEYSTORE_FILE}, {SUPERNODE_KEY_FILE}, {SUPERNODE_PUBLIC_KEY_FILE}, {PARTICIPANT_FILE}"
     )
+
+
+@app.command()
+def signer(
+    keystore: Annotated[Path, typer.Option("--keystore", dir_okay=False, help="The participant's encrypted keystore.")],
+    socket_path: Annotated[
+        Path,
+        typer.Option(
+            "--socket",
+            dir_okay=False,
+            help="Unix socket to listen on; name it in the SuperNode's node config as fedledger.signer.",
+        ),
+    ],
+    registry: Annotated[
+        str | None, typer.Option("--registry", callback=check_address, help="Sign only for this registry.")
+    ] = None,
+    chain_id: Annotated[int | None, typer.Option("--chain-id", help="Sign only for this chain.")] = None,
+) -> None:
+    """Hold the participant's key unlocked for the SuperNode's lifetime and sign its updates and
+    valuations on a Unix socket only this user can open; stop with Ctrl-C.
+
+    The keystore is decrypted once (password from $FEDLEDGER_KEYSTORE_PASSWORD, or asked for), instead
+    of in every ClientApp process Flower starts. It signs FedLedger's update and valuation messages
+    and nothing else; with --registry and --chain-id, only for that registry and chain. Start the
+    SuperNode with `--node-config "fedledger.signer='SOCKET'"` (its keystore password is then not
+    needed in its environment).
+    """
+    account = load_keystore(keystore)
+    server = SignerServer(socket_path, account, SigningPolicy(registry, chain_id), on_answer=_print_refusal)
+    console.print(f"signing for {account.address} at {socket_path} (Ctrl-C stops)")
+    interrupt_on_signals()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("signer stopped")
+    finally:
+        server.server_close()
+
+
+def _print_refusal(reply: dict) -> None:
+    if "error" in reply:
+        console.print(f"refused: {reply['error']}")

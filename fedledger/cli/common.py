@@ -1,11 +1,13 @@
 """Options and helpers shared by the ``fedledger`` commands."""
 
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -289,3 +291,17 @@ def require_sender(registry: Registry) -> None:
     """Fail with a clear message when a write is asked for and no key was given."""
     if registry.sender is None:
         raise FedLedgerError(f"this command sends a transaction: pass --keystore or set ${PRIVATE_KEY_ENV}")
+
+
+def interrupt_on_signals() -> None:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt in the main thread.
+
+    Explicitly for SIGINT too: a process started with SIGINT ignored (a shell's background job,
+    nohup, a test runner's worker) gets no KeyboardInterrupt from Python, and would never stop on it.
+    """
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -1,12 +1,15 @@
 """Wall time per round of a two-site deployment, with the ledger and without, in one run.
 
-    python -m fedledger.simulations.benchmarks.deployment [--rounds 3] [--repeats 2]
+    python -m fedledger.simulations.benchmarks.deployment [--rounds 3] [--repeats 4] [--keystore-per-process]
 
 Real processes on this machine: an anvil node; a SuperLink with TLS and SuperNode authentication;
 two SuperNodes (the Cleveland and Hungary hospitals), each with its own data file, encrypted
-keystore and authentication key. `flwr run` runs the federation alternately with the ledger on
-and off; each run's time is the time `flwr run` takes, from submitting the app to its end (with
-the ledger off, the app is plain Flower and leaves no record of its own time).
+keystore and authentication key, whose key a local signer (``fedledger client signer``) unlocks
+once; with ``--keystore-per-process``, every ClientApp process decrypts the keystore itself
+instead. `flwr run` runs the federation with the ledger on and off in pairs whose order flips
+every repeat, after one unrecorded warm-up pair; each run's time is the time `flwr run` takes,
+from submitting the app to its end (with the ledger off, the app is plain Flower and leaves no
+record of its own time). Prints each run, each arm's median and spread, and the ledger's share.
 """
 
 import argparse
@@ -22,6 +25,7 @@ from fedledger.coordinator.config import LedgerSettings
 from fedledger.hashing import keccak256
 from fedledger.identity import SUPERNODE_PUBLIC_KEY_FILE, create_participant
 from fedledger.keys import PRIVATE_KEY_ENV
+from fedledger.simulations.benchmarks.overhead import pair_order
 from fedledger.simulations.deployment import LocalDeployment
 from fedledger.simulations.scenarios import SCENARIOS
 
@@ -33,7 +37,12 @@ SITES = ("cleveland", "hungary")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=4, help="recorded pairs (one run of each arm)")
+    parser.add_argument(
+        "--keystore-per-process",
+        action="store_true",
+        help="no local signer: every ClientApp process decrypts its site's keystore",
+    )
     arguments = parser.parse_args()
     times: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as workdir:
@@ -45,7 +54,8 @@ def main() -> None:
             coordinator = anvil.dev_accounts()[0]
             registry, _ = Registry.deploy(chain, chain.add_signer(coordinator))
             run_budget = LedgerSettings().rewards.budget * arguments.rounds
-            registry.set_run_allowance(coordinator.address, run_budget * arguments.repeats)  # one ledger run per repeat
+            ledger_runs = arguments.repeats + 1  # the warm-up pair has one too
+            registry.set_run_allowance(coordinator.address, run_budget * ledger_runs)
             port = free_port()
             deployment.superlink(
                 port, tls=certificates, node_authentication=True, env={PRIVATE_KEY_ENV: coordinator.key.to_0x_hex()}
@@ -56,9 +66,11 @@ def main() -> None:
                 identity = create_participant(keys, PASSWORD)
                 registry.add_participant(identity.address, keccak256(name.encode()))
                 deployment.flwr("supernode", "register", str(keys / SUPERNODE_PUBLIC_KEY_FILE), CONNECTION)
-                deployment.site(name, port, keys, data.site_path(index), data.schema_path, certificates, PASSWORD)
-            for repeat in range(arguments.repeats):
-                for ledger in (True, False):
+                site_data = data.site_path(index)
+                signer = not arguments.keystore_per_process
+                deployment.site(name, port, keys, site_data, data.schema_path, certificates, PASSWORD, signer)
+            for repeat in range(-1, arguments.repeats):
+                for ledger in pair_order(repeat):
                     output = directory / f"run-{repeat}-{ledger}"
                     started = time.perf_counter()
                     deployment.flwr_run(
@@ -75,14 +87,20 @@ def main() -> None:
                         timeout=1800,
                     )
                     per_round = (time.perf_counter() - started) / arguments.rounds
-                    times[ledger].append(per_round)
-                    print(f"run {repeat + 1} ledger {'on ' if ledger else 'off'}: {per_round:.2f} s/round", flush=True)
+                    label = "warm-up" if repeat < 0 else f"pair {repeat + 1}"
+                    if repeat >= 0:
+                        times[ledger].append(per_round)
+                    print(f"{label:<8} ledger {'on ' if ledger else 'off'}: {per_round:.2f} s/round", flush=True)
     on, off = statistics.median(times[True]), statistics.median(times[False])
-    print(f"two SuperNodes, TLS and SuperNode authentication, {arguments.rounds} rounds per run")
-    print(
-        f"median wall time per round: ledger on {on:.2f} s, off {off:.2f} s; the ledger adds {on - off:+.2f} s "
-        f"({100 * (on / off - 1):+.1f}%)"
-    )
+    keys = "keystore decrypted per ClientApp process" if arguments.keystore_per_process else "a local signer per site"
+    print(f"two SuperNodes, TLS and SuperNode authentication, {keys}, {arguments.rounds} rounds per run")
+    for ledger in (True, False):
+        values = times[ledger]
+        print(
+            f"ledger {'on ' if ledger else 'off'}: median {statistics.median(values):.2f} s/round, "
+            f"spread {min(values):.2f} to {max(values):.2f} ({len(values)} runs)"
+        )
+    print(f"the ledger adds {on - off:+.2f} s per round ({100 * (on / off - 1):+.1f}%), medians")
 
 
 if __name__ == "__main__":

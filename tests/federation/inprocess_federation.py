@@ -44,6 +44,7 @@ from fedledger.encoding import model_hash
 from fedledger.hashing import ZERO_HASH
 from fedledger.rewards import TOKEN_DECIMALS
 from fedledger.sealing import COORDINATOR_KEY_FILE, ensure_key_file
+from fedledger.signer import AccountSigner
 from fedledger.signing import SigningDomain, UpdateMessage, ValuationMessage, sign_valuation, valuation_results_hash
 from fedledger.store import ArtifactStore
 from tabular_app import task_keys
@@ -230,7 +231,7 @@ class HonestSite:
                 messages.METRICS_RECORD: MetricRecord(
                     {self.weight_key: self.examples, task_keys.TRAIN_LOSS: 0.25 + self.step}
                 ),
-                messages.LEDGER_RECORD: ledger_record(self.account, signing_domain(message), update),
+                messages.LEDGER_RECORD: ledger_record(AccountSigner(self.account), signing_domain(message), update),
             }
         )
         return Message(content, reply_to=message)

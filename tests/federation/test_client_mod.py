@@ -189,7 +189,9 @@ def test_an_error_reply_from_the_app_passes_through_untouched():
 def test_a_node_without_a_key_answers_with_an_error_before_the_app_runs(message_type: str):
     calls: list[str] = []
     reply = numpy_app(calls=calls)(request(message_type, ledger_config(**{messages.CONFIG_KEY_SEED: None})), node())
-    assert error_of(reply) == "ledger_mod: this node has no signing key: set 'keystore' in its node config"
+    assert error_of(reply) == (
+        "ledger_mod: this node has no signing key: set 'fedledger.signer' or 'keystore' in its node config"
+    )
     assert calls == []
 
 

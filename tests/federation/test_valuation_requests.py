@@ -409,7 +409,7 @@ OTHER_REGISTRY = "0x" + "ab" * 20
         (
             ledger_config(**{messages.CONFIG_VALUATION: "eval-loss", messages.CONFIG_KEY_SEED: None}),
             {},
-            "ledger_mod: this node has no signing key: set 'keystore' in its node config",
+            "ledger_mod: this node has no signing key: set 'fedledger.signer' or 'keystore' in its node config",
         ),
         (
             ledger_config(**{messages.CONFIG_VALUATION: ""}),
