@@ -193,27 +193,46 @@ class Chain:
         return self.w3.eth.get_balance(checksum_address(address))
 
     def transact(
-        self, call: ContractFunction | ContractConstructor, sender: str, estimate_on: BlockIdentifier = "latest"
+        self,
+        call: ContractFunction | ContractConstructor,
+        sender: str,
+        estimate_on: BlockIdentifier = "latest",
+        gas: int | None = None,
     ) -> Receipt:
         """Send a contract call (or a deployment) from ``sender`` and wait for it to be mined.
 
-        Its gas is estimated by running it on the state of block ``estimate_on``: the latest block,
-        or ``"pending"`` for a call whose outcome depends on the time of the block that will hold
-        it (the latest block of a chain that mines only when sent a transaction can be hours old).
+        Its gas limit is ``gas`` if given, else estimated (:meth:`estimate_gas`) on the state of
+        block ``estimate_on``: the latest block, or ``"pending"`` for a call whose outcome depends on
+        the time of the block that will hold it (the latest block of a chain that mines only when
+        sent a transaction can be hours old).
 
         Raises:
             ContractRevert: the contract reverted; names its custom error and arguments.
             ChainError: ``sender`` has no key here, or the transaction failed otherwise.
         """
         sender = self._require_signer(sender)
-        if self.is_in_process:
-            estimate_on = "latest"  # eth-tester refuses "pending"; it runs "latest" on a new block at the pending time
+        if gas is None:
+            gas = self.estimate_gas(call, sender, estimate_on)
         try:
-            gas = call.estimate_gas({"from": sender}, block_identifier=estimate_on)
             transaction = call.build_transaction({"from": sender, "nonce": self._next_nonce(sender), "gas": gas})
         except (ContractLogicError, TransactionFailed) as error:
             raise self._errors.from_exception(error) from None
         return self._sign_and_send(transaction, sender)
+
+    def estimate_gas(
+        self, call: ContractFunction | ContractConstructor, sender: str, estimate_on: BlockIdentifier = "latest"
+    ) -> int:
+        """The gas ``call`` from ``sender`` needs, found by running it on block ``estimate_on``.
+
+        Raises:
+            ContractRevert: the call reverts; names its custom error and arguments.
+        """
+        if self.is_in_process:
+            estimate_on = "latest"  # eth-tester refuses "pending"; it runs "latest" on a new block at the pending time
+        try:
+            return call.estimate_gas({"from": sender}, block_identifier=estimate_on)
+        except (ContractLogicError, TransactionFailed) as error:
+            raise self._errors.from_exception(error) from None
 
     def send_value(self, sender: str, to: str, wei: int) -> Receipt:
         """Send ``wei`` of the chain's native currency from ``sender`` to ``to``."""

@@ -218,10 +218,13 @@ class Registry:
         """The same registry, with writes sent from ``sender``."""
         return Registry(self.chain, self.address, sender)
 
-    def _send(self, call: ContractFunction, estimate_on: BlockIdentifier = "latest") -> Receipt:
+    def _send(self, call: ContractFunction, estimate_on: BlockIdentifier = "latest", gas: int | None = None) -> Receipt:
+        return self.chain.transact(call, self._require_sender(), estimate_on, gas)
+
+    def _require_sender(self) -> str:
         if self.sender is None:
             raise ChainError("this registry handle is read-only: no sender account was given")
-        return self.chain.transact(call, self.sender, estimate_on)
+        return self.sender
 
     def _read(self, call: ContractFunction) -> Any:
         return self.chain.call(call)
@@ -317,13 +320,20 @@ class Registry:
         on_batch: Callable[[int], None] | None = None,
     ) -> list[Receipt]:
         """Add ``(address, metadata hash)`` pairs to the allow-list, in order, :data:`REGISTRATION_BATCH`
-        to a transaction; ``on_batch`` is told how many are registered after each. Admin only."""
+        to a transaction; ``on_batch`` is told how many are registered after each. Admin only.
+
+        Every registration costs the same gas, so a batch's gas is estimated once for each batch size
+        (estimating runs the transaction many times over on some nodes) and reused.
+        """
         receipts = []
+        gas_by_size: dict[int, int] = {}
         for start in range(0, len(participants), REGISTRATION_BATCH):
             batch = participants[start : start + REGISTRATION_BATCH]
             addresses = [checksum_address(address) for address, _ in batch]
             call = self.contract.functions.addParticipants(addresses, [metadata for _, metadata in batch])
-            receipts.append(self._send(call))
+            if len(batch) not in gas_by_size:
+                gas_by_size[len(batch)] = self.chain.estimate_gas(call, self._require_sender())
+            receipts.append(self._send(call, gas=gas_by_size[len(batch)]))
             if on_batch is not None:
                 on_batch(start + len(batch))
         return receipts
