@@ -1,7 +1,7 @@
 """Verifying a registry's round history from the chain and the artifact store alone.
 
 The auditor trusts neither the coordinator nor its summaries: everything starts from what the
-registry holds in storage (runs, rounds, participants, claims), and every artifact is re-hashed
+registry holds in storage (runs, round commitments, participants, claims), and every artifact is re-hashed
 as it is read. Each check yields a finding; a check that cannot be done (an artifact missing, a
 strategy that cannot be re-derived) is a failure or ``unsupported``, never a pass; a strategy with
 no aggregation rule at all leaves re-aggregation ``not-checked``, with the reason.
@@ -10,6 +10,8 @@ Beyond what is committed, each run's committed rounds are compared with the roun
 configuration planned, and the store is searched for manifests of the run that no commit names.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -460,13 +462,18 @@ class Auditor:
     def _updates(
         self, manifest: RoundManifest, committed: CommittedRound, state: _RunState, record: FindingRecorder
     ) -> dict[int, Arrays]:
-        """Check every listed update; return the arrays of those that are intact, by entry index."""
+        """Check every listed update; return the arrays of those that are intact, by entry index.
+
+        The updates are read, hashed, opened and decoded on every core at once (Keccak-256, AES-GCM
+        and file reads release the GIL); their findings are recorded in manifest order.
+        """
+        listed = [(index, entry) for index, entry in enumerate(manifest.updates) if entry.update_hash is not None]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            loads = [pool.submit(self._load, entry, state) for _, entry in listed]
         stored: dict[int, Arrays] = {}
-        for index, entry in enumerate(manifest.updates):
-            if entry.update_hash is None:
-                continue
+        for (index, entry), load in zip(listed, loads, strict=True):
             try:
-                arrays = self._update(entry, state, record)
+                arrays = self._update(entry, state, record, load.result())
                 if arrays is not None:
                     stored[index] = arrays
             except SealError as error:
@@ -482,9 +489,9 @@ class Auditor:
                 self._signed(manifest, committed, entry, record)
         return stored
 
-    def _update(self, entry: UpdateEntry, state: _RunState, record: FindingRecorder) -> Arrays | None:
-        """An update's arrays, read in clear or opened from its sealed artifact, with the
-        ``update-hash`` finding; ``None`` when there is no key to open it (the finding says so).
+    def _load(self, entry: UpdateEntry, state: _RunState) -> Arrays | None:
+        """An update's arrays, read in clear or opened from its sealed artifact; ``None`` when there
+        is no key to open it. Records nothing: it runs on the audit's worker threads.
 
         Raises:
             ArtifactError, EncodingError, SealError: the update is missing, corrupted or not a model.
@@ -494,11 +501,19 @@ class Auditor:
         if entry.sealed_hash is None:
             if sealing:
                 raise SealError("the update is listed without its sealed artifact, though the run seals its updates")
-            arrays = decode_model(self.store.get(listed))
+            return decode_model(self.store.get(listed))
+        plaintext = stored_plaintext(self.store, from_hex(entry.sealed_hash), listed, state.key)
+        return None if plaintext is None else decode_model(plaintext)
+
+    def _update(
+        self, entry: UpdateEntry, state: _RunState, record: FindingRecorder, arrays: Arrays | None
+    ) -> Arrays | None:
+        """The ``update-hash`` finding of an update :meth:`_load` loaded as ``arrays``; ``arrays``
+        again, for the checks that recompute from it."""
+        if entry.sealed_hash is None:
             record.ok("update-hash", f"{entry.status} update is intact", participant=entry.participant)
             return arrays
-        plaintext = stored_plaintext(self.store, from_hex(entry.sealed_hash), listed, state.key)
-        if plaintext is None:
+        if arrays is None:
             why = state.sealed_without_key or "no key opens the run's sealed updates"
             record.needs_key(
                 "update-hash",
@@ -506,7 +521,6 @@ class Auditor:
                 entry.participant,
             )
             return None
-        arrays = decode_model(plaintext)
         record.ok(
             "update-hash", f"{entry.status} update is intact (opened from its sealed artifact)", entry.participant
         )
