@@ -644,7 +644,7 @@ class Auditor:
             excessive = True
             beyond = [
                 (participant, amount)
-                for participant, amount in self.registry.logged_claims(run.run_id, committed.round)
+                for participant, amount in self.registry.logged_claims(committed)
                 if amount > audit.rewards.get(participant, 0)
             ]
             for participant, amount in beyond:

@@ -484,19 +484,18 @@ class Registry:
         )
 
     def is_update_included(
-        self,
-        run_id: int,
-        round_number: int,
-        participant: str,
-        update_hash: bytes,
-        num_examples: int,
-        proof: list[bytes],
-        store: ArtifactStore | None = None,
+        self, committed: CommittedRound, participant: str, update_hash: bytes, num_examples: int, proof: list[bytes]
     ) -> bool:
-        """Whether the contract accepts ``proof`` of the update against the round's ``updatesRoot``."""
-        record = astuple(self.committed_round(run_id, round_number, store).commitment)
+        """Whether the contract accepts ``proof`` of the update against the ``updatesRoot`` of the
+        round's record (which it checks against its stored hash)."""
         call = self.contract.functions.isUpdateIncluded(
-            run_id, round_number, record, checksum_address(participant), update_hash, num_examples, proof
+            committed.run_id,
+            committed.round,
+            astuple(committed.commitment),
+            checksum_address(participant),
+            update_hash,
+            num_examples,
+            proof,
         )
         return self._read(call)
 
@@ -522,10 +521,12 @@ class Registry:
         call = self.contract.functions.hasClaimed(run_id, round_number, checksum_address(address))
         return self._read(call)
 
-    def logged_claims(self, run_id: int, round_number: int) -> list[tuple[ChecksumAddress, int]]:
-        """Who claimed what for a round, from its ``RewardClaimed`` logs (empty where the node keeps none)."""
+    def logged_claims(self, committed: CommittedRound) -> list[tuple[ChecksumAddress, int]]:
+        """Who claimed what for a committed round, from its ``RewardClaimed`` logs (none where the
+        node keeps no logs); claims come after the commit, so the search starts at its block."""
         logs = self.contract.events.RewardClaimed().get_logs(
-            from_block=0, argument_filters={"runId": run_id, "round": round_number}
+            from_block=committed.committed_at_block,
+            argument_filters={"runId": committed.run_id, "round": committed.round},
         )
         return [(log["args"]["participant"], log["args"]["amount"]) for log in logs]
 

@@ -72,7 +72,8 @@ def verify(
         rows: list[tuple[list[str], str | None]] = []
         private = False
         for round_number in range(1, handle.run(run_id).committed_rounds + 1):
-            commitment = handle.committed_round(run_id, round_number, history.store).commitment
+            committed = handle.committed_round(run_id, round_number, history.store)
+            commitment = committed.commitment
             try:
                 manifest = RoundManifest.from_bytes(history.store.get(commitment.manifest_hash))
             except (ArtifactError, ValueError) as error:
@@ -87,7 +88,7 @@ def verify(
                 leaf = update_leaf(run_id, round_number, address, from_hex(entry.update_hash), entry.num_examples)
                 proof = updates_tree(run_id, round_number, manifest.accepted).proof(leaf)
                 on_chain = handle.is_update_included(
-                    run_id, round_number, address, from_hex(entry.update_hash), entry.num_examples, proof, history.store
+                    committed, address, from_hex(entry.update_hash), entry.num_examples, proof
                 )
                 status, included = "accepted", "yes (proof verified on-chain)" if on_chain else "NO"
             reward = entry.reward if entry is not None else 0

@@ -96,5 +96,6 @@ def test_openzeppelin_merkle_proof_accepts_our_update_proofs(coordinator: Regist
 
     address, update_hash, examples = data.draw(st.sampled_from(entries))
     proof = tree.proof(update_leaf(rounds.run_id, round_number, address, update_hash, examples))
-    assert coordinator.is_update_included(rounds.run_id, round_number, address, update_hash, examples, proof)
-    assert not coordinator.is_update_included(rounds.run_id, round_number, address, update_hash, examples + 1, proof)
+    committed = coordinator.committed_round(rounds.run_id, round_number)
+    assert coordinator.is_update_included(committed, address, update_hash, examples, proof)
+    assert not coordinator.is_update_included(committed, address, update_hash, examples + 1, proof)
