@@ -1,13 +1,15 @@
 """What the ledger costs: the same simulation with the ledger on and off, in one process.
 
     python -m fedledger.simulations.benchmarks.overhead [--scenario hospitals] [--rounds 10]
-        [--repeats 5] [--warmup 1]
+        [--repeats 5] [--warmup 1] [--reward-rule score|examples]
 
 Each arm first runs ``--warmup`` times unrecorded (imports, compilation and caches are paid there,
 not by whichever arm happens to go first). Then the arms alternate in pairs whose order flips
 every repeat (on/off, off/on, ...), so that neither arm always follows the other and a machine
 that slows down over time slows both alike. Each run's wall time is the whole simulation, Ray's
 start included: with the ledger off, the app is plain Flower and keeps no time of its own.
+``--reward-rule examples`` pays by example counts, so the ledger arm values no updates: the
+difference from the default (``score``) is what the valuation costs.
 
 Prints each run, each arm's median and spread (fastest to slowest run), the ratio of the medians,
 the median and spread of the per-pair ratios, gas per round, and the peak resident memory of the
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5, help="recorded pairs (one run of each arm)")
     parser.add_argument("--warmup", type=int, default=1, help="unrecorded runs of each arm before the pairs")
+    parser.add_argument("--reward-rule", choices=("score", "examples"), default="score", help="the ledger arm's rule")
     arguments = parser.parse_args()
     if arguments.repeats < 1 or arguments.warmup < 0:
         parser.error("--repeats is at least 1 and --warmup at least 0")
@@ -63,6 +66,7 @@ def main() -> None:
                 output_dir=Path(workdir) / f"{label}-{'on' if ledger else 'off'}" / "run",
                 rounds=arguments.rounds,
                 ledger=ledger,
+                overrides={"reward_rule": arguments.reward_rule},
             )
             result = simulate_federation(request, on_round=lambda report: None)
             seconds = result.wall_time_seconds
