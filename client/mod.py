@@ -56,9 +56,10 @@ def ledger_mod(message: Message, context: Context, call_next: ClientAppCallable)
     - on an ``evaluate`` message it adds the ConfigRecord ``fedledger`` with the participant's
       address;
     - on an ``evaluate`` message whose config names a metric under ``fedledger.valuation`` (a
-      valuation request) it runs the app's evaluate handler once for each candidate model the
-      request carries and answers, in the app's place, with the metric for each candidate and its
-      signature over them (``fedledger.client.valuation.valuation_reply``);
+      valuation request) it runs the app's evaluate handler on the request's model, if it carries
+      one, and once for each candidate model, and adds to the app's reply (or answers, in the app's
+      place) the metric for each candidate and its signature over them
+      (``fedledger.client.valuation.valuation_reply``);
     - every other message, and every request without ``fedledger.run-id`` in its ConfigRecord
       ``config`` (a plain Flower run), passes through untouched.
 

@@ -4,9 +4,12 @@ model, signed.
 After a round's aggregation the coordinator asks each validator how well candidate models do on
 its own test rows. The request is an ``evaluate`` message whose config names the metric under
 ``fedledger.valuation`` and whose ArrayRecords are the candidates ``fedledger.candidate.0000``,
-``fedledger.candidate.0001``, ... The mod answers it in the app's place: it runs the app's own
-evaluate handler once per candidate, as for an ordinary evaluation of that model, and replies with
-the values and the site's EIP-712 signature over them (``fedledger.signing.ValuationMessage``).
+``fedledger.candidate.0001``, ..., and, when the site is also asked for the round's ordinary
+evaluation, the model to evaluate. The mod answers it in the app's place: it runs the app's own
+evaluate handler on the model, if any, and once per candidate, as for an ordinary evaluation of
+that model, and replies with the app's evaluation, the values and the site's EIP-712 signature
+over them (``fedledger.signing.ValuationMessage``). One request, so one ClientApp process per round
+in a deployment, answers both.
 """
 
 import math
@@ -37,65 +40,83 @@ def valuation_reply(message: Message, context: Context, call_next: ClientAppCall
     evaluate handler (``call_next``), and reply with the values and their signature.
 
     Before the app runs, the mod reads the request's fields and the node's key, checks that the
-    ArrayRecords are exactly the candidates ``fedledger.candidate.0000``, ``.0001``, ... with no
-    gap (at least one), and hashes every candidate with the canonical encoding, so that an app
-    that changes the arrays it is given changes nothing that is signed. Then, candidate by
-    candidate in order, it calls the app with a message holding the candidate as ``arrays`` and
-    the request's ``config``, under the request's metadata, and reads the metric named by
-    ``fedledger.valuation`` from the reply's one MetricRecord (a finite int or float).
+    ArrayRecords are the candidates ``fedledger.candidate.0000``, ``.0001``, ... with no gap (at
+    least one) and at most one other, the model of an ordinary evaluation, and hashes every
+    candidate with the canonical encoding, so that an app that changes the arrays it is given
+    changes nothing that is signed. A request with a model is first an ordinary evaluation: the
+    app evaluates the model from the request without the candidates, and its reply is the one
+    returned. Then, candidate by candidate in order, the mod calls the app with a message holding
+    the candidate as ``arrays`` and the request's ``config``, under the request's metadata, and
+    reads the metric named by ``fedledger.valuation`` from the reply's one MetricRecord (a finite
+    int or float).
 
-    The reply holds only the ConfigRecord ``fedledger``: the participant, the signature of the
+    The reply carries the ConfigRecord ``fedledger``: the participant, the signature of the
     EIP-712 valuation message (run, round, metric and ``valuation_results_hash`` of the candidates'
-    hashes and the values) and ``valuation-values``, the values as floats in candidate order.
-    Anything that goes wrong (a malformed request, no key, the app raising or answering with an
-    error, no usable metric) makes the reply an error reply naming the candidate and what was
-    wrong.
+    hashes and the values) and ``valuation-values``, the values as floats in candidate order; with
+    no model, it carries nothing else. An error reply from the app's ordinary evaluation is
+    returned as it is. Anything else that goes wrong (a malformed request, no key, the app raising
+    or answering a candidate with an error, no usable metric) makes the reply an error reply naming
+    the candidate and what was wrong.
     """
     try:
         request = LedgerRequest.of(config)
         metric = metric_key(config, messages.CONFIG_VALUATION)
         signer = participant_signer(context.node_config, config)
-        candidates = _candidates(message)
+        candidates, evaluation = _split(message)
         hashes = [arrays_hash(candidate, f"candidate {index}'s") for index, candidate in enumerate(candidates)]
-        values = _values(message, context, call_next, candidates, metric)
-        valuation = ValuationMessage(request.run_id, request.round, metric, valuation_results_hash(hashes, values))
-        ledger = ConfigRecord(
-            {
-                messages.PARTICIPANT: signer.address,
-                messages.SIGNATURE: signer.sign_valuation(request.domain, valuation),
-                messages.VALUATION_VALUES: values,
-            }
-        )
     except (FedLedgerError, ValueError) as error:
         return error_reply(message, str(error))
-    return Message(RecordDict({messages.LEDGER_RECORD: ledger}), reply_to=message)
+    if evaluation is None:
+        reply = Message(RecordDict(), reply_to=message)
+    else:
+        reply = call_next(Message(content=evaluation, metadata=copy(message.metadata)), context)
+        if reply.has_error():
+            return reply
+    try:
+        values = _values(message, context, call_next, candidates, metric)
+        valuation = ValuationMessage(request.run_id, request.round, metric, valuation_results_hash(hashes, values))
+        signature = signer.sign_valuation(request.domain, valuation)
+    except (FedLedgerError, ValueError) as error:
+        return error_reply(message, str(error))
+    reply.content[messages.LEDGER_RECORD] = ConfigRecord(
+        {messages.PARTICIPANT: signer.address, messages.SIGNATURE: signature, messages.VALUATION_VALUES: values}
+    )
+    return reply
 
 
-def _candidates(message: Message) -> list[ArrayRecord]:
-    """The request's candidate models in index order.
+def _split(message: Message) -> tuple[list[ArrayRecord], RecordDict | None]:
+    """The request's candidate models in index order, and the request without them if it also
+    carries a model to evaluate (one other ArrayRecord); ``None`` if it carries only candidates.
 
     Raises:
-        UnsignableReply: no candidate, an ArrayRecord that is no candidate, or a gap in the indices.
+        UnsignableReply: no candidate, a gap in the indices, a misnamed candidate, or more than
+            one other ArrayRecord.
     """
     records = message.content.array_records
-    others = sorted(name for name in records if not _CANDIDATE_NAME.fullmatch(name))
-    if others:
+    candidates = {name: record for name, record in records.items() if _CANDIDATE_NAME.fullmatch(name)}
+    others = sorted(name for name in records if name not in candidates)
+    misnamed = [name for name in others if name.startswith(messages.CANDIDATE_PREFIX)]
+    if misnamed or len(others) > 1:
         raise UnsignableReply(
-            f"the valuation request carries ArrayRecords other than candidate models: {others}; "
-            f"candidates are named {messages.candidate_record(0)!r}, {messages.candidate_record(1)!r}, ..."
+            f"the valuation request carries ArrayRecords other than candidate models: {misnamed or others}; "
+            f"candidates are named {messages.candidate_record(0)!r}, {messages.candidate_record(1)!r}, ..., "
+            "and one other ArrayRecord at most, the model to evaluate"
         )
-    if not records:
+    if not candidates:
         raise UnsignableReply(
             f"the valuation request carries no candidate model (an ArrayRecord {messages.candidate_record(0)!r})"
         )
-    names = [messages.candidate_record(index) for index in range(len(records))]
-    missing = [name for name in names if name not in records]
+    names = [messages.candidate_record(index) for index in range(len(candidates))]
+    missing = [name for name in names if name not in candidates]
     if missing:
         raise UnsignableReply(
-            f"the valuation request's {len(records)} candidates must be {names[0]!r} to {names[-1]!r}, "
+            f"the valuation request's {len(candidates)} candidates must be {names[0]!r} to {names[-1]!r}, "
             f"with no gap; missing: {missing}"
         )
-    return [records[name] for name in names]
+    evaluation = None
+    if others:
+        evaluation = RecordDict({name: record for name, record in message.content.items() if name not in candidates})
+    return [candidates[name] for name in names], evaluation
 
 
 def _values(

@@ -41,7 +41,7 @@ from fedledger.coordinator.validation import (
     for_strategy,
     reject_duplicates,
 )
-from fedledger.coordinator.valuing import RoundValuer
+from fedledger.coordinator.valuing import PendingValuation, RoundValuer
 from fedledger.coordinator.vault import Vault
 from fedledger.coordinator.waiting import BoundedWaitGrid, TooFewNodes, nodes_needed
 from fedledger.deployment import LedgerLocation
@@ -60,7 +60,6 @@ from fedledger.privacy import (
     local_parameters,
     to_fixed_epsilon,
 )
-from fedledger.valuation import RoundValuation
 
 
 class StrategyError(FedLedgerError, TypeError):
@@ -122,9 +121,10 @@ class LedgerStrategy(Strategy):
     arrays sorted by name, so the aggregate can be re-derived — hashes and stores the aggregate,
     re-derives it to confirm that an auditor can, records which accepted updates the strategy built
     it from (Krum, MultiKrum and Bulyan leave some out, and those earn nothing) and values those
-    (``coordinator.valuing``): the validators evaluate the round's candidate models and sign the
-    losses they find, and each update scores its share of the value. Evaluation
-    replies are checked and normalised the same way before the wrapped strategy aggregates them.
+    (``coordinator.valuing``): with the round's evaluation requests, the validators evaluate the
+    round's candidate models and sign the losses they find, and each update scores its share of the
+    value. Evaluation replies are checked and normalised the same way before the wrapped strategy
+    aggregates them.
     Once the round's evaluation is in, it stores the manifest and commits the round on-chain. A
     round with fewer than ``min-accepted`` valid updates is not aggregated; it is committed as
     failed, with the global model unchanged. The manifest names, for training and for evaluation,
@@ -186,8 +186,7 @@ class LedgerStrategy(Strategy):
         self._evaluation = Requests()
         self._judged: JudgedRound | None = None
         self._valuer: RoundValuer | None = None
-        self._grid: Grid | None = None
-        self._timeout = 3600.0
+        self._pending: PendingValuation | None = None
         self._valuation_config = ConfigRecord()
         self.privacy: PrivacySettings | None = None
         self._releases = 0  # central DP: the rounds aggregated (each one noised release)
@@ -298,7 +297,6 @@ class LedgerStrategy(Strategy):
         self._recorder = RoundRecorder(session, run.run_id, run.configuration, output_dir / ROUNDS_FILE)
         if self.settings.valuation is not None:
             self._valuer = RoundValuer(self.settings.valuation, session.domain, run.run_id)
-        self._timeout = timeout
         self._valuation_config = ConfigRecord(dict(evaluate_config or train_config or ConfigRecord()))
         self.first_round = run.next_round
         try:
@@ -369,7 +367,7 @@ class LedgerStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         server_round = self._run_round(server_round)
-        self._grid = grid
+        self._pending = None
         arrays = canonical_arrays(arrays)
         self._base = {name: array.numpy() for name, array in arrays.items()}
         self._base_hash = model_hash(self._base)
@@ -396,7 +394,11 @@ class LedgerStrategy(Strategy):
             lambda waiting: self.inner.configure_evaluate(server_round, arrays, config, waiting),
             grid,
         )
-        return sent
+        if self._valuer is None or self._pending is None:
+            return sent
+        valuation_config = ConfigRecord(dict(self._valuation_config))
+        self._bind(valuation_config, server_round)
+        return self._valuer.requests(self._pending, sent, valuation_config)
 
     def _sample(
         self, phase: str, server_round: int, configure: Callable[[Grid], Iterable[Message]], grid: Grid
@@ -511,24 +513,19 @@ class LedgerStrategy(Strategy):
         aggregate = ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
         aggregate_hash = self.session.store.put(encode_model(arrays))
         valued = [accepted[index] for index in selected]
-        valuation, scores = self._value(server_round, base, valued, accepted)
-        valued_nodes = [reply.node_id for reply in valued]
-        scored = dict(zip(valued_nodes, scores or [None] * len(valued), strict=True))
-        judged = [
-            replace(reply, selected=reply.node_id in scored, score=scored.get(reply.node_id, 0.0 if scores else None))
-            if reply.accepted
-            else reply
-            for reply in checked
-        ]
+        if self._valuer is not None:
+            self._pending = self._valuer.prepare(server_round, base, self._base_hash, valued, accepted)
+        valued_nodes = {reply.node_id for reply in valued}
         self._judged = JudgedRound(
             round=server_round,
             base_model_hash=self._base_hash,
             model_hash=aggregate_hash,
-            replies=judged,
+            replies=[
+                replace(reply, selected=reply.node_id in valued_nodes) if reply.accepted else reply for reply in checked
+            ],
             reproduction=reproduction,
             requests=self._training,
             train_metrics=dict(metrics or {}),
-            valuation=valuation,
             privacy=privacy,
         )
         return aggregate, metrics
@@ -603,19 +600,6 @@ class LedgerStrategy(Strategy):
         aggregator = self.reaggregation.aggregator
         return list(range(len(updates))) if aggregator is None else aggregator.selection(updates)
 
-    def _value(
-        self, server_round: int, base: dict, valued: list[CheckedReply], accepted: list[CheckedReply]
-    ) -> tuple[RoundValuation | None, list[float] | None]:
-        """The round's valuation and one score per ``valued`` update; ``(None, None)`` when rewards
-        follow example counts and nothing is valued."""
-        if self._valuer is None or self._grid is None:
-            return None, None
-        config = ConfigRecord(dict(self._valuation_config))
-        self._bind(config, server_round)
-        return self._valuer.value(
-            self._grid, server_round, base, self._base_hash, valued, accepted, config, self._timeout
-        )
-
     def _screen(self, server_round: int, checked: list[CheckedReply], base: dict) -> list[CheckedReply]:
         """Run the anomaly detector over the valid updates; flagged ones are rejected as ``anomalous``.
 
@@ -682,18 +666,39 @@ class LedgerStrategy(Strategy):
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         server_round = self._run_round(server_round)
         replies = list(replies)
+        judged, self._judged = self._judged, None
+        if judged is not None:
+            judged = self._scored(judged, replies)
+        asked = set(self._evaluation.asked)
+        replies = [reply for reply in replies if reply.metadata.src_node_id in asked]
         requests = _with_silent(self._evaluation, replies, server_round, "evaluate")
         is_active = cache(self.session.participant_status)
         checked = reject_duplicates([check_evaluation(reply, is_active, self.weight_key) for reply in replies])
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
         metrics = self.inner.aggregate_evaluate(server_round, for_strategy(accepted)) if accepted else None
-        judged, self._judged = self._judged, None
         if judged is None:
             return metrics
         report = self.recorder.commit(judged, JudgedEvaluation(requests, checked, dict(metrics or {})))
         self.reports.append(report)
         self.host.on_round(report)
         return metrics
+
+    def _scored(self, judged: JudgedRound, replies: list[Message]) -> JudgedRound:
+        """``judged`` with the round's valuation and each selected update's score, read from the
+        validators' replies; as it is when rewards follow example counts."""
+        pending, self._pending = self._pending, None
+        if self._valuer is None or pending is None:
+            return judged
+        valuation, scores = self._valuer.conclude(pending, {reply.metadata.src_node_id: reply for reply in replies})
+        scored = dict(zip((reply.node_id for reply in pending.valued), scores, strict=True))
+        return replace(
+            judged,
+            valuation=valuation,
+            replies=[
+                replace(reply, score=scored.get(reply.node_id, 0.0)) if reply.accepted else reply
+                for reply in judged.replies
+            ],
+        )
 
 
 def _with_silent(requests: Requests, replies: list[Message], server_round: int, phase: str) -> Requests:

@@ -2,21 +2,24 @@
 
 After a round is aggregated, the updates the strategy built it from are valued
 (``fedledger.valuation``): the ledger builds the round's candidate models — the FedAvg model of
-each coalition of players the plan names — and sends all of them, in one ``evaluate`` message, to
-every validator, the nodes whose update was accepted this round. Each validator's client mod
-evaluates every candidate with the app's own evaluate handler on the site's test rows and signs
-the losses it reports. A reply that is missing, malformed, for other candidates or signed by
-anyone but the node's own participant is recorded with the reason and left out; the values of the
-others decide the scores.
+each coalition of players the plan names — and asks every validator, the nodes whose update was
+accepted this round, to evaluate all of them on the site's test rows and sign the losses it finds.
+
+The candidates ride with the round's evaluation: a validator the wrapped strategy asks to evaluate
+gets one ``evaluate`` message holding the new global model and the candidates, so that its
+ClientApp starts once and its client mod answers both; a validator it does not ask gets a message
+with the candidates alone, sent with the others. A reply that is missing, malformed, for other
+candidates or signed by anyone but the node's own participant is recorded with the reason and
+left out; the values of the others decide the scores.
 
 A reply is data from a site that may be hostile: nothing in reading it may raise.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from logging import INFO
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
-from flwr.serverapp import Grid
 from flwr.supercore import log
 
 from fedledger import messages
@@ -34,6 +37,25 @@ from fedledger.valuation import (
 )
 
 
+@dataclass(frozen=True)
+class PendingValuation:
+    """A round's valuation between aggregation and the validators' answers.
+
+    ``valued`` are the updates the strategy built the round's model from, in manifest order;
+    ``validators`` the round's accepted replies, whose nodes are asked for their values.
+    """
+
+    round: int
+    prepared: PreparedValuation
+    valued: tuple[CheckedReply, ...]
+    validators: tuple[CheckedReply, ...]
+
+    @property
+    def asks(self) -> bool:
+        """Whether validators are asked: the round is within the budget and has any."""
+        return self.prepared.failure is None and bool(self.validators)
+
+
 class RoundValuer:
     """Values the selected updates of each round of one run with the validators' signed losses."""
 
@@ -42,41 +64,82 @@ class RoundValuer:
         self.domain = domain
         self.run_id = run_id
 
-    def value(
+    def prepare(
         self,
-        grid: Grid,
         round_number: int,
         base: dict,
         base_hash: bytes,
         valued: Sequence[CheckedReply],
         validators: Sequence[CheckedReply],
-        config: ConfigRecord,
-        timeout: float,
-    ) -> tuple[RoundValuation, list[float]]:
-        """The round's valuation record and one score per ``valued`` update, in order.
-
-        ``config`` is the ConfigRecord the request carries (the app's evaluate config with the
-        ledger's entries bound); ``validators`` are the round's accepted replies.
-        """
+    ) -> PendingValuation:
+        """The round's players and candidate models, waiting for the validators' values."""
         prepared = prepare_valuation(
             self.settings, self.run_id, round_number, base, base_hash, [reply.as_update() for reply in valued]
         )
-        participants = [reply.participant or "" for reply in valued]
         if prepared.failure is not None:
             log(INFO, "round %d: %s", round_number, prepared.failure)
-            return conclude_valuation(prepared, participants, [])
-        requests = self._requests(prepared, validators, config)
-        replies = {reply.metadata.src_node_id: reply for reply in grid.send_and_receive(requests, timeout=timeout)}
-        reports = [
-            self._report(round_number, prepared, validator, replies.get(validator.node_id)) for validator in validators
+        return PendingValuation(round_number, prepared, tuple(valued), tuple(validators))
+
+    def requests(self, pending: PendingValuation, evaluation: Iterable[Message], config: ConfigRecord) -> list[Message]:
+        """The round's evaluation requests with the candidates added to those for validators,
+        followed by a request with the candidates alone (and ``config``) for every validator the
+        evaluation does not ask. Every request that carries candidates gets its own ConfigRecord
+        naming the metric (``fedledger.valuation``); the others are returned as they are."""
+        evaluation = list(evaluation)
+        if not pending.asks:
+            return evaluation
+        candidates = {
+            messages.candidate_record(index): ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
+            for index, arrays in enumerate(pending.prepared.candidates())
+        }
+        validators = {validator.node_id for validator in pending.validators}
+        evaluated = {message.metadata.dst_node_id for message in evaluation}
+        sent = [
+            self._with_candidates(message, candidates) if message.metadata.dst_node_id in validators else message
+            for message in evaluation
         ]
-        valuation, scores = conclude_valuation(prepared, participants, reports)
+        alone = RecordDict({messages.CONFIG_RECORD: config})
+        for validator in pending.validators:
+            if validator.node_id not in evaluated:
+                request = Message(alone, dst_node_id=validator.node_id, message_type=MessageType.EVALUATE)
+                sent.append(self._with_candidates(request, candidates))
+        return sent
+
+    def _with_candidates(self, message: Message, candidates: Mapping[str, ArrayRecord]) -> Message:
+        """``message`` with the candidates and a copy of its config that names the metric; the
+        content it shares with other requests is left untouched."""
+        content = RecordDict(dict(message.content.items()))
+        config = ConfigRecord(dict(message.content.config_records.get(messages.CONFIG_RECORD, ConfigRecord())))
+        config[messages.CONFIG_VALUATION] = self.settings.metric
+        content[messages.CONFIG_RECORD] = config
+        for name, record in candidates.items():
+            content[name] = record
+        metadata = message.metadata
+        return Message(
+            content,
+            dst_node_id=metadata.dst_node_id,
+            message_type=metadata.message_type,
+            group_id=metadata.group_id,
+            ttl=metadata.ttl,
+        )
+
+    def conclude(self, pending: PendingValuation, replies: Mapping[int, Message]) -> tuple[RoundValuation, list[float]]:
+        """The round's valuation record and one score per valued update, in order, from the
+        validators' ``replies`` by node id (a validator without one was silent).
+
+        Read the replies before the wrapped strategy sees them: ``for_strategy`` replaces their content.
+        """
+        participants = [reply.participant or "" for reply in pending.valued]
+        if not pending.asks:
+            return conclude_valuation(pending.prepared, participants, [])
+        reports = [self._report(pending, validator, replies.get(validator.node_id)) for validator in pending.validators]
+        valuation, scores = conclude_valuation(pending.prepared, participants, reports)
         rejected = [report for report in reports if not report.accepted]
         log(
             INFO,
             "round %d: valued %d updates as %d players with %d candidate models; %d of %d validators answered%s",
-            round_number,
-            len(valued),
+            pending.round,
+            len(pending.valued),
             len(valuation.players),
             len(valuation.candidates),
             len(reports) - len(rejected),
@@ -85,28 +148,7 @@ class RoundValuer:
         )
         return valuation, scores
 
-    def _requests(
-        self, prepared: PreparedValuation, validators: Sequence[CheckedReply], config: ConfigRecord
-    ) -> list[Message]:
-        """One request per validator, all carrying the same candidate records."""
-        candidates = {
-            messages.candidate_record(index): ArrayRecord({name: Array(arrays[name]) for name in sorted(arrays)})
-            for index, arrays in enumerate(prepared.candidates())
-        }
-        request_config = ConfigRecord(dict(config))
-        request_config[messages.CONFIG_VALUATION] = self.settings.metric
-        return [
-            Message(
-                RecordDict({messages.CONFIG_RECORD: request_config, **candidates}),
-                dst_node_id=validator.node_id,
-                message_type=MessageType.EVALUATE,
-            )
-            for validator in validators
-        ]
-
-    def _report(
-        self, round_number: int, prepared: PreparedValuation, validator: CheckedReply, reply: Message | None
-    ) -> ValidatorReport:
+    def _report(self, pending: PendingValuation, validator: CheckedReply, reply: Message | None) -> ValidatorReport:
         participant = validator.participant
         report = ValidatorReport(node_id=validator.node_id, participant=participant, values=None, signature=None)
         if reply is None:
@@ -136,9 +178,9 @@ class RoundValuer:
         problem = verify_report(
             self.domain,
             self.run_id,
-            round_number,
+            pending.round,
             self.settings.metric,
-            prepared.candidate_hashes,
+            pending.prepared.candidate_hashes,
             report,
             participant or "",
         )

@@ -21,9 +21,10 @@ Evaluation reply. One MetricRecord holding the weight key, and ``LEDGER_RECORD``
 
 Valuation request. An ``evaluate`` message whose config also holds ``CONFIG_VALUATION`` (the
 metric to report) and whose ArrayRecords are the candidate models, named ``CANDIDATE_PREFIX``
-followed by their index (four digits). Its reply carries only ``LEDGER_RECORD`` with
-``PARTICIPANT``, ``SIGNATURE`` (over the EIP-712 valuation message) and ``VALUATION_VALUES``, the
-metric for each candidate in order.
+followed by their index (four digits), and, when it is also the site's evaluation request of the
+round, the model to evaluate. Its reply carries ``LEDGER_RECORD`` with ``PARTICIPANT``,
+``SIGNATURE`` (over the EIP-712 valuation message) and ``VALUATION_VALUES``, the metric for each
+candidate in order; with a model to evaluate, it is also that evaluation's reply.
 
 Every other metric is the app's own: any finite number, or list of numbers, is accepted.
 """

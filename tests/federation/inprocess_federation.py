@@ -195,11 +195,14 @@ class HonestSite:
         return self.evaluation_reply(message)
 
     def valuation_reply(self, message: Message) -> Message:
+        """The signed values of the request's candidates, added to the evaluation reply when the
+        request also carries the round's model (as ``ledger_mod`` answers)."""
         config = message.content[messages.CONFIG_RECORD]
         round_number = int(config[messages.CONFIG_ROUND])
+        count = sum(name.startswith(messages.CANDIDATE_PREFIX) for name in message.content.array_records)
         candidates = [
             {name: array.numpy() for name, array in message.content[messages.candidate_record(index)].items()}
-            for index in range(len(message.content.array_records))
+            for index in range(count)
         ]
         target = {name: value + self.TARGET_STEP * round_number for name, value in candidates[0].items()}
         values = [
@@ -220,7 +223,11 @@ class HonestSite:
                 messages.VALUATION_VALUES: values,
             }
         )
-        return Message(RecordDict({messages.LEDGER_RECORD: ledger}), reply_to=message)
+        if count == len(message.content.array_records):
+            return Message(RecordDict({messages.LEDGER_RECORD: ledger}), reply_to=message)
+        reply = self.evaluation_reply(message)
+        reply.content[messages.LEDGER_RECORD] = ledger
+        return reply
 
     def training_reply(self, message: Message) -> Message:
         arrays = self.arrays(message)

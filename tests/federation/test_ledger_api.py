@@ -550,9 +550,10 @@ class FirstReplyMetrics(FedAvg):
 class AnonymousEvaluation(HonestSite):
     """Answers evaluation requests without naming its participant: every such reply is rejected."""
 
-    def evaluation_reply(self, message: Message) -> Message:
-        reply = super().evaluation_reply(message)
-        del reply.content["fedledger"]
+    def __call__(self, message: Message) -> Message:
+        reply = super().__call__(message)
+        if message.metadata.message_type == MessageType.EVALUATE:
+            del reply.content["fedledger"]
         return reply
 
 

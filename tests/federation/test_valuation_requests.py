@@ -294,6 +294,60 @@ def test_a_squared_error_app_reports_one_value_per_candidate():
     assert values == expected
 
 
+def with_model(request: Message, model: Arrays, name: str = messages.ARRAYS_RECORD) -> Message:
+    """``request`` as the site's evaluation request of the round: it also carries ``model``."""
+    request.content[name] = as_record(model)
+    return request
+
+
+def test_a_request_with_the_rounds_model_is_also_its_ordinary_evaluation_answered_in_one_call():
+    model, *candidates = linear_models(4)
+    calls: list[float] = []
+    request = with_model(valuation_request(candidates), model)
+    reply = evaluating_app(squared_error, calls)(request, node())
+
+    assert calls == [0.0, 1.0, 2.0, 3.0], "the model first, then every candidate in order"
+    assert reply.metadata.dst_node_id == request.metadata.src_node_id
+    alone = evaluating_app(squared_error)(evaluation_request(model), node())
+    assert reply.content[messages.METRICS_RECORD] == alone.content[messages.METRICS_RECORD]
+    ledger = reply.content[messages.LEDGER_RECORD]
+    own = evaluating_app(squared_error)(valuation_request(candidates), node()).content[messages.LEDGER_RECORD]
+    assert ledger[messages.VALUATION_VALUES] == own[messages.VALUATION_VALUES]
+    assert signer(reply, candidates) == SITE.address
+    checked = check_evaluation(reply, lambda address: None if address == SITE.address else "unregistered")
+    assert checked.accepted, checked.detail
+    assert checked.metrics == {"eval-loss": alone.content[messages.METRICS_RECORD]["eval-loss"], "num-examples": 40}
+
+
+def test_the_model_may_have_any_name_and_the_app_sees_it_without_the_candidates():
+    seen: list[list[str]] = []
+    app = ClientApp(mods=[ledger_mod])
+
+    @app.evaluate()
+    def names_seen(message: Message, context: Context) -> Message:
+        seen.append(sorted(message.content.array_records))
+        return reporting(eval_loss=1.0, num_examples=40)(message, context)
+
+    model, *candidates = linear_models(3)
+    reply = app(with_model(valuation_request(candidates), model, "global"), node())
+    assert not reply.has_error(), reply.error.reason
+    assert seen == [["global"], [messages.ARRAYS_RECORD], [messages.ARRAYS_RECORD]]
+
+
+def test_an_error_reply_to_the_rounds_model_is_returned_as_it_is_and_no_candidate_is_evaluated():
+    calls: list[float] = []
+    model, *candidates = linear_models(3)
+    reply = evaluating_app(app_error, calls)(with_model(valuation_request(candidates), model), node())
+    assert error_of(reply) == "out of GPU memory"
+    assert calls == [0.0]
+
+
+def test_a_candidate_the_app_cannot_value_makes_the_whole_reply_an_error_also_with_the_rounds_model():
+    model, *candidates = linear_models(3)
+    reply = evaluating_app(fails_on_second(raising))(with_model(valuation_request(candidates), model), node())
+    assert error_of(reply).startswith("ledger_mod: the app raised on candidate 0: ValueError")
+
+
 def test_an_integer_metric_is_reported_as_a_float():
     reply = evaluating_app(reporting(eval_loss=3))(valuation_request(linear_models(1)), node())
     values = reply.content[messages.LEDGER_RECORD][messages.VALUATION_VALUES]
@@ -310,9 +364,10 @@ def test_an_integer_metric_is_reported_as_a_float():
         ),
         ([CANDIDATE(1)], "missing: ['fedledger.candidate.0000']"),
         (
-            [CANDIDATE(0), messages.ARRAYS_RECORD],
-            "the valuation request carries ArrayRecords other than candidate models: ['arrays']; candidates are "
-            "named 'fedledger.candidate.0000', 'fedledger.candidate.0001', ...",
+            [CANDIDATE(0), messages.ARRAYS_RECORD, "extra"],
+            "the valuation request carries ArrayRecords other than candidate models: ['arrays', 'extra']; "
+            "candidates are named 'fedledger.candidate.0000', 'fedledger.candidate.0001', ..., and one other "
+            "ArrayRecord at most, the model to evaluate",
         ),
         ([CANDIDATE(0), "fedledger.candidate.1"], "other than candidate models: ['fedledger.candidate.1']"),
         ([CANDIDATE(0), "fedledger.candidate.10000"], "other than candidate models: ['fedledger.candidate.10000']"),
