@@ -11,14 +11,12 @@ from fedledger.chain import Chain, ChainError, Receipt, Registry
 from fedledger.coordinator.config import LedgerSettings
 from fedledger.coordinator.vault import Vault
 from fedledger.hashing import ZERO_HASH
-from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, load_sender, simulated_participant
+from fedledger.keys import KEYSTORE_ENV, PRIVATE_KEY_ENV, SIMULATED_GAS_MONEY, load_sender, simulated_participant
 from fedledger.privacy import PrivacyBudget
 from fedledger.rewards import TOKEN_DECIMALS, format_tokens
 from fedledger.signing import SigningDomain
 from fedledger.store import ArtifactStore
 
-#: What a simulated participant is given to pay for its reward claims: 0.1 ether.
-SIMULATED_PARTICIPANT_FUNDS = 10**17
 #: The in-process chain's journal, in the run's output directory.
 CHAIN_FILE = "chain.jsonl"
 
@@ -75,8 +73,11 @@ class LedgerSession:
         return session
 
     def register_simulated(self, key_seed: int, count: int, on_batch: Callable[[int, int], None] | None = None) -> None:
-        """Register (and fund, for their claims) the simulated participants of partitions
-        ``0 .. count - 1``, whose keys derive from ``key_seed``; those already registered are left as they are.
+        """Register the simulated participants of partitions ``0 .. count - 1``, whose keys derive
+        from ``key_seed``; those already registered are left as they are. On a node, each is sent
+        0.1 ether for its reward claims. On the in-process chain they are sent nothing now: a
+        simulated site that claims is paid its gas then, from the chain's development accounts
+        (``fedledger client claim``), so that registering 10,000 sites is not 10,000 transfers.
 
         Registration goes in batches; ``on_batch(registered, to_register)`` follows it.
         """
@@ -87,8 +88,9 @@ class LedgerSession:
             [(address, ZERO_HASH) for address in addresses],
             on_batch=None if on_batch is None else lambda registered: on_batch(registered, len(addresses)),
         )
-        for address in addresses:
-            self.chain.send_value(self.registry.sender, address, SIMULATED_PARTICIPANT_FUNDS)
+        if not self.chain.is_in_process:
+            for address in addresses:
+                self.chain.send_value(self.registry.sender, address, SIMULATED_GAS_MONEY)
 
     @cached_property
     def domain(self) -> SigningDomain:

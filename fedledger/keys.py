@@ -117,6 +117,10 @@ def load_sender(keystore: Path | None) -> LocalAccount | None:
         raise KeyLoadError(f"${PRIVATE_KEY_ENV} is not a valid private key: {error}") from None
 
 
+#: What a simulated participant is sent to pay for its reward claims: 0.1 ether.
+SIMULATED_GAS_MONEY = 10**17
+
+
 def simulated_participant(key_seed: int, partition_id: int) -> LocalAccount:
     """The key of simulated participant ``partition_id``: derived from the seed, so a simulation's
     coordinator can register the same addresses its simulated clients sign with. Never for real sites."""

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fedledger.chain import RewardClaim
+from fedledger.chain import Chain, RewardClaim
 from fedledger.cli.common import (
     ChainFile,
     DeploymentFile,
@@ -33,7 +33,13 @@ from fedledger.identity import (
     SUPERNODE_PUBLIC_KEY_FILE,
     create_participant,
 )
-from fedledger.keys import KEYSTORE_PASSWORD_ENV, PRIVATE_KEY_ENV, load_keystore, load_sender
+from fedledger.keys import (
+    KEYSTORE_PASSWORD_ENV,
+    PRIVATE_KEY_ENV,
+    SIMULATED_GAS_MONEY,
+    load_keystore,
+    load_sender,
+)
 from fedledger.manifest import RoundManifest
 from fedledger.merkle import update_leaf
 from fedledger.rewards import TOKEN_DECIMALS
@@ -138,7 +144,8 @@ def claim(
     key in $FEDLEDGER_PRIVATE_KEY.
 
     On a saved in-process chain (a finished simulation's, or --chain-file), each claim transaction is
-    appended to its journal as it is mined.
+    appended to its journal as it is mined, and an account with no ether (a simulated site's) is
+    first sent 0.1 ether for gas by the chain's first development account.
     """
     account = load_sender(keystore)
     if account is None:
@@ -160,6 +167,8 @@ def claim(
                 continue
             proof = reward_proof(run_id, round_number, manifest.rewards, address)
             unclaimed.append(RewardClaim(run_id, round_number, amount, proof, commitment))
+    if unclaimed and history.saved_chain is not None:
+        _pay_for_gas(handle.chain, address)
     for start in range(0, len(unclaimed), CLAIM_BATCH):
         batch = unclaimed[start : start + CLAIM_BATCH]
         receipt = handle.claim(batch)
@@ -173,6 +182,13 @@ def claim(
         f"{len(unclaimed)} rewards claimed, {total / 10**TOKEN_DECIMALS:,.4f} tokens; "
         f"balance {handle.token_balance(address) / 10**TOKEN_DECIMALS:,.4f}"
     )
+
+
+def _pay_for_gas(chain: Chain, address: str) -> None:
+    """Send ``address`` gas money from the in-process chain's first development account if it has no ether."""
+    if chain.balance(address) == 0:
+        chain.send_value(chain.signers[0], address, SIMULATED_GAS_MONEY)
+        console.print(f"{address} has no ether on the in-process chain: sent it {SIMULATED_GAS_MONEY / 10**18} for gas")
 
 
 @app.command()

@@ -3,6 +3,7 @@ value the sites' own signed validation gives their updates, updates a robust str
 earn nothing, claims match the manifest, and the audit recomputes all of it."""
 
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -119,13 +120,16 @@ def test_claims_pay_exactly_the_manifest_and_only_once(attacked: SimulationResul
     directory = attacked.ledger.output_dir
     honest = simulated_participant(0, HONEST)
     monkeypatch.setenv(PRIVATE_KEY_ENV, honest.key.to_0x_hex())
+    saved_chain = Path(attacked.summary.ledger.saved_chain)
+    assert Chain.restore(saved_chain).balance(honest.address) == 0, "registering a simulated site sends it nothing"
     first = CliRunner().invoke(app, ["client", "claim", "--simulation", directory])
     assert first.exit_code == 0, first.output
+    assert f"{honest.address} has no ether on the in-process chain: sent it 0.1 for gas" in first.output
     assert "3 rewards claimed" in first.output
     again = CliRunner().invoke(app, ["client", "claim", "--simulation", directory])
-    assert "0 rewards claimed" in again.output
+    assert "0 rewards claimed" in again.output and "for gas" not in again.output
 
-    chain = Chain.restore(__import__("pathlib").Path(attacked.summary.ledger.saved_chain))
+    chain = Chain.restore(saved_chain)
     registry = Registry(chain, attacked.summary.ledger.registry)
     granted = [
         next(e.reward for e in manifest.accepted if e.participant == honest.address) for manifest in manifests(attacked)
