@@ -4,7 +4,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from functools import cache
 from logging import INFO, WARNING
 from pathlib import Path
 
@@ -486,10 +485,11 @@ class LedgerStrategy(Strategy):
             self.weight_key,
             local_parameters(self.privacy) if self.privacy is not None and local else (0, 0),
         )
-        is_active = cache(self.session.participant_status)  # one registry read per address and phase
         checked = [
             reply if reply.encoding is None else replace(reply, sealed_hash=self._seal(reply.encoding))
-            for reply in reject_duplicates([check_reply(reply, context, is_active) for reply in replies])
+            for reply in reject_duplicates(
+                [check_reply(reply, context, self.session.participant_status) for reply in replies]
+            )
         ]
         checked = self._screen(server_round, checked, base)
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
@@ -672,8 +672,9 @@ class LedgerStrategy(Strategy):
         asked = set(self._evaluation.asked)
         replies = [reply for reply in replies if reply.metadata.src_node_id in asked]
         requests = _with_silent(self._evaluation, replies, server_round, "evaluate")
-        is_active = cache(self.session.participant_status)
-        checked = reject_duplicates([check_evaluation(reply, is_active, self.weight_key) for reply in replies])
+        checked = reject_duplicates(
+            [check_evaluation(reply, self.session.participant_status, self.weight_key) for reply in replies]
+        )
         accepted = sorted((reply for reply in checked if reply.accepted), key=lambda reply: reply.participant or "")
         metrics = self.inner.aggregate_evaluate(server_round, for_strategy(accepted)) if accepted else None
         if judged is None:

@@ -1,7 +1,7 @@
 """The coordinator's hold on the ledger: chain, registry, artifact store, and the run it records."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -36,6 +36,8 @@ class LedgerSession:
     store: ArtifactStore
     vault: Vault
     deployed: bool = False
+    _statuses: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
+    _status_block: int = field(default=-1, init=False, repr=False)
 
     @classmethod
     def open(cls, settings: LedgerSettings, chain: Chain | None = None, vault: Vault | None = None) -> "LedgerSession":
@@ -97,11 +99,19 @@ class LedgerSession:
         return self.registry.signing_domain()
 
     def participant_status(self, address: str) -> str | None:
-        """``None`` if ``address`` is registered and active now, else ``unregistered`` or ``inactive``."""
-        record = self.registry.participant(address)
-        if record is None:
-            return "unregistered"
-        return None if record.active else "inactive"
+        """``None`` if ``address`` is registered and active in the latest block, else
+        ``unregistered`` or ``inactive``.
+
+        Read once per address and block: a status changes only in a transaction, so the replies of a
+        round's training and evaluation, checked before its commit, share one read.
+        """
+        block = self.chain.block_number
+        if block != self._status_block:
+            self._statuses, self._status_block = {}, block
+        if address not in self._statuses:
+            record = self.registry.participant(address, block)
+            self._statuses[address] = "unregistered" if record is None else None if record.active else "inactive"
+        return self._statuses[address]
 
     def start_run(
         self,

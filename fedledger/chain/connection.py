@@ -19,6 +19,7 @@ from web3.types import BlockIdentifier, LogReceipt, TxParams, TxReceipt
 from fedledger.addresses import checksum_address
 from fedledger.chain.artifacts import load_artifact
 from fedledger.chain.errors import ChainError, ContractRevert, ErrorDecoder
+from fedledger.chain.estimator import two_run_estimate
 from fedledger.chain.journal import Journal, JournalEntry, read_journal
 from fedledger.chain.transport import DEFAULT_RETRY_SECONDS, RetryingHTTPProvider, SendInterrupted
 
@@ -100,6 +101,7 @@ class Chain:
     def in_process(cls) -> "Chain":
         """A fresh EVM inside this process (eth-tester with py-evm), with ten funded dev accounts."""
         backend = PyEVMBackend()
+        backend.chain.gas_estimator = two_run_estimate
         chain = cls(Web3(EthereumTesterProvider(EthereumTester(backend))), IN_PROCESS)
         for key in backend.account_keys:
             chain.add_signer(Account.from_key(key.to_bytes()))
@@ -252,9 +254,14 @@ class Chain:
         return self._sign_and_send(transaction, sender)
 
     def call(self, call: ContractFunction, block: int | str = "latest") -> Any:
-        """Run a view function; a revert raises its decoded custom error."""
+        """Run a view function; a revert raises its decoded custom error.
+
+        On the in-process chain it is called from the first development account, which eth-tester
+        would otherwise look up, by listing its accounts, for every call.
+        """
+        caller: TxParams | None = {"from": self.signers[0]} if self.is_in_process and self._signers else None
         try:
-            return call.call(block_identifier=block)
+            return call.call(caller, block_identifier=block)
         except (ContractLogicError, TransactionFailed) as error:
             raise self._errors.from_exception(error) from None
 

@@ -226,8 +226,8 @@ class Registry:
             raise ChainError("this registry handle is read-only: no sender account was given")
         return self.sender
 
-    def _read(self, call: ContractFunction) -> Any:
-        return self.chain.call(call)
+    def _read(self, call: ContractFunction, block: int | str = "latest") -> Any:
+        return self.chain.call(call, block)
 
     def _emitted(self, event: ContractEvent, receipt: Receipt) -> list[EventData]:
         """The ``event`` logs this registry emitted in the transaction of ``receipt``, decoded."""
@@ -347,10 +347,10 @@ class Registry:
         """Deactivate ``address`` for good. Admin only."""
         return self._send(self.contract.functions.deactivateParticipant(checksum_address(address)))
 
-    def participant(self, address: str) -> ParticipantRecord | None:
-        """The allow-list record of ``address``, or ``None`` if it was never added."""
+    def participant(self, address: str, block: int | str = "latest") -> ParticipantRecord | None:
+        """The allow-list record of ``address`` in ``block``, or ``None`` if it was not added by then."""
         checksum = checksum_address(address)
-        metadata_hash, registered, deactivated = self._read(self.contract.functions.getParticipant(checksum))
+        metadata_hash, registered, deactivated = self._read(self.contract.functions.getParticipant(checksum), block)
         if registered == 0:
             return None
         return ParticipantRecord(checksum, bytes(metadata_hash), registered, deactivated)
@@ -423,9 +423,12 @@ class Registry:
         Raises:
             ChainError: the round is committed with a different commitment.
         """
-        if not 1 <= round_number <= self.run(run_id).committed_rounds:
-            return None
-        committed = self.committed_round(run_id, round_number)
+        try:
+            committed = self.committed_round(run_id, round_number)
+        except ContractRevert as error:
+            if error.name == "RoundNotCommitted":
+                return None
+            raise
         if committed.commitment != commitment:
             raise ChainError(
                 f"run {run_id} round {round_number} is already committed with manifest "

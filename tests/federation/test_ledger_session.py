@@ -11,6 +11,8 @@ from fedledger.coordinator.session import LedgerSession
 from fedledger.hashing import keccak256
 from fedledger.rewards import TOKEN_DECIMALS
 
+from helpers import participant_key
+
 TOKEN = 10**TOKEN_DECIMALS
 INITIAL_MODEL = keccak256(b"initial model")
 
@@ -68,3 +70,21 @@ def test_a_new_run_keeps_the_chain_of_an_earlier_run_in_its_output_directory(tmp
     again = LedgerSession.open(resuming)
     assert again.registry.address == first.registry.address
     assert again.registry.run(run_id).planned_rounds == 10
+
+
+def test_a_participants_status_is_read_once_per_block_and_again_after_any_transaction(tmp_path: Path):
+    settings = LedgerSettings(store=str(tmp_path / "store"), output_dir=str(tmp_path / "run"))
+    session = LedgerSession.open(settings, Chain.in_process())
+    participant = participant_key(3).address
+    session.registry.add_participant(participant, keccak256(b"site"))
+    reads: list[str] = []
+    read = session.registry.participant
+    session.registry.participant = lambda address, block="latest": reads.append(address) or read(address, block)
+
+    assert [session.participant_status(participant) for _ in range(3)] == [None, None, None]
+    assert session.participant_status(participant_key(4).address) == "unregistered"
+    assert reads == [participant, participant_key(4).address]
+
+    session.registry.deactivate_participant(participant)
+    assert session.participant_status(participant) == "inactive"
+    assert reads[-1] == participant and len(reads) == 3
