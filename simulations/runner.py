@@ -253,8 +253,13 @@ def simulate_federation(
     quiet: bool = True,
     on_start: Callable[[LedgerLocation], None] = log_start,
     resume: bool = False,
+    evaluate_final: bool = True,
 ) -> SimulationResult:
     """Run the federation of ``request`` on the Simulation Engine and evaluate its final model.
+
+    The final model is the one the ledger recorded; with ``evaluate_final=False`` it is not
+    evaluated on every site's test rows, and the result has no per-site figures (as without the
+    ledger, which records no final model).
 
     The request is saved in its output directory and the run's record (``ledger.json``, the
     in-process chain's journal) is written there as it goes, so that ``resume=True`` can run an
@@ -316,6 +321,8 @@ def simulate_federation(
     if not finished:
         raise FedLedgerError("the federation did not finish; run with --verbose to see Flower's log")
     summary = finished[0]
+    if not evaluate_final:
+        return SimulationResult(scenario, settings, ledger, data, summary, [], np.nan, np.nan, np.nan, wall_time, chain)
     sites, pooled_accuracy, pooled_auc, pooled_loss = evaluate_sites(
         settings, ledger, data, _final_model(ledger, summary), behaviours
     )

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -208,6 +209,16 @@ def test_a_round_with_too_few_valid_updates_fails_cleanly(tmp_path_factory):
     assert manifest.model_hash == manifest.base_model_hash
     assert sorted(entry.reason for entry in manifest.rejected) == ["non-finite", "round-failed", "round-failed"]
     assert result.summary.final_model_hash == result.summary.initial_model_hash
+
+
+def test_a_run_whose_final_model_is_not_evaluated_has_no_site_figures_and_is_still_recorded(tmp_path_factory):
+    request = SimulationRequest(
+        scenario="synthetic", clients=3, rounds=1, output_dir=tmp_path_factory.mktemp("unevaluated") / "run"
+    )
+    result = simulate_federation(request, on_round=lambda report: None, evaluate_final=False)
+    assert result.sites == [] and np.isnan(result.pooled_accuracy)
+    assert [report.round for report in result.summary.rounds] == [1]
+    assert audit_result(result).passed
 
 
 def test_the_finished_simulation_passes_the_audit_from_its_saved_chain(hospitals: SimulationResult):
