@@ -77,7 +77,7 @@ class LedgerSession:
     def register_simulated(self, key_seed: int, count: int, on_batch: Callable[[int, int], None] | None = None) -> None:
         """Register the simulated participants of partitions ``0 .. count - 1``, whose keys derive
         from ``key_seed``; those already registered are left as they are. On a node, each is sent
-        0.1 ether for its reward claims. On the in-process chain they are sent nothing now: a
+        0.1 ether for its reward claims. On the in-process chain they are sent nothing here: a
         simulated site that claims is paid its gas then, from the chain's development accounts
         (``fedledger client claim``), so that registering 10,000 sites is not 10,000 transfers.
 
@@ -110,7 +110,10 @@ class LedgerSession:
             self._statuses, self._status_block = {}, block
         if address not in self._statuses:
             record = self.registry.participant(address, block)
-            self._statuses[address] = "unregistered" if record is None else None if record.active else "inactive"
+            if record is None:
+                self._statuses[address] = "unregistered"
+            else:
+                self._statuses[address] = None if record.active else "inactive"
         return self._statuses[address]
 
     def start_run(

@@ -35,7 +35,6 @@ def run_arm(sites: int, rounds: int, fraction: float, ledger: bool, output_dir: 
         fraction_train=fraction,
         ledger=ledger,
     )
-    # Plain Flower records no final model to evaluate on every site, so neither arm does.
     result = simulate_federation(
         request, on_round=lambda report: print(f"round {report.round} done", flush=True), evaluate_final=False
     )
